@@ -1,0 +1,52 @@
+# Huizhen: `make run` serves the app on the embedded default; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: run install install-dev db seed test test-sqlite test-pg lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.deps: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.deps
+
+install-dev: $(VENV)/.dev-deps
+
+db: install
+	$(BIN)/flask --app run db upgrade
+
+seed: db
+	$(BIN)/flask --app run seed-demo
+
+## Install, migrate, seed the demo accounts and serve http://127.0.0.1:5000
+run: seed
+	$(BIN)/python run.py
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+## Lint, then the whole suite on SQLite and again on the PostgreSQL of this machine
+test: lint test-sqlite test-pg
+
+test-sqlite: install-dev
+	DATABASE_URL= $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-pg: install-dev
+	DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-dev
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

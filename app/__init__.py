@@ -1,0 +1,86 @@
+"""Huizhen application factory."""
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from app.extensions import csrf, db, limiter, login_manager, migrate, socketio
+from config import Config
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config_class: type[Config] = Config, **overrides) -> Flask:
+    """Build the Flask app from the given config class plus keyword overrides."""
+    app = Flask(__name__, instance_relative_config=False)
+    _configure(app, config_class, overrides)
+    _load_secret_key(app)
+    _init_extensions(app)
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_cli(app)
+    return app
+
+
+def _configure(app: Flask, config_class: type[Config], overrides: dict) -> None:
+    app.config.from_object(config_class())
+    app.config.update(overrides)
+    app.instance_path = app.config.get("INSTANCE_PATH") or str(Path(app.root_path).parent / "instance")
+    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        raise RuntimeError("SQLALCHEMY_DATABASE_URI is not configured")
+
+
+def _load_secret_key(app: Flask) -> None:
+    """Use SECRET_KEY from the config, or a random key kept in instance/ (never in the repo)."""
+    if app.config.get("SECRET_KEY"):
+        return
+    key_file = Path(app.instance_path) / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+        log.info("generated a development SECRET_KEY in %s", key_file)
+    app.config["SECRET_KEY"] = key_file.read_text().strip()
+
+
+def _init_extensions(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
+        cors_allowed_origins=[],
+        max_http_buffer_size=1_000_000,
+    )
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.accounts import auth
+    from app.accounts.routes import bp as accounts_api
+    from app.core.openapi import bp as openapi_bp
+    from app.web.routes import bp as web_bp
+
+    auth.init_app(app)
+    app.register_blueprint(accounts_api)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(web_bp)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from app.core import errors
+
+    errors.init_app(app)
+
+
+def _register_cli(app: Flask) -> None:
+    from app.accounts import cli
+
+    cli.init_app(app)

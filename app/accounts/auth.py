@@ -1,0 +1,89 @@
+"""Who is calling: bearer tokens for the API, the login session for pages, and CSRF for both."""
+
+from functools import wraps
+
+from flask import Flask, g, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from app.accounts import service
+from app.accounts.models import User
+from app.core.errors import Unauthorized, error_response, wants_json
+from app.extensions import csrf, db, login_manager
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def bearer_token() -> str | None:
+    """Return the token from an ``Authorization: Bearer`` header, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def init_app(app: Flask) -> None:
+    """Wire Flask-Login (sessions and bearer tokens) and the CSRF check into the app."""
+    login_manager.login_view = "web.login"
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def _load_user(user_id: str) -> User | None:
+        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+    @login_manager.request_loader
+    def _load_from_header(req) -> User | None:
+        token = bearer_token()
+        if token is None:
+            return None
+        found = service.user_for_token(token)
+        if found is None:
+            return None
+        g.api_token = found[1]
+        g.auth_via_token = True
+        return found[0]
+
+    @login_manager.unauthorized_handler
+    def _unauthorized():
+        if wants_json():
+            detail = "invalid or expired token" if bearer_token() else "send Authorization: Bearer <token>"
+            return error_response(401, Unauthorized.error, detail)
+        from flask import redirect, url_for
+
+        return redirect(url_for("web.login", next=request.full_path))
+
+    @app.before_request
+    def _csrf_for_session_requests():
+        # A bearer token cannot be sent by a cross-site form, so only requests that rely on
+        # the session cookie need the CSRF token.
+        if request.method in SAFE_METHODS or bearer_token() is not None:
+            return None
+        view = app.view_functions.get(request.endpoint or "")
+        if view is None or getattr(view, "csrf_exempt", False):
+            return None  # unknown routes answer 404; exempt views take no cookie-based action
+        csrf.protect()
+        return None
+
+    @app.errorhandler(CSRFError)
+    def _csrf_failed(exc: CSRFError):
+        return error_response(400, "csrf token missing or invalid", exc.description)
+
+
+def csrf_exempt(view):
+    """Mark a view that acts on no session state (e.g. exchanging a password for a token)."""
+    view.csrf_exempt = True
+    return view
+
+
+def api_login_required(view):
+    """Require a logged-in user (bearer token or session); answer 401 JSON otherwise."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return view(*args, **kwargs)
+
+    wrapper.requires_auth = True
+    return wrapper

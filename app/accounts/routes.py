@@ -1,0 +1,81 @@
+"""Accounts API: tokens, the current user and the specialist directory."""
+
+from flask import Blueprint, current_app, g, jsonify
+from flask_login import current_user
+
+from app.accounts import service
+from app.accounts.auth import api_login_required, csrf_exempt
+from app.accounts.schemas import SpecialistQuery, TokenRequest, token_json, user_json
+from app.accounts.specialties import INSTITUTION_LEVELS, SPECIALTIES
+from app.core.errors import BadRequest, Unauthorized
+from app.core.openapi import api_doc
+from app.core.schemas import parse_body, parse_query
+from app.extensions import db, limiter
+
+bp = Blueprint("accounts", __name__, url_prefix="/api")
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+@bp.post("/auth/token")
+@csrf_exempt
+@limiter.limit(_login_limit)
+@api_doc(body=TokenRequest, responses={200: "a token and the user", 401: "wrong email or password",
+                                       429: "too many attempts"}, tag="auth")
+def create_token():
+    """Exchange an email and password for an API bearer token."""
+    body = parse_body(TokenRequest)
+    user = service.authenticate(email=body.email, password=body.password)
+    if user is None:
+        raise Unauthorized("invalid email or password")
+    clear, record = service.issue_token(user=user)
+    db.session.commit()
+    return jsonify(token_json(clear, record, user))
+
+
+@bp.delete("/auth/token")
+@api_login_required
+@api_doc(responses={204: "the token is revoked"}, tag="auth")
+def revoke_token():
+    """Revoke the bearer token used for this request."""
+    record = g.get("api_token")
+    if record is None:
+        raise BadRequest("no bearer token in this request")
+    service.revoke_token(record=record)
+    db.session.commit()
+    return "", 204
+
+
+@bp.get("/me")
+@api_login_required
+@api_doc(responses={200: "the current user"}, tag="accounts")
+def me():
+    """Return the calling user."""
+    return jsonify(user_json(current_user))
+
+
+@bp.get("/specialties")
+@api_login_required
+@api_doc(tag="accounts")
+def specialties():
+    """List the specialty codes and hospital levels, with Chinese and English names."""
+    return jsonify({
+        "items": [{"code": c, "zh": zh, "en": en} for c, (zh, en) in SPECIALTIES.items()],
+        "levels": [{"code": c, "zh": zh, "en": en} for c, (zh, en) in INSTITUTION_LEVELS.items()],
+    })
+
+
+@bp.get("/specialists")
+@api_login_required
+@api_doc(query=SpecialistQuery, responses={200: "specialists, best match first", 400: "unknown specialty"},
+         tag="accounts")
+def specialists():
+    """Search the specialist directory, ranked best match first, with the reasons for each."""
+    query = parse_query(SpecialistQuery)
+    entries = service.search_specialists(viewer=current_user, specialty=query.specialty, q=query.q)
+    return jsonify({"items": [
+        {**user_json(e.user), "open_cases": e.open_cases, "score": e.score, "reasons": e.reasons}
+        for e in entries
+    ]})

@@ -1,0 +1,105 @@
+"""Domain errors and the one place that turns any error into JSON (for /api) or a page."""
+
+import logging
+import traceback
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """An error a user can read: an HTTP status, a short code or sentence, optional detail."""
+
+    status = 400
+    error = "bad request"
+
+    def __init__(self, error: str | None = None, detail: Any = None, *, status: int | None = None):
+        super().__init__(error or self.error)
+        self.error = error or self.error
+        self.detail = detail
+        if status is not None:
+            self.status = status
+
+
+class BadRequest(DomainError):
+    status = 400
+    error = "invalid request"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    error = "authentication required"
+
+
+class Forbidden(DomainError):
+    status = 403
+    error = "forbidden"
+
+
+class NotFound(DomainError):
+    status = 404
+    error = "not found"
+
+
+class Conflict(DomainError):
+    status = 409
+    error = "conflict"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    error = "service unavailable"
+
+
+def wants_json() -> bool:
+    """Answer JSON for the API and for clients that prefer it over HTML."""
+    if request.path.startswith("/api/") or request.path == "/api":
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, error: str, detail: Any = None):
+    """Build the JSON or HTML answer for an error."""
+    if wants_json():
+        body = {"error": error}
+        if detail is not None:
+            body["detail"] = detail
+        return jsonify(body), status
+    return render_template("error.html", status=status, error=error, detail=detail), status
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers for domain errors, HTTP errors and unexpected exceptions."""
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        return error_response(exc.status, exc.error, exc.detail)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        error = (exc.name or "error").lower()
+        detail = None
+        if exc.code == 413:
+            detail = f"the request exceeds the upload limit of {app.config['MAX_UPLOAD_MB']} MB"
+        elif exc.code == 429 or exc.code == 400 and exc.description:
+            detail = str(exc.description)
+        return error_response(exc.code or 500, error, detail)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        db.session.rollback()
+        if app.config.get("PROPAGATE_EXCEPTIONS"):
+            raise exc
+        # The type, route and frames only: an exception's message may carry patient data.
+        log.error(
+            "unhandled %s on %s %s\n%s",
+            type(exc).__name__, request.method, request.url_rule,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        return error_response(500, "internal server error")

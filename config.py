@@ -1,0 +1,92 @@
+"""Huizhen configuration: the only module that reads the environment.
+
+Every setting has an embedded default so that ``python run.py`` works with no set-up:
+SQLite under ``instance/``, the local object store under ``uploads/``, one process.
+"""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _database_url(url: str | None) -> str:
+    """Return a SQLAlchemy URL, defaulting to SQLite and choosing psycopg 3 for PostgreSQL."""
+    if not url:
+        return f"sqlite:///{BASE_DIR / 'instance' / 'huizhen.db'}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    """Settings for running the app; defaults are the embedded single-process setup."""
+
+    # None means "generate one into instance/ at start-up" (see app._load_secret_key).
+    SECRET_KEY = _env("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = _database_url(_env("DATABASE_URL"))
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+
+    STORAGE_BACKEND = _env("STORAGE_BACKEND", "local")
+    UPLOAD_FOLDER = _env("UPLOAD_FOLDER", str(BASE_DIR / "uploads"))
+    S3_ENDPOINT = _env("S3_ENDPOINT", "http://127.0.0.1:9000")
+    S3_ACCESS_KEY = _env("S3_ACCESS_KEY")
+    S3_SECRET_KEY = _env("S3_SECRET_KEY")
+    S3_BUCKET = _env("S3_BUCKET", "huizhen")
+    S3_REGION = _env("S3_REGION", "us-east-1")
+
+    SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE")
+    SOCKETIO_ASYNC_MODE = _env("SOCKETIO_ASYNC_MODE", "threading")
+
+    HOST = _env("HOST", "127.0.0.1")
+    PORT = int(_env("PORT", "5000"))
+    MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "512"))
+
+    API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
+    LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HEADERS_ENABLED = True
+
+    # Argon2id cost (argon2-cffi defaults); tests lower it to keep factories fast.
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "0") == "1"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    # Flask-WTF's automatic check is off: app.accounts.auth checks CSRF for every
+    # state-changing request that is authenticated by the session rather than a bearer token.
+    WTF_CSRF_CHECK_DEFAULT = False
+    WTF_CSRF_TIME_LIMIT = None
+
+    @property
+    def MAX_CONTENT_LENGTH(self) -> int:  # noqa: N802 - Flask reads upper-case config keys
+        return self.MAX_UPLOAD_MB * 1024 * 1024
+
+
+class TestingConfig(Config):
+    """Settings for the test suite: database from TEST_DATABASE_URL, cheap password hashing."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret-key"  # noqa: S105 - fixed key for the test suite only
+    # The suite runs on DATABASE_URL when it is set (CI runs it on PostgreSQL too);
+    # otherwise tests/conftest.py gives each run its own SQLite file.
+    SQLALCHEMY_DATABASE_URI = _database_url(_env("DATABASE_URL")) if _env("DATABASE_URL") else None
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
+    WTF_CSRF_ENABLED = True
+
+
+class ProductionConfig(Config):
+    """Settings for deployment: secure cookies, and a real secret key is required."""
+
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True

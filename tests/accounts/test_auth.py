@@ -1,0 +1,162 @@
+"""Logging in: API tokens, the web form, sessions, CSRF and rate limiting."""
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+
+def _csrf(client, path="/login") -> str:
+    html = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_token_for_right_password(client, make_user):
+    uid = make_user(email="Doc@Test.Huizhen")
+    r = client.post("/api/auth/token", json={"email": " doc@test.huizhen ", "password": PASSWORD})
+    assert r.status_code == 200
+    assert r.json["token"].startswith("hz_")
+    assert r.json["user"]["id"] == uid
+    me = client.get("/api/me", headers={"Authorization": f"Bearer {r.json['token']}"})
+    assert me.status_code == 200
+    assert me.json["email"] == "doc@test.huizhen"
+
+
+@pytest.mark.parametrize(("email", "password"), [
+    ("doc@test.huizhen", "wrong-password"),
+    ("nobody@test.huizhen", PASSWORD),
+])
+def test_wrong_credentials_are_401_with_error(client, make_user, email, password):
+    make_user(email="doc@test.huizhen")
+    r = client.post("/api/auth/token", json={"email": email, "password": password})
+    assert r.status_code == 401
+    assert r.json == {"error": "invalid email or password"}
+
+
+def test_token_request_without_fields_names_them(client):
+    r = client.post("/api/auth/token", json={"email": "a@b.c"})
+    assert r.status_code == 400
+    assert "password" in r.json["error"]
+    r = client.post("/api/auth/token", data="not json", content_type="text/plain")
+    assert r.status_code == 400
+    assert r.json["error"] == "request body must be a JSON object"
+
+
+def test_deactivated_account_cannot_log_in_or_use_tokens(app, client, make_user, token_for):
+    uid = make_user(email="gone@test.huizhen")
+    token = token_for(uid)
+    from app.accounts.models import User
+    from app.extensions import db
+    with app.app_context():
+        db.session.get(User, uid).active = False
+        db.session.commit()
+    assert client.post("/api/auth/token", json={"email": "gone@test.huizhen", "password": PASSWORD}).status_code == 401
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+@pytest.mark.parametrize("header", [None, "Bearer", "Bearer hz_not-a-real-token", "Basic abc", "Bearer abc"])
+def test_missing_or_bad_token_is_401_json(client, header):
+    headers = {"Authorization": header} if header else {}
+    r = client.get("/api/me", headers=headers)
+    assert r.status_code == 401
+    assert r.is_json
+    assert r.json["error"] == "authentication required"
+
+
+def test_expired_token_is_refused(client, make_user, token_for):
+    token = token_for(make_user(), ttl=timedelta(seconds=-1))
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_revoked_token_is_refused_at_once(api_as, make_user):
+    api = api_as(make_user())
+    assert api.get("/api/me").status_code == 200
+    assert api.delete("/api/auth/token").status_code == 204
+    assert api.get("/api/me").status_code == 401
+
+
+def test_tokens_are_stored_hashed(app, make_user, token_for):
+    token = token_for(make_user())
+    from app.accounts.models import ApiToken
+    from app.extensions import db
+    with app.app_context():
+        stored = [t.token_hash for t in db.session.scalars(db.select(ApiToken))]
+    assert token not in stored
+    assert len(stored) == 1
+    assert len(stored[0]) == 64
+
+
+def test_web_login_form_logs_in_and_out(client, make_user):
+    make_user(email="web@test.huizhen", name="张医生")
+    page = client.get("/login").get_data(as_text=True)
+    assert 'name="email"' in page
+    assert 'name="password"' in page
+    r = client.post("/login", data={"email": "web@test.huizhen", "password": PASSWORD,
+                                    "csrf_token": _csrf(client)})
+    assert r.status_code == 302
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "张医生" in home.get_data(as_text=True)
+    # The API accepts the browser session as well as bearer tokens.
+    assert client.get("/api/me").json["email"] == "web@test.huizhen"
+    r = client.post("/logout", data={"csrf_token": _csrf(client, "/")})
+    assert r.status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_web_login_wrong_password_shows_error(client, make_user):
+    make_user(email="web@test.huizhen")
+    r = client.post("/login", data={"email": "web@test.huizhen", "password": "nope",
+                                    "csrf_token": _csrf(client)})
+    assert r.status_code == 401
+    assert "邮箱或密码错误" in r.get_data(as_text=True)
+
+
+def test_form_post_without_csrf_token_is_refused(client, make_user):
+    make_user(email="web@test.huizhen")
+    r = client.post("/login", data={"email": "web@test.huizhen", "password": PASSWORD})
+    assert r.status_code == 400
+    assert "csrf" in r.get_data(as_text=True).lower()
+    assert client.get("/").status_code == 302
+
+
+def test_session_api_writes_need_csrf_header(client, make_user):
+    make_user(email="web@test.huizhen")
+    client.post("/login", data={"email": "web@test.huizhen", "password": PASSWORD, "csrf_token": _csrf(client)})
+    r = client.delete("/api/auth/token")
+    assert r.status_code == 400
+    assert r.json["error"] == "csrf token missing or invalid"
+
+
+def test_login_redirect_stays_on_site(client, make_user):
+    make_user(email="web@test.huizhen")
+    r = client.post("/login?next=https://evil.example/x",
+                    data={"email": "web@test.huizhen", "password": PASSWORD, "csrf_token": _csrf(client)})
+    assert r.headers["Location"] == "/"
+
+
+def test_pages_redirect_anonymous_users_to_login(client):
+    r = client.get("/")
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith("/login")
+
+
+def test_session_cookie_is_httponly_and_samesite(client, make_user):
+    make_user(email="web@test.huizhen")
+    r = client.post("/login", data={"email": "web@test.huizhen", "password": PASSWORD, "csrf_token": _csrf(client)})
+    cookie = next(h for h in r.headers.getlist("Set-Cookie") if h.startswith("session="))
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_login_is_rate_limited(app, client, make_user):
+    make_user(email="doc@test.huizhen")
+    app.config["LOGIN_RATE_LIMIT"] = "3 per minute"
+    codes = [client.post("/api/auth/token", json={"email": "doc@test.huizhen", "password": "bad"}).status_code
+             for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    r = client.post("/api/auth/token", json={"email": "doc@test.huizhen", "password": PASSWORD})
+    assert r.status_code == 429
+    assert r.json["error"] == "too many requests"

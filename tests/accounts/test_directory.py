@@ -1,0 +1,51 @@
+"""The specialist directory: search by specialty and text, ranked best match first."""
+
+
+def test_filter_by_specialty_and_rank_by_hospital_level(api_as, make_user):
+    me = make_user(specialty="general_practice", level="county")
+    county = make_user(specialty="radiology", name="县放射", level="county")
+    tertiary = make_user(specialty="radiology", name="三甲放射", level="tertiary")
+    provincial = make_user(specialty="radiology", name="省放射", level="provincial")
+    make_user(specialty="pathology", name="病理")
+    r = api_as(me).get("/api/specialists?specialty=radiology")
+    assert r.status_code == 200
+    items = r.json["items"]
+    assert [i["id"] for i in items] == [tertiary, provincial, county]
+    first = items[0]
+    for key in ("id", "email", "name", "specialty", "title", "institution", "open_cases", "reasons"):
+        assert key in first
+    assert first["institution"]["level"] == "tertiary"
+    assert first["open_cases"] == 0
+    assert any("radiology" in reason for reason in first["reasons"])
+
+
+def test_text_search_matches_name_hospital_and_chinese_specialty(api_as, make_user, make_institution):
+    me = make_user()
+    xiangya = make_institution(name="湘雅医院", level="tertiary")
+    a = make_user(specialty="pathology", name="赵雪", institution_id=xiangya)
+    b = make_user(specialty="radiology", name="陈志远")
+    api = api_as(me)
+    assert [i["id"] for i in api.get("/api/specialists?q=湘雅").json["items"]] == [a]
+    assert [i["id"] for i in api.get("/api/specialists?q=志远").json["items"]] == [b]
+    assert [i["id"] for i in api.get("/api/specialists?q=放射").json["items"]] == [b]
+    assert [i["id"] for i in api.get("/api/specialists?q=PATHOLOGY").json["items"]] == [a]
+    assert api.get("/api/specialists?specialty=radiology&q=赵").json["items"] == []
+
+
+def test_directory_leaves_out_self_admins_and_inactive(api_as, make_user):
+    me = make_user(specialty="radiology")
+    make_user(specialty="radiology", role="admin")
+    make_user(specialty="radiology", active=False)
+    other = make_user(specialty="radiology")
+    assert [i["id"] for i in api_as(me).get("/api/specialists?specialty=radiology").json["items"]] == [other]
+
+
+def test_unknown_specialty_is_a_clear_400(api_as, make_user):
+    r = api_as(make_user()).get("/api/specialists?specialty=astrology")
+    assert r.status_code == 400
+    assert r.json["error"] == "unknown specialty"
+    assert "radiology" in r.json["detail"]["known"]
+
+
+def test_directory_needs_credentials(client):
+    assert client.get("/api/specialists").status_code == 401

@@ -1,0 +1,179 @@
+"""Shared fixtures: an app per test on a clean database, factories, and API clients.
+
+The database is the one in DATABASE_URL (PostgreSQL in CI's second pass) or a SQLite file
+made for this run. On PostgreSQL the run gets its own schema, dropped at the end, so the
+shared ``test`` database is left as it was found. The schema is built once per run by the
+real Alembic migrations; each test then starts from empty tables.
+"""
+
+import uuid
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from app import create_app
+from app.accounts import service as accounts
+from app.extensions import db, limiter
+from config import TestingConfig
+
+PASSWORD = "correct-horse-battery"  # noqa: S105 - test accounts only
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """Yield a database URL with the migrated schema, private to this test run."""
+    base = TestingConfig.SQLALCHEMY_DATABASE_URI
+    if base is None:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'huizhen-test.db'}"
+        _migrate(url, tmp_path_factory)
+        yield url
+        return
+    schema = f"hz_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = _with_search_path(base, schema)
+        _migrate(url, tmp_path_factory)
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _migrate(url: str, tmp_path_factory) -> None:
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url,
+                     INSTANCE_PATH=str(tmp_path_factory.mktemp("instance")))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+def _empty_tables() -> None:
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture
+def app(database_url, tmp_path):
+    """Yield an app on empty tables, with its object store in a temp folder."""
+    app = create_app(
+        TestingConfig,
+        SQLALCHEMY_DATABASE_URI=database_url,
+        UPLOAD_FOLDER=str(tmp_path / "uploads"),
+        INSTANCE_PATH=str(tmp_path / "instance"),
+    )
+    with app.app_context():
+        _empty_tables()
+        limiter.reset()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        _empty_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_institution(app):
+    """Return a factory of institutions: make_institution(level="county")."""
+    counter = iter(range(1, 10_000))
+
+    def make(*, name: str | None = None, level: str = "tertiary", region: str = "湖南省 长沙市"):
+        with app.app_context():
+            inst = accounts.get_or_create_institution(
+                name=name or f"测试医院{next(counter)}", level=level, region=region)
+            db.session.commit()
+            return inst.id
+
+    return make
+
+
+@pytest.fixture
+def make_user(app, make_institution):
+    """Return a factory of users: make_user(specialty="radiology") -> user id."""
+    counter = iter(range(1, 10_000))
+
+    def make(*, specialty: str = "general_practice", name: str | None = None, email: str | None = None,
+             title: str = "主治医师", level: str = "tertiary", institution_id: int | None = None,
+             role: str = "doctor", password: str = PASSWORD, active: bool = True) -> int:
+        n = next(counter)
+        with app.app_context():
+            inst_id = institution_id or make_institution(level=level)
+            from app.accounts.models import Institution
+            user = accounts.create_user(
+                email=email or f"doctor{n}@test.huizhen", password=password,
+                name=name or f"医生{n}", specialty=specialty, title=title,
+                institution=db.session.get(Institution, inst_id), role=role)
+            user.active = active
+            db.session.commit()
+            return user.id
+
+    return make
+
+
+class ApiClient:
+    """The Flask test client with a bearer token on every request."""
+
+    def __init__(self, client, token: str):
+        self.client = client
+        self.token = token
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def _call(self, method: str, path: str, **kwargs):
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return getattr(self.client, method)(path, headers=headers, **kwargs)
+
+    def get(self, path, **kw):
+        return self._call("get", path, **kw)
+
+    def post(self, path, **kw):
+        return self._call("post", path, **kw)
+
+    def put(self, path, **kw):
+        return self._call("put", path, **kw)
+
+    def patch(self, path, **kw):
+        return self._call("patch", path, **kw)
+
+    def delete(self, path, **kw):
+        return self._call("delete", path, **kw)
+
+
+@pytest.fixture
+def token_for(app):
+    """Return a function issuing an API token for a user id (optionally already expired)."""
+
+    def issue(user_id: int, *, ttl: timedelta | None = None) -> str:
+        from app.accounts.models import User
+        with app.app_context():
+            clear, _ = accounts.issue_token(user=db.session.get(User, user_id), ttl=ttl)
+            db.session.commit()
+            return clear
+
+    return issue
+
+
+@pytest.fixture
+def api_as(client, token_for):
+    """Return a function giving an API client authenticated as a user id."""
+    return lambda user_id: ApiClient(client, token_for(user_id))

@@ -1,0 +1,65 @@
+"""Central error handling and the OpenAPI document."""
+
+import pytest
+from openapi_spec_validator import validate
+
+
+def test_unknown_api_route_is_json_404(client):
+    r = client.get("/api/no-such-thing")
+    assert r.status_code == 404
+    assert r.json == {"error": "not found"}
+
+
+def test_unknown_api_route_with_post_is_json_404_not_csrf(client):
+    r = client.post("/api/no-such-thing", json={})
+    assert r.status_code == 404
+    assert r.json["error"] == "not found"
+
+
+def test_wrong_method_is_json_405(client):
+    r = client.put("/api/me")
+    assert r.status_code == 405
+    assert r.json["error"] == "method not allowed"
+
+
+def test_unknown_page_is_html_404(client):
+    r = client.get("/no-such-page")
+    assert r.status_code == 404
+    assert r.mimetype == "text/html"
+    assert "页面不存在" in r.get_data(as_text=True)
+
+
+def test_upload_over_the_limit_is_413(app, client):
+    app.config["MAX_CONTENT_LENGTH"] = 1024
+    r = client.post("/api/auth/token", data=b"x" * 4096, content_type="application/json")
+    assert r.status_code == 413
+    assert r.json["error"] == "request entity too large"
+    assert "MB" in r.json["detail"]
+
+
+def test_unexpected_error_is_500_json_without_details(app, client):
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/api/_boom")
+    def boom():
+        raise RuntimeError("patient 张三 secret")
+
+    r = client.get("/api/_boom")
+    assert r.status_code == 500
+    assert r.json == {"error": "internal server error"}
+
+
+def test_openapi_document_is_valid_and_lists_every_api_route(app, client):
+    spec = client.get("/api/openapi.json").json
+    validate(spec)
+    api_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/")}
+    documented = set(spec["paths"])
+    as_openapi = {r.replace("<int:", "{").replace("<", "{").replace(">", "}") for r in api_rules}
+    assert as_openapi == documented
+    assert spec["paths"]["/api/auth/token"]["post"]["requestBody"]
+
+
+@pytest.mark.parametrize("path", ["/api/me", "/api/specialists"])
+def test_openapi_marks_routes_that_need_a_token(client, path):
+    spec = client.get("/api/openapi.json").json
+    assert spec["paths"][path]["get"]["security"] == [{"bearer": []}]
