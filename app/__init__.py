@@ -63,13 +63,20 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app import imaging, storage
     from app.accounts import auth
     from app.accounts.routes import bp as accounts_api
+    from app.cases.routes import bp as cases_api
     from app.core.openapi import bp as openapi_bp
+    from app.imaging.routes import bp as imaging_api
     from app.web.routes import bp as web_bp
 
     auth.init_app(app)
+    storage.init_app(app)
+    imaging.init_app(app)
     app.register_blueprint(accounts_api)
+    app.register_blueprint(cases_api)
+    app.register_blueprint(imaging_api)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(web_bp)
 
@@ -82,5 +89,7 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from app.accounts import cli
+    from app.storage import cli as storage_cli
 
     cli.init_app(app)
+    storage_cli.init_app(app)

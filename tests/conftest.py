@@ -65,13 +65,20 @@ def _empty_tables() -> None:
 
 
 @pytest.fixture
-def app(database_url, tmp_path):
+def app_overrides():
+    """Config overrides for the app fixture; a test module overrides this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_overrides):
     """Yield an app on empty tables, with its object store in a temp folder."""
     app = create_app(
         TestingConfig,
         SQLALCHEMY_DATABASE_URI=database_url,
         UPLOAD_FOLDER=str(tmp_path / "uploads"),
         INSTANCE_PATH=str(tmp_path / "instance"),
+        **app_overrides,
     )
     with app.app_context():
         _empty_tables()
@@ -177,3 +184,25 @@ def token_for(app):
 def api_as(client, token_for):
     """Return a function giving an API client authenticated as a user id."""
     return lambda user_id: ApiClient(client, token_for(user_id))
+
+
+@pytest.fixture
+def make_case(api_as):
+    """Return a factory of draft cases created through the API: make_case(owner_id) -> case id."""
+
+    def make(owner_id: int, **fields) -> int:
+        body = {"title": "盆腔包块待查", "clinical_question": "请会诊：良性还是恶性？", **fields}
+        r = api_as(owner_id).post("/api/cases", json=body)
+        assert r.status_code == 201, r.json
+        return r.json["id"]
+
+    return make
+
+
+def free_port() -> int:
+    """Return a free TCP port on 127.0.0.1."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

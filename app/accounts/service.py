@@ -123,25 +123,6 @@ class DirectoryEntry:
     reasons: list[str] = field(default_factory=list)
 
 
-# Workload counters are provided by the cases domain once it exists; a provider maps
-# user ids to their number of open cases.
-_workload_providers: list = []
-
-
-def register_workload_provider(provider) -> None:
-    """Let another domain report how many open cases each doctor is handling."""
-    _workload_providers.append(provider)
-
-
-def open_case_counts(user_ids: list[int]) -> dict[int, int]:
-    """Return the number of open cases each of these doctors is handling."""
-    counts = dict.fromkeys(user_ids, 0)
-    for provider in _workload_providers:
-        for uid, n in provider(user_ids).items():
-            counts[uid] = counts.get(uid, 0) + n
-    return counts
-
-
 def search_specialists(*, viewer: User, specialty: str | None = None, q: str | None = None,
                        limit: int = 50) -> list[DirectoryEntry]:
     """Find active doctors other than the viewer, ranked best match first."""
@@ -166,8 +147,10 @@ def search_specialists(*, viewer: User, specialty: str | None = None, q: str | N
             text_match.append(User.specialty.in_(codes))
         stmt = stmt.where(sa.or_(*text_match))
     users = list(db.session.scalars(stmt))
+    from app.cases.service import open_case_counts  # the directory ranks by case workload
+
     workload = open_case_counts([u.id for u in users])
-    entries = [_rank(u, workload[u.id], specialty) for u in users]
+    entries = [_rank(u, workload.get(u.id, 0), specialty) for u in users]
     entries.sort(key=lambda e: (-e.score, e.open_cases, e.user.name))
     return entries[:limit]
 

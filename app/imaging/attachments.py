@@ -1,0 +1,107 @@
+"""Photos and PDFs: recognised by content, with identifying metadata stripped from photos."""
+
+import io
+import struct
+import zlib
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from app.imaging.dicom import RejectedFile
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PDF_MAGIC = b"%PDF-"
+# PNG chunks that can carry text, dates or EXIF (including GPS).
+_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+# JPEG APPn segments kept: APP0 (JFIF), APP2 only for ICC profiles, APP14 (Adobe colour transform).
+_JPEG_APP0, _JPEG_APP2, _JPEG_APP14, _JPEG_COM = 0xE0, 0xE2, 0xEE, 0xFE
+MAX_PIXELS = 200_000_000  # a decompression bomb guard, larger than any slide photo we expect
+
+
+def sniff(head: bytes) -> str | None:
+    """Return 'jpeg', 'png' or 'pdf' from a file's first bytes, or None."""
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    if PDF_MAGIC in head[:1024]:
+        return "pdf"
+    return None
+
+
+def clean_photo(data: bytes, fmt: str) -> tuple[bytes, str]:
+    """Verify a JPEG/PNG decodes and return it without EXIF, GPS, XMP or text metadata."""
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            orientation = img.getexif().get(0x0112, 1)
+            if img.format not in ("JPEG", "PNG"):
+                raise RejectedFile("not a JPEG or PNG image")
+            if orientation not in (None, 1):
+                # Phones record rotation in EXIF; apply it before the EXIF goes, re-encoding once.
+                return _reencode(ImageOps.exif_transpose(img), img.format)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise RejectedFile(f"damaged or unsupported image: {type(exc).__name__}") from exc
+    if fmt == "jpeg":
+        return _strip_jpeg(data), "image/jpeg"
+    return _strip_png(data), "image/png"
+
+
+def _reencode(img: Image.Image, fmt: str) -> tuple[bytes, str]:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        img.convert("RGB").save(out, "JPEG", quality=95, subsampling=0)
+        return out.getvalue(), "image/jpeg"
+    img.save(out, "PNG")
+    return out.getvalue(), "image/png"
+
+
+def _strip_jpeg(data: bytes) -> bytes:
+    """Drop APPn (except JFIF, ICC, Adobe) and COM segments; the compressed image is copied as is."""
+    out = bytearray(data[:2])
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            raise RejectedFile("damaged JPEG: bad marker")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xDA:  # start of scan: the rest is image data
+            out += data[i:]
+            return bytes(out)
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        segment = data[i:i + 2 + length]
+        keep = not (0xE0 <= marker <= 0xEF or marker == _JPEG_COM) or marker in (_JPEG_APP0, _JPEG_APP14) or (
+            marker == _JPEG_APP2 and segment[4:16] == b"ICC_PROFILE\x00")
+        if keep:
+            out += segment
+        i += 2 + length
+    raise RejectedFile("damaged JPEG: no image data")
+
+
+def _strip_png(data: bytes) -> bytes:
+    """Drop text, time and EXIF chunks; image chunks are copied as is."""
+    out = bytearray(PNG_MAGIC)
+    i = len(PNG_MAGIC)
+    while i + 12 <= len(data):
+        length = struct.unpack(">I", data[i:i + 4])[0]
+        ctype = data[i + 4:i + 8]
+        chunk = data[i:i + 12 + length]
+        if len(chunk) < 12 + length or zlib.crc32(chunk[4:8 + length]) != struct.unpack(">I", chunk[-4:])[0]:
+            raise RejectedFile("damaged PNG: bad chunk")
+        if ctype not in _PNG_DROP:
+            out += chunk
+        i += 12 + length
+        if ctype == b"IEND":
+            return bytes(out)
+    raise RejectedFile("damaged PNG: no end chunk")
+
+
+def check_pdf(data: bytes) -> None:
+    """Raise RejectedFile unless the bytes look like a complete PDF document."""
+    if PDF_MAGIC not in data[:1024]:
+        raise RejectedFile("not a PDF document")
+    if b"%%EOF" not in data[-2048:]:
+        raise RejectedFile("incomplete PDF document (no end-of-file marker)")

@@ -1,0 +1,125 @@
+"""De-identification per DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile.
+
+Actions (Table E.1-1): X remove, Z replace with an empty (or dummy) value, D replace with a dummy
+value, U replace the UID consistently. Private tags are removed; every UID that is not a
+well-known DICOM UID is replaced, wherever it stands (sequences included), so references stay
+consistent; pixel data is never touched. ``PatientIdentityRemoved`` becomes YES and the method
+is recorded with code 113100 (DCM, "Basic Application Confidentiality Profile").
+"""
+
+import hashlib
+import hmac
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
+
+# (group, element): action. Attributes of Table E.1-1 a referral's images actually carry.
+_ACTIONS_HEX = {
+    # Identifying dates and times of the visit and the instance
+    "00080012": "X", "00080013": "X", "00080020": "Z", "00080021": "X", "00080022": "X",
+    "00080023": "Z", "00080024": "X", "00080025": "X", "0008002A": "X", "00080030": "Z",
+    "00080031": "X", "00080032": "X", "00080033": "Z", "00080034": "X", "00080035": "X",
+    "00080201": "X",
+    # Accession, institution, people and places
+    "00080050": "Z", "00080080": "X", "00080081": "X", "00080082": "X", "00080090": "Z",
+    "00080092": "X", "00080094": "X", "00080096": "X", "00081010": "X", "00081030": "X",
+    "0008103E": "X", "00081040": "X", "00081048": "X", "00081049": "X", "00081050": "X",
+    "00081052": "X", "00081060": "X", "00081062": "X", "00081070": "X", "00081072": "X",
+    "00081080": "X", "00081084": "X", "00081110": "X", "00081111": "X", "00081120": "X",
+    "00082111": "X", "00084000": "X", "0008009C": "Z", "0008009D": "X",
+    # Patient
+    "00100010": "Z", "00100020": "Z", "00100021": "X", "00100022": "X", "00100024": "X",
+    "00100030": "Z", "00100032": "X", "00100040": "Z", "00100050": "X", "00100101": "X",
+    "00100102": "X", "00101000": "X", "00101001": "X", "00101002": "X", "00101005": "X",
+    "00101010": "X", "00101020": "X", "00101030": "X", "00101040": "X", "00101050": "X",
+    "00101060": "X", "00101080": "X", "00101081": "X", "00101090": "X", "00102000": "X",
+    "00102110": "X", "00102150": "X", "00102152": "X", "00102154": "X", "00102160": "X",
+    "00102180": "X", "001021A0": "X", "001021B0": "X", "001021C0": "X", "001021D0": "X",
+    "001021F0": "X", "00102203": "X", "00102297": "X", "00102299": "X", "00104000": "X",
+    # Device and acquisition identifiers and free text
+    "00181000": "X", "00181004": "X", "00181005": "X", "00181007": "X", "00181008": "X",
+    "00181030": "X", "00181400": "X", "00184000": "X", "0018700A": "X", "00189424": "X",
+    "0018A003": "X",
+    # Study, image and frame free text
+    "00200010": "Z", "00204000": "X", "00209158": "X",
+    # Requests, visits, procedure steps
+    "00321032": "X", "00321033": "X", "00321060": "X", "00321064": "X", "00321070": "X",
+    "00324000": "X", "00320012": "X", "00380010": "X", "00380014": "X", "00380060": "X",
+    "00380062": "X", "00380300": "X", "00380400": "X", "00380500": "X", "00384000": "X",
+    "00400001": "X", "00400002": "X", "00400003": "X", "00400004": "X", "00400005": "X",
+    "00400006": "X", "00400007": "X", "00400009": "X", "00400010": "X", "00400011": "X",
+    "00400100": "X", "00400241": "X", "00400242": "X", "00400243": "X", "00400244": "X",
+    "00400245": "X", "00400250": "X", "00400251": "X", "00400253": "X", "00400254": "X",
+    "00400275": "X", "00400280": "X", "00400555": "X", "00401001": "X", "00401010": "X",
+    "00401400": "X", "00402016": "X", "00402017": "X", "00402400": "X", "0040A123": "X",
+    "0040A730": "X", "0040A078": "X",
+    # Content creators, reviewers, signatures, original values and padding
+    "00700084": "Z", "00701060": "X", "04000100": "X", "04000402": "X", "04000403": "X",
+    "04000404": "X", "04000561": "X", "FFFAFFFA": "X", "FFFCFFFC": "X",
+    "40080114": "X", "4008010C": "X", "4008011A": "X", "40080119": "X",
+}
+ACTIONS: dict[int, str] = {Tag(int(k, 16)): v for k, v in _ACTIONS_HEX.items()}
+
+# Groups whose every element is removed: curve data (50xx) and overlay comments handled below.
+_CURVE_GROUPS = range(0x5000, 0x5100, 2)
+_OVERLAY_COMMENTS = 0x4000  # (60xx,4000)
+
+DICOM_ROOT = "1.2.840.10008."  # well-known UIDs (SOP classes, transfer syntaxes) are not identifying
+METHOD = "PS3.15 E.1.1 Basic Application Confidentiality Profile"
+METHOD_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
+
+
+def derive_uid(secret: str, original: str) -> str:
+    """Map a UID to a new one, the same for the same case secret: 2.25 plus 128 hashed bits."""
+    digest = hmac.new(secret.encode(), original.encode(), hashlib.sha256).digest()
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
+
+
+def deidentify(ds: Dataset, *, secret: str, pseudonym: str) -> dict[str, str]:
+    """De-identify ds in place; return the map of original → new UIDs it used."""
+    uid_map: dict[str, str] = {}
+
+    def new_uid(value: str) -> str:
+        if value not in uid_map:
+            uid_map[value] = derive_uid(secret, value)
+        return uid_map[value]
+
+    ds.remove_private_tags()
+    _clean(ds, new_uid)
+    # The 128-byte preamble may hold application data (e.g. a TIFF header); blank it.
+    ds.preamble = b"\x00" * 128
+    # Keep the study groupable in a viewer without revealing anything about the patient.
+    ds.PatientName = pseudonym
+    ds.PatientID = pseudonym
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = METHOD
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = METHOD_CODE
+    ds.DeidentificationMethodCodeSequence = Sequence([code])
+    if getattr(ds, "file_meta", None) is not None and "SOPInstanceUID" in ds:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return uid_map
+
+
+def _clean(ds: Dataset, new_uid) -> None:
+    for elem in list(ds):
+        tag = elem.tag
+        group, element = tag.group, tag.element
+        action = ACTIONS.get(tag)
+        if action is None and (group in _CURVE_GROUPS or
+                               (0x6000 <= group <= 0x601E and group % 2 == 0 and element == _OVERLAY_COMMENTS)):
+            action = "X"
+        if action == "X":
+            del ds[tag]
+            continue
+        if action in ("Z", "D"):
+            elem.value = Sequence() if elem.VR == "SQ" else ""
+            continue
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _clean(item, new_uid)
+        elif elem.VR == "UI" and elem.value:
+            values = elem.value if elem.VM > 1 else [elem.value]
+            replaced = [v if str(v).startswith(DICOM_ROOT) else new_uid(str(v)) for v in values]
+            elem.value = replaced if elem.VM > 1 else replaced[0]

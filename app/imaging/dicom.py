@@ -1,0 +1,170 @@
+"""Reading, validating and indexing one DICOM file."""
+
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import get_decoder
+from pydicom.uid import UID
+
+MEDIA_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"  # DICOMDIR
+REQUIRED_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+RENDERABLE_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT",
+                          "YBR_RCT", "PALETTE COLOR"}
+
+
+class RejectedFile(Exception):
+    """A file that cannot be accepted; the message is the per-file reason shown to the user."""
+
+
+def looks_like_dicom(head: bytes) -> bool:
+    """Tell from the first 132 bytes whether a file has the DICOM Part 10 preamble."""
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def read_dataset(stream: BinaryIO) -> Dataset:
+    """Parse a DICOM Part 10 file, or raise RejectedFile with the reason."""
+    try:
+        ds = pydicom.dcmread(stream)
+    except InvalidDicomError as exc:
+        raise RejectedFile("not a DICOM file") from exc
+    except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise RejectedFile(f"unreadable DICOM file: {type(exc).__name__}") from exc
+    return ds
+
+
+def validate(ds: Dataset) -> None:
+    """Raise RejectedFile if the dataset cannot be indexed or its pixel data is incomplete."""
+    if str(getattr(ds.file_meta, "MediaStorageSOPClassUID", "")) == MEDIA_DIRECTORY_SOP_CLASS or \
+            str(ds.get("SOPClassUID", "")) == MEDIA_DIRECTORY_SOP_CLASS:
+        raise RejectedFile("DICOMDIR is a media index, not an image; skipped")
+    missing = [name for name in REQUIRED_UIDS if not str(ds.get(name, "")).strip()]
+    if missing:
+        raise RejectedFile(f"missing required attribute: {', '.join(missing)}")
+    if "PixelData" in ds:
+        _check_pixel_data(ds)
+
+
+def _check_pixel_data(ds: Dataset) -> None:
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+    if ts.is_encapsulated:
+        try:
+            frames = sum(1 for _ in pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=_frames(ds)))
+        except (ValueError, KeyError, EOFError, TypeError) as exc:
+            raise RejectedFile(f"corrupt encapsulated pixel data: {exc}") from exc
+        if frames < _frames(ds):
+            raise RejectedFile(f"truncated pixel data: {frames} of {_frames(ds)} frames present")
+        return
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        bits, samples = int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1))
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise RejectedFile("pixel data without valid Rows/Columns/BitsAllocated") from exc
+    expected = rows * cols * samples * _frames(ds) * bits
+    expected = (expected + 7) // 8
+    actual = len(ds.PixelData)
+    if actual < expected:
+        raise RejectedFile(f"truncated pixel data: expected {expected} bytes, found {actual}")
+
+
+def _frames(ds: Dataset) -> int:
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+@dataclass
+class IndexFacts:
+    """What the index keeps about an instance (all taken after de-identification)."""
+
+    study_uid: str
+    series_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    transfer_syntax_uid: str
+    modality: str
+    body_part: str
+    series_number: int | None
+    instance_number: int | None
+    slice_position: float | None
+    frames: int
+    rows: int | None
+    columns: int | None
+    pixel_spacing: str | None
+    photometric: str | None
+    render_error: str | None
+    burned_in_annotation: bool
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _slice_position(ds: Dataset) -> float | None:
+    """Distance of the slice along the normal of its orientation, for ordering a series."""
+    try:
+        pos = [float(v) for v in ds.ImagePositionPatient]
+        ori = [float(v) for v in ds.ImageOrientationPatient]
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if len(pos) != 3 or len(ori) != 6:
+        return None
+    r, c = ori[:3], ori[3:]
+    normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    return sum(p * n for p, n in zip(pos, normal, strict=True))
+
+
+def render_problem(ds: Dataset) -> str | None:
+    """Return why the instance cannot be rendered, or None if it can."""
+    if "PixelData" not in ds:
+        return "no pixel data (not an image object)"
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if photometric not in RENDERABLE_PHOTOMETRIC:
+        return f"unsupported photometric interpretation {photometric or '(none)'}"
+    ts = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
+    try:
+        decoder = get_decoder(ts)
+    except (NotImplementedError, ValueError):
+        return f"no decoder for transfer syntax {UID(ts).name}"
+    if not decoder.is_available:
+        return f"no decoder installed for transfer syntax {UID(ts).name}"
+    return None
+
+
+def index_facts(ds: Dataset) -> IndexFacts:
+    """Collect the index fields of a (de-identified) dataset."""
+    spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    return IndexFacts(
+        study_uid=str(ds.StudyInstanceUID),
+        series_uid=str(ds.SeriesInstanceUID),
+        sop_instance_uid=str(ds.SOPInstanceUID),
+        sop_class_uid=str(ds.SOPClassUID),
+        transfer_syntax_uid=str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")),
+        modality=str(ds.get("Modality", "") or "")[:16],
+        body_part=str(ds.get("BodyPartExamined", "") or "")[:64],
+        series_number=_int(ds.get("SeriesNumber")),
+        instance_number=_int(ds.get("InstanceNumber")),
+        slice_position=_slice_position(ds),
+        frames=_frames(ds),
+        rows=_int(ds.get("Rows")),
+        columns=_int(ds.get("Columns")),
+        pixel_spacing="\\".join(str(float(v)) for v in spacing) if spacing else None,
+        photometric=str(ds.get("PhotometricInterpretation", "") or "") or None,
+        render_error=render_problem(ds),
+        burned_in_annotation=str(ds.get("BurnedInAnnotation", "")).upper() == "YES",
+    )
+
+
+def serialise(ds: Dataset) -> io.BytesIO:
+    """Write the dataset as a DICOM Part 10 file (pixel data bytes unchanged)."""
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    out.seek(0)
+    return out

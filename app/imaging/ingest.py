@@ -1,0 +1,340 @@
+"""Upload ingest: classify each file by content, de-identify DICOM, store, index, all or nothing.
+
+The request's files are prepared one at a time (parse, validate, de-identify, serialise) while
+up to a few objects are being written to the store in parallel, so memory holds only the files
+in flight, never a whole study. Rows are written only after every object is stored; if anything
+fails, the objects this request stored are deleted and nothing is recorded.
+"""
+
+import hashlib
+import io
+import logging
+import os
+import unicodedata
+import zipfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import pydicom
+import sqlalchemy as sa
+from flask import current_app
+from pydicom.errors import InvalidDicomError
+from werkzeug.datastructures import FileStorage
+
+from app.accounts.models import User
+from app.cases.models import Case
+from app.core.errors import Conflict
+from app.extensions import db
+from app.imaging import attachments as photos
+from app.imaging import dicom
+from app.imaging.deid import deidentify
+from app.imaging.dicom import RejectedFile
+from app.imaging.models import Attachment, Instance, Series, Study, UidMap
+from app.storage import ObjectStore, StorageUnavailable, get_store
+from app.storage.base import new_key
+
+log = logging.getLogger(__name__)
+
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_ZIP_MEMBERS = 20_000
+PUT_WORKERS = 4
+MAX_IN_FLIGHT = 8
+
+
+@dataclass
+class Prepared:
+    """A file ready to store: its bytes and what the index will record."""
+
+    filename: str
+    kind: str  # dicom | image | document
+    data: io.BytesIO
+    size: int
+    content_type: str
+    facts: dicom.IndexFacts | None = None
+    uid_map: dict[str, str] = field(default_factory=dict)
+    key: str = ""
+    sha256: str = ""
+
+
+@dataclass
+class IngestResult:
+    accepted: list[dict] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+
+def _clean_name(name: str) -> str:
+    name = unicodedata.normalize("NFC", (name or "").replace("\\", "/"))
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[-255:] or "unnamed"
+
+
+def _items(files: list[FileStorage], max_total: int) -> Iterator[tuple[str, BinaryIO]]:
+    """Yield (name, stream) for every uploaded file, expanding ZIP archives."""
+    for storage in files:
+        name = _clean_name(storage.filename or "")
+        stream = storage.stream
+        head = stream.read(4)
+        stream.seek(0)
+        if head == ZIP_MAGIC:
+            yield from _zip_items(name, stream, max_total)
+        else:
+            yield name, stream
+
+
+def _zip_items(name: str, stream: BinaryIO, max_total: int) -> Iterator[tuple[str, BinaryIO]]:
+    try:
+        archive = zipfile.ZipFile(stream)
+    except zipfile.BadZipFile:
+        yield name, _Reject("damaged ZIP archive")
+        return
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) > MAX_ZIP_MEMBERS:
+        yield name, _Reject(f"ZIP has {len(members)} files; at most {MAX_ZIP_MEMBERS} per upload")
+        return
+    if sum(m.file_size for m in members) > max_total:
+        yield name, _Reject(f"ZIP expands beyond the upload limit of {max_total // (1024 * 1024)} MB")
+        return
+    for member in members:
+        inner = f"{name}/{_clean_name(member.filename)}"
+        base = os.path.basename(member.filename)
+        if member.filename.startswith("__MACOSX/") or base.startswith("."):
+            continue
+        if member.flag_bits & 0x1:
+            yield inner, _Reject("encrypted ZIP entry")
+            continue
+        try:
+            data = archive.read(member)
+        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+            yield inner, _Reject(f"damaged ZIP entry: {type(exc).__name__}")
+            continue
+        if data[:4] == ZIP_MAGIC:
+            yield inner, _Reject("ZIP inside a ZIP is not supported; upload it separately")
+            continue
+        yield inner, io.BytesIO(data)
+
+
+class _Reject:
+    """A stand-in stream for an archive entry that is already known to be unusable."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
+    """Classify a file by its content and make it ready to store, or raise RejectedFile."""
+    if isinstance(stream, _Reject):
+        raise RejectedFile(stream.reason)
+    head = stream.read(1024)
+    stream.seek(0)
+    if not head:
+        raise RejectedFile("empty file")
+    if dicom.looks_like_dicom(head):
+        return _prepare_dicom(name, stream, case)
+    kind = photos.sniff(head)
+    if kind in ("jpeg", "png"):
+        data, ctype = photos.clean_photo(stream.read(), kind)
+        return Prepared(name, "image", io.BytesIO(data), len(data), ctype)
+    if kind == "pdf":
+        data = stream.read()
+        photos.check_pdf(data)
+        return Prepared(name, "document", io.BytesIO(data), len(data), "application/pdf")
+    # DICOM written without the Part 10 preamble still happens (old modalities, some CD exports).
+    try:
+        ds = pydicom.dcmread(stream, force=True)
+        if any(str(ds.get(n, "")).strip() for n in dicom.REQUIRED_UIDS):
+            stream.seek(0)
+            return _prepare_dicom(name, stream, case, force=True)
+    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    raise RejectedFile("unsupported file type: expected DICOM, JPEG, PNG, PDF or ZIP")
+
+
+def _prepare_dicom(name: str, stream: BinaryIO, case: Case, force: bool = False) -> Prepared:
+    if force:
+        try:
+            ds = pydicom.dcmread(stream, force=True)
+        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
+            raise RejectedFile(f"unreadable DICOM file: {type(exc).__name__}") from exc
+        ds.ensure_file_meta()
+        if "TransferSyntaxUID" not in ds.file_meta:
+            ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
+    else:
+        ds = dicom.read_dataset(stream)
+    dicom.validate(ds)
+    uid_map = deidentify(ds, secret=case.uid_secret, pseudonym=f"HUIZHEN^CASE{case.id}")
+    facts = dicom.index_facts(ds)
+    try:
+        data = dicom.serialise(ds)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise RejectedFile(f"cannot write DICOM file: {type(exc).__name__}") from exc
+    size = data.getbuffer().nbytes
+    return Prepared(name, "dicom", data, size, "application/dicom", facts=facts, uid_map=uid_map)
+
+
+def ingest(*, case: Case, user: User, files: list[FileStorage]) -> IngestResult:
+    """Store and index the uploaded files of a case; 503 and nothing recorded if the store fails."""
+    store = get_store()
+    store.check()  # fail fast, before reading anything, when the store is down
+    result = IngestResult()
+    stored: list[Prepared] = []
+    max_total = current_app.config["MAX_CONTENT_LENGTH"] * 4
+    try:
+        _store_all(case, files, store, stored, result, max_total)
+        _record(case, user, stored, result)
+        db.session.commit()
+    except sa.exc.IntegrityError as exc:
+        db.session.rollback()
+        _discard(store, [p.key for p in stored if p.key])
+        raise Conflict("another upload of the same files finished first; send the request again") from exc
+    except BaseException:
+        db.session.rollback()
+        _discard(store, [p.key for p in stored if p.key])
+        raise
+    return result
+
+
+def _store_all(case, files, store: ObjectStore, stored, result, max_total) -> None:
+    seen_sops: set[str] = set()
+    seen_hashes: set[str] = set()
+    in_flight: deque[tuple[Prepared, Future]] = deque()
+    with ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="put") as pool:
+        try:
+            for name, stream in _items(files, max_total):
+                try:
+                    item = prepare(name, stream, case)
+                except RejectedFile as exc:
+                    result.rejected.append({"filename": name, "error": str(exc)})
+                    continue
+                if _is_duplicate(case, item, seen_sops, seen_hashes):
+                    result.accepted.append(_accepted(item, duplicate=True))
+                    continue
+                item.key = new_key("cases", str(case.id), item.kind, suffix=".dcm" if item.kind == "dicom" else "")
+                stored.append(item)
+                in_flight.append((item, pool.submit(_put, store, item)))
+                while len(in_flight) > MAX_IN_FLIGHT:
+                    _settle(*in_flight.popleft())
+            while in_flight:
+                _settle(*in_flight.popleft())
+        except BaseException:
+            for _, future in in_flight:
+                future.cancel()
+            raise
+
+
+def _put(store: ObjectStore, item: Prepared) -> None:
+    obj = store.put(item.key, item.data, item.size, item.content_type)
+    item.sha256 = obj.sha256
+
+
+def _settle(item: Prepared, future: Future) -> None:
+    future.result()  # re-raises StorageUnavailable from the worker
+    item.data = io.BytesIO()  # release the bytes as soon as they are stored
+
+
+def _is_duplicate(case: Case, item: Prepared, seen_sops: set[str], seen_hashes: set[str]) -> bool:
+    if item.kind == "dicom":
+        sop = item.facts.sop_instance_uid
+        if sop in seen_sops:
+            return True
+        seen_sops.add(sop)
+        return db.session.scalar(
+            sa.select(Instance.id).where(Instance.case_id == case.id, Instance.sop_instance_uid == sop)
+        ) is not None
+    digest = hashlib.sha256(item.data.getbuffer()).hexdigest()
+    item.sha256 = digest
+    if digest in seen_hashes:
+        return True
+    seen_hashes.add(digest)
+    existing = db.session.scalar(
+        sa.select(Attachment.id).where(Attachment.case_id == case.id, Attachment.sha256 == digest))
+    return existing is not None
+
+
+def _accepted(item: Prepared, *, duplicate: bool = False, attachment_id: int | None = None) -> dict:
+    entry: dict = {"filename": item.filename, "kind": item.kind, "duplicate": duplicate}
+    if item.kind == "dicom":
+        f = item.facts
+        entry.update(sop_instance_uid=f.sop_instance_uid, series_uid=f.series_uid, study_uid=f.study_uid,
+                     modality=f.modality, renderable=f.render_error is None)
+        if f.render_error:
+            entry["render_error"] = f.render_error
+        if f.burned_in_annotation:
+            entry["warnings"] = ["BurnedInAnnotation=YES: text in the pixels was not removed"]
+    else:
+        entry["size"] = item.size
+        if attachment_id is not None:
+            entry["id"] = attachment_id
+    return entry
+
+
+def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult) -> None:
+    studies: dict[str, Study] = {}
+    series: dict[str, Series] = {}
+    for item in stored:
+        if item.kind != "dicom":
+            att = Attachment(case_id=case.id, filename=item.filename, kind=item.kind,
+                             content_type=item.content_type, object_key=item.key, size=item.size,
+                             sha256=item.sha256, uploaded_by_id=user.id)
+            db.session.add(att)
+            db.session.flush()
+            result.accepted.append(_accepted(item, attachment_id=att.id))
+            continue
+        f = item.facts
+        study = studies.get(f.study_uid) or _get_or_add_study(case, f)
+        studies[f.study_uid] = study
+        ser = series.get(f.series_uid) or _get_or_add_series(case, study, f)
+        series[f.series_uid] = ser
+        db.session.add(Instance(
+            case_id=case.id, series_id=ser.id, sop_instance_uid=f.sop_instance_uid,
+            sop_class_uid=f.sop_class_uid, transfer_syntax_uid=f.transfer_syntax_uid,
+            instance_number=f.instance_number, slice_position=f.slice_position, frames=f.frames,
+            rows=f.rows, columns=f.columns, pixel_spacing=f.pixel_spacing, photometric=f.photometric,
+            render_error=f.render_error, burned_in_annotation=f.burned_in_annotation,
+            object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id))
+        _remember_uids(case, item.uid_map)
+        result.accepted.append(_accepted(item))
+    db.session.flush()
+
+
+def _get_or_add_study(case: Case, f: dicom.IndexFacts) -> Study:
+    study = db.session.scalar(sa.select(Study).where(Study.case_id == case.id, Study.study_uid == f.study_uid))
+    if study is None:
+        study = Study(case_id=case.id, study_uid=f.study_uid, modality=f.modality)
+        db.session.add(study)
+        db.session.flush()
+    return study
+
+
+def _get_or_add_series(case: Case, study: Study, f: dicom.IndexFacts) -> Series:
+    ser = db.session.scalar(sa.select(Series).where(Series.case_id == case.id, Series.series_uid == f.series_uid))
+    if ser is None:
+        ser = Series(case_id=case.id, study_id=study.id, series_uid=f.series_uid, modality=f.modality,
+                     body_part=f.body_part, series_number=f.series_number)
+        db.session.add(ser)
+        db.session.flush()
+    return ser
+
+
+def _remember_uids(case: Case, uid_map: dict[str, str]) -> None:
+    if not uid_map:
+        return
+    known = set(db.session.scalars(
+        sa.select(UidMap.original_uid).where(UidMap.case_id == case.id, UidMap.original_uid.in_(list(uid_map)))))
+    for original, new in uid_map.items():
+        if original not in known:
+            db.session.add(UidMap(case_id=case.id, original_uid=original, new_uid=new))
+    db.session.flush()
+
+
+def _discard(store: ObjectStore, keys: list[str]) -> None:
+    """Delete what a failed request stored; what cannot be deleted now is left for storage-gc."""
+    for key in keys:
+        try:
+            store.delete(key)
+        except (StorageUnavailable, OSError):
+            log.warning("could not delete an object of a failed upload; `flask storage-gc` will")
+            return

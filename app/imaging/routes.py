@@ -1,0 +1,127 @@
+"""Imaging API: upload files to a case, list instances, download and render them."""
+
+import hashlib
+
+from flask import Blueprint, Response, jsonify, request
+from flask_login import current_user
+
+from app.accounts.auth import api_login_required
+from app.cases.permissions import Action, require
+from app.core.errors import BadRequest
+from app.core.openapi import api_doc
+from app.imaging import ingest
+from app.imaging import service as imaging
+
+bp = Blueprint("imaging", __name__, url_prefix="/api/cases/<int:case_id>")
+
+# Stored objects never change (a new upload is a new object), so browsers may keep them.
+IMMUTABLE = "private, max-age=86400, immutable"
+
+
+def _stream(key: str, mimetype: str, size: int, filename: str, etag: str) -> Response:
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers={"ETag": f'"{etag}"'})
+    response = Response(imaging.stream_object(key), mimetype=mimetype, direct_passthrough=True)
+    response.content_length = size
+    response.headers["ETag"] = f'"{etag}"'
+    response.headers["Cache-Control"] = IMMUTABLE
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{_quote(filename)}"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
+
+
+@bp.post("/files")
+@api_login_required
+@api_doc(responses={200: "per-file accepted and rejected lists", 413: "upload too large",
+                    503: "object store unavailable; nothing recorded"}, tag="imaging")
+def upload_files(case_id: int):
+    """Upload DICOM files, ZIPs of studies, photos and PDFs (multipart field ``files``)."""
+    case = require(current_user, case_id, Action.UPLOAD)
+    files = request.files.getlist("files")
+    if not files:
+        raise BadRequest("no files: send multipart/form-data with one or more 'files' fields")
+    result = ingest.ingest(case=case, user=current_user, files=files)
+    return jsonify({"accepted": result.accepted, "rejected": result.rejected})
+
+
+@bp.get("/instances")
+@api_login_required
+@api_doc(responses={200: "instances in display order"}, tag="imaging")
+def list_instances(case_id: int):
+    """List the case's DICOM instances, optionally of one series, in display order."""
+    case = require(current_user, case_id, Action.VIEW)
+    instances = imaging.list_instances(case, series_uid=request.args.get("series_uid") or None)
+    return jsonify({"items": [_instance_json(case_id, i) for i in instances]})
+
+
+def _instance_json(case_id: int, inst) -> dict:
+    return {
+        "sop_instance_uid": inst.sop_instance_uid,
+        "series_uid": inst.series.series_uid,
+        "study_uid": inst.series.study.study_uid,
+        "instance_number": inst.instance_number,
+        "slice_position": inst.slice_position,
+        "frames": inst.frames,
+        "rows": inst.rows,
+        "columns": inst.columns,
+        "pixel_spacing": [float(v) for v in inst.pixel_spacing.split("\\")] if inst.pixel_spacing else None,
+        "renderable": inst.render_error is None,
+        "render_error": inst.render_error,
+        "rendered": f"/api/cases/{case_id}/instances/{inst.sop_instance_uid}/rendered",
+    }
+
+
+@bp.get("/instances/<sop>/file")
+@api_login_required
+@api_doc(responses={200: "the de-identified DICOM file (application/dicom)"}, tag="imaging")
+def instance_file(case_id: int, sop: str):
+    """Download one stored, de-identified DICOM instance."""
+    case = require(current_user, case_id, Action.DOWNLOAD)
+    inst = imaging.get_instance(case, sop)
+    return _stream(inst.object_key, "application/dicom", inst.size, f"{sop}.dcm", inst.sha256)
+
+
+@bp.get("/instances/<sop>/rendered")
+@api_login_required
+@api_doc(responses={200: "image/png or image/jpeg of the frame", 422: "the instance cannot be rendered"},
+         tag="imaging")
+def instance_rendered(case_id: int, sop: str):
+    """Render one frame (``frame``, 1-based) with an optional window (``wc``, ``ww``) and ``size``."""
+    case = require(current_user, case_id, Action.VIEW)
+    inst = imaging.get_instance(case, sop)
+    req = imaging.parse_render_request(request.args)
+    etag = hashlib.sha256(f"{inst.sha256}|{req}".encode()).hexdigest()
+    if request.if_none_match.contains(etag):
+        return Response(status=304, headers={"ETag": f'"{etag}"'})
+    data = imaging.rendered_frame(inst, req)
+    return Response(data, mimetype=f"image/{req.fmt}",
+                    headers={"ETag": f'"{etag}"', "Cache-Control": IMMUTABLE})
+
+
+@bp.get("/series/<series_uid>/thumbnail")
+@api_login_required
+@api_doc(responses={200: "image/jpeg thumbnail of the series' middle slice"}, tag="imaging")
+def series_thumbnail(case_id: int, series_uid: str):
+    """Return a small JPEG of the series' middle image."""
+    case = require(current_user, case_id, Action.VIEW)
+    size = request.args.get("size", "128")
+    if not size.isdigit() or not 16 <= int(size) <= 512:
+        raise BadRequest("size must be between 16 and 512", {"size": size})
+    return Response(imaging.series_thumbnail(case, series_uid, int(size)), mimetype="image/jpeg",
+                    headers={"Cache-Control": "private, max-age=60"})
+
+
+@bp.get("/attachments/<int:attachment_id>")
+@api_login_required
+@api_doc(responses={200: "the attachment file"}, tag="imaging")
+def attachment_file(case_id: int, attachment_id: int):
+    """Download a photo or document attached to the case."""
+    case = require(current_user, case_id, Action.DOWNLOAD)
+    att = imaging.get_attachment(case, attachment_id)
+    return _stream(att.object_key, att.content_type, att.size, att.filename, att.sha256)

@@ -1,0 +1,160 @@
+"""Reading a case's image index and serving its files and rendered frames."""
+
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.cases.models import Case
+from app.core.errors import BadRequest, DomainError, NotFound
+from app.extensions import db
+from app.imaging.models import Attachment, Instance, Series, Study
+from app.imaging.render import RenderError, RenderRequest, render
+from app.storage import get_store
+
+
+class NotRenderable(DomainError):
+    status = 422
+    error = "instance cannot be rendered"
+
+
+def _sort_key(inst: Instance):
+    # The scanner's instance number first (a localizer's three planes have no common axis),
+    # then the position along the slice normal for series that lack numbers.
+    return (inst.instance_number is None, inst.instance_number or 0,
+            inst.slice_position is None, inst.slice_position or 0.0, inst.id)
+
+
+def case_studies(case: Case) -> list[dict]:
+    """Return the case's studies → series with instance counts, series in series-number order."""
+    counts = dict(db.session.execute(
+        sa.select(Instance.series_id, sa.func.count()).where(Instance.case_id == case.id)
+        .group_by(Instance.series_id)).all())
+    studies = list(db.session.scalars(sa.select(Study).where(Study.case_id == case.id).order_by(Study.id)))
+    all_series = list(db.session.scalars(
+        sa.select(Series).where(Series.case_id == case.id)
+        .order_by(Series.series_number.is_(None), Series.series_number, Series.id)))
+    out = []
+    for study in studies:
+        series = [s for s in all_series if s.study_id == study.id]
+        out.append({
+            "study_uid": study.study_uid,
+            "modality": study.modality,
+            "series": [{
+                "series_uid": s.series_uid, "modality": s.modality, "body_part": s.body_part,
+                "series_number": s.series_number, "instance_count": counts.get(s.id, 0),
+                "thumbnail": f"/api/cases/{case.id}/series/{s.series_uid}/thumbnail",
+            } for s in series],
+        })
+    return out
+
+
+def case_attachments(case: Case) -> list[Attachment]:
+    """Return the case's attachments, oldest first."""
+    return list(db.session.scalars(
+        sa.select(Attachment).where(Attachment.case_id == case.id).order_by(Attachment.id)))
+
+
+def list_instances(case: Case, *, series_uid: str | None = None) -> list[Instance]:
+    """Return the case's instances (of one series if asked), in display order."""
+    stmt = sa.select(Instance).where(Instance.case_id == case.id)
+    if series_uid:
+        series = db.session.scalar(
+            sa.select(Series).where(Series.case_id == case.id, Series.series_uid == series_uid))
+        if series is None:
+            raise NotFound("series not found")
+        stmt = stmt.where(Instance.series_id == series.id)
+    instances = list(db.session.scalars(stmt))
+    instances.sort(key=lambda i: (i.series_id, *_sort_key(i)))
+    return instances
+
+
+def get_instance(case: Case, sop_instance_uid: str) -> Instance:
+    """Return one instance of the case, or raise NotFound."""
+    inst = db.session.scalar(
+        sa.select(Instance).where(Instance.case_id == case.id, Instance.sop_instance_uid == sop_instance_uid))
+    if inst is None:
+        raise NotFound("instance not found")
+    return inst
+
+
+def get_attachment(case: Case, attachment_id: int) -> Attachment:
+    """Return one attachment of the case, or raise NotFound."""
+    att = db.session.scalar(
+        sa.select(Attachment).where(Attachment.case_id == case.id, Attachment.id == attachment_id))
+    if att is None:
+        raise NotFound("attachment not found")
+    return att
+
+
+def stream_object(key: str) -> Iterator[bytes]:
+    """Stream a stored object's bytes."""
+    try:
+        return get_store().open(key)
+    except FileNotFoundError as exc:
+        raise NotFound("file missing from the object store") from exc
+
+
+def _instance_bytes(inst: Instance) -> bytes:
+    cache = current_app.extensions["instance_cache"]
+    data = cache.get(inst.sha256)
+    if data is None:
+        try:
+            data = get_store().read(inst.object_key)
+        except FileNotFoundError as exc:
+            raise NotFound("file missing from the object store") from exc
+        cache.put(inst.sha256, data)
+    return data
+
+
+def parse_render_request(args) -> RenderRequest:
+    """Validate the rendered endpoint's query (frame, wc, ww, size, format)."""
+    def number(name, cast=float):
+        raw = args.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            return cast(raw)
+        except ValueError:
+            raise BadRequest(f"invalid {name}", {name: raw}) from None
+
+    frame = number("frame", int) or 1
+    wc, ww = number("wc"), number("ww")
+    if (wc is None) != (ww is None):
+        raise BadRequest("wc and ww go together", {"wc": wc, "ww": ww})
+    if ww is not None and ww <= 0:
+        raise BadRequest("ww must be positive", {"ww": ww})
+    size = number("size", int)
+    if size is not None and not 16 <= size <= 4096:
+        raise BadRequest("size must be between 16 and 4096", {"size": size})
+    fmt = (args.get("format") or "png").lower().replace("jpg", "jpeg")
+    if fmt not in ("png", "jpeg"):
+        raise BadRequest("format must be png or jpeg", {"format": fmt})
+    return RenderRequest(frame=frame, wc=wc, ww=ww, size=size, fmt=fmt)
+
+
+def rendered_frame(inst: Instance, req: RenderRequest) -> bytes:
+    """Return the rendered frame, from the cache when it was rendered before."""
+    if inst.render_error:
+        raise NotRenderable(detail=inst.render_error)
+    if not 1 <= req.frame <= inst.frames:
+        raise BadRequest("frame out of range", {"frame": req.frame, "frames": inst.frames})
+    cache = current_app.extensions["render_cache"]
+    key = (inst.sha256, req)
+    data = cache.get(key)
+    if data is None:
+        try:
+            data = render(_instance_bytes(inst), req)
+        except RenderError as exc:
+            raise NotRenderable(detail=str(exc)) from exc
+        cache.put(key, data)
+    return data
+
+
+def series_thumbnail(case: Case, series_uid: str, size: int = 128) -> bytes:
+    """Render the middle renderable instance of a series as a small JPEG."""
+    instances = [i for i in list_instances(case, series_uid=series_uid) if not i.render_error]
+    if not instances:
+        raise NotRenderable(detail="the series has no renderable instance")
+    middle = instances[len(instances) // 2]
+    return rendered_frame(middle, RenderRequest(frame=1 + (middle.frames - 1) // 2, size=size, fmt="jpeg"))

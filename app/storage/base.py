@@ -1,0 +1,76 @@
+"""The object store interface and the helpers both implementations share."""
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Protocol
+
+from app.core.errors import ServiceUnavailable
+
+CHUNK = 1024 * 1024
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The object store cannot be reached; nothing was recorded."""
+
+    error = "object store unavailable"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What the database keeps about a stored object."""
+
+    key: str
+    size: int
+    sha256: str
+
+
+class ObjectStore(Protocol):
+    """Where case files live. Keys are opaque and never contain patient data."""
+
+    def put(self, key: str, stream: BinaryIO, size: int, content_type: str) -> StoredObject:
+        """Store size bytes read from stream under key, streaming, and return its digest."""
+
+    def open(self, key: str) -> Iterator[bytes]:
+        """Yield the object's bytes in chunks."""
+
+    def read(self, key: str) -> bytes:
+        """Return the whole object (for small objects: one DICOM instance, a rendered frame)."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object; removing a missing object is not an error."""
+
+    def exists(self, key: str) -> bool:
+        """Tell whether the object exists."""
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        """Yield (key, last modified, naive UTC) for every object under prefix."""
+
+    def check(self) -> None:
+        """Raise StorageUnavailable unless the store answers now."""
+
+
+def new_key(*parts: str, suffix: str = "") -> str:
+    """Return a fresh random object key under the given path parts."""
+    return "/".join([*parts, uuid.uuid4().hex]) + suffix
+
+
+class HashingReader:
+    """Wrap a stream so its sha256 and length are computed while it is read once."""
+
+    def __init__(self, stream: BinaryIO):
+        self._stream = stream
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()

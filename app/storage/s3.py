@@ -1,0 +1,112 @@
+"""Object store on any S3 endpoint (MinIO in production) through the minio client."""
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error, ServerError
+
+from app.storage.base import CHUNK, HashingReader, StorageUnavailable, StoredObject
+
+# Objects above this size go up as a multipart upload, one part in memory at a time.
+PART_SIZE = 16 * 1024 * 1024
+_MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
+
+
+class S3Store:
+    """Objects in one bucket, created on first use if missing. Fails fast when unreachable."""
+
+    def __init__(self, *, endpoint: str, access_key: str | None, secret_key: str | None, bucket: str,
+                 region: str | None = None, connect_timeout: float = 3.0, read_timeout: float = 60.0):
+        url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
+        if not url.hostname:
+            raise RuntimeError(f"S3_ENDPOINT {endpoint!r} has no host")
+        self.bucket = bucket
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            # One quick retry for a dropped keep-alive connection; then report the outage.
+            retries=urllib3.Retry(total=1, connect=1, read=0, backoff_factor=0.1,
+                                  status_forcelist=(502, 503, 504)),
+            maxsize=16,
+        )
+        self.client = Minio(url.netloc, access_key=access_key, secret_key=secret_key,
+                            secure=url.scheme == "https", region=region or None, http_client=http)
+        self._bucket_ready = False
+        self._lock = threading.Lock()
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise FileNotFoundError(kwargs.get("object_name") or (args[1] if len(args) > 1 else "")) from exc
+            raise StorageUnavailable(detail=f"object store refused the request: {exc.code}") from exc
+        except (ServerError, MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(detail=f"object store unreachable: {type(exc).__name__}") from exc
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        with self._lock:
+            if not self._bucket_ready:
+                if not self._call(self.client.bucket_exists, self.bucket):
+                    try:
+                        self._call(self.client.make_bucket, self.bucket)
+                    except StorageUnavailable:
+                        # Another process may have created it between the two calls.
+                        if not self._call(self.client.bucket_exists, self.bucket):
+                            raise
+                self._bucket_ready = True
+
+    def put(self, key: str, stream: BinaryIO, size: int, content_type: str) -> StoredObject:
+        self._ensure_bucket()
+        reader = HashingReader(stream)
+        self._call(self.client.put_object, self.bucket, key, reader, size,
+                   content_type=content_type, part_size=PART_SIZE)
+        if reader.size != size:
+            raise StorageUnavailable(detail="object store stopped reading the upload early")
+        return StoredObject(key=key, size=reader.size, sha256=reader.sha256)
+
+    def open(self, key: str) -> Iterator[bytes]:
+        self._ensure_bucket()
+        response = self._call(self.client.get_object, self.bucket, key)
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.stream(CHUNK)
+            finally:
+                response.close()
+                response.release_conn()
+
+        return chunks()
+
+    def read(self, key: str) -> bytes:
+        return b"".join(self.open(key))
+
+    def delete(self, key: str) -> None:
+        self._ensure_bucket()
+        self._call(self.client.remove_object, self.bucket, key)
+
+    def exists(self, key: str) -> bool:
+        self._ensure_bucket()
+        try:
+            self._call(self.client.stat_object, self.bucket, key)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
+        self._ensure_bucket()
+        # list_objects is lazy: errors surface while iterating, so the whole listing is one call.
+        listing = self._call(lambda: [
+            (o.object_name, o.last_modified.astimezone(UTC).replace(tzinfo=None))
+            for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)])
+        yield from listing
+
+    def check(self) -> None:
+        self._bucket_ready = False
+        self._ensure_bucket()
