@@ -10,6 +10,7 @@ is recorded with code 113100 (DCM, "Basic Application Confidentiality Profile").
 import hashlib
 import hmac
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
@@ -65,6 +66,7 @@ ACTIONS: dict[int, str] = {Tag(int(k, 16)): v for k, v in _ACTIONS_HEX.items()}
 _CURVE_GROUPS = range(0x5000, 0x5100, 2)
 _OVERLAY_COMMENTS = 0x4000  # (60xx,4000)
 
+PIXEL_DATA = Tag(0x7FE0, 0x0010)
 DICOM_ROOT = "1.2.840.10008."  # well-known UIDs (SOP classes, transfer syntaxes) are not identifying
 METHOD = "PS3.15 E.1.1 Basic Application Confidentiality Profile"
 METHOD_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
@@ -85,8 +87,7 @@ def deidentify(ds: Dataset, *, secret: str, pseudonym: str) -> dict[str, str]:
             uid_map[value] = derive_uid(secret, value)
         return uid_map[value]
 
-    ds.remove_private_tags()
-    _clean(ds, new_uid)
+    _clean(ds, new_uid)  # private tags go too
     # The 128-byte preamble may hold application data (e.g. a TIFF header); blank it.
     ds.preamble = b"\x00" * 128
     # Keep the study groupable in a viewer without revealing anything about the patient.
@@ -102,24 +103,48 @@ def deidentify(ds: Dataset, *, secret: str, pseudonym: str) -> dict[str, str]:
     return uid_map
 
 
-def _clean(ds: Dataset, new_uid) -> None:
-    for elem in list(ds):
-        tag = elem.tag
+def _vr(ds: Dataset, tag) -> str | None:
+    """The VR of an element without decoding its value (implicit VR files: from the dictionary)."""
+    vr = ds.get_item(tag).VR
+    if vr is None:
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return None
+    return vr
+
+
+def _action(tag) -> str | None:
+    if tag.is_private:
+        return "X"
+    action = ACTIONS.get(tag)
+    if action is None:
         group, element = tag.group, tag.element
-        action = ACTIONS.get(tag)
-        if action is None and (group in _CURVE_GROUPS or
-                               (0x6000 <= group <= 0x601E and group % 2 == 0 and element == _OVERLAY_COMMENTS)):
-            action = "X"
+        if group in _CURVE_GROUPS or (0x6000 <= group <= 0x601E and group % 2 == 0 and element == _OVERLAY_COMMENTS):
+            return "X"
+    return action
+
+
+def _clean(ds: Dataset, new_uid) -> None:
+    # Walk tags rather than elements: values are decoded only where they are changed, so the
+    # pixel data and the many untouched attributes stay raw (this is most of ingest's speed).
+    for tag in list(ds.keys()):
+        if tag == PIXEL_DATA:
+            continue
+        action = _action(tag)
         if action == "X":
             del ds[tag]
             continue
+        vr = _vr(ds, tag)
         if action in ("Z", "D"):
-            elem.value = Sequence() if elem.VR == "SQ" else ""
-            continue
-        if elem.VR == "SQ":
-            for item in elem.value:
+            ds[tag].value = Sequence() if vr == "SQ" else ""
+        elif vr == "SQ":
+            for item in ds[tag].value:
                 _clean(item, new_uid)
-        elif elem.VR == "UI" and elem.value:
+        elif vr == "UI":
+            elem = ds[tag]
+            if not elem.value:
+                continue
             values = elem.value if elem.VM > 1 else [elem.value]
             replaced = [v if str(v).startswith(DICOM_ROOT) else new_uid(str(v)) for v in values]
             elem.value = replaced if elem.VM > 1 else replaced[0]

@@ -13,7 +13,7 @@ import os
 import unicodedata
 import zipfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -22,7 +22,6 @@ import pydicom
 import sqlalchemy as sa
 from flask import current_app
 from pydicom.errors import InvalidDicomError
-from werkzeug.datastructures import FileStorage
 
 from app.accounts.models import User
 from app.cases.models import Case
@@ -71,17 +70,19 @@ def _clean_name(name: str) -> str:
     return name[-255:] or "unnamed"
 
 
-def _items(files: list[FileStorage], max_total: int) -> Iterator[tuple[str, BinaryIO]]:
+def _items(files: Iterable[tuple[str, BinaryIO]], max_total: int) -> Iterator[tuple[str, BinaryIO]]:
     """Yield (name, stream) for every uploaded file, expanding ZIP archives."""
-    for storage in files:
-        name = _clean_name(storage.filename or "")
-        stream = storage.stream
+    for filename, stream in files:
+        name = _clean_name(filename)
         head = stream.read(4)
         stream.seek(0)
-        if head == ZIP_MAGIC:
-            yield from _zip_items(name, stream, max_total)
-        else:
-            yield name, stream
+        try:
+            if head == ZIP_MAGIC:
+                yield from _zip_items(name, stream, max_total)
+            else:
+                yield name, stream
+        finally:
+            stream.close()
 
 
 def _zip_items(name: str, stream: BinaryIO, max_total: int) -> Iterator[tuple[str, BinaryIO]]:
@@ -175,10 +176,13 @@ def _prepare_dicom(name: str, stream: BinaryIO, case: Case, force: bool = False)
     return Prepared(name, "dicom", data, size, "application/dicom", facts=facts, uid_map=uid_map)
 
 
-def ingest(*, case: Case, user: User, files: list[FileStorage]) -> IngestResult:
-    """Store and index the uploaded files of a case; 503 and nothing recorded if the store fails."""
+def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> IngestResult:
+    """Store and index (filename, stream) uploads of a case; 503 and nothing recorded if the store fails.
+
+    files may be a lazy iterator (the request body being read): each file is prepared and
+    stored as it arrives. An unreachable store fails the first put at once.
+    """
     store = get_store()
-    store.check()  # fail fast, before reading anything, when the store is down
     result = IngestResult()
     stored: list[Prepared] = []
     max_total = current_app.config["MAX_CONTENT_LENGTH"] * 4
@@ -198,18 +202,21 @@ def ingest(*, case: Case, user: User, files: list[FileStorage]) -> IngestResult:
 
 
 def _store_all(case, files, store: ObjectStore, stored, result, max_total) -> None:
-    seen_sops: set[str] = set()
-    seen_hashes: set[str] = set()
+    # What the case already holds, read once: a duplicate is then a set lookup, not a query.
+    seen_sops = set(db.session.scalars(sa.select(Instance.sop_instance_uid).where(Instance.case_id == case.id)))
+    seen_hashes = set(db.session.scalars(sa.select(Attachment.sha256).where(Attachment.case_id == case.id)))
     in_flight: deque[tuple[Prepared, Future]] = deque()
     with ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="put") as pool:
         try:
             for name, stream in _items(files, max_total):
+                if in_flight and in_flight[0][1].done():
+                    _settle(*in_flight.popleft())  # surface a store failure without waiting
                 try:
                     item = prepare(name, stream, case)
                 except RejectedFile as exc:
                     result.rejected.append({"filename": name, "error": str(exc)})
                     continue
-                if _is_duplicate(case, item, seen_sops, seen_hashes):
+                if _is_duplicate(item, seen_sops, seen_hashes):
                     result.accepted.append(_accepted(item, duplicate=True))
                     continue
                 item.key = new_key("cases", str(case.id), item.kind, suffix=".dcm" if item.kind == "dicom" else "")
@@ -235,23 +242,17 @@ def _settle(item: Prepared, future: Future) -> None:
     item.data = io.BytesIO()  # release the bytes as soon as they are stored
 
 
-def _is_duplicate(case: Case, item: Prepared, seen_sops: set[str], seen_hashes: set[str]) -> bool:
+def _is_duplicate(item: Prepared, seen_sops: set[str], seen_hashes: set[str]) -> bool:
+    """Tell whether the case (or this request) already has the file; remember it if not."""
     if item.kind == "dicom":
-        sop = item.facts.sop_instance_uid
-        if sop in seen_sops:
-            return True
-        seen_sops.add(sop)
-        return db.session.scalar(
-            sa.select(Instance.id).where(Instance.case_id == case.id, Instance.sop_instance_uid == sop)
-        ) is not None
-    digest = hashlib.sha256(item.data.getbuffer()).hexdigest()
-    item.sha256 = digest
-    if digest in seen_hashes:
+        key, seen = item.facts.sop_instance_uid, seen_sops
+    else:
+        item.sha256 = hashlib.sha256(item.data.getbuffer()).hexdigest()
+        key, seen = item.sha256, seen_hashes
+    if key in seen:
         return True
-    seen_hashes.add(digest)
-    existing = db.session.scalar(
-        sa.select(Attachment.id).where(Attachment.case_id == case.id, Attachment.sha256 == digest))
-    return existing is not None
+    seen.add(key)
+    return False
 
 
 def _accepted(item: Prepared, *, duplicate: bool = False, attachment_id: int | None = None) -> dict:
@@ -274,6 +275,7 @@ def _accepted(item: Prepared, *, duplicate: bool = False, attachment_id: int | N
 def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult) -> None:
     studies: dict[str, Study] = {}
     series: dict[str, Series] = {}
+    uid_map: dict[str, str] = {}
     for item in stored:
         if item.kind != "dicom":
             att = Attachment(case_id=case.id, filename=item.filename, kind=item.kind,
@@ -295,8 +297,9 @@ def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult
             rows=f.rows, columns=f.columns, pixel_spacing=f.pixel_spacing, photometric=f.photometric,
             render_error=f.render_error, burned_in_annotation=f.burned_in_annotation,
             object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id))
-        _remember_uids(case, item.uid_map)
+        uid_map.update(item.uid_map)
         result.accepted.append(_accepted(item))
+    _remember_uids(case, uid_map)
     db.session.flush()
 
 
@@ -322,12 +325,9 @@ def _get_or_add_series(case: Case, study: Study, f: dicom.IndexFacts) -> Series:
 def _remember_uids(case: Case, uid_map: dict[str, str]) -> None:
     if not uid_map:
         return
-    known = set(db.session.scalars(
-        sa.select(UidMap.original_uid).where(UidMap.case_id == case.id, UidMap.original_uid.in_(list(uid_map)))))
-    for original, new in uid_map.items():
-        if original not in known:
-            db.session.add(UidMap(case_id=case.id, original_uid=original, new_uid=new))
-    db.session.flush()
+    known = set(db.session.scalars(sa.select(UidMap.original_uid).where(UidMap.case_id == case.id)))
+    db.session.add_all(UidMap(case_id=case.id, original_uid=original, new_uid=new)
+                       for original, new in uid_map.items() if original not in known)
 
 
 def _discard(store: ObjectStore, keys: list[str]) -> None:

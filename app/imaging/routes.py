@@ -2,14 +2,15 @@
 
 import hashlib
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.accounts.auth import api_login_required
 from app.cases.permissions import Action, require
 from app.core.errors import BadRequest
 from app.core.openapi import api_doc
-from app.imaging import ingest
+from app.imaging import ingest, multipart
 from app.imaging import service as imaging
 
 bp = Blueprint("imaging", __name__, url_prefix="/api/cases/<int:case_id>")
@@ -43,10 +44,13 @@ def _quote(name: str) -> str:
 def upload_files(case_id: int):
     """Upload DICOM files, ZIPs of studies, photos and PDFs (multipart field ``files``)."""
     case = require(current_user, case_id, Action.UPLOAD)
-    files = request.files.getlist("files")
-    if not files:
+    boundary = multipart.boundary_of(request.content_type)
+    if request.content_length is not None and request.content_length > (current_app.config["MAX_CONTENT_LENGTH"] or 0):
+        raise RequestEntityTooLarge()
+    # The body is read as a stream: each file is ingested while the next one is still arriving.
+    result = ingest.ingest(case=case, user=current_user, files=multipart.iter_files(request.stream, boundary))
+    if not result.accepted and not result.rejected:
         raise BadRequest("no files: send multipart/form-data with one or more 'files' fields")
-    result = ingest.ingest(case=case, user=current_user, files=files)
     return jsonify({"accepted": result.accepted, "rejected": result.rejected})
 
 

@@ -224,3 +224,19 @@ def test_object_keys_carry_no_patient_data(app, api, case_id):
     assert keys[0].startswith(f"cases/{case_id}/dicom/")
     assert "张三" not in keys[0]
     assert "CT" not in keys[0]
+
+
+def test_upload_cut_off_half_way_records_nothing_and_leaves_no_objects(app, api, case_id):
+    import requests
+
+    files = study_files("98892001")
+    multipart = [("files", (p.name, p.read_bytes())) for p in files]
+    prepared = requests.Request("POST", "http://x/", files=multipart).prepare()
+    cut = prepared.body[: len(prepared.body) * 2 // 3]  # the connection dropped two thirds of the way
+    r = api.post(f"/api/cases/{case_id}/files", data=cut, content_type=prepared.headers["Content-Type"])
+    assert r.status_code == 400
+    assert r.json["error"] == "the upload ended before its last file was complete"
+    assert api.get(f"/api/cases/{case_id}/instances").json["items"] == []
+    assert api.get(f"/api/cases/{case_id}").json["studies"] == []
+    root = Path(app.config["UPLOAD_FOLDER"])
+    assert [p for p in root.rglob("*") if p.is_file()] == []

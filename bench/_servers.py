@@ -1,0 +1,85 @@
+"""Processes the benchmarks start: an S3 server (moto) and the Huizhen app, on free local ports."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up in {timeout}s")
+
+
+class Proc:
+    """A child process that is terminated when the benchmark ends."""
+
+    def __init__(self, args, env=None, log=None):
+        self.log = open(log or os.devnull, "w")  # noqa: SIM115 - closed in stop()
+        self.p = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},  # noqa: S603
+                                  stdout=self.log, stderr=subprocess.STDOUT)
+
+    def cpu_seconds(self) -> float:
+        """User+system CPU time the process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+        self.log.close()
+
+
+def start_s3() -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc([PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url)
+    return proc, url
+
+
+def start_app(env: dict) -> tuple[Proc, str]:
+    """Migrate, seed and serve the app with the given environment."""
+    port = free_port()
+    env = {**env, "PORT": str(port), "HOST": "127.0.0.1", "FLASK_APP": "run"}
+    for cmd in (["db", "upgrade"], ["seed-demo"]):
+        subprocess.run([PY, "-m", "flask", "--app", "run", *cmd], cwd=ROOT, env={**os.environ, **env},  # noqa: S603
+                       check=True, capture_output=True)
+    proc = Proc([PY, "run.py"], env=env, log=env.get("BENCH_APP_LOG"))
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/login")
+    return proc, url
+
+
+def token(url: str, email: str = "gp@demo.huizhen") -> str:
+    r = requests.post(f"{url}/api/auth/token", json={"email": email, "password": "huizhen-demo"}, timeout=10)
+    r.raise_for_status()
+    return r.json()["token"]
+
+
+def cpu_self() -> float:
+    """User+system CPU time of this (client) process so far."""
+    t = os.times()
+    return t.user + t.system

@@ -1,0 +1,65 @@
+"""The streaming multipart reader, against bodies built by werkzeug's and requests' encoders."""
+
+import io
+
+import pytest
+import requests
+from werkzeug.test import EnvironBuilder
+
+from app.core.errors import BadRequest
+from app.imaging import multipart
+
+
+def werkzeug_body(files, extra=None):
+    data = {"files": [(io.BytesIO(content), name) for name, content in files], **(extra or {})}
+    env = EnvironBuilder(method="POST", data=data, content_type="multipart/form-data").get_environ()
+    return env["wsgi.input"].read(), env["CONTENT_TYPE"]
+
+
+def requests_body(files):
+    prepared = requests.Request("POST", "http://x/", files=[("files", (n, c)) for n, c in files]).prepare()
+    return prepared.body, prepared.headers["Content-Type"]
+
+
+def parse(body, content_type, read_size=None, monkeypatch=None):
+    if read_size and monkeypatch:
+        monkeypatch.setattr(multipart, "READ_SIZE", read_size)
+    return [(n, f.read()) for n, f in multipart.iter_files(io.BytesIO(body), multipart.boundary_of(content_type))]
+
+
+FILES = [("a.dcm", b"DICM" * 1000), ("空.jpg", b""), ("报告.pdf", b"%PDF-\r\n--not-a-boundary\r\n" * 50),
+         ("c.bin", bytes(range(256)) * 40)]
+
+
+@pytest.mark.parametrize("encoder", [werkzeug_body, requests_body])
+@pytest.mark.parametrize("read_size", [7, 64, 256 * 1024])
+def test_parts_come_back_byte_for_byte(encoder, read_size, monkeypatch):
+    body, ctype = encoder(FILES)
+    assert parse(body, ctype, read_size, monkeypatch) == FILES
+
+
+def test_other_fields_are_skipped(monkeypatch):
+    body, ctype = werkzeug_body(FILES[:1], extra={"note": "hello"})
+    assert parse(body, ctype) == FILES[:1]
+
+
+def test_large_parts_spill_to_disk(monkeypatch):
+    monkeypatch.setattr(multipart, "SPOOL_MAX", 1000)
+    body, ctype = requests_body([("big.dcm", b"x" * 5000)])
+    [(name, handle)] = list(multipart.iter_files(io.BytesIO(body), multipart.boundary_of(ctype)))
+    assert not isinstance(handle, io.BytesIO)
+    assert handle.read() == b"x" * 5000
+
+
+def test_truncated_body_is_an_error():
+    body, ctype = requests_body([("a.dcm", b"x" * 5000), ("b.dcm", b"y" * 5000)])
+    parts = multipart.iter_files(io.BytesIO(body[:7000]), multipart.boundary_of(ctype))
+    assert next(parts)[0] == "a.dcm"
+    with pytest.raises(BadRequest, match="ended before its last file"):
+        next(parts)
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", "multipart/form-data"])
+def test_a_body_that_is_not_multipart_is_refused(content_type):
+    with pytest.raises(BadRequest, match="multipart/form-data"):
+        multipart.boundary_of(content_type)
