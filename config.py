@@ -48,6 +48,15 @@ class Config:
     PORT = int(_env("PORT", "5000"))
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "512"))
 
+    # Email for notifications: off unless MAIL_SERVER is set.
+    MAIL_SERVER = _env("MAIL_SERVER")
+    MAIL_PORT = int(_env("MAIL_PORT", "25"))
+    MAIL_USERNAME = _env("MAIL_USERNAME")
+    MAIL_PASSWORD = _env("MAIL_PASSWORD")
+    MAIL_USE_TLS = _env("MAIL_USE_TLS", "0") == "1"
+    MAIL_SENDER = _env("MAIL_SENDER", "huizhen@localhost")
+    PUBLIC_URL = _env("PUBLIC_URL", "http://127.0.0.1:5000")
+
     API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")

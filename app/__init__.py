@@ -48,7 +48,14 @@ def _load_secret_key(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
+    from sqlalchemy import event, orm
+
+    from app.audit import models as _audit_models  # noqa: F401 - registers the append-only guard
+    from app.notifications.service import flush_mail
+
     db.init_app(app)
+    if not event.contains(orm.Session, "after_commit", flush_mail):
+        event.listen(orm.Session, "after_commit", flush_mail)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
@@ -66,9 +73,11 @@ def _register_blueprints(app: Flask) -> None:
     from app import imaging, storage
     from app.accounts import auth
     from app.accounts.routes import bp as accounts_api
+    from app.admin.routes import bp as admin_api
     from app.cases.routes import bp as cases_api
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
+    from app.notifications.routes import bp as notifications_api
     from app.web.routes import bp as web_bp
 
     auth.init_app(app)
@@ -77,6 +86,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_api)
     app.register_blueprint(cases_api)
     app.register_blueprint(imaging_api)
+    app.register_blueprint(notifications_api)
+    app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(web_bp)
 

@@ -59,9 +59,24 @@ def _migrate(url: str, tmp_path_factory) -> None:
 
 
 def _empty_tables() -> None:
+    """Empty every table between tests; the audit log's append-only triggers are respected.
+
+    PostgreSQL's TRUNCATE does not fire row triggers. SQLite has no TRUNCATE, so its delete
+    trigger is dropped and put back exactly as the migration created it.
+    """
+    tables = list(reversed(db.metadata.sorted_tables))
     with db.engine.begin() as conn:
-        for table in reversed(db.metadata.sorted_tables):
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+            return
+        trigger = conn.execute(sa.text(
+            "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_events_no_delete'")).scalar()
+        if trigger:
+            conn.execute(sa.text("DROP TRIGGER audit_events_no_delete"))
+        for table in tables:
             conn.execute(table.delete())
+        if trigger:
+            conn.execute(sa.text(trigger))
 
 
 @pytest.fixture

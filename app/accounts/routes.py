@@ -5,9 +5,10 @@ from flask_login import current_user
 
 from app.accounts import service
 from app.accounts.auth import api_login_required, csrf_exempt
+from app.accounts.models import User
 from app.accounts.schemas import SpecialistQuery, TokenRequest, token_json, user_json
 from app.accounts.specialties import INSTITUTION_LEVELS, SPECIALTIES
-from app.core.errors import BadRequest, Unauthorized
+from app.core.errors import BadRequest, NotFound, Unauthorized
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
 from app.extensions import db, limiter
@@ -69,13 +70,41 @@ def specialties():
 
 @bp.get("/specialists")
 @api_login_required
-@api_doc(query=SpecialistQuery, responses={200: "specialists, best match first", 400: "unknown specialty"},
-         tag="accounts")
+@api_doc(query=SpecialistQuery, responses={200: "specialists, best match first", 400: "unknown specialty",
+                                           404: "case_id names no case you may see"}, tag="accounts")
 def specialists():
-    """Search the specialist directory, ranked best match first, with the reasons for each."""
+    """Rank specialists for a case (``case_id``) or a search (``specialty``, ``q``), with reasons."""
+    from app.cases import matching
+    from app.cases.permissions import Action, require
+
     query = parse_query(SpecialistQuery)
-    entries = service.search_specialists(viewer=current_user, specialty=query.specialty, q=query.q)
+    specialty, exclude = query.specialty, set()
+    if query.case_id is not None:
+        case = require(current_user, query.case_id, Action.SHARE)
+        specialty = specialty or case.specialty
+        exclude = {case.owner_id}
+    users = service.find_doctors(viewer=current_user, specialty=specialty, q=query.q, exclude=exclude)
+    ranked = matching.rank(users, specialty=specialty)[:query.limit]
     return jsonify({"items": [
-        {**user_json(e.user), "open_cases": e.open_cases, "score": e.score, "reasons": e.reasons}
-        for e in entries
+        {**user_json(r.user), "open_cases": r.open_cases, "score": r.score, "reasons": r.reasons,
+         "stats": r.stats.as_json()}
+        for r in ranked
     ]})
+
+
+@bp.get("/specialists/<int:user_id>")
+@api_login_required
+@api_doc(responses={200: "a specialist's profile with answered cases, response time and rating"},
+         tag="accounts")
+def specialist(user_id: int):
+    """Return a doctor's profile with their consultation record."""
+    from app.cases import matching
+
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.role == "admin":
+        raise NotFound("specialist not found")
+    stats = matching.specialist_stats([user.id])[user.id]
+    from app.cases.service import open_case_counts
+
+    return jsonify({**user_json(user), "open_cases": open_case_counts([user.id]).get(user.id, 0),
+                    "stats": stats.as_json()})

@@ -16,6 +16,8 @@ class TokenRequest(Schema):
 class SpecialistQuery(Schema):
     specialty: str | None = Field(default=None, max_length=50)
     q: str | None = Field(default=None, max_length=100)
+    case_id: int | None = None
+    limit: int = Field(default=50, ge=1, le=200)
 
 
 def institution_json(inst: Institution) -> dict:

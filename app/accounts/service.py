@@ -2,7 +2,6 @@
 
 import hashlib
 import secrets
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -10,7 +9,7 @@ from flask import current_app
 
 from app.accounts.models import ApiToken, Institution, User
 from app.accounts.passwords import burn_verification, hash_password, verify_password
-from app.accounts.specialties import LEVEL_RANK, SPECIALTIES, specialty_names
+from app.accounts.specialties import SPECIALTIES
 from app.core.errors import BadRequest, Conflict
 from app.core.time import utcnow
 from app.extensions import db
@@ -113,24 +112,16 @@ def revoke_token(*, record: ApiToken) -> None:
 
 # ---- the specialist directory -------------------------------------------------------------
 
-@dataclass
-class DirectoryEntry:
-    """A specialist as the directory ranks them, with the reasons shown to the referrer."""
-
-    user: User
-    open_cases: int
-    score: float
-    reasons: list[str] = field(default_factory=list)
-
-
-def search_specialists(*, viewer: User, specialty: str | None = None, q: str | None = None,
-                       limit: int = 50) -> list[DirectoryEntry]:
-    """Find active doctors other than the viewer, ranked best match first."""
+def find_doctors(*, viewer: User, specialty: str | None = None, q: str | None = None,
+                 exclude: set[int] | None = None) -> list[User]:
+    """Return active doctors other than the viewer matching the specialty and the text query."""
     stmt = (
         sa.select(User)
         .join(Institution)
         .where(User.active.is_(True), User.role != "admin", User.id != viewer.id)
     )
+    if exclude:
+        stmt = stmt.where(User.id.not_in(exclude))
     if specialty:
         if specialty not in SPECIALTIES:
             raise BadRequest("unknown specialty", {"specialty": specialty, "known": sorted(SPECIALTIES)})
@@ -146,22 +137,4 @@ def search_specialists(*, viewer: User, specialty: str | None = None, q: str | N
         if codes:
             text_match.append(User.specialty.in_(codes))
         stmt = stmt.where(sa.or_(*text_match))
-    users = list(db.session.scalars(stmt))
-    from app.cases.service import open_case_counts  # the directory ranks by case workload
-
-    workload = open_case_counts([u.id for u in users])
-    entries = [_rank(u, workload.get(u.id, 0), specialty) for u in users]
-    entries.sort(key=lambda e: (-e.score, e.open_cases, e.user.name))
-    return entries[:limit]
-
-
-def _rank(user: User, open_cases: int, specialty: str | None) -> DirectoryEntry:
-    level = user.institution.level
-    score = LEVEL_RANK.get(level, 0) * 10.0 - open_cases * 2.0
-    reasons = []
-    if specialty and user.specialty == specialty:
-        score += 50
-        reasons.append(f"specialty: {specialty_names(specialty)['zh']} ({specialty})")
-    reasons.append(f"hospital level: {level}")
-    reasons.append(f"open cases: {open_cases}")
-    return DirectoryEntry(user=user, open_cases=open_cases, score=score, reasons=reasons)
+    return list(db.session.scalars(stmt))

@@ -28,6 +28,7 @@ class Case(db.Model):
         sa.CheckConstraint(_in("urgency", URGENCIES), name="urgency"),
         sa.CheckConstraint(_in("patient_sex", SEXES), name="patient_sex"),
         sa.CheckConstraint("patient_age IS NULL OR (patient_age >= 0 AND patient_age <= 150)", name="patient_age"),
+        sa.CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -45,6 +46,88 @@ class Case(db.Model):
     uid_secret: so.Mapped[str] = so.mapped_column(sa.String(64), default=lambda: secrets.token_hex(32))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)
+    # When it was last shared, and by when an opinion is expected (set from the urgency).
+    submitted_at: so.Mapped[datetime | None]
+    due_at: so.Mapped[datetime | None]
+    answered_at: so.Mapped[datetime | None]
+    closed_at: so.Mapped[datetime | None]
+    rating: so.Mapped[int | None]
+    rating_comment: so.Mapped[str | None] = so.mapped_column(sa.Text)
 
     owner: so.Mapped[User] = so.relationship(foreign_keys=[owner_id], lazy="joined")
     consultant: so.Mapped[User | None] = so.relationship(foreign_keys=[consultant_id], lazy="joined")
+
+
+class CaseEvent(db.Model):
+    """One step of a case's timeline: a status change or another recorded action, with who and why."""
+
+    __tablename__ = "case_events"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    actor_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
+    action: so.Mapped[str] = so.mapped_column(sa.String(40))
+    from_status: so.Mapped[str | None] = so.mapped_column(sa.String(20))
+    to_status: so.Mapped[str | None] = so.mapped_column(sa.String(20))
+    note: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    data: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
+
+    actor: so.Mapped[User] = so.relationship(lazy="joined")
+
+
+class Participant(db.Model):
+    """A colleague the consultant brought into the case, for one discipline."""
+
+    __tablename__ = "participants"
+    __table_args__ = (sa.UniqueConstraint("case_id", "user_id", name="uq_participants_case_user"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"), index=True)
+    discipline: so.Mapped[str] = so.mapped_column(sa.String(50))
+    invited_by_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
+    added_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    removed_at: so.Mapped[datetime | None]
+
+    user: so.Mapped[User] = so.relationship(foreign_keys=[user_id], lazy="joined")
+
+
+class DisciplineReport(db.Model):
+    """A discipline's contribution (e.g. the radiology read) that the opinion can draw on."""
+
+    __tablename__ = "discipline_reports"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    author_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
+    discipline: so.Mapped[str] = so.mapped_column(sa.String(50))
+    body: so.Mapped[str] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)
+
+    author: so.Mapped[User] = so.relationship(lazy="joined")
+
+
+class Opinion(db.Model):
+    """A version of the consultation opinion: one editable draft, then signed versions (frozen)."""
+
+    __tablename__ = "opinions"
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "version", name="uq_opinions_case_version"),
+        sa.CheckConstraint("state IN ('draft', 'signed')", name="state"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    version: so.Mapped[int]
+    state: so.Mapped[str] = so.mapped_column(sa.String(10), default="draft")
+    content: so.Mapped[dict] = so.mapped_column(sa.JSON)
+    author_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
+    signed_at: so.Mapped[datetime | None]
+    content_sha256: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+    amendment_reason: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)
+
+    author: so.Mapped[User] = so.relationship(lazy="joined")

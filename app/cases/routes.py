@@ -1,32 +1,79 @@
-"""Cases API: create, list, detail."""
+"""Cases API: create, list, detail, the consultation workflow, participants, reports, opinions."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
 from app.accounts.auth import api_login_required
-from app.cases import service
-from app.cases.permissions import Action, require
-from app.cases.schemas import CaseCreate, case_json
+from app.accounts.schemas import user_json
+from app.audit import service as audit_log
+from app.cases import opinion_pdf, service
+from app.cases.permissions import Action, allowed_actions, case_route, role_of
+from app.cases.schemas import (
+    AmendmentIn,
+    AnswerIn,
+    CaseCreate,
+    CloseIn,
+    OpinionIn,
+    ParticipantIn,
+    QuestionIn,
+    ReasonIn,
+    ReportIn,
+    ShareIn,
+    case_json,
+)
+from app.cases.workflow import allowed_from
+from app.core.errors import BadRequest, NotFound
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body
+from app.core.time import isoformat
 from app.extensions import db
 from app.imaging import service as imaging
 
 bp = Blueprint("cases", __name__, url_prefix="/api/cases")
 
 
+def summary_json(case) -> dict:
+    """A case as listed: its fields, the caller's role and whether it is overdue."""
+    return {**case_json(case), "due_at": isoformat(case.due_at), "overdue": service.is_overdue(case),
+            "role": role_of(current_user, case)}
+
+
+def participant_json(p) -> dict:
+    return {"user": user_json(p.user), "user_id": p.user_id, "discipline": p.discipline,
+            "added_at": isoformat(p.added_at)}
+
+
+def opinion_json(o) -> dict | None:
+    if o is None:
+        return None
+    return {**o.content, "version": o.version, "state": o.state, "signed_by": user_json(o.author),
+            "signed_at": isoformat(o.signed_at), "sha256": o.content_sha256,
+            "amendment_reason": o.amendment_reason, "pdf": f"/api/cases/{o.case_id}/opinion.pdf"}
+
+
+def report_json(r) -> dict:
+    return {"id": r.id, "discipline": r.discipline, "author": user_json(r.author), "body": r.body,
+            "updated_at": isoformat(r.updated_at)}
+
+
 def case_detail_json(case) -> dict:
-    """Serialise a case with its studies, attachments and the people on it."""
+    """Serialise a case with its studies, attachments, the people on it and its opinion."""
+    signed = service.signed_versions(case)
     return {
-        **case_json(case),
+        **summary_json(case),
         "studies": imaging.case_studies(case),
         "attachments": [
             {"id": a.id, "filename": a.filename, "kind": a.kind, "size": a.size,
              "content_type": a.content_type, "url": f"/api/cases/{case.id}/attachments/{a.id}"}
             for a in imaging.case_attachments(case)
         ],
-        "participants": [],
-        "opinion": None,
+        "participants": [participant_json(p) for p in service.participants(case)],
+        "reports": [report_json(r) for r in service.reports(case)],
+        "opinion": opinion_json(signed[-1]) if signed else None,
+        "rating": case.rating,
+        "rating_comment": case.rating_comment,
+        "allowed_actions": allowed_actions(current_user, case),
+        "transitions": allowed_from(case.status),
     }
 
 
@@ -38,6 +85,7 @@ def create_case():
     data = parse_body(CaseCreate)
     case = service.create_case(owner=current_user, data=data)
     db.session.commit()
+    audit_log.record(user_id=current_user.id, case_id=case.id, action="create_case", status=201)
     return jsonify(case_detail_json(case)), 201
 
 
@@ -45,14 +93,210 @@ def create_case():
 @api_login_required
 @api_doc(responses={200: "the cases the caller may see"})
 def list_cases():
-    """List the cases the caller may see, newest first."""
-    return jsonify({"items": [case_json(c) for c in service.list_cases(viewer=current_user)]})
+    """List the cases the caller may see, newest first (``status`` filters)."""
+    status = request.args.get("status") or None
+    return jsonify({"items": [summary_json(c) for c in service.list_cases(viewer=current_user, status=status)]})
 
 
 @bp.get("/<int:case_id>")
-@api_login_required
-@api_doc(responses={200: "the case with studies and attachments", 404: "no such case visible to you"})
-def get_case(case_id: int):
-    """Return a case with its studies, series, attachments and people."""
-    case = require(current_user, case_id, Action.VIEW)
+@case_route(Action.VIEW)
+@api_doc(responses={200: "the case with studies, attachments, people and opinion",
+                    404: "no such case visible to you"})
+def get_case(case):
+    """Return a case with its studies, series, attachments, people and opinion."""
     return jsonify(case_detail_json(case))
+
+
+@bp.get("/<int:case_id>/timeline")
+@case_route(Action.VIEW)
+@api_doc(responses={200: "every transition and recorded action, oldest first"})
+def timeline(case):
+    """Return the case's timeline: who did what, when, and why."""
+    return jsonify({"items": [
+        {"at": isoformat(e.at), "actor": {"id": e.actor.id, "name": e.actor.name}, "action": e.action,
+         "from": e.from_status, "to": e.to_status, "note": e.note, "data": e.data}
+        for e in service.timeline(case)]})
+
+
+def _done(case, status: int = 200):
+    db.session.commit()
+    return jsonify(case_detail_json(case)), status
+
+
+@bp.post("/<int:case_id>/share")
+@case_route(Action.SHARE)
+@api_doc(body=ShareIn, responses={200: "status submitted", 409: "invalid transition"})
+def share(case):
+    """Share the case with a specialist (from draft, or again after a decline)."""
+    body = parse_body(ShareIn)
+    return _done(service.share(case=case, actor=current_user, specialist_id=body.specialist_id,
+                               message=body.message))
+
+
+@bp.post("/<int:case_id>/accept")
+@case_route(Action.ACCEPT)
+@api_doc(responses={200: "status accepted", 409: "invalid transition"})
+def accept(case):
+    """Accept the consultation (the designated specialist)."""
+    return _done(service.accept(case=case, actor=current_user))
+
+
+@bp.post("/<int:case_id>/decline")
+@case_route(Action.DECLINE)
+@api_doc(body=ReasonIn, responses={200: "status declined", 409: "invalid transition"})
+def decline(case):
+    """Decline the consultation, with a reason (the designated specialist)."""
+    body = parse_body(ReasonIn) if request.content_length else ReasonIn()
+    return _done(service.decline(case=case, actor=current_user, reason=body.reason))
+
+
+@bp.post("/<int:case_id>/withdraw")
+@case_route(Action.WITHDRAW)
+@api_doc(body=ReasonIn, responses={200: "status withdrawn", 409: "invalid transition"})
+def withdraw(case):
+    """Withdraw a draft or a case not yet accepted (the owner)."""
+    body = parse_body(ReasonIn) if request.content_length else ReasonIn()
+    return _done(service.withdraw(case=case, actor=current_user, reason=body.reason))
+
+
+@bp.post("/<int:case_id>/questions")
+@case_route(Action.ASK)
+@api_doc(body=QuestionIn, responses={200: "status info_requested", 409: "invalid transition"})
+def ask(case):
+    """Ask the referring doctor for more information (the consultant)."""
+    return _done(service.ask(case=case, actor=current_user, question=parse_body(QuestionIn).question))
+
+
+@bp.post("/<int:case_id>/answers")
+@case_route(Action.ANSWER)
+@api_doc(body=AnswerIn, responses={200: "status accepted again", 409: "invalid transition"})
+def answer(case):
+    """Answer the consultant's question (the owner; upload files to the case as well if needed)."""
+    return _done(service.answer(case=case, actor=current_user, text=parse_body(AnswerIn).answer))
+
+
+@bp.post("/<int:case_id>/close")
+@case_route(Action.CLOSE)
+@api_doc(body=CloseIn, responses={200: "status closed", 409: "invalid transition"})
+def close(case):
+    """Acknowledge the opinion and rate its usefulness 1–5 (the owner)."""
+    body = parse_body(CloseIn)
+    return _done(service.close(case=case, actor=current_user, rating=body.rating, comment=body.comment))
+
+
+@bp.get("/<int:case_id>/participants")
+@case_route(Action.VIEW)
+@api_doc(responses={200: "the current participants"})
+def list_participants(case):
+    """List the colleagues on the case and their disciplines."""
+    return jsonify({"items": [participant_json(p) for p in service.participants(case)]})
+
+
+@bp.post("/<int:case_id>/participants")
+@case_route(Action.INVITE)
+@api_doc(body=ParticipantIn, responses={201: "the new participant", 409: "already on the case or wrong status"})
+def invite(case):
+    """Invite a colleague for a discipline (the consultant)."""
+    body = parse_body(ParticipantIn)
+    p = service.invite(case=case, actor=current_user, user_id=body.user_id, discipline=body.discipline)
+    db.session.commit()
+    return jsonify(participant_json(p)), 201
+
+
+@bp.delete("/<int:case_id>/participants/<int:user_id>")
+@case_route(Action.REMOVE)
+@api_doc(responses={204: "removed; their access ended at once"})
+def remove_participant(case, user_id: int):
+    """Remove a participant; their access, including open realtime connections, ends at once."""
+    service.remove_participant(case=case, actor=current_user, user_id=user_id)
+    db.session.commit()
+    service.after_removal(case.id, user_id)
+    return "", 204
+
+
+@bp.get("/<int:case_id>/reports")
+@case_route(Action.VIEW)
+@api_doc(responses={200: "the discipline reports"})
+def list_reports(case):
+    """List the discipline reports (e.g. the radiology read)."""
+    return jsonify({"items": [report_json(r) for r in service.reports(case)]})
+
+
+@bp.post("/<int:case_id>/reports")
+@case_route(Action.REPORT)
+@api_doc(body=ReportIn, responses={201: "the report (one per author; posting again replaces it)"})
+def add_report(case):
+    """Write this discipline's report (participants and the consultant)."""
+    body = parse_body(ReportIn)
+    report = service.add_report(case=case, actor=current_user, body=body.body, discipline=body.discipline)
+    db.session.commit()
+    return jsonify(report_json(report)), 201
+
+
+@bp.get("/<int:case_id>/opinion")
+@case_route(Action.VIEW)
+@api_doc(responses={200: "the signed versions, latest last, and the draft for the consultant"})
+def get_opinion(case):
+    """Return the signed opinion versions (and the draft, to the consultant)."""
+    draft = service.draft_of(case) if role_of(current_user, case) == "consultant" else None
+    return jsonify({"versions": [opinion_json(o) for o in service.signed_versions(case)],
+                    "draft": None if draft is None else {**draft.content, "version": draft.version,
+                                                          "updated_at": isoformat(draft.updated_at)}})
+
+
+@bp.put("/<int:case_id>/opinion/draft")
+@case_route(Action.WRITE_OPINION)
+@api_doc(body=OpinionIn, responses={200: "the saved draft"})
+def save_draft(case):
+    """Save the opinion draft (fields given replace those saved; the consultant)."""
+    draft = service.save_draft(case=case, actor=current_user, data=parse_body(OpinionIn))
+    db.session.commit()
+    return jsonify({**draft.content, "version": draft.version, "updated_at": isoformat(draft.updated_at)})
+
+
+@bp.post("/<int:case_id>/opinion")
+@case_route(Action.SIGN_OPINION)
+@api_doc(body=OpinionIn, responses={200: "status answered; the opinion is signed and frozen",
+                                    400: "diagnosis or recommendations missing", 409: "invalid transition"})
+def sign_opinion(case):
+    """Sign and send the opinion (the saved draft plus the fields given): status answered."""
+    data = parse_body(OpinionIn) if request.content_length else OpinionIn()
+    service.sign_opinion(case=case, actor=current_user, data=data)
+    return _done(case)
+
+
+@bp.post("/<int:case_id>/opinion/amendments")
+@case_route(Action.SIGN_OPINION)
+@api_doc(body=AmendmentIn, responses={201: "a new signed version; earlier versions are kept"})
+def amend_opinion(case):
+    """Sign an amended version of the opinion, with the reason for the change."""
+    body = parse_body(AmendmentIn)
+    service.amend_opinion(case=case, actor=current_user, data=body, reason=body.reason)
+    return _done(case, 201)
+
+
+@bp.get("/<int:case_id>/opinion.pdf")
+@case_route(Action.DOWNLOAD)
+@api_doc(responses={200: "application/pdf of the signed opinion (``version`` picks an earlier one)"})
+def opinion_pdf_file(case):
+    """Download the signed opinion as a PDF (latest version unless ``version`` is given)."""
+    versions = service.signed_versions(case)
+    if not versions:
+        raise NotFound("no signed opinion yet")
+    wanted = request.args.get("version")
+    if wanted is not None and not wanted.isdigit():
+        raise BadRequest("version must be a number", {"version": wanted})
+    opinion = versions[-1] if wanted is None else next((v for v in versions if v.version == int(wanted)), None)
+    if opinion is None:
+        raise NotFound("no such opinion version")
+    data = opinion_pdf.render(case, opinion, versions)
+    return Response(data, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="huizhen-case-{case.id}-opinion-v{opinion.version}.pdf"'})
+
+
+@bp.get("/<int:case_id>/audit")
+@case_route(Action.READ_AUDIT)
+@api_doc(responses={200: "every access to the case, allowed or denied"})
+def audit(case):
+    """Return the case's audit log (owner and consultant)."""
+    return jsonify({"items": [audit_log.event_json(e) for e in audit_log.case_events(case.id)]})

@@ -53,3 +53,71 @@ def case_json(case: Case) -> dict:
         "created_at": isoformat(case.created_at),
         "updated_at": isoformat(case.updated_at),
     }
+
+
+class ShareIn(Schema):
+    specialist_id: int
+    message: str = Field(default="", max_length=4000)
+
+
+class ReasonIn(Schema):
+    reason: str = Field(default="", max_length=4000)
+
+
+class QuestionIn(Schema):
+    question: str = Field(min_length=1, max_length=4000)
+
+
+class AnswerIn(Schema):
+    answer: str = Field(min_length=1, max_length=10_000)
+
+
+class CloseIn(Schema):
+    rating: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=4000)
+
+
+class ParticipantIn(Schema):
+    user_id: int
+    discipline: str = Field(min_length=1, max_length=50)
+
+    @field_validator("discipline")
+    @classmethod
+    def _known_discipline(cls, v):
+        if v not in SPECIALTIES:
+            raise ValueError(f"unknown discipline {v!r}")
+        return v
+
+
+class ReportIn(Schema):
+    body: str = Field(min_length=1, max_length=20_000)
+    discipline: str | None = Field(default=None, max_length=50)
+
+
+class ImageRef(Schema):
+    study_uid: str | None = Field(default=None, max_length=64)
+    series_uid: str | None = Field(default=None, max_length=64)
+    sop_instance_uid: str | None = Field(default=None, max_length=64)
+    frame: int | None = Field(default=None, ge=1)
+    note: str = Field(default="", max_length=500)
+
+
+class Contribution(Schema):
+    discipline: str = Field(max_length=50)
+    user_id: int | None = None
+    summary: str = Field(max_length=10_000)
+
+
+class OpinionIn(Schema):
+    """The structured opinion; every field optional so drafts can be saved part-written."""
+
+    diagnosis: str | None = Field(default=None, max_length=4000)
+    differential: list[str] | None = Field(default=None, max_length=20)
+    recommendations: str | None = Field(default=None, max_length=20_000)
+    follow_up: str | None = Field(default=None, max_length=4000)
+    image_refs: list[ImageRef] | None = Field(default=None, max_length=100)
+    contributions: list[Contribution] | None = Field(default=None, max_length=20)
+
+
+class AmendmentIn(OpinionIn):
+    reason: str = Field(min_length=1, max_length=4000)

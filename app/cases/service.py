@@ -1,45 +1,298 @@
-"""Cases: creating and listing them."""
+"""Cases: creating, sharing, the consultation workflow, participants, reports and opinions."""
+
+import hashlib
+import json
+from datetime import timedelta
 
 import sqlalchemy as sa
 
 from app.accounts.models import User
-from app.cases.models import Case
-from app.cases.permissions import visible_case_filter
-from app.cases.schemas import CaseCreate
+from app.cases import workflow
+from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
+from app.cases.permissions import CONSULTANT, OWNER, Action, role_of, visible_case_filter
+from app.cases.schemas import CaseCreate, OpinionIn
+from app.core.errors import BadRequest, Conflict, NotFound
+from app.core.time import utcnow
 from app.extensions import db
+from app.notifications.service import notify
+
+# How soon an opinion is expected after sharing, by urgency.
+RESPONSE_TIME = {"emergency": timedelta(hours=6), "urgent": timedelta(hours=48), "routine": timedelta(days=7)}
+OPINION_REQUIRED = ("diagnosis", "recommendations")
 
 
 def create_case(*, owner: User, data: CaseCreate) -> Case:
     """Create a draft case owned by the user."""
     case = Case(
-        owner=owner,
-        title=data.title,
-        clinical_question=data.clinical_question,
-        summary=data.summary,
-        specialty=data.specialty,
-        patient_age=data.patient.age,
-        patient_sex=data.patient.sex or "unknown",
-        urgency=data.urgency,
-        status="draft",
+        owner=owner, title=data.title, clinical_question=data.clinical_question, summary=data.summary,
+        specialty=data.specialty, patient_age=data.patient.age, patient_sex=data.patient.sex or "unknown",
+        urgency=data.urgency, status="draft",
     )
     db.session.add(case)
     db.session.flush()
+    workflow.record(case, "created", actor=owner)
     return case
 
 
-def list_cases(*, viewer: User) -> list[Case]:
+def list_cases(*, viewer: User, status: str | None = None) -> list[Case]:
     """Return the cases the user may see, newest first."""
-    stmt = sa.select(Case).where(visible_case_filter(viewer)).order_by(Case.created_at.desc(), Case.id.desc())
-    return list(db.session.scalars(stmt))
+    stmt = sa.select(Case).where(visible_case_filter(viewer))
+    if status:
+        stmt = stmt.where(Case.status == status)
+    return list(db.session.scalars(stmt.order_by(Case.created_at.desc(), Case.id.desc())))
+
+
+def is_overdue(case: Case) -> bool:
+    """Tell whether the case is still open past the time its urgency allows."""
+    return case.status in workflow.OPEN_STATUSES and case.due_at is not None and utcnow() > case.due_at
 
 
 def open_case_counts(user_ids: list[int]) -> dict[int, int]:
     """Return how many open cases (shared with them, not yet answered) each consultant has."""
     if not user_ids:
         return {}
-    stmt = (
-        sa.select(Case.consultant_id, sa.func.count())
-        .where(Case.consultant_id.in_(user_ids), Case.status.in_(("submitted", "accepted", "info_requested")))
-        .group_by(Case.consultant_id)
-    )
+    stmt = (sa.select(Case.consultant_id, sa.func.count())
+            .where(Case.consultant_id.in_(user_ids), Case.status.in_(workflow.OPEN_STATUSES))
+            .group_by(Case.consultant_id))
     return dict(db.session.execute(stmt).all())
+
+
+# ---- the workflow ---------------------------------------------------------------------------
+
+def share(*, case: Case, actor: User, specialist_id: int, message: str = "") -> Case:
+    """Share a draft (or a declined case) with a specialist: status submitted."""
+    specialist = db.session.get(User, specialist_id)
+    if specialist is None or not specialist.active or specialist.role == "admin":
+        raise BadRequest("unknown specialist", {"specialist_id": specialist_id})
+    if specialist.id == case.owner_id:
+        raise BadRequest("you cannot share a case with yourself")
+    now = utcnow()
+    workflow.apply(case, Action.SHARE, actor=actor, note=message or None,
+                   data={"specialist_id": specialist.id, "specialist_name": specialist.name},
+                   values={"consultant_id": specialist.id, "submitted_at": now,
+                           "due_at": now + RESPONSE_TIME[case.urgency],
+                           "specialty": case.specialty or specialist.specialty})
+    notify(users=[specialist], case_id=case.id, kind="shared", actor=actor)
+    return case
+
+
+def accept(*, case: Case, actor: User) -> Case:
+    """The specialist takes the case: status accepted."""
+    workflow.apply(case, Action.ACCEPT, actor=actor)
+    notify(users=[case.owner], case_id=case.id, kind="accepted", actor=actor)
+    return case
+
+
+def decline(*, case: Case, actor: User, reason: str = "") -> Case:
+    """The specialist declines: status declined, and the case leaves their hands."""
+    workflow.apply(case, Action.DECLINE, actor=actor, note=reason or None, values={"consultant_id": None})
+    notify(users=[case.owner], case_id=case.id, kind="declined", actor=actor)
+    return case
+
+
+def ask(*, case: Case, actor: User, question: str) -> Case:
+    """The specialist asks the referring doctor for more information: status info_requested."""
+    workflow.apply(case, Action.ASK, actor=actor, note=question)
+    notify(users=[case.owner], case_id=case.id, kind="question", actor=actor)
+    return case
+
+
+def answer(*, case: Case, actor: User, text: str) -> Case:
+    """The referring doctor answers the question (and may upload files): back to accepted."""
+    workflow.apply(case, Action.ANSWER, actor=actor, note=text)
+    notify(users=[case.consultant], case_id=case.id, kind="answered_question", actor=actor)
+    return case
+
+
+def withdraw(*, case: Case, actor: User, reason: str = "") -> Case:
+    """The owner withdraws a draft or a case not yet accepted."""
+    consultant = case.consultant
+    workflow.apply(case, Action.WITHDRAW, actor=actor, note=reason or None)
+    notify(users=[consultant], case_id=case.id, kind="withdrawn", actor=actor)
+    return case
+
+
+def close(*, case: Case, actor: User, rating: int, comment: str = "") -> Case:
+    """The owner acknowledges the opinion and rates its usefulness: status closed."""
+    workflow.apply(case, Action.CLOSE, actor=actor, note=comment or None, data={"rating": rating},
+                   values={"rating": rating, "rating_comment": comment or None, "closed_at": utcnow()})
+    notify(users=[case.consultant], case_id=case.id, kind="closed", actor=actor)
+    return case
+
+
+def timeline(case: Case) -> list[CaseEvent]:
+    """Return the case's timeline, oldest first."""
+    return list(db.session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)))
+
+
+# ---- participants and reports ---------------------------------------------------------------
+
+_removal_listeners: list = []
+
+
+def on_participant_removed(listener) -> None:
+    """Register a callback(case_id, user_id) run after a participant is removed (realtime uses it)."""
+    _removal_listeners.append(listener)
+
+
+def participants(case: Case) -> list[Participant]:
+    """Return the case's current participants."""
+    return list(db.session.scalars(sa.select(Participant).where(
+        Participant.case_id == case.id, Participant.removed_at.is_(None)).order_by(Participant.id)))
+
+
+def invite(*, case: Case, actor: User, user_id: int, discipline: str) -> Participant:
+    """Bring a colleague into the case for a discipline."""
+    workflow.require_status(case, workflow.WORKING_STATUSES, "invite")
+    user = db.session.get(User, user_id)
+    if user is None or not user.active or user.role == "admin":
+        raise BadRequest("unknown user", {"user_id": user_id})
+    if role_of(user, case) in (OWNER, CONSULTANT):
+        raise Conflict("already on the case", {"user_id": user_id, "role": role_of(user, case)})
+    existing = db.session.scalar(sa.select(Participant).where(
+        Participant.case_id == case.id, Participant.user_id == user_id))
+    if existing is not None and existing.removed_at is None:
+        raise Conflict("already a participant", {"user_id": user_id})
+    if existing is None:
+        existing = Participant(case_id=case.id, user_id=user_id, discipline=discipline, invited_by_id=actor.id)
+        db.session.add(existing)
+    else:  # invited again after being removed
+        existing.removed_at, existing.discipline, existing.added_at = None, discipline, utcnow()
+    workflow.record(case, "invited", actor=actor, data={"user_id": user_id, "discipline": discipline,
+                                                          "name": user.name})
+    notify(users=[user], case_id=case.id, kind="invited", actor=actor)
+    db.session.flush()
+    return existing
+
+
+def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
+    """End a participant's access to the case at once."""
+    p = db.session.scalar(sa.select(Participant).where(
+        Participant.case_id == case.id, Participant.user_id == user_id, Participant.removed_at.is_(None)))
+    if p is None:
+        raise NotFound("participant not found")
+    p.removed_at = utcnow()
+    workflow.record(case, "removed", actor=actor, data={"user_id": user_id, "name": p.user.name})
+    notify(users=[p.user], case_id=case.id, kind="removed", actor=actor)
+
+
+def after_removal(case_id: int, user_id: int) -> None:
+    """Run the removal listeners (after the removal is committed)."""
+    for listener in _removal_listeners:
+        listener(case_id, user_id)
+
+
+def add_report(*, case: Case, actor: User, body: str, discipline: str | None) -> DisciplineReport:
+    """Add a discipline report (one per author; a second call replaces the text)."""
+    workflow.require_status(case, workflow.WORKING_STATUSES, "report")
+    if discipline is None:
+        p = db.session.scalar(sa.select(Participant).where(
+            Participant.case_id == case.id, Participant.user_id == actor.id))
+        discipline = p.discipline if p else actor.specialty
+    report = db.session.scalar(sa.select(DisciplineReport).where(
+        DisciplineReport.case_id == case.id, DisciplineReport.author_id == actor.id))
+    if report is None:
+        report = DisciplineReport(case_id=case.id, author_id=actor.id, discipline=discipline, body=body)
+        db.session.add(report)
+    else:
+        report.body, report.discipline = body, discipline
+    workflow.record(case, "report", actor=actor, data={"discipline": discipline})
+    db.session.flush()
+    return report
+
+
+def reports(case: Case) -> list[DisciplineReport]:
+    """Return the case's discipline reports."""
+    return list(db.session.scalars(sa.select(DisciplineReport).where(
+        DisciplineReport.case_id == case.id).order_by(DisciplineReport.id)))
+
+
+# ---- opinions -------------------------------------------------------------------------------
+
+def canonical(content: dict) -> str:
+    """The canonical JSON text of an opinion, the one its signature hash covers."""
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _versions(case: Case) -> list[Opinion]:
+    return list(db.session.scalars(sa.select(Opinion).where(Opinion.case_id == case.id).order_by(Opinion.version)))
+
+
+def draft_of(case: Case) -> Opinion | None:
+    """Return the case's unsigned draft, if any."""
+    return next((o for o in _versions(case) if o.state == "draft"), None)
+
+
+def signed_versions(case: Case) -> list[Opinion]:
+    """Return the signed versions, oldest first."""
+    return [o for o in _versions(case) if o.state == "signed"]
+
+
+def _merge(base: dict, update: OpinionIn) -> dict:
+    merged = dict(base)
+    merged.update(update.model_dump(exclude_none=True, mode="json"))
+    return merged
+
+
+def save_draft(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
+    """Create or update the consultant's draft opinion."""
+    workflow.require_status(case, workflow.WORKING_STATUSES | {"answered", "closed"}, "write_opinion")
+    draft = draft_of(case)
+    if draft is None:
+        versions = _versions(case)
+        base = versions[-1].content if versions else {}
+        draft = Opinion(case_id=case.id, version=(versions[-1].version + 1) if versions else 1,
+                        state="draft", content=_merge(base, data), author_id=actor.id)
+        db.session.add(draft)
+    else:
+        draft.content = _merge(draft.content, data)
+    db.session.flush()
+    return draft
+
+
+def _freeze(case: Case, actor: User, data: OpinionIn, reason: str | None) -> Opinion:
+    draft = draft_of(case)
+    versions = _versions(case)
+    base = draft.content if draft else (versions[-1].content if versions else {})
+    content = _merge(base, data)
+    if not content.get("contributions"):
+        content["contributions"] = [{"discipline": r.discipline, "user_id": r.author_id, "summary": r.body}
+                                    for r in reports(case)]
+    missing = [f for f in OPINION_REQUIRED if not (content.get(f) or "").strip()]
+    if missing:
+        raise BadRequest(f"the opinion needs: {', '.join(missing)}", {"missing": missing})
+    opinion = draft or Opinion(case_id=case.id, version=(versions[-1].version + 1) if versions else 1,
+                               author_id=actor.id)
+    opinion.content = content
+    opinion.state = "signed"
+    opinion.author_id = actor.id
+    opinion.signed_at = utcnow()
+    opinion.content_sha256 = hashlib.sha256(canonical(content).encode()).hexdigest()
+    opinion.amendment_reason = reason
+    if draft is None:
+        db.session.add(opinion)
+    db.session.flush()
+    return opinion
+
+
+def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
+    """Sign and send the opinion (the draft plus these fields): status answered, content frozen."""
+    if case.status not in workflow.TRANSITIONS[Action.SIGN_OPINION].sources:
+        raise workflow.invalid(case, Action.SIGN_OPINION.value)
+    opinion = _freeze(case, actor, data, None)
+    workflow.apply(case, Action.SIGN_OPINION, actor=actor,
+                   data={"version": opinion.version, "sha256": opinion.content_sha256},
+                   values={"answered_at": opinion.signed_at})
+    notify(users=[case.owner, *[p.user for p in participants(case)]], case_id=case.id,
+           kind="opinion_signed", actor=actor)
+    return opinion
+
+
+def amend_opinion(*, case: Case, actor: User, data: OpinionIn, reason: str) -> Opinion:
+    """Sign a new version of an already signed opinion; the earlier versions are kept."""
+    workflow.require_status(case, frozenset({"answered", "closed"}), "amend_opinion")
+    opinion = _freeze(case, actor, data, reason)
+    workflow.record(case, "opinion_amended", actor=actor, note=reason,
+                    data={"version": opinion.version, "sha256": opinion.content_sha256})
+    notify(users=[case.owner], case_id=case.id, kind="opinion_amended", actor=actor)
+    return opinion

@@ -6,14 +6,17 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.accounts.auth import api_login_required
-from app.cases.permissions import Action, require
+from app.audit import service as audit_log
+from app.cases.permissions import Action, case_route
 from app.core.errors import BadRequest
 from app.core.openapi import api_doc
 from app.imaging import ingest, multipart
 from app.imaging import service as imaging
 
 bp = Blueprint("imaging", __name__, url_prefix="/api/cases/<int:case_id>")
+
+# Files can be added while the case is being prepared or worked on, not after it is answered.
+UPLOAD_STATUSES = frozenset({"draft", "submitted", "declined", "accepted", "info_requested"})
 
 # Stored objects never change (a new upload is a new object), so browsers may keep them.
 IMMUTABLE = "private, max-age=86400, immutable"
@@ -38,12 +41,14 @@ def _quote(name: str) -> str:
 
 
 @bp.post("/files")
-@api_login_required
+@case_route(Action.UPLOAD)
 @api_doc(responses={200: "per-file accepted and rejected lists", 413: "upload too large",
                     503: "object store unavailable; nothing recorded"}, tag="imaging")
-def upload_files(case_id: int):
+def upload_files(case):
     """Upload DICOM files, ZIPs of studies, photos and PDFs (multipart field ``files``)."""
-    case = require(current_user, case_id, Action.UPLOAD)
+    from app.cases.workflow import require_status
+
+    require_status(case, UPLOAD_STATUSES, "upload")
     boundary = multipart.boundary_of(request.content_type)
     if request.content_length is not None and request.content_length > (current_app.config["MAX_CONTENT_LENGTH"] or 0):
         raise RequestEntityTooLarge()
@@ -55,13 +60,12 @@ def upload_files(case_id: int):
 
 
 @bp.get("/instances")
-@api_login_required
+@case_route(Action.VIEW)
 @api_doc(responses={200: "instances in display order"}, tag="imaging")
-def list_instances(case_id: int):
+def list_instances(case):
     """List the case's DICOM instances, optionally of one series, in display order."""
-    case = require(current_user, case_id, Action.VIEW)
     instances = imaging.list_instances(case, series_uid=request.args.get("series_uid") or None)
-    return jsonify({"items": [_instance_json(case_id, i) for i in instances]})
+    return jsonify({"items": [_instance_json(case.id, i) for i in instances]})
 
 
 def _instance_json(case_id: int, inst) -> dict:
@@ -82,23 +86,24 @@ def _instance_json(case_id: int, inst) -> dict:
 
 
 @bp.get("/instances/<sop>/file")
-@api_login_required
+@case_route(Action.DOWNLOAD)
 @api_doc(responses={200: "the de-identified DICOM file (application/dicom)"}, tag="imaging")
-def instance_file(case_id: int, sop: str):
+def instance_file(case, sop: str):
     """Download one stored, de-identified DICOM instance."""
-    case = require(current_user, case_id, Action.DOWNLOAD)
     inst = imaging.get_instance(case, sop)
     return _stream(inst.object_key, "application/dicom", inst.size, f"{sop}.dcm", inst.sha256)
 
 
 @bp.get("/instances/<sop>/rendered")
-@api_login_required
+@case_route(Action.VIEW, audit="none")
 @api_doc(responses={200: "image/png or image/jpeg of the frame", 422: "the instance cannot be rendered"},
          tag="imaging")
-def instance_rendered(case_id: int, sop: str):
+def instance_rendered(case, sop: str):
     """Render one frame (``frame``, 1-based) with an optional window (``wc``, ``ww``) and ``size``."""
-    case = require(current_user, case_id, Action.VIEW)
     inst = imaging.get_instance(case, sop)
+    # Scrolling a series fetches hundreds of frames: one audit row per user, case and series.
+    audit_log.record_once(key=(current_user.id, case.id, inst.series_id), user_id=current_user.id,
+                          case_id=case.id, action="view_images", detail={"series_uid": inst.series.series_uid})
     req = imaging.parse_render_request(request.args)
     etag = hashlib.sha256(f"{inst.sha256}|{req}".encode()).hexdigest()
     if request.if_none_match.contains(etag):
@@ -109,11 +114,10 @@ def instance_rendered(case_id: int, sop: str):
 
 
 @bp.get("/series/<series_uid>/thumbnail")
-@api_login_required
+@case_route(Action.VIEW, audit="none")
 @api_doc(responses={200: "image/jpeg thumbnail of the series' middle slice"}, tag="imaging")
-def series_thumbnail(case_id: int, series_uid: str):
+def series_thumbnail(case, series_uid: str):
     """Return a small JPEG of the series' middle image."""
-    case = require(current_user, case_id, Action.VIEW)
     size = request.args.get("size", "128")
     if not size.isdigit() or not 16 <= int(size) <= 512:
         raise BadRequest("size must be between 16 and 512", {"size": size})
@@ -122,10 +126,9 @@ def series_thumbnail(case_id: int, series_uid: str):
 
 
 @bp.get("/attachments/<int:attachment_id>")
-@api_login_required
+@case_route(Action.DOWNLOAD)
 @api_doc(responses={200: "the attachment file"}, tag="imaging")
-def attachment_file(case_id: int, attachment_id: int):
+def attachment_file(case, attachment_id: int):
     """Download a photo or document attached to the case."""
-    case = require(current_user, case_id, Action.DOWNLOAD)
     att = imaging.get_attachment(case, attachment_id)
     return _stream(att.object_key, att.content_type, att.size, att.filename, att.sha256)

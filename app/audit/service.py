@@ -1,0 +1,73 @@
+"""Recording and reading the audit log; the one helper every case route goes through."""
+
+import csv
+import io
+import threading
+import time
+
+import sqlalchemy as sa
+from flask import has_request_context, request
+
+from app.audit.models import AuditEvent
+from app.core.time import isoformat
+from app.extensions import db
+
+# Rendered-frame views are logged once per user, case and series per window, not per frame.
+AGGREGATE_SECONDS = 30 * 60
+_recent: dict[tuple, float] = {}
+_recent_lock = threading.Lock()
+
+
+def _client() -> tuple[str | None, str | None]:
+    if not has_request_context():
+        return None, None
+    return request.remote_addr, (request.user_agent.string or "")[:300]
+
+
+def record(*, user_id: int | None, action: str, case_id: int | None = None, status: int = 200,
+           detail: dict | None = None) -> None:
+    """Add an audit row in its own transaction, so it is kept even if the request fails."""
+    ip, agent = _client()
+    row = {"user_id": user_id, "case_id": case_id, "action": action, "status": status, "detail": detail,
+           "ip": ip, "user_agent": agent}
+    with db.engine.begin() as conn:
+        conn.execute(sa.insert(AuditEvent).values(**row))
+
+
+def record_once(*, key: tuple, **kwargs) -> None:
+    """Record unless the same key was recorded within the aggregation window."""
+    now = time.monotonic()
+    with _recent_lock:
+        if now - _recent.get(key, -AGGREGATE_SECONDS - 1) < AGGREGATE_SECONDS:
+            return
+        _recent[key] = now
+        if len(_recent) > 50_000:  # keep the memo bounded
+            for old in [k for k, t in _recent.items() if now - t >= AGGREGATE_SECONDS]:
+                del _recent[old]
+    record(**kwargs)
+
+
+def case_events(case_id: int) -> list[AuditEvent]:
+    """Return a case's audit rows, oldest first."""
+    return list(db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id)))
+
+
+def event_json(e: AuditEvent) -> dict:
+    """Serialise an audit row."""
+    return {"at": isoformat(e.at), "user_id": e.user_id, "action": e.action, "status": e.status,
+            "detail": e.detail, "ip": e.ip, "user_agent": e.user_agent, "case_id": e.case_id}
+
+
+CSV_FIELDS = ("id", "at", "user_id", "case_id", "action", "status", "ip", "user_agent", "detail")
+
+
+def export_csv() -> str:
+    """Return the whole audit log as CSV."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_FIELDS)
+    for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
+        writer.writerow([e.id, isoformat(e.at), e.user_id, e.case_id, e.action, e.status, e.ip or "",
+                         e.user_agent or "", "" if e.detail is None else e.detail])
+    return out.getvalue()

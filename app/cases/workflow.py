@@ -1,0 +1,87 @@
+"""The case state machine: every allowed status change, in one table.
+
+A transition not in the table answers 409 ``{"error": "invalid transition", "detail": {"status",
+"allowed"}}`` and changes nothing. Transitions are applied with a conditional UPDATE (``WHERE
+status IN (...)``), so two concurrent requests cannot both win.
+"""
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from app.accounts.models import User
+from app.cases.models import Case, CaseEvent
+from app.cases.permissions import Action
+from app.core.errors import Conflict
+from app.core.time import utcnow
+from app.extensions import db
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: Action
+    sources: frozenset[str]
+    target: str
+
+
+TRANSITIONS: dict[Action, Transition] = {t.action: t for t in (
+    Transition(Action.SHARE, frozenset({"draft", "declined"}), "submitted"),
+    Transition(Action.ACCEPT, frozenset({"submitted"}), "accepted"),
+    Transition(Action.DECLINE, frozenset({"submitted"}), "declined"),
+    Transition(Action.ASK, frozenset({"accepted"}), "info_requested"),
+    Transition(Action.ANSWER, frozenset({"info_requested"}), "accepted"),
+    Transition(Action.SIGN_OPINION, frozenset({"accepted"}), "answered"),
+    Transition(Action.CLOSE, frozenset({"answered"}), "closed"),
+    Transition(Action.WITHDRAW, frozenset({"draft", "submitted"}), "withdrawn"),
+)}
+
+# Statuses in which the case is being worked on (counts as the consultant's open workload).
+OPEN_STATUSES = ("submitted", "accepted", "info_requested")
+# Statuses in which the team can work: invite, write reports and opinion drafts, upload more.
+WORKING_STATUSES = frozenset({"accepted", "info_requested"})
+
+
+def allowed_from(status: str) -> list[str]:
+    """Return the transitions possible from a status."""
+    return sorted(t.action.value for t in TRANSITIONS.values() if status in t.sources)
+
+
+def invalid(case: Case, attempted: str):
+    """The 409 answer for an action the case's status does not allow."""
+    return Conflict("invalid transition", {"status": case.status, "attempted": attempted,
+                                           "allowed": allowed_from(case.status)})
+
+
+def require_status(case: Case, statuses: frozenset[str], attempted: str) -> None:
+    """Raise the 409 answer unless the case is in one of the statuses."""
+    if case.status not in statuses:
+        raise invalid(case, attempted)
+
+
+def apply(case: Case, action: Action, *, actor: User, note: str | None = None, data: dict | None = None,
+          values: dict | None = None) -> CaseEvent:
+    """Move the case along the transition for action (with extra column values); record it."""
+    transition = TRANSITIONS[action]
+    if case.status not in transition.sources:
+        raise invalid(case, action.value)
+    previous = case.status
+    changes = {"status": transition.target, "updated_at": utcnow(), **(values or {})}
+    result = db.session.execute(
+        sa.update(Case).where(Case.id == case.id, Case.status.in_(transition.sources)).values(**changes)
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        db.session.rollback()
+        db.session.refresh(case)
+        raise invalid(case, action.value)  # someone else moved it first
+    db.session.refresh(case)
+    event = CaseEvent(case_id=case.id, actor_id=actor.id, action=action.value, from_status=previous,
+                      to_status=transition.target, note=note, data=data)
+    db.session.add(event)
+    return event
+
+
+def record(case: Case, action: str, *, actor: User, note: str | None = None, data: dict | None = None) -> CaseEvent:
+    """Add a timeline entry that is not a status change (invitations, reports, amendments)."""
+    event = CaseEvent(case_id=case.id, actor_id=actor.id, action=action, note=note, data=data)
+    db.session.add(event)
+    return event

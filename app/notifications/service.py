@@ -1,0 +1,111 @@
+"""Creating notifications, reading the inbox, and mailing them when MAIL_SERVER is configured.
+
+Emails carry the case number and what happened, never the title or any clinical content: mail
+leaves our control, so the doctor follows the link and logs in to see the case.
+"""
+
+import logging
+import smtplib
+import threading
+from email.message import EmailMessage
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.accounts.models import User
+from app.core.errors import NotFound
+from app.core.time import utcnow
+from app.extensions import db
+from app.notifications.models import Notification
+
+log = logging.getLogger(__name__)
+
+# kind: (Chinese, English) text, formatted with case id and actor name
+TEXTS = {
+    "shared": ("{actor} 邀请您会诊病例 #{case}", "{actor} asks for your opinion on case #{case}"),
+    "accepted": ("{actor} 已接受病例 #{case} 的会诊", "{actor} accepted case #{case}"),
+    "declined": ("{actor} 婉拒了病例 #{case} 的会诊", "{actor} declined case #{case}"),
+    "invited": ("{actor} 邀请您参加病例 #{case} 的多学科会诊", "{actor} invited you to case #{case}"),
+    "removed": ("您已不再参与病例 #{case}", "You were removed from case #{case}"),
+    "question": ("{actor} 对病例 #{case} 提出了问题", "{actor} asked a question on case #{case}"),
+    "answered_question": ("{actor} 回答了病例 #{case} 的问题", "{actor} answered the question on case #{case}"),
+    "opinion_signed": ("病例 #{case} 的会诊意见已签发", "The opinion on case #{case} is signed"),
+    "opinion_amended": ("病例 #{case} 的会诊意见已修订", "The opinion on case #{case} was amended"),
+    "closed": ("病例 #{case} 已结案", "Case #{case} was closed"),
+    "withdrawn": ("病例 #{case} 已撤回", "Case #{case} was withdrawn"),
+}
+
+
+def notify(*, users: list[User], case_id: int, kind: str, actor: User) -> list[Notification]:
+    """Add a notification for each user (never the actor) and queue the emails."""
+    zh, en = TEXTS[kind]
+    text = f"{zh.format(actor=actor.name, case=case_id)} / {en.format(actor=actor.name, case=case_id)}"
+    created = []
+    for user in {u.id: u for u in users if u is not None and u.id != actor.id}.values():
+        n = Notification(user_id=user.id, case_id=case_id, kind=kind, text=text[:300])
+        db.session.add(n)
+        created.append(n)
+        _mail_later(user.email, case_id, text)
+    return created
+
+
+def _mail_later(address: str, case_id: int, text: str) -> None:
+    cfg = current_app.config
+    if not cfg.get("MAIL_SERVER"):
+        return
+    settings = {k: cfg.get(k) for k in ("MAIL_SERVER", "MAIL_PORT", "MAIL_USERNAME", "MAIL_PASSWORD",
+                                         "MAIL_USE_TLS", "MAIL_SENDER", "PUBLIC_URL")}
+    # Sent after the request has committed, off the request thread, so a slow mail server
+    # never delays a doctor's click; failures are logged, not raised.
+    pending = db.session.info.setdefault("pending_mail", [])
+    pending.append((settings, address, case_id, text))
+
+
+def flush_mail(session) -> None:
+    """Send the emails queued in this session (called after a successful commit)."""
+    for settings, address, case_id, text in session.info.pop("pending_mail", []):
+        threading.Thread(target=_send, args=(settings, address, case_id, text), daemon=True).start()
+
+
+def _send(settings: dict, address: str, case_id: int, text: str) -> None:
+    msg = EmailMessage()
+    msg["Subject"] = f"[会诊 Huizhen] #{case_id}"
+    msg["From"] = settings["MAIL_SENDER"]
+    msg["To"] = address
+    link = f"{(settings.get('PUBLIC_URL') or '').rstrip('/')}/cases/{case_id}"
+    msg.set_content(f"{text}\n\n{link}\n")
+    try:
+        with smtplib.SMTP(settings["MAIL_SERVER"], int(settings["MAIL_PORT"] or 25), timeout=10) as smtp:
+            if settings.get("MAIL_USE_TLS"):
+                smtp.starttls()
+            if settings.get("MAIL_USERNAME"):
+                smtp.login(settings["MAIL_USERNAME"], settings["MAIL_PASSWORD"] or "")
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("notification email for case %s not sent: %s", case_id, type(exc).__name__)
+
+
+def inbox(*, user: User, unread_only: bool = False, limit: int = 100) -> list[Notification]:
+    """Return the user's notifications, newest first."""
+    stmt = sa.select(Notification).where(Notification.user_id == user.id)
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    return list(db.session.scalars(stmt.order_by(Notification.id.desc()).limit(limit)))
+
+
+def unread_count(*, user: User) -> int:
+    """Return how many notifications the user has not read."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Notification).where(
+        Notification.user_id == user.id, Notification.read_at.is_(None))) or 0
+
+
+def mark_read(*, user: User, notification_id: int | None = None) -> int:
+    """Mark one (or, with no id, every) notification of the user read; return how many changed."""
+    stmt = sa.update(Notification).where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    if notification_id is not None:
+        exists = db.session.scalar(sa.select(Notification.id).where(
+            Notification.id == notification_id, Notification.user_id == user.id))
+        if exists is None:
+            raise NotFound("notification not found")
+        stmt = stmt.where(Notification.id == notification_id)
+    return db.session.execute(stmt.values(read_at=utcnow())).rowcount
