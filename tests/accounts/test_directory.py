@@ -49,3 +49,32 @@ def test_unknown_specialty_is_a_clear_400(api_as, make_user):
 
 def test_directory_needs_credentials(client):
     assert client.get("/api/specialists").status_code == 401
+
+
+def test_ranking_for_a_case_uses_workload_speed_and_ratings(api_as, make_user, make_case):
+    owner = make_user(level="county")
+    busy = make_user(specialty="gynecology", name="忙碌", level="tertiary")
+    rated = make_user(specialty="gynecology", name="好评", level="tertiary")
+    api = api_as(owner)
+    # rated answers and gets a 5; busy holds two open cases.
+    done = make_case(owner, specialty="gynecology")
+    api.post(f"/api/cases/{done}/share", json={"specialist_id": rated})
+    api_as(rated).post(f"/api/cases/{done}/accept")
+    api_as(rated).post(f"/api/cases/{done}/opinion", json={"diagnosis": "d", "recommendations": "r"})
+    api.post(f"/api/cases/{done}/close", json={"rating": 5})
+    for _ in range(2):
+        c = make_case(owner, specialty="gynecology")
+        api.post(f"/api/cases/{c}/share", json={"specialist_id": busy})
+    case_id = make_case(owner, specialty="gynecology")
+    items = api.get(f"/api/specialists?case_id={case_id}").json["items"]
+    assert [i["id"] for i in items] == [rated, busy]
+    top, second = items
+    assert top["stats"] == {"answered_cases": 1, "median_response_hours": 0.0, "mean_rating": 5.0, "ratings": 1}
+    assert any("平均评分 5.0" in r for r in top["reasons"])
+    assert second["open_cases"] == 2
+    assert any("open cases: 2" in r for r in second["reasons"])
+
+
+def test_ranking_for_a_case_needs_access_to_it(api_as, make_user, make_case):
+    case_id = make_case(make_user())
+    assert api_as(make_user()).get(f"/api/specialists?case_id={case_id}").status_code == 404

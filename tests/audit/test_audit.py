@@ -1,0 +1,95 @@
+"""The audit log: append-only in the ORM and in the database; admins export it, see no cases."""
+
+import csv
+import io
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from app.audit.models import AppendOnlyError, AuditEvent
+from app.extensions import db
+
+
+@pytest.fixture
+def logged(api_as, make_user, make_case):
+    owner = make_user()
+    case_id = make_case(owner)
+    api_as(owner).get(f"/api/cases/{case_id}")
+    return owner, case_id
+
+
+def test_orm_cannot_change_or_delete_audit_rows(app, logged):
+    with app.app_context():
+        row = db.session.scalars(sa.select(AuditEvent)).first()
+        row.action = "tampered"
+        with pytest.raises(AppendOnlyError):
+            db.session.flush()
+        db.session.rollback()
+        db.session.delete(db.session.scalars(sa.select(AuditEvent)).first())
+        with pytest.raises(AppendOnlyError):
+            db.session.flush()
+        db.session.rollback()
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"])
+def test_database_refuses_changes_to_audit_rows(app, logged, statement):
+    with app.app_context():
+        before = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+        with pytest.raises(DBAPIError, match="append-only"), db.engine.begin() as conn:
+            conn.execute(sa.text(statement))
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == before
+
+
+def test_case_audit_lists_views_with_ip_and_agent(api_as, logged):
+    owner, case_id = logged
+    items = api_as(owner).get(f"/api/cases/{case_id}/audit", headers={"User-Agent": "HZ-test/1"}).json["items"]
+    assert [(e["action"], e["status"], e["user_id"]) for e in items] == [
+        ("create_case", 201, owner), ("get_case", 200, owner)]
+    assert all(e["ip"] == "127.0.0.1" for e in items)
+    assert set(items[0]) >= {"at", "user_id", "action", "detail"}
+
+
+def test_rendered_frames_are_audited_once_per_series(api_as, make_user, make_case):
+    from tests.imaging.dicom_samples import study_files, upload
+
+    owner = make_user()
+    case_id = make_case(owner)
+    api = api_as(owner)
+    api.post(f"/api/cases/{case_id}/files", data={"files": upload(study_files("98892001"))},
+             content_type="multipart/form-data")
+    items = api.get(f"/api/cases/{case_id}/instances").json["items"]
+    for item in items:
+        for window in ("", "?wc=40&ww=400"):
+            assert api.get(item["rendered"] + window).status_code == 200
+    views = [e for e in api.get(f"/api/cases/{case_id}/audit").json["items"] if e["action"] == "view_images"]
+    assert len(views) == len({i["series_uid"] for i in items}) == 2
+
+
+def test_admin_exports_csv_but_sees_no_case(api_as, make_user, logged):
+    owner, case_id = logged
+    admin = api_as(make_user(role="admin"))
+    assert admin.get(f"/api/cases/{case_id}").status_code == 404
+    assert admin.get("/api/cases").json["items"] == []
+    r = admin.get("/api/admin/audit.csv")
+    assert r.status_code == 200
+    assert r.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+    assert {"create_case", "get_case"} <= {row["action"] for row in rows}
+    assert any(row["action"] == "get_case" and row["status"] == "404" for row in rows)
+    assert api_as(owner).get("/api/admin/audit.csv").status_code == 403
+
+
+def test_admin_manages_accounts(api_as, make_user, client):
+    admin = api_as(make_user(role="admin"))
+    r = admin.post("/api/admin/users", json={"email": "new@test.huizhen", "name": "新医生", "password": "long-enough-1",
+                                             "specialty": "oncology", "institution": "新医院", "level": "county"})
+    assert r.status_code == 201
+    uid = r.json["id"]
+    login = {"email": "new@test.huizhen", "password": "long-enough-1"}
+    assert client.post("/api/auth/token", json=login).status_code == 200
+    assert admin.patch(f"/api/admin/users/{uid}", json={"active": False}).json["active"] is False
+    assert client.post("/api/auth/token", json=login).status_code == 401
+    assert any(u["id"] == uid for u in admin.get("/api/admin/users").json["items"])
+    doctor = api_as(make_user())
+    assert doctor.get("/api/admin/users").status_code == 403

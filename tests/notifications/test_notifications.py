@@ -1,0 +1,108 @@
+"""The inbox, marking read, overdue cases, and email through a real SMTP server."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from app.cases.models import Case
+from app.core.time import utcnow
+from app.extensions import db
+from tests.conftest import free_port
+
+
+class Inbox:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's handler name
+        self.messages.append((envelope.rcpt_tos, envelope.content.decode("utf-8", "replace")))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp():
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller, handler
+    controller.stop()
+
+
+@pytest.fixture
+def pair(make_user, api_as, make_case):
+    owner, specialist = make_user(), make_user(specialty="gynecology", email="wang@test.huizhen")
+    case_id = make_case(owner, title="张三 子宫肌瘤", urgency="emergency")
+    return case_id, api_as(owner), api_as(specialist), specialist
+
+
+def test_sharing_notifies_the_specialist_who_marks_it_read(pair):
+    case_id, owner, specialist, specialist_id = pair
+    owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id})
+    inbox = specialist.get("/api/notifications").json
+    assert inbox["unread"] == 1
+    note = inbox["items"][0]
+    assert (note["kind"], note["case_id"], note["read"]) == ("shared", case_id, False)
+    assert "邀请您会诊" in note["text"]
+    assert specialist.post(f"/api/notifications/{note['id']}/read").json == {"unread": 0}
+    assert specialist.get("/api/notifications?unread=1").json["items"] == []
+    # Someone else's notification cannot be touched.
+    assert owner.post(f"/api/notifications/{note['id']}/read").status_code == 404
+
+
+def test_every_step_notifies_the_one_who_must_act(pair):
+    case_id, owner, specialist, specialist_id = pair
+    owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id})
+    specialist.post(f"/api/cases/{case_id}/accept")
+    specialist.post(f"/api/cases/{case_id}/questions", json={"question": "?"})
+    owner.post(f"/api/cases/{case_id}/answers", json={"answer": "!"})
+    specialist.post(f"/api/cases/{case_id}/opinion", json={"diagnosis": "d", "recommendations": "r"})
+    assert [n["kind"] for n in reversed(owner.get("/api/notifications").json["items"])] == [
+        "accepted", "question", "opinion_signed"]
+    assert [n["kind"] for n in reversed(specialist.get("/api/notifications").json["items"])] == [
+        "shared", "answered_question"]
+    owner.post("/api/notifications/read-all")
+    assert owner.get("/api/notifications").json["unread"] == 0
+
+
+def test_overdue_cases_are_flagged(app, pair):
+    case_id, owner, specialist, specialist_id = pair
+    r = owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id})
+    assert r.json["overdue"] is False
+    due = r.json["due_at"]
+    assert due is not None  # emergency: 6 hours
+    assert specialist.get("/api/notifications").json["overdue"] == []
+    with app.app_context():
+        case = db.session.get(Case, case_id)
+        case.due_at = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+    for api in (owner, specialist):
+        overdue = api.get("/api/notifications").json["overdue"]
+        assert [o["case_id"] for o in overdue] == [case_id]
+    assert specialist.get("/api/cases").json["items"][0]["overdue"] is True
+
+
+def test_email_goes_out_without_clinical_content(app, pair, smtp):
+    controller, handler = smtp
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port, MAIL_SENDER="noreply@huizhen.test",
+                      PUBLIC_URL="https://huizhen.example")
+    case_id, owner, specialist, specialist_id = pair
+    owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id})
+    deadline = time.monotonic() + 10
+    while not handler.messages and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(handler.messages) == 1
+    recipients, content = handler.messages[0]
+    assert recipients == ["wang@test.huizhen"]
+    assert f"#{case_id}" in content
+    assert f"https://huizhen.example/cases/{case_id}" in content
+    assert "张三" not in content  # the title may name the patient: never mailed
+
+
+def test_no_mail_server_means_no_mail(app, pair, smtp):
+    _, handler = smtp
+    case_id, owner, _, specialist_id = pair
+    owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id})
+    time.sleep(0.3)
+    assert handler.messages == []
