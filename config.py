@@ -43,6 +43,9 @@ class Config:
 
     SOCKETIO_MESSAGE_QUEUE = _env("SOCKETIO_MESSAGE_QUEUE")
     SOCKETIO_ASYNC_MODE = _env("SOCKETIO_ASYNC_MODE", "threading")
+    # Several deployments (or test runs) can share one Redis with their own channel and keys.
+    SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "huizhen")
+    REDIS_KEY_PREFIX = _env("REDIS_KEY_PREFIX", "huizhen:")
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))

@@ -51,6 +51,11 @@ def _init_extensions(app: Flask) -> None:
     from sqlalchemy import event, orm
 
     from app.audit import models as _audit_models  # noqa: F401 - registers the append-only guard
+
+    # Socket handlers must be declared before the first socketio.init_app: Flask-SocketIO keeps
+    # handlers declared while no server exists and re-registers them on every later app; a
+    # handler declared after that would be bound to one server only.
+    from app.consult import events as _socket_events  # noqa: F401
     from app.notifications.service import flush_mail
 
     db.init_app(app)
@@ -64,6 +69,7 @@ def _init_extensions(app: Flask) -> None:
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
+        channel=app.config.get("SOCKETIO_CHANNEL", "flask-socketio"),
         cors_allowed_origins=[],
         max_http_buffer_size=1_000_000,
     )
@@ -75,6 +81,9 @@ def _register_blueprints(app: Flask) -> None:
     from app.accounts.routes import bp as accounts_api
     from app.admin.routes import bp as admin_api
     from app.cases.routes import bp as cases_api
+    from app.consult.presence import build_presence
+    from app.consult.routes import bp as consult_api
+    from app.consult.service import RateLimiter
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
     from app.notifications.routes import bp as notifications_api
@@ -87,6 +96,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(cases_api)
     app.register_blueprint(imaging_api)
     app.register_blueprint(notifications_api)
+    app.register_blueprint(consult_api)
+    app.extensions["presence"] = build_presence(app.config)
+    app.extensions["message_limiter"] = RateLimiter(limit=int(app.config.get("CHAT_RATE_LIMIT", 20)), window=10.0)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(web_bp)

@@ -15,7 +15,8 @@ from app.cases.permissions import ALLOWED, CONSULTANT, OWNER, PARTICIPANT
 from app.extensions import db
 
 CASE_PREFIX = "/api/cases/<int:case_id>"
-DUMMY = {"sop": "2.25.1", "series_uid": "2.25.2", "attachment_id": "999999", "user_id": "999999"}
+DUMMY = {"sop": "2.25.1", "series_uid": "2.25.2", "attachment_id": "999999", "user_id": "999999",
+         "annotation_id": "999999"}
 
 
 def case_rules(app):

@@ -1,0 +1,1 @@
+"""Realtime consultation rooms: chat, presence, the shared viewer and annotations."""

@@ -1,0 +1,260 @@
+"""Socket.IO handlers of the /consult namespace: verify, check membership, delegate, emit.
+
+Every handler re-checks the caller's access through app.cases.permissions, so a participant
+removed from a case is refused at the next event (and pulled out of the room at once by
+``kick``). Messages are persisted before they are broadcast.
+"""
+
+import logging
+import threading
+from functools import wraps
+
+from flask import current_app, request
+from flask_login import current_user
+from flask_socketio import join_room, leave_room
+
+from app.accounts import service as accounts
+from app.accounts.models import User
+from app.audit import service as audit_log
+from app.cases import service as cases
+from app.cases.permissions import Action, require
+from app.consult import broadcast, service
+from app.consult.broadcast import NAMESPACE, room_of
+from app.core.errors import DomainError
+from app.core.schemas import validate
+from app.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+# This process's connections: sid -> user id, and sid -> the case rooms it joined.
+_users: dict[str, int] = {}
+_rooms: dict[str, set[int]] = {}
+_lock = threading.Lock()
+
+
+def presence_store():
+    return current_app.extensions["presence"]
+
+
+def _user() -> User | None:
+    uid = _users.get(request.sid)
+    user = db.session.get(User, uid) if uid is not None else None
+    return user if user is not None and user.active else None
+
+
+def _case_id(data) -> int:
+    if not isinstance(data, dict):
+        raise DomainError("payload must be an object", status=400)
+    try:
+        return int(data.get("case_id"))
+    except (TypeError, ValueError):
+        raise DomainError("case_id is required", status=400) from None
+
+
+def handler(action: Action, *, audit: str | None = None):
+    """Wrap an event handler: the caller must be connected and allowed ``action`` on the case.
+
+    The handler gets (user, case, data); its return value is the ack. Errors become
+    ``{"ok": false, "error", "detail"}`` acks; denials are audited like HTTP ones.
+    """
+
+    def decorate(fn):
+        @wraps(fn)
+        def wrapper(data=None):
+            user = _user()
+            if user is None:
+                return {"ok": False, "error": "authentication required"}
+            case_id = None
+            try:
+                case_id = _case_id(data)
+                case = require(user, case_id, action)
+                return fn(user, case, data)
+            except DomainError as exc:
+                db.session.rollback()
+                if exc.status in (403, 404):
+                    audit_log.record(user_id=user.id, case_id=case_id, action=f"socket.{fn.__name__}",
+                                     status=exc.status, detail={"error": exc.error})
+                ack = {"ok": False, "error": exc.error}
+                if exc.detail is not None:
+                    ack["detail"] = exc.detail
+                return ack
+
+        return wrapper
+
+    return decorate
+
+
+@socketio.on("connect", namespace=NAMESPACE)
+def on_connect(auth=None):
+    """Authenticate a connection: an API token in ``auth``, or the browser's login session."""
+    user = None
+    token = auth.get("token") if isinstance(auth, dict) else None
+    if token:
+        found = accounts.user_for_token(token)
+        user = found[0] if found else None
+    elif current_user.is_authenticated:
+        user = current_user._get_current_object()
+    if user is None:
+        raise ConnectionRefusedError("authentication required")
+    with _lock:
+        _users[request.sid] = user.id
+        _rooms[request.sid] = set()
+    return True
+
+
+@socketio.on("disconnect", namespace=NAMESPACE)
+def on_disconnect(*args):
+    """Drop the connection from every room it was in (also after an abrupt loss)."""
+    with _lock:
+        user_id = _users.pop(request.sid, None)
+        rooms = _rooms.pop(request.sid, set())
+    for case_id in rooms:
+        _left(case_id, request.sid, user_id)
+
+
+def _left(case_id: int, sid: str, user_id: int | None) -> None:
+    store = presence_store()
+    online = store.leave(case_id, sid)
+    if user_id is not None and user_id not in online and store.presenter(case_id) == user_id:
+        store.set_presenter(case_id, None)
+        broadcast.to_case("presenter", {"case_id": case_id, "user_id": None}, case_id)
+    broadcast.presence(case_id, online)
+
+
+@socketio.on("join", namespace=NAMESPACE)
+@handler(Action.CHAT)
+def join(user, case, data):
+    """Join a case room: the ack carries the messages after ``since``, who is online and the viewer."""
+    since = data.get("since") or 0
+    if not isinstance(since, int) or since < 0:
+        raise DomainError("since must be a non-negative integer", status=400)
+    join_room(room_of(case.id))
+    with _lock:
+        _rooms.setdefault(request.sid, set()).add(case.id)
+    store = presence_store()
+    online = store.join(case.id, request.sid, user.id)
+    messages = [service.message_json(m) for m in service.messages_since(case=case, since=since)]
+    audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
+                          action="socket.join")
+    broadcast.presence(case.id, online)
+    return {"ok": True, "messages": messages, "online": online, "presenter": store.presenter(case.id),
+            "viewer": store.viewer(case.id)}
+
+
+@socketio.on("leave", namespace=NAMESPACE)
+def leave(data=None):
+    """Leave a case room."""
+    try:
+        case_id = _case_id(data)
+    except DomainError as exc:
+        return {"ok": False, "error": exc.error}
+    leave_room(room_of(case_id))
+    with _lock:
+        joined = case_id in _rooms.get(request.sid, set())
+        _rooms.get(request.sid, set()).discard(case_id)
+    if joined:
+        _left(case_id, request.sid, _users.get(request.sid))
+    return {"ok": True}
+
+
+@socketio.on("message", namespace=NAMESPACE)
+@handler(Action.CHAT)
+def message(user, case, data):
+    """Persist a chat message, then broadcast ``message`` to the room; ack with its seq."""
+    payload = validate(service.MessageIn, data)
+    msg, new = service.post_message(case=case, author=user, data=payload)
+    if new:
+        broadcast.to_case("message", service.message_json(msg), case.id)
+    return {"ok": True, "seq": msg.seq, "duplicate": not new}
+
+
+@socketio.on("typing", namespace=NAMESPACE)
+@handler(Action.CHAT)
+def typing(user, case, data):
+    """Tell the others in the room that the sender is (or stopped) typing."""
+    broadcast.to_case("typing", {"case_id": case.id, "user_id": user.id, "name": user.name,
+                                 "typing": bool(data.get("typing", True))}, case.id, skip_sid=request.sid)
+    return {"ok": True}
+
+
+VIEWER_FIELDS = ("study_uid", "series_uid", "sop_instance_uid", "index", "frame", "wc", "ww", "zoom", "pan",
+                 "rotation", "invert")
+
+
+@socketio.on("viewer", namespace=NAMESPACE)
+@handler(Action.VIEW)
+def viewer(user, case, data):
+    """Share the sender's view (series, slice, window, zoom/pan) with the others in the room."""
+    state = {k: data[k] for k in VIEWER_FIELDS if k in data}
+    store = presence_store()
+    presenter = store.presenter(case.id)
+    state.update(case_id=case.id, user_id=user.id, presenter=presenter == user.id)
+    if presenter == user.id:
+        store.set_viewer(case.id, state)  # what a late joiner is shown
+    broadcast.to_case("viewer", state, case.id, skip_sid=request.sid)
+    return {"ok": True}
+
+
+@socketio.on("present", namespace=NAMESPACE)
+@handler(Action.CHAT)
+def present(user, case, data):
+    """Take, release or hand over the presenter role; broadcast ``presenter``."""
+    store = presence_store()
+    action = data.get("action", "take")
+    current = store.presenter(case.id)
+    if action == "take":
+        new = user.id
+    elif action == "release":
+        if current != user.id:
+            raise DomainError("you are not presenting", status=409)
+        new = None
+    elif action == "handover":
+        target = data.get("user_id")
+        if current != user.id:
+            raise DomainError("only the presenter can hand over", status=409)
+        if target not in store.online(case.id):
+            raise DomainError("hand over to someone in the room", {"online": store.online(case.id)}, status=409)
+        new = target
+    else:
+        raise DomainError("action must be take, release or handover", status=400)
+    store.set_presenter(case.id, new)
+    if new is None:
+        store.set_viewer(case.id, None)
+    broadcast.to_case("presenter", {"case_id": case.id, "user_id": new}, case.id)
+    return {"ok": True, "presenter": new}
+
+
+@socketio.on("annotate", namespace=NAMESPACE)
+@handler(Action.CHAT)
+def annotate(user, case, data):
+    """Persist an annotation on an instance frame, then broadcast ``annotation``."""
+    a = service.add_annotation(case=case, author=user, data=validate(service.AnnotationIn, data))
+    payload = service.annotation_json(a)
+    broadcast.to_case("annotation", payload, case.id)
+    return {"ok": True, "annotation": payload}
+
+
+@socketio.on("annotation_delete", namespace=NAMESPACE)
+@handler(Action.CHAT)
+def annotation_delete(user, case, data):
+    """Delete one's own annotation; broadcast ``annotation_deleted``."""
+    try:
+        annotation_id = int(data.get("id"))
+    except (TypeError, ValueError):
+        raise DomainError("id is required", status=400) from None
+    service.delete_annotation(case=case, user=user, annotation_id=annotation_id)
+    broadcast.to_case("annotation_deleted", {"case_id": case.id, "id": annotation_id}, case.id)
+    return {"ok": True}
+
+
+def kick(case_id: int, user_id: int) -> None:
+    """Pull a removed participant's connections (on any process) out of the case room at once."""
+    store = current_app.extensions["presence"]
+    for sid in store.sids_of(case_id, user_id):
+        broadcast.to_sid("removed", {"case_id": case_id}, sid)
+        socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
+        store.leave(case_id, sid)
+    broadcast.presence(case_id, store.online(case_id))
+
+
+cases.on_participant_removed(kick)

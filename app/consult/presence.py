@@ -1,0 +1,159 @@
+"""Who is in each case room, and the shared viewer state, across server processes.
+
+With one process (no message queue) this lives in memory. With Redis as the Socket.IO message
+queue it lives in Redis, so every process sees every connection: each entry names the process
+that holds the connection, and a process that dies stops refreshing its heartbeat, so its
+connections drop out of presence by themselves.
+"""
+
+import json
+import os
+import threading
+import time
+import uuid
+from typing import Protocol
+
+HEARTBEAT_SECONDS = 10
+PROCESS_TTL = 3 * HEARTBEAT_SECONDS
+
+
+class Presence(Protocol):
+    def join(self, case_id: int, sid: str, user_id: int) -> list[int]: ...
+    def leave(self, case_id: int, sid: str) -> list[int]: ...
+    def online(self, case_id: int) -> list[int]: ...
+    def sids_of(self, case_id: int, user_id: int) -> list[str]: ...
+    def set_viewer(self, case_id: int, state: dict | None) -> None: ...
+    def viewer(self, case_id: int) -> dict | None: ...
+    def set_presenter(self, case_id: int, user_id: int | None) -> None: ...
+    def presenter(self, case_id: int) -> int | None: ...
+
+
+class MemoryPresence:
+    """Presence for a single process."""
+
+    def __init__(self):
+        self._rooms: dict[int, dict[str, int]] = {}
+        self._viewer: dict[int, dict] = {}
+        self._presenter: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def join(self, case_id, sid, user_id):
+        with self._lock:
+            self._rooms.setdefault(case_id, {})[sid] = user_id
+        return self.online(case_id)
+
+    def leave(self, case_id, sid):
+        with self._lock:
+            self._rooms.get(case_id, {}).pop(sid, None)
+        return self.online(case_id)
+
+    def online(self, case_id):
+        with self._lock:
+            return sorted(set(self._rooms.get(case_id, {}).values()))
+
+    def sids_of(self, case_id, user_id):
+        with self._lock:
+            return [s for s, u in self._rooms.get(case_id, {}).items() if u == user_id]
+
+    def set_viewer(self, case_id, state):
+        with self._lock:
+            if state is None:
+                self._viewer.pop(case_id, None)
+            else:
+                self._viewer[case_id] = state
+
+    def viewer(self, case_id):
+        with self._lock:
+            return self._viewer.get(case_id)
+
+    def set_presenter(self, case_id, user_id):
+        with self._lock:
+            if user_id is None:
+                self._presenter.pop(case_id, None)
+            else:
+                self._presenter[case_id] = user_id
+
+    def presenter(self, case_id):
+        with self._lock:
+            return self._presenter.get(case_id)
+
+
+class RedisPresence:
+    """Presence shared by every process through Redis."""
+
+    def __init__(self, url: str, prefix: str):
+        import redis
+
+        self.r = redis.Redis.from_url(url, decode_responses=True)
+        self.prefix = prefix
+        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._beat()
+        threading.Thread(target=self._heartbeat, daemon=True, name="presence-heartbeat").start()
+
+    def _k(self, *parts) -> str:
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    def _beat(self) -> None:
+        self.r.set(self._k("proc", self.process), "1", ex=PROCESS_TTL)
+
+    def _heartbeat(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            try:
+                self._beat()
+            except Exception:  # noqa: BLE001, S112 - Redis briefly away: try again next beat
+                continue
+
+    def join(self, case_id, sid, user_id):
+        self.r.hset(self._k("room", case_id), sid, f"{user_id}|{self.process}")
+        return self.online(case_id)
+
+    def leave(self, case_id, sid):
+        self.r.hdel(self._k("room", case_id), sid)
+        return self.online(case_id)
+
+    def _entries(self, case_id) -> dict[str, int]:
+        entries = self.r.hgetall(self._k("room", case_id))
+        processes = {v.split("|")[1] for v in entries.values()}
+        alive = {p for p in processes if self.r.exists(self._k("proc", p))}
+        live, dead = {}, []
+        for sid, value in entries.items():
+            user, process = value.split("|")
+            (live.__setitem__(sid, int(user)) if process in alive else dead.append(sid))
+        if dead:  # connections of a process that died
+            self.r.hdel(self._k("room", case_id), *dead)
+        return live
+
+    def online(self, case_id):
+        return sorted(set(self._entries(case_id).values()))
+
+    def sids_of(self, case_id, user_id):
+        return [s for s, u in self._entries(case_id).items() if u == user_id]
+
+    def set_viewer(self, case_id, state):
+        if state is None:
+            self.r.delete(self._k("viewer", case_id))
+        else:
+            self.r.set(self._k("viewer", case_id), json.dumps(state), ex=24 * 3600)
+
+    def viewer(self, case_id):
+        raw = self.r.get(self._k("viewer", case_id))
+        return json.loads(raw) if raw else None
+
+    def set_presenter(self, case_id, user_id):
+        if user_id is None:
+            self.r.delete(self._k("presenter", case_id))
+        else:
+            self.r.set(self._k("presenter", case_id), user_id, ex=24 * 3600)
+
+    def presenter(self, case_id):
+        raw = self.r.get(self._k("presenter", case_id))
+        return int(raw) if raw else None
+
+
+def build_presence(config) -> Presence:
+    """Choose the presence store: Redis when Redis is the message queue, memory otherwise."""
+    queue = config.get("SOCKETIO_MESSAGE_QUEUE") or ""
+    if queue.startswith(("redis://", "rediss://", "unix://")):
+        return RedisPresence(queue, config.get("REDIS_KEY_PREFIX", "huizhen:"))
+    return MemoryPresence()

@@ -1,0 +1,73 @@
+"""The room over HTTP: message history and posting, annotations."""
+
+from flask import Blueprint, jsonify, request
+from flask_login import current_user
+
+from app.cases.permissions import Action, case_route
+from app.consult import broadcast, service
+from app.core.errors import BadRequest
+from app.core.openapi import api_doc
+from app.core.schemas import validate
+
+bp = Blueprint("consult", __name__, url_prefix="/api/cases/<int:case_id>")
+
+
+@bp.get("/messages")
+@case_route(Action.CHAT, audit="none")
+@api_doc(responses={200: "messages with seq > since, in seq order"}, tag="consult")
+def list_messages(case):
+    """Return the room's messages after ``since`` (0 for all), as the ``message`` event sends them."""
+    since = request.args.get("since", "0")
+    if not since.isdigit():
+        raise BadRequest("since must be a non-negative integer", {"since": since})
+    return jsonify({"items": [service.message_json(m) for m in service.messages_since(case=case, since=int(since))]})
+
+
+@bp.post("/messages")
+@case_route(Action.CHAT)
+@api_doc(responses={201: "the stored message (200 if the client_id was already used)"}, tag="consult")
+def post_message(case):
+    """Post a chat message over HTTP; it is broadcast to the room like a socket message."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    msg, new = service.post_message(case=case, author=current_user,
+                                    data=validate(service.MessageIn, {**body, "case_id": case.id}))
+    if new:
+        broadcast.to_case("message", service.message_json(msg), case.id)
+    return jsonify(service.message_json(msg)), 201 if new else 200
+
+
+@bp.get("/annotations")
+@case_route(Action.VIEW, audit="none")
+@api_doc(responses={200: "live annotations (of one instance with sop_instance_uid)"}, tag="consult")
+def list_annotations(case):
+    """Return the annotations drawn on the case's images."""
+    items = service.annotations(case=case, sop_instance_uid=request.args.get("sop_instance_uid") or None)
+    return jsonify({"items": [service.annotation_json(a) for a in items]})
+
+
+@bp.post("/annotations")
+@case_route(Action.CHAT)
+@api_doc(responses={201: "the stored annotation"}, tag="consult")
+def add_annotation(case):
+    """Draw an annotation over HTTP; it is broadcast to the room."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    a = service.add_annotation(case=case, author=current_user,
+                               data=validate(service.AnnotationIn, {**body, "case_id": case.id}))
+    payload = service.annotation_json(a)
+    broadcast.to_case("annotation", payload, case.id)
+    return jsonify(payload), 201
+
+
+@bp.delete("/annotations/<int:annotation_id>")
+@case_route(Action.CHAT)
+@api_doc(responses={204: "deleted", 403: "not the author"}, tag="consult")
+def delete_annotation(case, annotation_id: int):
+    """Delete one of your annotations."""
+    service.delete_annotation(case=case, user=current_user, annotation_id=annotation_id)
+    broadcast.to_case("annotation_deleted", {"case_id": case.id, "id": annotation_id}, case.id)
+    return "", 204
+

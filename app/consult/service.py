@@ -1,0 +1,202 @@
+"""Messages and annotations: persisted first, then broadcast by the caller."""
+
+import math
+import threading
+import time
+from collections import defaultdict, deque
+
+import sqlalchemy as sa
+from pydantic import Field, field_validator
+
+from app.accounts.models import User
+from app.cases.models import Case
+from app.consult.models import ANNOTATION_KINDS, Annotation, Message, MessageCounter
+from app.core.errors import DomainError, Forbidden, NotFound
+from app.core.schemas import Schema
+from app.core.time import isoformat, utcnow
+from app.extensions import db
+from app.imaging.models import Instance
+
+MAX_BODY = 4000
+
+
+class TooManyMessages(DomainError):
+    status = 429
+    error = "too many messages"
+
+
+class ImageRefIn(Schema):
+    study_uid: str | None = Field(default=None, max_length=64)
+    series_uid: str | None = Field(default=None, max_length=64)
+    sop_instance_uid: str | None = Field(default=None, max_length=64)
+    frame: int | None = Field(default=None, ge=1)
+
+
+class MessageIn(Schema):
+    case_id: int
+    body: str = Field(min_length=1, max_length=MAX_BODY)
+    client_id: str = Field(min_length=1, max_length=64)
+    image_ref: ImageRefIn | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("message is empty")
+        return v
+
+
+class AnnotationIn(Schema):
+    case_id: int
+    sop_instance_uid: str = Field(min_length=1, max_length=64)
+    frame: int = Field(default=1, ge=1)
+    kind: str
+    points: list[tuple[float, float]] = Field(min_length=1, max_length=2)
+    text: str = Field(default="", max_length=500)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in ANNOTATION_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(ANNOTATION_KINDS)}")
+        return v
+
+
+class RateLimiter:
+    """At most ``limit`` events per ``window`` seconds per key (per process)."""
+
+    def __init__(self, limit: int, window: float):
+        self.limit, self.window = limit, window
+        self._events: dict = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def check(self, key) -> None:
+        now = time.monotonic()
+        with self._lock:
+            events = self._events[key]
+            while events and now - events[0] > self.window:
+                events.popleft()
+            if len(events) >= self.limit:
+                raise TooManyMessages(detail=f"at most {self.limit} messages in {self.window:.0f} seconds")
+            events.append(now)
+
+
+def _limiter() -> RateLimiter:
+    from flask import current_app
+
+    return current_app.extensions["message_limiter"]
+
+
+def message_json(m: Message) -> dict:
+    """The ``message`` event payload (also the HTTP form)."""
+    return {"case_id": m.case_id, "seq": m.seq, "client_id": m.client_id,
+            "author": {"id": m.author.id, "name": m.author.name}, "body": m.body,
+            "image_ref": m.image_ref, "at": isoformat(m.created_at)}
+
+
+def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[Message, bool]:
+    """Store a message with the case's next seq; a resend (same client_id) returns the first. -> (msg, new)"""
+    existing = _by_client_id(case.id, author.id, data.client_id)
+    if existing is not None:
+        return existing, False
+    _limiter().check(author.id)
+    try:
+        seq = _next_seq(case.id)
+        message = Message(case_id=case.id, seq=seq, author_id=author.id, client_id=data.client_id,
+                          body=data.body, image_ref=data.image_ref.model_dump(exclude_none=True)
+                          if data.image_ref else None)
+        db.session.add(message)
+        db.session.commit()
+    except sa.exc.IntegrityError:
+        # The same client_id raced itself (two resends at once): the first one stands.
+        db.session.rollback()
+        existing = _by_client_id(case.id, author.id, data.client_id)
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def _by_client_id(case_id: int, author_id: int, client_id: str) -> Message | None:
+    return db.session.scalar(sa.select(Message).where(
+        Message.case_id == case_id, Message.author_id == author_id, Message.client_id == client_id))
+
+
+def _next_seq(case_id: int) -> int:
+    # One UPDATE … RETURNING takes the row lock on PostgreSQL (the write lock on SQLite), so
+    # concurrent senders in any number of processes get consecutive, unique numbers.
+    stmt = (sa.update(MessageCounter).where(MessageCounter.case_id == case_id)
+            .values(last_seq=MessageCounter.last_seq + 1).returning(MessageCounter.last_seq))
+    seq = db.session.execute(stmt).scalar()
+    if seq is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(MessageCounter(case_id=case_id, last_seq=0))
+        except sa.exc.IntegrityError:
+            pass  # created by a concurrent sender
+        seq = db.session.execute(stmt).scalar()
+    return seq
+
+
+def messages_since(*, case: Case, since: int = 0, limit: int = 1000) -> list[Message]:
+    """Return the case's messages with seq > since, in order."""
+    return list(db.session.scalars(sa.select(Message).where(Message.case_id == case.id, Message.seq > since)
+                                   .order_by(Message.seq).limit(limit)))
+
+
+# ---- annotations ----------------------------------------------------------------------------
+
+def annotation_json(a: Annotation) -> dict:
+    """The ``annotation`` event payload (also the HTTP form)."""
+    return {"id": a.id, "case_id": a.case_id, "sop_instance_uid": a.sop_instance_uid, "frame": a.frame,
+            "kind": a.kind, "points": a.points, "text": a.text, "length_mm": a.length_mm,
+            "author": {"id": a.author.id, "name": a.author.name}, "at": isoformat(a.created_at)}
+
+
+def _length_mm(instance: Instance, points) -> float | None:
+    if len(points) != 2 or not instance.pixel_spacing:
+        return None
+    row_mm, col_mm = (float(v) for v in instance.pixel_spacing.split("\\")[:2])
+    (x0, y0), (x1, y1) = points
+    return round(math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm), 2)
+
+
+def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> Annotation:
+    """Store a mark on an instance frame; a line gets its length in mm from PixelSpacing."""
+    instance = db.session.scalar(sa.select(Instance).where(
+        Instance.case_id == case.id, Instance.sop_instance_uid == data.sop_instance_uid))
+    if instance is None:
+        raise NotFound("instance not found")
+    if data.frame > instance.frames:
+        raise DomainError("frame out of range", {"frame": data.frame, "frames": instance.frames}, status=400)
+    needed = 1 if data.kind == "text" else 2
+    if len(data.points) != needed:
+        raise DomainError(f"a {data.kind} needs {needed} point(s)", status=400)
+    points = [list(p) for p in data.points]
+    annotation = Annotation(case_id=case.id, sop_instance_uid=data.sop_instance_uid, frame=data.frame,
+                            kind=data.kind, points=points, text=data.text, author_id=author.id,
+                            length_mm=_length_mm(instance, points) if data.kind == "line" else None)
+    db.session.add(annotation)
+    db.session.commit()
+    return annotation
+
+
+def annotations(*, case: Case, sop_instance_uid: str | None = None) -> list[Annotation]:
+    """Return the case's live annotations (of one instance if asked)."""
+    stmt = sa.select(Annotation).where(Annotation.case_id == case.id, Annotation.deleted_at.is_(None))
+    if sop_instance_uid:
+        stmt = stmt.where(Annotation.sop_instance_uid == sop_instance_uid)
+    return list(db.session.scalars(stmt.order_by(Annotation.id)))
+
+
+def delete_annotation(*, case: Case, user: User, annotation_id: int) -> Annotation:
+    """Delete an annotation; only its author may."""
+    a = db.session.scalar(sa.select(Annotation).where(
+        Annotation.id == annotation_id, Annotation.case_id == case.id, Annotation.deleted_at.is_(None)))
+    if a is None:
+        raise NotFound("annotation not found")
+    if a.author_id != user.id:
+        raise Forbidden("only the author may delete an annotation")
+    a.deleted_at = utcnow()
+    db.session.commit()
+    return a

@@ -1,0 +1,163 @@
+"""The consultation room over real Socket.IO connections (WebSocket) to a live server."""
+
+import pytest
+import socketio
+
+from tests.support.live import client_id
+
+
+def joined(make, live, token, case_id, since=0):
+    c = make(live.url, token).connect()
+    ack = c.call("join", {"case_id": case_id, "since": since})
+    assert ack["ok"] is True, ack
+    return c, ack
+
+
+def test_connection_without_or_with_a_bad_token_is_refused(live, clients):
+    for token in (None, "hz_not-a-token"):
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            clients(live.url, token).connect()
+
+
+def test_a_non_member_cannot_join(live, mdt, clients):
+    case_id, _, tokens = mdt
+    c = clients(live.url, tokens["outsider"]).connect()
+    assert c.call("join", {"case_id": case_id, "since": 0}) == {"ok": False, "error": "case not found"}
+    assert c.call("message", {"case_id": case_id, "body": "hi", "client_id": client_id()})["ok"] is False
+
+
+def test_three_members_exchange_messages_in_order(live, mdt, clients):
+    case_id, ids, tokens = mdt
+    people = {who: joined(clients, live, tokens[who], case_id)[0] for who in ("owner", "consultant", "radiology")}
+    sent = []
+    for round_ in range(3):
+        for who, c in people.items():
+            body = f"{who} 第{round_}条"
+            ack = c.call("message", {"case_id": case_id, "body": body, "client_id": client_id()})
+            assert ack["ok"] is True
+            sent.append((ack["seq"], body))
+    assert [s for s, _ in sent] == list(range(1, 10))
+    for c in people.values():
+        c.wait_for("message", lambda d: d["seq"] == 9)
+        got = [(m["seq"], m["body"]) for m in c.of("message")]
+        assert got == sent
+    first = people["owner"].of("message")[0]
+    assert first["author"] == {"id": ids["owner"], "name": "李春梅"}
+    assert set(first) >= {"case_id", "seq", "client_id", "author", "body", "at"}
+
+
+def test_reconnect_with_since_gets_exactly_the_missed_messages(live, mdt, clients, api_as):
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    owner.call("message", {"case_id": case_id, "body": "before", "client_id": client_id()})
+    radiology.wait_for("message", lambda d: d["body"] == "before")
+    last_seen = max(m["seq"] for m in radiology.of("message"))
+    radiology.disconnect()
+    for i in range(3):
+        owner.call("message", {"case_id": case_id, "body": f"missed {i}", "client_id": client_id()})
+    again, ack = joined(clients, live, tokens["radiology"], case_id, since=last_seen)
+    assert [m["body"] for m in ack["messages"]] == ["missed 0", "missed 1", "missed 2"]
+    assert [m["seq"] for m in ack["messages"]] == [last_seen + 1, last_seen + 2, last_seen + 3]
+    owner.call("message", {"case_id": case_id, "body": "after", "client_id": client_id()})
+    again.wait_for("message", lambda d: d["body"] == "after")
+    assert [m["body"] for m in again.of("message")] == ["after"]  # nothing replayed twice
+    # The same catch-up over HTTP.
+    http = api_as(ids["radiology"]).get(f"/api/cases/{case_id}/messages?since={last_seen}").json["items"]
+    assert [m["body"] for m in http] == ["missed 0", "missed 1", "missed 2", "after"]
+
+
+def test_a_resend_with_the_same_client_id_is_not_duplicated(live, mdt, clients, api_as):
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    cid = client_id()
+    first = owner.call("message", {"case_id": case_id, "body": "血常规已上传", "client_id": cid})
+    again = owner.call("message", {"case_id": case_id, "body": "血常规已上传", "client_id": cid})
+    assert again == {"ok": True, "seq": first["seq"], "duplicate": True}
+    owner.call("message", {"case_id": case_id, "body": "next", "client_id": client_id()})
+    owner.wait_for("message", lambda d: d["body"] == "next")
+    assert [m["body"] for m in owner.of("message")] == ["血常规已上传", "next"]
+    assert len(api_as(ids["owner"]).get(f"/api/cases/{case_id}/messages").json["items"]) == 2
+
+
+def test_presence_follows_join_leave_and_an_abrupt_disconnect(live, mdt, clients):
+    case_id, ids, tokens = mdt
+    owner, ack = joined(clients, live, tokens["owner"], case_id)
+    assert ack["online"] == [ids["owner"]]
+    consultant, ack = joined(clients, live, tokens["consultant"], case_id)
+    assert ack["online"] == sorted([ids["owner"], ids["consultant"]])
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    owner.wait_for("presence", lambda d: len(d["online"]) == 3)
+    assert consultant.call("leave", {"case_id": case_id}) == {"ok": True}
+    owner.wait_for("presence", lambda d: ids["consultant"] not in d["online"])
+    # Abrupt: the radiologist's network drops; no disconnect packet is ever sent.
+    radiology.sio.eio.ws.sock.shutdown(2)
+    owner.wait_for("presence", lambda d: d["online"] == [ids["owner"]], timeout=15)
+
+
+def test_typing_reaches_the_others(live, mdt, clients):
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    consultant, _ = joined(clients, live, tokens["consultant"], case_id)
+    consultant.call("typing", {"case_id": case_id, "typing": True})
+    assert owner.wait_for("typing")["user_id"] == ids["consultant"]
+    assert consultant.of("typing") == []
+
+
+def test_long_or_empty_messages_are_refused_with_a_reason(live, mdt, clients):
+    case_id, _, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    ack = owner.call("message", {"case_id": case_id, "body": "x" * 4001, "client_id": client_id()})
+    assert ack["ok"] is False
+    assert ack["error"] == "invalid field: body"
+    ack = owner.call("message", {"case_id": case_id, "body": "   ", "client_id": client_id()})
+    assert ack["ok"] is False
+    assert owner.call("message", {"case_id": case_id, "body": "ok", "client_id": client_id()})["seq"] == 1
+
+
+def test_messages_are_rate_limited_per_user(live, mdt, clients):
+    case_id, _, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    acks = [owner.call("message", {"case_id": case_id, "body": str(i), "client_id": client_id()}) for i in range(21)]
+    assert all(a["ok"] for a in acks[:20])
+    assert acks[20] == {"ok": False, "error": "too many messages", "detail": "at most 20 messages in 10 seconds"}
+
+
+def test_presenter_is_followed_and_handed_over_and_late_joiners_catch_up(live, mdt, clients):
+    case_id, ids, tokens = mdt
+    consultant, _ = joined(clients, live, tokens["consultant"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    assert consultant.call("present", {"case_id": case_id, "action": "take"}) == {"ok": True,
+                                                                                   "presenter": ids["consultant"]}
+    radiology.wait_for("presenter", lambda d: d["user_id"] == ids["consultant"])
+    view = {"case_id": case_id, "series_uid": "2.25.7", "index": 42, "wc": 40, "ww": 400, "zoom": 1.5,
+            "pan": [10, -4]}
+    consultant.call("viewer", view)
+    seen = radiology.wait_for("viewer")
+    assert (seen["index"], seen["user_id"], seen["presenter"], seen["zoom"]) == (42, ids["consultant"], True, 1.5)
+    assert consultant.of("viewer") == []
+    late, ack = joined(clients, live, tokens["owner"], case_id)
+    assert ack["presenter"] == ids["consultant"]
+    assert ack["viewer"]["index"] == 42
+    # Hand over to the radiologist, who now leads.
+    ack = consultant.call("present", {"case_id": case_id, "action": "handover", "user_id": ids["radiology"]})
+    assert ack["presenter"] == ids["radiology"]
+    late.wait_for("presenter", lambda d: d["user_id"] == ids["radiology"])
+    radiology.call("viewer", {**view, "index": 7})
+    assert late.wait_for("viewer", lambda d: d["index"] == 7)["presenter"] is True
+    ack = consultant.call("present", {"case_id": case_id, "action": "release"})
+    assert ack == {"ok": False, "error": "you are not presenting"}
+
+
+def test_a_removed_participant_is_dropped_from_the_room_at_once(live, mdt, clients, api_as):
+    case_id, ids, tokens = mdt
+    consultant, _ = joined(clients, live, tokens["consultant"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    assert api_as(ids["consultant"]).delete(f"/api/cases/{case_id}/participants/{ids['radiology']}").status_code == 204
+    assert radiology.wait_for("removed")["case_id"] == case_id
+    consultant.wait_for("presence", lambda d: ids["radiology"] not in d["online"])
+    consultant.call("message", {"case_id": case_id, "body": "after removal", "client_id": client_id()})
+    consultant.wait_for("message", lambda d: d["body"] == "after removal")
+    assert [m["body"] for m in radiology.of("message")] == []
+    ack = radiology.call("message", {"case_id": case_id, "body": "still here?", "client_id": client_id()})
+    assert ack == {"ok": False, "error": "case not found"}

@@ -1,0 +1,136 @@
+"""Live servers for tests: the app in a thread or in its own process, and Socket.IO clients."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import socketio
+from werkzeug.serving import make_server
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class ThreadServer:
+    """The app served on 127.0.0.1:<free port> by werkzeug's threaded server, in this process."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = make_server("127.0.0.1", self.port, app, threaded=True)
+        # WebSocket handler threads end when their clients go; do not wait for them on close.
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> "ThreadServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+class ProcessServer:
+    """``python run.py`` in its own process, with the given environment."""
+
+    def __init__(self, env: dict, log_dir: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(log_dir / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
+        full = {**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+        self.proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=full,  # noqa: S603
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait(self, timeout: float = 30) -> "ProcessServer":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {Path(self.log.name).read_text()[-2000:]}")
+            try:
+                requests.get(self.url + "/login", timeout=1)
+                return self
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+class RoomClient:
+    """A python-socketio client on /consult that records every event it receives."""
+
+    def __init__(self, url: str, token: str | None, transports=("websocket",)):
+        self.sio = socketio.Client(reconnection=False)
+        self.url, self.token, self.transports = url, token, list(transports)
+        self.events: list[tuple[str, dict]] = []
+        self._cond = threading.Condition()
+        for name in ("message", "presence", "viewer", "typing", "presenter", "annotation", "annotation_deleted",
+                     "removed"):
+            self.sio.on(name, self._recorder(name), namespace="/consult")
+
+    def _recorder(self, name):
+        def record(data):
+            with self._cond:
+                self.events.append((name, data))
+                self._cond.notify_all()
+        return record
+
+    def connect(self) -> "RoomClient":
+        auth = {"token": self.token} if self.token else None
+        self.sio.connect(self.url, namespaces=["/consult"], auth=auth, transports=self.transports,
+                         wait_timeout=10)
+        return self
+
+    def call(self, event: str, data: dict) -> dict:
+        return self.sio.call(event, data, namespace="/consult", timeout=10)
+
+    def of(self, name: str) -> list[dict]:
+        with self._cond:
+            return [d for n, d in self.events if n == name]
+
+    def wait_for(self, name: str, predicate=lambda d: True, timeout: float = 10) -> dict:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for n, d in self.events:
+                    if n == name and predicate(d):
+                        return d
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {name!r} event matching; got {self.events[-10:]}")
+                self._cond.wait(left)
+
+    def disconnect(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()
+
+    def abort(self) -> None:
+        """Drop the transport without the close handshake (test teardown: no need to wait)."""
+        if self.sio.connected:
+            ws = getattr(self.sio.eio, "ws", None)
+            if ws is not None and ws.sock is not None:
+                # Otherwise websocket-client's close() waits up to 3 s for the server's close frame.
+                with contextlib.suppress(OSError):
+                    ws.sock.shutdown(socket.SHUT_RDWR)
+            self.sio.eio.disconnect(abort=True)
+
+
+def client_id() -> str:
+    return uuid.uuid4().hex
