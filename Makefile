@@ -47,6 +47,7 @@ test-pg: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/realtime.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

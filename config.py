@@ -46,6 +46,10 @@ class Config:
     # Several deployments (or test runs) can share one Redis with their own channel and keys.
     SOCKETIO_CHANNEL = _env("SOCKETIO_CHANNEL", "huizhen")
     REDIS_KEY_PREFIX = _env("REDIS_KEY_PREFIX", "huizhen:")
+    # GIL switch interval of the server process (python run.py); CPython's default is 5 ms.
+    GIL_SWITCH_INTERVAL_MS = float(_env("GIL_SWITCH_INTERVAL_MS", "1"))
+    # Chat messages one user may send per 10 seconds (per server process).
+    CHAT_RATE_LIMIT = int(_env("CHAT_RATE_LIMIT", "20"))
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))

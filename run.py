@@ -1,9 +1,17 @@
 """Entry point: ``python run.py`` serves HTTP and Socket.IO; ``flask --app run ...`` for commands."""
 
+import gc
+import sys
+
 from app import create_app
 from app.extensions import socketio
 
 app = create_app()
 
 if __name__ == "__main__":
+    # The threading server runs a thread per WebSocket; a broadcast wakes one writer per member.
+    # A shorter GIL switch interval keeps them from queueing behind a busy handler (p99 latency,
+    # see docs/BENCHMARKS.md), and freezing the start-up objects keeps GC passes short.
+    sys.setswitchinterval(app.config["GIL_SWITCH_INTERVAL_MS"] / 1000)
+    gc.freeze()
     socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], allow_unsafe_werkzeug=True)

@@ -98,7 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_api)
     app.register_blueprint(consult_api)
     app.extensions["presence"] = build_presence(app.config)
-    app.extensions["message_limiter"] = RateLimiter(limit=int(app.config.get("CHAT_RATE_LIMIT", 20)), window=10.0)
+    app.extensions["message_limiter"] = RateLimiter(limit=app.config["CHAT_RATE_LIMIT"], window=10.0)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(web_bp)

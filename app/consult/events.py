@@ -164,8 +164,8 @@ def message(user, case, data):
     payload = validate(service.MessageIn, data)
     msg, new = service.post_message(case=case, author=user, data=payload)
     if new:
-        broadcast.to_case("message", service.message_json(msg), case.id)
-    return {"ok": True, "seq": msg.seq, "duplicate": not new}
+        broadcast.to_case("message", msg, case.id)
+    return {"ok": True, "seq": msg["seq"], "duplicate": not new}
 
 
 @socketio.on("typing", namespace=NAMESPACE)

@@ -34,8 +34,8 @@ def post_message(case):
     msg, new = service.post_message(case=case, author=current_user,
                                     data=validate(service.MessageIn, {**body, "case_id": case.id}))
     if new:
-        broadcast.to_case("message", service.message_json(msg), case.id)
-    return jsonify(service.message_json(msg)), 201 if new else 200
+        broadcast.to_case("message", msg, case.id)
+    return jsonify(msg), 201 if new else 200
 
 
 @bp.get("/annotations")

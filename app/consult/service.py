@@ -94,11 +94,14 @@ def message_json(m: Message) -> dict:
             "image_ref": m.image_ref, "at": isoformat(m.created_at)}
 
 
-def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[Message, bool]:
-    """Store a message with the case's next seq; a resend (same client_id) returns the first. -> (msg, new)"""
+def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bool]:
+    """Store a message with the case's next seq; return its event payload and whether it is new.
+
+    A resend with the same client_id returns the first message's payload.
+    """
     existing = _by_client_id(case.id, author.id, data.client_id)
     if existing is not None:
-        return existing, False
+        return message_json(existing), False
     _limiter().check(author.id)
     try:
         seq = _next_seq(case.id)
@@ -106,6 +109,8 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[Message,
                           body=data.body, image_ref=data.image_ref.model_dump(exclude_none=True)
                           if data.image_ref else None)
         db.session.add(message)
+        db.session.flush()
+        payload = message_json(message)  # before commit, which would expire it and cost a reload
         db.session.commit()
     except sa.exc.IntegrityError:
         # The same client_id raced itself (two resends at once): the first one stands.
@@ -113,8 +118,8 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[Message,
         existing = _by_client_id(case.id, author.id, data.client_id)
         if existing is None:
             raise
-        return existing, False
-    return message, True
+        return message_json(existing), False
+    return payload, True
 
 
 def _by_client_id(case_id: int, author_id: int, client_id: str) -> Message | None:

@@ -1,0 +1,172 @@
+"""Realtime benchmark: fan-out latency in one room of 50 WebSocket clients.
+
+In one run, the same load against:
+  * bare   : a python-socketio server that only relays (no auth, no database) — the baseline;
+  * app    : Huizhen (python run.py) on PostgreSQL: each message authorised, persisted, then sent;
+  * app x2 : two Huizhen processes behind Redis, clients split between them.
+One client sends --messages messages at --rate per second; latency is send → received by every
+member. Prints p50/p99 and delivered messages/s for each, and the ratios to the baseline.
+Targets: app p99 < 50 ms and within 2x of bare; app x2 within 3x of bare.
+
+    python bench/realtime.py [--clients 50] [--messages 200] [--rate 20] [--pg postgresql+psycopg://postgres@127.0.0.1/test]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import socketio
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _servers import PY, ROOT, Proc, free_port, token, wait_http  # noqa: E402
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+class Member:
+    def __init__(self, url: str, tok: str | None, case_id: int, received: dict, lock):
+        self.sio = socketio.Client(reconnection=False)
+        self.case_id = case_id
+
+        def on_message(data):
+            now = time.perf_counter()
+            with lock:
+                received.setdefault(data["client_id"], []).append(now)
+
+        self.sio.on("message", on_message, namespace="/consult")
+        self.sio.connect(url, namespaces=["/consult"], auth={"token": tok} if tok else None,
+                         transports=["websocket"], wait_timeout=20)
+        ack = self.sio.call("join", {"case_id": case_id, "since": 0}, namespace="/consult", timeout=20)
+        assert ack["ok"], ack
+
+
+def run_load(urls: list[str], tokens: list[str | None], case_id: int, clients: int, messages: int, rate: float):
+    received: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    members = [Member(urls[i % len(urls)], tokens[i % len(tokens)], case_id, received, lock) for i in range(clients)]
+    time.sleep(1.0)
+    sender = members[0]
+    sent: dict[str, float] = {}
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for n in range(messages):
+        target = start + n * interval
+        while (delay := target - time.perf_counter()) > 0:
+            time.sleep(delay)
+        cid = uuid.uuid4().hex
+        sent[cid] = time.perf_counter()
+        sender.sio.emit("message", {"case_id": case_id, "body": f"负载测试 {n}", "client_id": cid},
+                        namespace="/consult")
+    deadline = time.perf_counter() + 30
+    while time.perf_counter() < deadline:
+        with lock:
+            if all(len(received.get(c, [])) >= clients for c in sent):
+                break
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - start
+    for m in members:
+        m.sio.disconnect()
+    latencies, lost = [], 0
+    for cid, t0 in sent.items():
+        times = received.get(cid, [])
+        if len(times) < clients:
+            lost += 1
+            continue
+        latencies.append((max(times) - t0) * 1000)
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))]  # noqa: E731
+    return {"p50": statistics.median(latencies), "p99": p(0.99), "max": latencies[-1],
+            "rate": len(latencies) / elapsed, "lost": lost}
+
+
+def prepare_database(pg: str) -> tuple[str, callable]:
+    schema = f"hz_bench_{uuid.uuid4().hex[:8]}"
+    engine = sa.create_engine(pg)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{pg}{'&' if '?' in pg else '?'}options=-csearch_path%3D{schema}"
+
+    def drop():
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+    return url, drop
+
+
+def start_app(env: dict) -> tuple[Proc, str]:
+    port = free_port()
+    proc = Proc([PY, "run.py"], env={**env, "PORT": str(port), "HOST": "127.0.0.1"})
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/login")
+    return proc, url
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--messages", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=20.0)
+    ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    args = ap.parse_args()
+    results = {}
+
+    port = free_port()
+    bare = Proc([PY, str(ROOT / "bench" / "_echo_server.py"), str(port)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling")
+        results["bare"] = run_load([f"http://127.0.0.1:{port}"], [None], 1, args.clients, args.messages, args.rate)
+    finally:
+        bare.stop()
+
+    db_url, drop = prepare_database(args.pg)
+    tag = uuid.uuid4().hex[:8]
+    env = {"DATABASE_URL": db_url, "SECRET_KEY": "bench", "LOGIN_RATE_LIMIT": "1000 per minute",
+           "CHAT_RATE_LIMIT": "100000"}
+    try:
+        for cmd in (["db", "upgrade"], ["seed-demo"]):
+            subprocess.run([PY, "-m", "flask", "--app", "run", *cmd], cwd=ROOT, env={**os.environ, **env},  # noqa: S603
+                           check=True, capture_output=True)
+        app, url = start_app(env)
+        try:
+            gp, gyn = token(url, "gp@demo.huizhen"), token(url, "gyn@demo.huizhen")
+            h = {"Authorization": f"Bearer {gp}"}
+            case_id = requests.post(f"{url}/api/cases", json={"title": "bench", "clinical_question": "bench"},
+                                    headers=h, timeout=10).json()["id"]
+            me = requests.get(f"{url}/api/me", headers={"Authorization": f"Bearer {gyn}"}, timeout=10).json()
+            requests.post(f"{url}/api/cases/{case_id}/share", json={"specialist_id": me["id"]}, headers=h, timeout=10)
+            requests.post(f"{url}/api/cases/{case_id}/accept", headers={"Authorization": f"Bearer {gyn}"}, timeout=10)
+            results["app"] = run_load([url], [gp, gyn], case_id, args.clients, args.messages, args.rate)
+        finally:
+            app.stop()
+        redis_env = {**env, "SOCKETIO_MESSAGE_QUEUE": REDIS, "SOCKETIO_CHANNEL": f"hz-bench-{tag}",
+                     "REDIS_KEY_PREFIX": f"hz-bench-{tag}:"}
+        a, url_a = start_app(redis_env)
+        b, url_b = start_app(redis_env)
+        try:
+            results["app x2 (redis)"] = run_load([url_a, url_b], [gp, gyn], case_id, args.clients, args.messages,
+                                                 args.rate)
+        finally:
+            a.stop()
+            b.stop()
+    finally:
+        drop()
+
+    print(f"{args.clients} clients in one room, {args.messages} messages at {args.rate:g}/s, WebSocket")
+    base = results["bare"]
+    for name, r in results.items():
+        ratio = "" if name == "bare" else f"   p99 vs bare: {r['p99'] / base['p99']:.2f}x"
+        print(f"{name:15s} p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  max {r['max']:6.1f} ms  "
+              f"{r['rate']:5.1f} msg/s delivered to all  lost {r['lost']}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
