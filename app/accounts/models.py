@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy import orm as so
 
+from app.core.db import in_list
 from app.core.time import utcnow
 from app.extensions import db
 
@@ -13,15 +14,11 @@ ROLES = ("doctor", "coordinator", "admin")
 LEVELS = ("tertiary", "provincial", "county", "community")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Institution(db.Model):
     """A hospital or health centre; level drives referral routing within a consortium."""
 
     __tablename__ = "institutions"
-    __table_args__ = (sa.CheckConstraint(_in("level", LEVELS), name="level"),)
+    __table_args__ = (sa.CheckConstraint(in_list("level", LEVELS), name="level"),)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(200), unique=True)
@@ -36,7 +33,7 @@ class User(UserMixin, db.Model):
 
     __tablename__ = "users"
     __table_args__ = (
-        sa.CheckConstraint(_in("role", ROLES), name="role"),
+        sa.CheckConstraint(in_list("role", ROLES), name="role"),
         sa.CheckConstraint("email = lower(email)", name="email_lower"),
     )
 

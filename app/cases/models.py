@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm as so
 
 from app.accounts.models import User
+from app.core.db import in_list
 from app.core.time import utcnow
 from app.extensions import db
 
@@ -15,18 +16,14 @@ URGENCIES = ("routine", "urgent", "emergency")
 SEXES = ("female", "male", "other", "unknown")
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
 class Case(db.Model):
     """A consultation request with its clinical question; images hang off it."""
 
     __tablename__ = "cases"
     __table_args__ = (
-        sa.CheckConstraint(_in("status", STATUSES), name="status"),
-        sa.CheckConstraint(_in("urgency", URGENCIES), name="urgency"),
-        sa.CheckConstraint(_in("patient_sex", SEXES), name="patient_sex"),
+        sa.CheckConstraint(in_list("status", STATUSES), name="status"),
+        sa.CheckConstraint(in_list("urgency", URGENCIES), name="urgency"),
+        sa.CheckConstraint(in_list("patient_sex", SEXES), name="patient_sex"),
         sa.CheckConstraint("patient_age IS NULL OR (patient_age >= 0 AND patient_age <= 150)", name="patient_age"),
         sa.CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating"),
     )

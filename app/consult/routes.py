@@ -12,6 +12,14 @@ from app.core.schemas import validate
 bp = Blueprint("consult", __name__, url_prefix="/api/cases/<int:case_id>")
 
 
+def _body(model, case):
+    """Validate the JSON body with the case id from the path (the socket payloads carry it)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("request body must be a JSON object")
+    return validate(model, {**body, "case_id": case.id})
+
+
 @bp.get("/messages")
 @case_route(Action.CHAT, audit="none")
 @api_doc(responses={200: "messages with seq > since, in seq order"}, tag="consult")
@@ -28,11 +36,7 @@ def list_messages(case):
 @api_doc(responses={201: "the stored message (200 if the client_id was already used)"}, tag="consult")
 def post_message(case):
     """Post a chat message over HTTP; it is broadcast to the room like a socket message."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    msg, new = service.post_message(case=case, author=current_user,
-                                    data=validate(service.MessageIn, {**body, "case_id": case.id}))
+    msg, new = service.post_message(case=case, author=current_user, data=_body(service.MessageIn, case))
     if new:
         broadcast.to_case("message", msg, case.id)
     return jsonify(msg), 201 if new else 200
@@ -52,11 +56,7 @@ def list_annotations(case):
 @api_doc(responses={201: "the stored annotation"}, tag="consult")
 def add_annotation(case):
     """Draw an annotation over HTTP; it is broadcast to the room."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest("request body must be a JSON object")
-    a = service.add_annotation(case=case, author=current_user,
-                               data=validate(service.AnnotationIn, {**body, "case_id": case.id}))
+    a = service.add_annotation(case=case, author=current_user, data=_body(service.AnnotationIn, case))
     payload = service.annotation_json(a)
     broadcast.to_case("annotation", payload, case.id)
     return jsonify(payload), 201
