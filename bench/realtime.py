@@ -157,6 +157,12 @@ def main():
         finally:
             a.stop()
             b.stop()
+            import redis
+
+            r = redis.Redis.from_url(REDIS)
+            keys = list(r.scan_iter(match=f"hz-bench-{tag}:*"))
+            if keys:
+                r.delete(*keys)
     finally:
         drop()
 
