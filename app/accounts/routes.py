@@ -8,6 +8,9 @@ from app.accounts.auth import api_login_required, csrf_exempt
 from app.accounts.models import User
 from app.accounts.schemas import SpecialistQuery, TokenRequest, token_json, user_json
 from app.accounts.specialties import INSTITUTION_LEVELS, SPECIALTIES
+from app.cases import matching
+from app.cases.permissions import Action, require
+from app.cases.service import open_case_counts
 from app.core.errors import BadRequest, NotFound, Unauthorized
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
@@ -74,9 +77,6 @@ def specialties():
                                            404: "case_id names no case you may see"}, tag="accounts")
 def specialists():
     """Rank specialists for a case (``case_id``) or a search (``specialty``, ``q``), with reasons."""
-    from app.cases import matching
-    from app.cases.permissions import Action, require
-
     query = parse_query(SpecialistQuery)
     specialty, exclude = query.specialty, set()
     if query.case_id is not None:
@@ -98,13 +98,9 @@ def specialists():
          tag="accounts")
 def specialist(user_id: int):
     """Return a doctor's profile with their consultation record."""
-    from app.cases import matching
-
     user = db.session.get(User, user_id)
     if user is None or not user.active or user.role == "admin":
         raise NotFound("specialist not found")
     stats = matching.specialist_stats([user.id])[user.id]
-    from app.cases.service import open_case_counts
-
     return jsonify({**user_json(user), "open_cases": open_case_counts([user.id]).get(user.id, 0),
                     "stats": stats.as_json()})

@@ -48,9 +48,6 @@ class ObjectStore(Protocol):
     def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         """Yield (key, last modified, naive UTC) for every object under prefix."""
 
-    def check(self) -> None:
-        """Raise StorageUnavailable unless the store answers now."""
-
 
 def new_key(*parts: str, suffix: str = "") -> str:
     """Return a fresh random object key under the given path parts."""

@@ -73,11 +73,3 @@ class LocalStore:
             if path.is_file() and not path.name.startswith(".part-"):
                 modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
                 yield path.relative_to(self.root).as_posix(), modified
-
-    def check(self) -> None:
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageUnavailable(detail=f"local store: {exc.strerror}") from exc
-        if not os.access(self.root, os.W_OK):
-            raise StorageUnavailable(detail="local store is not writable")

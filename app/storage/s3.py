@@ -106,7 +106,3 @@ class S3Store:
             (o.object_name, o.last_modified.astimezone(UTC).replace(tzinfo=None))
             for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)])
         yield from listing
-
-    def check(self) -> None:
-        self._bucket_ready = False
-        self._ensure_bucket()
