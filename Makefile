@@ -5,14 +5,15 @@ BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev db seed test test-sqlite test-pg lint bench clean
+.PHONY: run install install-dev db seed test test-sqlite test-pg lint bench clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.deps: requirements.txt | $(BIN)/python
+$(VENV)/.deps: requirements.txt package-lock.json | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
+	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(VENV)/.dev-deps: requirements-dev.txt $(VENV)/.deps
@@ -51,3 +52,8 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+## Extract the pages' strings (Chinese msgids) and merge them into the translations
+i18n: install
+	$(BIN)/pybabel extract -F babel.cfg -k _l --no-location -o app/translations/messages.pot app
+	$(BIN)/pybabel update -i app/translations/messages.pot -d app/translations --no-fuzzy-matching --ignore-obsolete

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def create_app(config_class: type[Config] = Config, **overrides) -> Flask:
     """Build the Flask app from the given config class plus keyword overrides."""
-    app = Flask(__name__, instance_relative_config=False)
+    app = Flask(__name__, instance_relative_config=False, static_folder=None)  # pages serve app/web/static
     _configure(app, config_class, overrides)
     _load_secret_key(app)
     _init_extensions(app)
@@ -87,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
     from app.notifications.routes import bp as notifications_api
+    from app.web import i18n
     from app.web.routes import bp as web_bp
 
     auth.init_app(app)
@@ -101,6 +102,7 @@ def _register_blueprints(app: Flask) -> None:
     app.extensions["message_limiter"] = RateLimiter(limit=app.config["CHAT_RATE_LIMIT"], window=10.0)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
+    i18n.init_app(app)
     app.register_blueprint(web_bp)
 
 

@@ -1,6 +1,7 @@
 """Unbound Flask extensions, initialised by create_app."""
 
 import sqlalchemy as sa
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -31,3 +32,4 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 socketio = SocketIO()
+babel = Babel()

@@ -3,8 +3,10 @@
 from functools import wraps
 
 from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, validate_csrf
+from wtforms import ValidationError
 
 from app.accounts import service
 from app.accounts.models import User
@@ -23,8 +25,23 @@ def bearer_token() -> str | None:
     return None
 
 
+class _SessionInterface(SecureCookieSessionInterface):
+    """Requests with a bearer token get a fresh session: the cookie plays no part in them.
+
+    Otherwise a browser session holding only a CSRF token (any page visited) fails Flask-Login's
+    strong session protection, and the token would never be looked at.
+    """
+
+    def open_session(self, app, request):
+        header = request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer " and header[7:].strip():
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Wire Flask-Login (sessions and bearer tokens) and the CSRF check into the app."""
+    app.session_interface = _SessionInterface()
     login_manager.login_view = "web.login"
     login_manager.session_protection = "strong"
 
@@ -64,6 +81,15 @@ def init_app(app: Flask) -> None:
             return None  # unknown routes answer 404; exempt views take no cookie-based action
         if request.path.startswith("/api/") and not current_user.is_authenticated:
             return None  # no session to ride on: the route answers 401 itself
+        header = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
+        if header is not None:
+            # Checked from the header alone: csrf.protect() would read request.form first, which
+            # parses a whole multipart upload before the streaming ingest gets to see it.
+            try:
+                validate_csrf(header)
+            except ValidationError as exc:
+                raise CSRFError(exc.args[0]) from None
+            return None
         csrf.protect()
         return None
 

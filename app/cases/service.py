@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
-from app.cases.permissions import CONSULTANT, OWNER, Action, role_of, visible_case_filter
+from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
 from app.cases.schemas import CaseCreate, OpinionIn
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.time import utcnow
@@ -40,6 +40,21 @@ def list_cases(*, viewer: User, status: str | None = None) -> list[Case]:
     if status:
         stmt = stmt.where(Case.status == status)
     return list(db.session.scalars(stmt.order_by(Case.created_at.desc(), Case.id.desc())))
+
+
+def dashboard(*, viewer: User, status: str | None = None) -> dict[str, list[Case]]:
+    """Sort the cases the user may see into what awaits them and what they follow."""
+    sections: dict[str, list[Case]] = {"awaiting_decision": [], "questions": [], "my_cases": [],
+                                       "consulting": [], "invited": []}
+    for case in list_cases(viewer=viewer, status=status):
+        role = role_of(viewer, case)
+        if role == OWNER:
+            sections["questions" if case.status == "info_requested" else "my_cases"].append(case)
+        elif role == CONSULTANT:
+            sections["awaiting_decision" if case.status == "submitted" else "consulting"].append(case)
+        elif role == PARTICIPANT:
+            sections["invited"].append(case)
+    return sections
 
 
 def is_overdue(case: Case) -> bool:

@@ -1,15 +1,41 @@
-"""Browser pages: login, logout and the home page."""
+"""Browser pages: login, language, inbox, new case, case page and viewer.
 
+Pages are thin: they check access with the same permissions as the API (``case_route``), render
+a template, and leave state changes to the JSON API, which the page scripts call with the
+session cookie and the CSRF token.
+"""
+
+from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
+from pydantic import ValidationError
 
-from app.accounts import service
-from app.extensions import limiter
+from app.accounts import service as accounts
+from app.accounts.specialties import SPECIALTIES
+from app.audit import service as audit_log
+from app.cases import service as cases
+from app.cases.permissions import CONSULTANT, Action, case_route, role_of
+from app.cases.routes import case_detail_json, summary_json
+from app.cases.schemas import CaseCreate
+from app.extensions import db, limiter
+from app.imaging import service as imaging
+from app.notifications import service as notifications
+from app.web.i18n import LANGUAGES
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
+
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
+# Front-end packages the pages load, installed from the npm registry by `make install` (npm ci).
+VENDOR_FILES = {
+    "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
+    "socket.io.esm.min.js.map": "socket.io-client/dist/socket.io.esm.min.js.map",
+}
+STATUS_FILTERS = ("draft", "submitted", "accepted", "info_requested", "answered", "declined", "closed",
+                  "withdrawn")
 
 
 def _safe_next(target: str | None) -> str:
@@ -24,12 +50,12 @@ def _safe_next(target: str | None) -> str:
 def login():
     """Show the login form (GET) or log the user in with email and password (POST)."""
     if request.method == "POST":
-        user = service.authenticate(email=request.form.get("email", ""),
-                                    password=request.form.get("password", ""))
+        user = accounts.authenticate(email=request.form.get("email", ""),
+                                     password=request.form.get("password", ""))
         if user is not None:
             login_user(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(request.args.get("next")))
-        flash("邮箱或密码错误 / Invalid email or password", "error")
+        flash(_("邮箱或密码错误"), "error")
         return render_template("login.html", email=request.form.get("email", "")), 401
     if current_user.is_authenticated:
         return redirect(url_for("web.index"))
@@ -44,8 +70,87 @@ def logout():
     return redirect(url_for("web.login"))
 
 
+@bp.get("/lang/<code>")
+def set_language(code: str):
+    """Switch the pages' language (zh or en) and go back to where the user was."""
+    if code not in LANGUAGES:
+        abort(404)
+    session["lang"] = code
+    return redirect(_safe_next(request.args.get("next")))
+
+
 @bp.get("/")
 @login_required
 def index():
-    """Show the signed-in doctor's home page."""
-    return render_template("index.html")
+    """Show the inbox: what awaits the doctor, their cases, invitations and notifications."""
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUS_FILTERS:
+        status = None
+    sections = cases.dashboard(viewer=current_user, status=status)
+    return render_template(
+        "inbox.html",
+        sections={name: [summary_json(c) for c in items] for name, items in sections.items()},
+        status=status, statuses=STATUS_FILTERS,
+        notifications=notifications.inbox(user=current_user, limit=20),
+        unread=notifications.unread_count(user=current_user))
+
+
+@bp.route("/cases/new", methods=["GET", "POST"])
+@login_required
+def new_case():
+    """Show the new-case form (GET) or create the draft and go on to its uploads (POST)."""
+    form = request.form
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        body = {"title": form.get("title", "").strip(), "clinical_question": form.get("clinical_question", "").strip(),
+                "summary": form.get("summary", "").strip(), "urgency": form.get("urgency") or "routine",
+                "specialty": form.get("specialty") or None,
+                "patient": {"age": form.get("age") or None, "sex": form.get("sex") or None}}
+        try:
+            data = CaseCreate.model_validate(body)
+        except ValidationError as exc:
+            for err in exc.errors():
+                errors[".".join(str(p) for p in err["loc"])] = err["msg"]
+        else:
+            case = cases.create_case(owner=current_user, data=data)
+            db.session.commit()
+            audit_log.record(user_id=current_user.id, case_id=case.id, action="create_case", status=201)
+            return redirect(url_for("web.case_page", case_id=case.id, _anchor="upload"))
+    return render_template("case_new.html", form=form, errors=errors, specialties=SPECIALTIES), \
+        (400 if errors else 200)
+
+
+@bp.get("/cases/<int:case_id>")
+@case_route(Action.VIEW, audit="page.case")
+def case_page(case):
+    """Show a case: summary, status, timeline, images, people, and the actions the user may take."""
+    draft = cases.draft_of(case) if role_of(current_user, case) == CONSULTANT else None
+    return render_template("case.html", case=case_detail_json(case), timeline=cases.timeline(case),
+                           specialties=SPECIALTIES, draft=draft)
+
+
+@bp.get("/cases/<int:case_id>/viewer")
+@case_route(Action.VIEW, audit="page.viewer")
+def viewer_page(case):
+    """Show the image viewer with the consultation room beside it."""
+    studies = imaging.case_studies(case)
+    people = {case.owner_id: case.owner.name}
+    if case.consultant is not None:
+        people[case.consultant_id] = case.consultant.name
+    for p in cases.participants(case):
+        people[p.user_id] = p.user.name
+    series = [s for st in studies for s in st["series"]]
+    chosen = request.args.get("series") or (max(series, key=lambda s: s["instance_count"])["series_uid"]
+                                            if series else None)
+    return render_template("viewer.html", case=summary_json(case), studies=studies, series_uid=chosen,
+                           people=people)
+
+
+@bp.get("/vendor/<path:name>")
+def vendor(name: str):
+    """Serve a front-end package file installed from npm (never a CDN)."""
+    rel = VENDOR_FILES.get(name)
+    path = NODE_MODULES / rel if rel else None
+    if path is None or not path.is_file():
+        abort(404, description=f"{name} is not installed: run `make install` (npm ci)")
+    return send_file(path, max_age=3600)

@@ -160,3 +160,12 @@ def test_login_is_rate_limited(app, client, make_user):
     r = client.post("/api/auth/token", json={"email": "doc@test.huizhen", "password": PASSWORD})
     assert r.status_code == 429
     assert r.json["error"] == "too many requests"
+
+
+def test_bearer_token_works_from_a_client_that_has_a_page_session(client, make_user, token_for):
+    # Visiting any page puts a CSRF token in the session cookie; the bearer token must still count.
+    uid = make_user(email="web@test.huizhen")
+    assert client.get("/login").status_code == 200
+    r = client.get("/api/me", headers={"Authorization": f"Bearer {token_for(uid)}"})
+    assert r.status_code == 200
+    assert r.json["email"] == "web@test.huizhen"

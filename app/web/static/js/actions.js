@@ -1,0 +1,67 @@
+// Forms marked data-api post their fields as JSON to that API route, then reload the page.
+// A submit button may carry its own data-api / data-method / data-confirm.
+import { api, t } from "./common.js";
+
+function fieldValue(field) {
+  const type = field.dataset.type;
+  const raw = field.value.trim();
+  if (type === "int") return raw === "" ? undefined : Number.parseInt(raw, 10);
+  if (type === "lines") return raw.split("\n").map((s) => s.trim()).filter(Boolean);
+  return raw === "" ? undefined : raw;
+}
+
+/** The form's named fields as a JSON object (radio/checkbox only when checked, empty fields left out). */
+export function formBody(form) {
+  const body = {};
+  for (const field of form.querySelectorAll("[name]")) {
+    if (field.name === "csrf_token" || field.disabled) continue;
+    if ((field.type === "radio" || field.type === "checkbox") && !field.checked) continue;
+    const value = fieldValue(field);
+    if (value !== undefined) body[field.name] = value;
+  }
+  return body;
+}
+
+async function submit(form, submitter) {
+  const url = submitter?.dataset.api || form.dataset.api;
+  const method = submitter?.dataset.method || form.dataset.method || "POST";
+  const confirmText = submitter?.dataset.confirm || form.dataset.confirm;
+  if (confirmText && !window.confirm(confirmText)) return;
+  const errorBox = form.querySelector(".form-error");
+  if (errorBox) errorBox.textContent = "";
+  const buttons = form.querySelectorAll("button");
+  buttons.forEach((b) => { b.disabled = true; });
+  try {
+    await api(url, { method, body: formBody(form) });
+    if (form.dataset.stay !== undefined && method === "PUT") {
+      if (errorBox) errorBox.textContent = t("saved");
+    } else {
+      window.location.reload();
+      return;
+    }
+  } catch (error) {
+    if (errorBox) errorBox.textContent = error.message;
+  }
+  buttons.forEach((b) => { b.disabled = false; });
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-api]");
+  if (!form) return;
+  event.preventDefault();
+  submit(form, event.submitter);
+});
+
+// Plain buttons with data-api (no form), e.g. "mark all read".
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-api]:not([type=submit])");
+  if (!button || button.form) return;
+  button.disabled = true;
+  try {
+    await api(button.dataset.api, { method: button.dataset.method || "POST" });
+    window.location.reload();
+  } catch (error) {
+    button.disabled = false;
+    button.title = error.message;
+  }
+});

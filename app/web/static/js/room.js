@@ -1,0 +1,193 @@
+// The consultation room beside the viewer: chat with catch-up after reconnecting, who is online,
+// typing, the presenter, and the annotation events. Socket.IO namespace /consult.
+import { io } from "/vendor/socket.io.esm.min.js";
+import { el, t } from "./common.js";
+
+function newClientId() {
+  if (window.crypto?.randomUUID) return window.crypto.randomUUID().replace(/-/g, "");
+  return Array.from(window.crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export class Room {
+  constructor({ caseId, me, people, onViewer, onAnnotation, onAnnotationDeleted, currentImage, openImage, onPresent }) {
+    Object.assign(this, { caseId, me, people, onViewer, onAnnotation, onAnnotationDeleted, currentImage, openImage,
+                          onPresent });
+    this.lastSeq = 0;
+    this.seen = new Set();
+    this.pending = new Map(); // client_id -> payload, resent after a reconnect
+    this.presenter = null;
+    this.typingTimer = null;
+    this.typers = new Map();
+    this.list = document.getElementById("messages");
+    this.socket = io("/consult", { withCredentials: true, reconnectionDelayMax: 5000 });
+    this.socket.on("connect", () => this.join());
+    this.socket.on("disconnect", () => this.setState(false));
+    this.socket.on("connect_error", () => this.setState(false));
+    this.socket.on("message", (m) => this.addMessage(m));
+    this.socket.on("presence", (p) => this.showOnline(p.online));
+    this.socket.on("presenter", (p) => this.setPresenter(p.user_id));
+    this.socket.on("viewer", (v) => { if (v.presenter && v.user_id !== this.me) this.onViewer(v); });
+    this.socket.on("typing", (p) => this.showTyping(p));
+    this.socket.on("annotation", (a) => this.onAnnotation(a));
+    this.socket.on("annotation_deleted", (p) => this.onAnnotationDeleted(p.id));
+    this.socket.on("removed", () => { this.setState(false); this.socket.disconnect(); window.location.reload(); });
+    this.bindForm();
+  }
+
+  async join() {
+    const ack = await this.socket.emitWithAck("join", { case_id: this.caseId, since: this.lastSeq });
+    if (!ack.ok) {
+      document.getElementById("chat-error").textContent = ack.error;
+      return;
+    }
+    this.setState(true);
+    ack.messages.forEach((m) => this.addMessage(m));
+    this.showOnline(ack.online);
+    this.setPresenter(ack.presenter ?? null);
+    if (ack.viewer && ack.presenter !== this.me) this.onViewer(ack.viewer);
+    for (const payload of this.pending.values()) this.send(payload); // same client_id: no duplicates
+  }
+
+  setState(connected) {
+    const node = document.getElementById("conn-state");
+    node.textContent = connected ? t("connected") : t("disconnected");
+    node.className = connected ? "ok" : "warn";
+    document.getElementById("room").dataset.connected = String(connected);
+  }
+
+  name(id) {
+    return this.people[id] || `#${id}`;
+  }
+
+  addMessage(m) {
+    if (m.case_id !== this.caseId || this.seen.has(m.seq)) return;
+    this.seen.add(m.seq);
+    this.lastSeq = Math.max(this.lastSeq, m.seq);
+    this.pending.delete(m.client_id);
+    document.querySelector(`[data-client-id="${m.client_id}"].pending`)?.remove();
+    const item = el("li", { class: m.author.id === this.me ? "mine" : "", "data-seq": m.seq },
+      el("span", { class: "author" }, m.author.name),
+      el("time", { datetime: m.at }, new Date(m.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })),
+      el("p", { class: "body" }, m.body));
+    if (m.image_ref?.series_uid) {
+      item.append(el("button", { type: "button", class: "small link", onclick: () => this.openImage(m.image_ref) },
+        t("jump_to_image")));
+    }
+    // Keep seq order even if a catch-up and a live message cross.
+    const after = [...this.list.children].find((n) => n.dataset.seq && Number(n.dataset.seq) > m.seq);
+    this.list.insertBefore(item, after || null);
+    this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  showOnline(ids) {
+    const list = document.getElementById("online");
+    list.replaceChildren(...ids.map((id) => el("li", { "data-user-id": id, class: id === this.presenter ? "presenting" : "" },
+      this.name(id), id === this.presenter ? ` · ${t("presenter")}` : "",
+      this.presenter === this.me && id !== this.me
+        ? el("button", { type: "button", class: "small link", onclick: () => this.present("handover", id) }, "→") : null)));
+    this.online = ids;
+  }
+
+  setPresenter(userId) {
+    this.presenter = userId;
+    const info = document.getElementById("presenter-info");
+    info.textContent = userId === null ? t("nobody_presents")
+      : userId === this.me ? t("you_present") : `${t("presenter")}: ${this.name(userId)}`;
+    info.dataset.presenter = userId ?? "";
+    const button = document.getElementById("present-btn");
+    button.dataset.action = userId === this.me ? "release" : "take";
+    button.textContent = userId === this.me ? "■" : "▶";
+    button.title = userId === this.me ? "release" : "take";
+    if (this.online) this.showOnline(this.online);
+    if (userId === this.me && this.onPresent) this.onPresent(); // followers get my view at once
+  }
+
+  async present(action, userId) {
+    const ack = await this.socket.emitWithAck("present", { case_id: this.caseId, action, user_id: userId });
+    if (!ack.ok) document.getElementById("chat-error").textContent = ack.error;
+  }
+
+  sendViewer(view) {
+    if (this.presenter === this.me && this.socket.connected) {
+      this.socket.emit("viewer", { case_id: this.caseId, ...view });
+    }
+  }
+
+  showTyping(p) {
+    if (p.typing) this.typers.set(p.user_id, p.name);
+    else this.typers.delete(p.user_id);
+    clearTimeout(this.typers.timer);
+    this.typers.timer = setTimeout(() => { this.typers.clear(); this.renderTyping(); }, 5000);
+    this.renderTyping();
+  }
+
+  renderTyping() {
+    document.getElementById("typing").textContent = this.typers.size
+      ? `${[...this.typers.values()].join(", ")} ${t("typing")}` : "";
+  }
+
+  async send(payload) {
+    this.pending.set(payload.client_id, payload);
+    if (!this.socket.connected) return;
+    try {
+      const ack = await this.socket.timeout(10000).emitWithAck("message", payload);
+      if (!ack.ok) {
+        this.pending.delete(payload.client_id);
+        document.querySelector(`[data-client-id="${payload.client_id}"].pending`)?.classList.add("failed");
+        document.getElementById("chat-error").textContent = ack.error;
+      }
+    } catch {
+      // No ack in time: kept in `pending`, resent with the same client_id after reconnecting.
+    }
+  }
+
+  bindForm() {
+    const form = document.getElementById("chat-form");
+    const input = document.getElementById("chat-input");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const body = input.value.trim();
+      if (!body) return;
+      if (body.length > 4000) {
+        document.getElementById("chat-error").textContent = t("message_too_long");
+        return;
+      }
+      document.getElementById("chat-error").textContent = "";
+      const payload = { case_id: this.caseId, body, client_id: newClientId() };
+      if (document.getElementById("attach-image").checked) payload.image_ref = this.currentImage();
+      this.list.append(el("li", { class: "mine pending", "data-client-id": payload.client_id },
+        el("span", { class: "author" }, "…"), el("p", { class: "body" }, body)));
+      input.value = "";
+      this.socket.emit("typing", { case_id: this.caseId, typing: false });
+      this.send(payload);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+    input.addEventListener("input", () => {
+      if (!this.typingTimer) this.socket.emit("typing", { case_id: this.caseId, typing: true });
+      clearTimeout(this.typingTimer);
+      this.typingTimer = setTimeout(() => {
+        this.typingTimer = null;
+        this.socket.emit("typing", { case_id: this.caseId, typing: false });
+      }, 3000);
+    });
+    document.getElementById("present-btn").addEventListener("click", (event) =>
+      this.present(event.currentTarget.dataset.action || "take"));
+  }
+
+  async annotate(payload) {
+    const ack = await this.socket.timeout(10000).emitWithAck("annotate", { case_id: this.caseId, ...payload });
+    if (!ack.ok) throw new Error(ack.error);
+    return ack.annotation;
+  }
+
+  async deleteAnnotation(id) {
+    const ack = await this.socket.emitWithAck("annotation_delete", { case_id: this.caseId, id });
+    if (!ack.ok) document.getElementById("chat-error").textContent = ack.error;
+    else this.onAnnotationDeleted(id);
+  }
+}
