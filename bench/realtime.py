@@ -72,8 +72,12 @@ def run_load(urls: list[str], tokens: list[str | None], case_id: int, clients: i
                 break
         time.sleep(0.05)
     elapsed = time.perf_counter() - start
-    for m in members:
-        m.sio.disconnect()
+    # websocket-client can wait forever for a close frame; disconnect in parallel, bounded.
+    closers = [threading.Thread(target=m.sio.disconnect, daemon=True) for m in members]
+    for c in closers:
+        c.start()
+    for c in closers:
+        c.join(5)
     latencies, lost = [], 0
     for cid, t0 in sent.items():
         times = received.get(cid, [])

@@ -95,6 +95,15 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
     expect(gyn.locator("#window-info")).to_have_text("W 1500 L -600")
     gyn.select_option("#preset", "")  # back to the file's own window (these are MR images)
     expect(gyn.locator("#window-info")).to_have_text("")
+    box = stage.bounding_box()
+    gyn.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    gyn.mouse.down()
+    gyn.mouse.move(box["x"] + box["width"] / 2 + 80, box["y"] + box["height"] / 2 + 40, steps=4)
+    gyn.mouse.up()
+    expect(stage).to_have_attribute("data-loaded", re.compile(r"wc=-?\d+&ww=\d+"))
+    expect(gyn.locator("#window-info")).to_have_text(re.compile(r"W \d+ L -?\d+"))
+    gyn.click("#reset")
+    expect(gyn.locator("#window-info")).to_have_text("")
 
     # --- the room: radiology and gp join, chat reaches all three, the presenter is followed ---
     radiology = open_as("radiology")

@@ -56,13 +56,16 @@ function load(url) {
   return promise;
 }
 
+/** Load the next frames in the scrolling direction (and a few behind) before they are asked for. */
 function prefetch(direction = 1) {
   const n = state.slices.length;
   for (let step = 1; step <= PREFETCH; step += 1) {
-    for (const sign of [direction, -direction]) {
-      const i = state.index + sign * step * (sign === direction ? 1 : 1);
-      if (i >= 0 && i < n && (sign === direction || step <= PREFETCH / 2)) load(sliceUrl(state.slices[i]));
-    }
+    const ahead = state.index + direction * step;
+    if (ahead >= 0 && ahead < n) load(sliceUrl(state.slices[ahead]));
+  }
+  for (let step = 1; step <= PREFETCH / 2; step += 1) {
+    const behind = state.index - direction * step;
+    if (behind >= 0 && behind < n) load(sliceUrl(state.slices[behind]));
   }
 }
 
@@ -241,6 +244,7 @@ seriesSelect.addEventListener("change", () => openSeries(seriesSelect.value));
 
 // ---------- input: pointer tools (mouse, pen and touch) ----------
 let drag = null;
+let windowing = false;
 stage.addEventListener("pointerdown", (event) => {
   stage.focus();
   stage.setPointerCapture(event.pointerId);
@@ -268,7 +272,10 @@ stage.addEventListener("pointermove", (event) => {
     const center = drag.wc ?? defaultWindow()[0];
     state.ww = Math.max(1, base + dx * Math.max(1, base / 200));
     state.wc = center + dy * Math.max(1, base / 200);
-    show(state.index, { broadcast: false });
+    if (!windowing) { // one render in flight while dragging; the last value is drawn on release
+      windowing = true;
+      show(state.index, { broadcast: false }).finally(() => { windowing = false; });
+    }
   } else if (state.tool === "pan") {
     state.pan = [drag.pan[0] + dx, drag.pan[1] + dy];
     draw();
@@ -288,6 +295,8 @@ stage.addEventListener("pointerup", (event) => {
   } else if (state.tool === "text") {
     const text = window.prompt(t("note_prompt"));
     if (text) saveAnnotation("text", [toImage(event)], text);
+  } else if (state.tool === "window" && state.wc !== null && !drag.touch) {
+    show(state.index);
   } else {
     shareView();
   }
