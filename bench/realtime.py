@@ -12,6 +12,7 @@ Targets: app p99 < 50 ms and within 2x of bare; app x2 within 3x of bare.
 """
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -91,6 +92,14 @@ def run_load(urls: list[str], tokens: list[str | None], case_id: int, clients: i
             "rate": len(latencies) / elapsed, "lost": lost}
 
 
+def run_load_isolated(*args) -> dict:
+    """run_load in a fresh process: clients of an earlier phase (and any thread they leave behind)
+    cannot take CPU from the next one's, and every phase starts from the same state."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(run_load, args)
+
+
 def prepare_database(pg: str) -> tuple[str, callable]:
     schema = f"hz_bench_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(pg)
@@ -127,7 +136,8 @@ def main():
     bare = Proc([PY, str(ROOT / "bench" / "_echo_server.py"), str(port)])
     try:
         wait_http(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling")
-        results["bare"] = run_load([f"http://127.0.0.1:{port}"], [None], 1, args.clients, args.messages, args.rate)
+        results["bare"] = run_load_isolated([f"http://127.0.0.1:{port}"], [None], 1, args.clients, args.messages,
+                                            args.rate)
     finally:
         bare.stop()
 
@@ -148,7 +158,7 @@ def main():
             me = requests.get(f"{url}/api/me", headers={"Authorization": f"Bearer {gyn}"}, timeout=10).json()
             requests.post(f"{url}/api/cases/{case_id}/share", json={"specialist_id": me["id"]}, headers=h, timeout=10)
             requests.post(f"{url}/api/cases/{case_id}/accept", headers={"Authorization": f"Bearer {gyn}"}, timeout=10)
-            results["app"] = run_load([url], [gp, gyn], case_id, args.clients, args.messages, args.rate)
+            results["app"] = run_load_isolated([url], [gp, gyn], case_id, args.clients, args.messages, args.rate)
         finally:
             app.stop()
         redis_env = {**env, "SOCKETIO_MESSAGE_QUEUE": REDIS, "SOCKETIO_CHANNEL": f"hz-bench-{tag}",
@@ -156,8 +166,8 @@ def main():
         a, url_a = start_app(redis_env)
         b, url_b = start_app(redis_env)
         try:
-            results["app x2 (redis)"] = run_load([url_a, url_b], [gp, gyn], case_id, args.clients, args.messages,
-                                                 args.rate)
+            results["app x2 (redis)"] = run_load_isolated([url_a, url_b], [gp, gyn], case_id, args.clients,
+                                                          args.messages, args.rate)
         finally:
             a.stop()
             b.stop()

@@ -38,7 +38,6 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
 
     # --- gp, on a phone: new case, upload a DICOM folder, a photo and a PDF, share with gyn ---
     gp = open_as("gp", phone=True)
-    screenshot(gp, "phone-inbox")
     gp.get_by_role("link", name="新建会诊").first.click()
     gp.fill("input[name=title]", "卵巢囊实性包块待查")
     gp.fill("textarea[name=clinical_question]", "左附件区囊实性包块，良恶性如何判断？是否需要手术？")
@@ -71,6 +70,8 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
 
     # --- gyn, on a desktop: accept from the inbox, read the images, invite radiology ---
     gyn = open_as("gyn")
+    expect(gyn.locator("#notifications li.unread")).to_have_count(1)
+    screenshot(gyn, "desktop-inbox")
     gyn.locator(f"#section-awaiting_decision [data-case-id='{case_id}'] a").click()
     screenshot(gyn, "desktop-case-to-accept")
     gyn.click("#accept-btn")
@@ -162,6 +163,10 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
     gp.click("#close-btn")
     expect(gp.locator(".case-head [data-status]")).to_have_attribute("data-status", "closed")
     expect(gp.locator("#rating")).to_contain_text("★★★★☆")
+    gp.goto("/")
+    expect(gp.locator(f"#section-my_cases [data-case-id='{case_id}'] [data-status]")).to_have_attribute(
+        "data-status", "closed")
+    screenshot(gp, "phone-inbox")
 
 
 def test_outsider_gets_the_not_found_page(open_as, demo, api_as, make_case):
@@ -171,3 +176,6 @@ def test_outsider_gets_the_not_found_page(open_as, demo, api_as, make_case):
     assert response.status == 404
     expect(outsider.locator("h1")).to_contain_text("页面不存在")
     assert outsider.goto(f"/cases/{case_id}/viewer").status == 404
+    outsider.get_by_role("link", name="English").click()
+    expect(outsider.locator("h1")).to_contain_text("Page not found")
+    expect(outsider.locator("html")).to_have_attribute("lang", "en")

@@ -1,6 +1,6 @@
 // Forms marked data-api post their fields as JSON to that API route, then reload the page.
 // A submit button may carry its own data-api / data-method / data-confirm.
-import { api, t } from "./common.js";
+import { api, csrfToken, t } from "./common.js";
 
 function fieldValue(field) {
   const type = field.dataset.type;
@@ -64,4 +64,14 @@ document.addEventListener("click", async (event) => {
     button.disabled = false;
     button.title = error.message;
   }
+});
+
+// Opening a notification marks it read (keepalive: the request outlives the page it leaves).
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-note-id]");
+  if (!link || link.closest("li")?.classList.contains("read")) return;
+  fetch(`/api/notifications/${link.dataset.noteId}/read`, {
+    method: "POST", keepalive: true, credentials: "same-origin",
+    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+  }).catch(() => {});
 });
