@@ -154,6 +154,7 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
 
     gp.goto(f"/cases/{case_id}")
     expect(gp.locator("#opinion-diagnosis")).to_have_text("左卵巢浆液性囊腺瘤可能性大")
+    gp.locator("#opinion").scroll_into_view_if_needed()
     screenshot(gp, "phone-opinion")
     with gp.expect_download() as download:
         gp.click("#pdf-link")
