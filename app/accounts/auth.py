@@ -16,9 +16,9 @@ from app.extensions import csrf, db, login_manager
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def bearer_token() -> str | None:
+def bearer_token(req=request) -> str | None:
     """Return the token from an ``Authorization: Bearer`` header, if any."""
-    header = request.headers.get("Authorization", "")
+    header = req.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
@@ -33,8 +33,7 @@ class _SessionInterface(SecureCookieSessionInterface):
     """
 
     def open_session(self, app, request):
-        header = request.headers.get("Authorization", "")
-        if header[:7].lower() == "bearer " and header[7:].strip():
+        if bearer_token(request) is not None:
             return self.session_class()
         return super().open_session(app, request)
 

@@ -39,6 +39,8 @@ TRANSITIONS: dict[Action, Transition] = {t.action: t for t in (
 OPEN_STATUSES = ("submitted", "accepted", "info_requested")
 # Statuses in which the team can work: invite, write reports and opinion drafts, upload more.
 WORKING_STATUSES = frozenset({"accepted", "info_requested"})
+# Files can be added while the case is being prepared or worked on, not after it is answered.
+UPLOAD_STATUSES = frozenset({"draft", "submitted", "declined", "accepted", "info_requested"})
 
 
 def allowed_from(status: str) -> list[str]:

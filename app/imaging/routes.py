@@ -15,9 +15,6 @@ from app.imaging import service as imaging
 
 bp = Blueprint("imaging", __name__, url_prefix="/api/cases/<int:case_id>")
 
-# Files can be added while the case is being prepared or worked on, not after it is answered.
-UPLOAD_STATUSES = frozenset({"draft", "submitted", "declined", "accepted", "info_requested"})
-
 # Stored objects never change (a new upload is a new object), so browsers may keep them.
 IMMUTABLE = "private, max-age=86400, immutable"
 
@@ -46,7 +43,7 @@ def _quote(name: str) -> str:
                     503: "object store unavailable; nothing recorded"}, tag="imaging")
 def upload_files(case):
     """Upload DICOM files, ZIPs of studies, photos and PDFs (multipart field ``files``)."""
-    from app.cases.workflow import require_status
+    from app.cases.workflow import UPLOAD_STATUSES, require_status
 
     require_status(case, UPLOAD_STATUSES, "upload")
     boundary = multipart.boundary_of(request.content_type)

@@ -14,7 +14,6 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, request, session
-from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from app.accounts.specialties import specialty_names
@@ -127,5 +126,3 @@ def init_app(app: Flask) -> None:
         return {"lang": lang, "html_lang": "zh-CN" if lang == "zh" else lang, "languages": LANGUAGES,
                 "js_strings": js_strings, "next_url": request.full_path if request else "/"}
 
-
-__all__ = ["LANGUAGES", "gettext", "init_app", "js_strings", "select_locale"]

@@ -17,6 +17,7 @@ from app.accounts import service as accounts
 from app.accounts.specialties import SPECIALTIES
 from app.audit import service as audit_log
 from app.cases import service as cases
+from app.cases import workflow
 from app.cases.permissions import CONSULTANT, Action, case_route, role_of
 from app.cases.routes import case_detail_json, summary_json
 from app.cases.schemas import CaseCreate
@@ -126,7 +127,9 @@ def case_page(case):
     """Show a case: summary, status, timeline, images, people, and the actions the user may take."""
     draft = cases.draft_of(case) if role_of(current_user, case) == CONSULTANT else None
     return render_template("case.html", case=case_detail_json(case), timeline=cases.timeline(case),
-                           specialties=SPECIALTIES, draft=draft)
+                           specialties=SPECIALTIES, draft=draft,
+                           working=case.status in workflow.WORKING_STATUSES,
+                           uploadable=case.status in workflow.UPLOAD_STATUSES)
 
 
 @bp.get("/cases/<int:case_id>/viewer")

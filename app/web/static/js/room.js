@@ -18,6 +18,7 @@ export class Room {
     this.presenter = null;
     this.typingTimer = null;
     this.typers = new Map();
+    this.typersTimer = null;
     this.list = document.getElementById("messages");
     this.socket = io("/consult", { withCredentials: true, reconnectionDelayMax: 5000 });
     this.socket.on("connect", () => this.join());
@@ -116,8 +117,8 @@ export class Room {
   showTyping(p) {
     if (p.typing) this.typers.set(p.user_id, p.name);
     else this.typers.delete(p.user_id);
-    clearTimeout(this.typers.timer);
-    this.typers.timer = setTimeout(() => { this.typers.clear(); this.renderTyping(); }, 5000);
+    clearTimeout(this.typersTimer);
+    this.typersTimer = setTimeout(() => { this.typers.clear(); this.renderTyping(); }, 5000);
     this.renderTyping();
   }
 

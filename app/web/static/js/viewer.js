@@ -249,7 +249,9 @@ stage.addEventListener("pointerdown", (event) => {
   stage.focus();
   stage.setPointerCapture(event.pointerId);
   const point = toImage(event);
-  drag = { x: event.clientX, y: event.clientY, wc: state.wc, ww: state.ww, zoom: state.zoom, pan: [...state.pan],
+  // The window the drag starts from: the one shown, or the modality's when the file's own is shown.
+  const [wc, ww] = state.wc === null ? defaultWindow() : [state.wc, state.ww];
+  drag = { x: event.clientX, y: event.clientY, wc, ww, zoom: state.zoom, pan: [...state.pan],
            index: state.index, start: point, touch: event.pointerType === "touch" };
   if (["line", "arrow", "ellipse"].includes(state.tool)) {
     state.draft = { kind: state.tool, points: [point, point] };
@@ -267,11 +269,9 @@ stage.addEventListener("pointermove", (event) => {
     const step = Math.trunc(-dy / 12);
     if (drag.index + step !== state.index) show(drag.index + step, { direction: Math.sign(step) || 1 });
   } else if (state.tool === "window") {
-    const slice = state.slices[state.index];
-    const base = drag.ww ?? (slice?.instance && state.wc === null ? defaultWindow()[1] : state.ww);
-    const center = drag.wc ?? defaultWindow()[0];
-    state.ww = Math.max(1, base + dx * Math.max(1, base / 200));
-    state.wc = center + dy * Math.max(1, base / 200);
+    const step = Math.max(1, drag.ww / 200);
+    state.ww = Math.max(1, drag.ww + dx * step);
+    state.wc = drag.wc + dy * step;
     if (!windowing) { // one render in flight while dragging; the last value is drawn on release
       windowing = true;
       show(state.index, { broadcast: false }).finally(() => { windowing = false; });
