@@ -6,7 +6,7 @@ import threading
 import time
 
 import sqlalchemy as sa
-from flask import has_request_context, request
+from flask import current_app, has_request_context, request
 
 from app.audit.models import AuditEvent
 from app.core.time import isoformat
@@ -14,7 +14,6 @@ from app.extensions import db
 
 # Rendered-frame views are logged once per user, case and series per window, not per frame.
 AGGREGATE_SECONDS = 30 * 60
-_recent: dict[tuple, float] = {}
 _recent_lock = threading.Lock()
 
 
@@ -37,6 +36,10 @@ def record(*, user_id: int | None, action: str, case_id: int | None = None, stat
 def record_once(*, key: tuple, **kwargs) -> None:
     """Record unless the same key was recorded within the aggregation window."""
     now = time.monotonic()
+    # One memo per app: ids are only unique within one database, and one process may hold several
+    # apps (tests, or an app rebuilt over an emptied database), so a module-level memo would
+    # swallow the first record for ids it saw elsewhere.
+    _recent: dict[tuple, float] = current_app.extensions.setdefault("audit_recent", {})
     with _recent_lock:
         if now - _recent.get(key, -AGGREGATE_SECONDS - 1) < AGGREGATE_SECONDS:
             return
