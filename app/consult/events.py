@@ -164,7 +164,9 @@ def message(user, case, data):
     payload = validate(service.MessageIn, data)
     msg, new = service.post_message(case=case, author=user, data=payload)
     if new:
-        broadcast.to_case("message", msg, case.id)
+        # msg["case_id"], not case.id: the commit expired ``case``, and reading it would cost a
+        # SELECT (and a second pooled connection) on every message.
+        broadcast.to_case("message", msg, msg["case_id"])
     return {"ok": True, "seq": msg["seq"], "duplicate": not new}
 
 
@@ -230,7 +232,7 @@ def annotate(user, case, data):
     """Persist an annotation on an instance frame, then broadcast ``annotation``."""
     a = service.add_annotation(case=case, author=user, data=validate(service.AnnotationIn, data))
     payload = service.annotation_json(a)
-    broadcast.to_case("annotation", payload, case.id)
+    broadcast.to_case("annotation", payload, payload["case_id"])
     return {"ok": True, "annotation": payload}
 
 
@@ -242,8 +244,9 @@ def annotation_delete(user, case, data):
         annotation_id = int(data.get("id"))
     except (TypeError, ValueError):
         raise DomainError("id is required", status=400) from None
+    case_id = case.id
     service.delete_annotation(case=case, user=user, annotation_id=annotation_id)
-    broadcast.to_case("annotation_deleted", {"case_id": case.id, "id": annotation_id}, case.id)
+    broadcast.to_case("annotation_deleted", {"case_id": case_id, "id": annotation_id}, case_id)
     return {"ok": True}
 
 

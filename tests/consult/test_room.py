@@ -2,7 +2,9 @@
 
 import pytest
 import socketio
+import sqlalchemy as sa
 
+from app.extensions import db
 from tests.support.live import client_id
 
 
@@ -113,6 +115,27 @@ def test_long_or_empty_messages_are_refused_with_a_reason(live, mdt, clients):
     ack = owner.call("message", {"case_id": case_id, "body": "   ", "client_id": client_id()})
     assert ack["ok"] is False
     assert owner.call("message", {"case_id": case_id, "body": "ok", "client_id": client_id()})["seq"] == 1
+
+
+def test_a_message_is_one_transaction_on_one_pooled_connection(app, live, mdt, clients):
+    """Guards the hot path (docs/BENCHMARKS.md): reading the case after the commit cost a second
+    pooled connection, a SELECT and a ROLLBACK on every chat message."""
+    case_id, _, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    with app.app_context():
+        engine = db.engine
+    checkouts, statements = [], []
+    on_checkout = lambda *a: checkouts.append(1)  # noqa: E731
+    on_execute = lambda conn, cursor, sql, *a: statements.append(sql.split()[0].upper())  # noqa: E731
+    sa.event.listen(engine.pool, "checkout", on_checkout)
+    sa.event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        assert owner.call("message", {"case_id": case_id, "body": "一次", "client_id": client_id()})["ok"]
+    finally:
+        sa.event.remove(engine.pool, "checkout", on_checkout)
+        sa.event.remove(engine, "before_cursor_execute", on_execute)
+    assert len(checkouts) == 1
+    assert statements[-1] == "INSERT"  # the message; nothing is read back after the commit
 
 
 def test_messages_are_rate_limited_per_user(live, mdt, clients):
