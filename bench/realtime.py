@@ -6,7 +6,8 @@ In one run, the same load against:
   * app x2 : two Huizhen processes behind Redis, clients split between them.
 One client sends --messages messages at --rate per second; latency is send → received by every
 member. Prints p50/p99 and delivered messages/s for each, and the ratios to the baseline.
-Targets: app p99 < 50 ms and within 2x of bare; app x2 within 3x of bare.
+Targets: app p99 < 50 ms and within 2x of bare; app x2 within 3x of bare. Under the results, the
+latency of a PostgreSQL commit sampled during each phase (the disk's fsync, which bounds the app's tail).
 
     python bench/realtime.py [--clients 50] [--messages 200] [--rate 20] [--pg postgresql+psycopg://postgres@127.0.0.1/test]
 """
@@ -100,6 +101,43 @@ def run_load_isolated(*args) -> dict:
         return pool.apply(run_load, args)
 
 
+class CommitProbe:
+    """Times a one-row INSERT + COMMIT on the benchmark's database every 100 ms during a phase.
+
+    Every app message needs its own durable commit before it is broadcast, so when a phase has
+    a slow tail this tells whether the disk's fsync had one at the same time (docs/BENCHMARKS.md).
+    """
+
+    def __init__(self, db_url: str, every: float = 0.1):
+        self.engine = sa.create_engine(db_url)
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE IF NOT EXISTS bench_commit_probe (at double precision)"))
+        self.every, self.times = every, []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self) -> "CommitProbe":
+        self.times, self._stop = [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        with self.engine.connect() as conn:
+            while not self._stop.wait(self.every):
+                t0 = time.perf_counter()
+                conn.execute(sa.text("INSERT INTO bench_commit_probe VALUES (:t)"), {"t": t0})
+                conn.commit()
+                self.times.append((time.perf_counter() - t0) * 1000)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join(10)
+        t = sorted(self.times)
+        return {"p50": statistics.median(t), "p99": t[min(len(t) - 1, round(0.99 * (len(t) - 1)))], "max": t[-1],
+                "n": len(t)}
+
+
 def prepare_database(pg: str) -> tuple[str, callable]:
     schema = f"hz_bench_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(pg)
@@ -130,18 +168,25 @@ def main():
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = ap.parse_args()
-    results = {}
+    results, commits = {}, {}
+    db_url, drop = prepare_database(args.pg)
+    probe = CommitProbe(db_url)
+
+    def phase(name, urls, tokens, case_id):
+        probe.start()
+        try:
+            results[name] = run_load_isolated(urls, tokens, case_id, args.clients, args.messages, args.rate)
+        finally:
+            commits[name] = probe.stop()
 
     port = free_port()
     bare = Proc([PY, str(ROOT / "bench" / "_echo_server.py"), str(port)])
     try:
         wait_http(f"http://127.0.0.1:{port}/socket.io/?EIO=4&transport=polling")
-        results["bare"] = run_load_isolated([f"http://127.0.0.1:{port}"], [None], 1, args.clients, args.messages,
-                                            args.rate)
+        phase("bare", [f"http://127.0.0.1:{port}"], [None], 1)
     finally:
         bare.stop()
 
-    db_url, drop = prepare_database(args.pg)
     tag = uuid.uuid4().hex[:8]
     env = {"DATABASE_URL": db_url, "SECRET_KEY": "bench", "LOGIN_RATE_LIMIT": "1000 per minute",
            "CHAT_RATE_LIMIT": "100000"}
@@ -158,7 +203,7 @@ def main():
             me = requests.get(f"{url}/api/me", headers={"Authorization": f"Bearer {gyn}"}, timeout=10).json()
             requests.post(f"{url}/api/cases/{case_id}/share", json={"specialist_id": me["id"]}, headers=h, timeout=10)
             requests.post(f"{url}/api/cases/{case_id}/accept", headers={"Authorization": f"Bearer {gyn}"}, timeout=10)
-            results["app"] = run_load_isolated([url], [gp, gyn], case_id, args.clients, args.messages, args.rate)
+            phase("app", [url], [gp, gyn], case_id)
         finally:
             app.stop()
         redis_env = {**env, "SOCKETIO_MESSAGE_QUEUE": REDIS, "SOCKETIO_CHANNEL": f"hz-bench-{tag}",
@@ -166,8 +211,7 @@ def main():
         a, url_a = start_app(redis_env)
         b, url_b = start_app(redis_env)
         try:
-            results["app x2 (redis)"] = run_load_isolated([url_a, url_b], [gp, gyn], case_id, args.clients,
-                                                          args.messages, args.rate)
+            phase("app x2 (redis)", [url_a, url_b], [gp, gyn], case_id)
         finally:
             a.stop()
             b.stop()
@@ -178,6 +222,7 @@ def main():
             if keys:
                 r.delete(*keys)
     finally:
+        probe.engine.dispose()
         drop()
 
     print(f"{args.clients} clients in one room, {args.messages} messages at {args.rate:g}/s, WebSocket")
@@ -186,6 +231,9 @@ def main():
         ratio = "" if name == "bare" else f"   p99 vs bare: {r['p99'] / base['p99']:.2f}x"
         print(f"{name:15s} p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms  max {r['max']:6.1f} ms  "
               f"{r['rate']:5.1f} msg/s delivered to all  lost {r['lost']}{ratio}")
+    print("PostgreSQL commit of a one-row insert, timed every 100 ms during each phase (the disk's fsync):")
+    for name, c in commits.items():
+        print(f"{name:15s} p50 {c['p50']:6.1f} ms  p99 {c['p99']:6.1f} ms  max {c['max']:6.1f} ms  (n={c['n']})")
 
 
 if __name__ == "__main__":
