@@ -55,7 +55,6 @@ JS_STRINGS = {
     "loading": _l("加载中…"),
     "not_renderable": _l("此图像无法显示"),
     "delete": _l("删除"),
-    "note_prompt": _l("标注文字"),
     "jump_to_image": _l("查看图像"),
     "message_too_long": _l("消息过长"),
     "confirm": _l("确定吗？"),

@@ -141,6 +141,14 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
     gyn.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.55, steps=5)
     gyn.mouse.up()
     expect(radiology.locator("#ann-list li")).to_contain_text("mm")
+    # A text note is typed into a small form at the tapped point (no browser prompt), seen by all.
+    gyn.click("#tools [data-tool=text]")
+    stage.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.3})
+    expect(gyn.locator("#note-form")).to_be_visible()
+    gyn.locator("#note-text").press_sequentially("左附件区囊性占位")
+    gyn.locator("#note-text").press("Enter")
+    expect(gyn.locator("#note-form")).to_be_hidden()
+    expect(radiology.locator("#ann-list li", has_text="左附件区囊性占位")).to_have_count(1)
     screenshot(gyn, "desktop-viewer-room")
     screenshot(gp, "phone-viewer-room")
 

@@ -293,8 +293,7 @@ stage.addEventListener("pointerup", (event) => {
     if (Math.hypot(x1 - x0, y1 - y0) > 2) saveAnnotation(finished.kind, finished.points);
     else draw();
   } else if (state.tool === "text") {
-    const text = window.prompt(t("note_prompt"));
-    if (text) saveAnnotation("text", [toImage(event)], text);
+    askNote(event);
   } else if (state.tool === "window" && state.wc !== null && !drag.touch) {
     show(state.index);
   } else {
@@ -302,6 +301,37 @@ stage.addEventListener("pointerup", (event) => {
   }
   drag = null;
 });
+
+// ---------- text notes: typed in a small form at the tapped point ----------
+const noteForm = document.getElementById("note-form");
+const noteText = document.getElementById("note-text");
+let notePoint = null;
+
+function askNote(event) {
+  notePoint = toImage(event);
+  noteText.value = "";
+  noteForm.hidden = false;
+  const area = document.getElementById("viewer").getBoundingClientRect();
+  const left = Math.min(event.clientX - area.left, area.width - noteForm.offsetWidth - 6);
+  noteForm.style.left = `${Math.max(6, left)}px`;
+  noteForm.style.top = `${Math.max(6, event.clientY - area.top + 8)}px`;
+  noteText.focus();
+}
+
+function closeNote() {
+  noteForm.hidden = true;
+  notePoint = null;
+  stage.focus();
+}
+
+noteForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = noteText.value.trim();
+  if (text && notePoint) saveAnnotation("text", [notePoint], text);
+  closeNote();
+});
+document.getElementById("note-cancel").addEventListener("click", closeNote);
+noteText.addEventListener("keydown", (event) => { if (event.key === "Escape") closeNote(); });
 
 function defaultWindow() {
   const modality = seriesSelect.selectedOptions[0]?.textContent.trim().split(/\s/)[0];
