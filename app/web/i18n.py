@@ -58,6 +58,11 @@ JS_STRINGS = {
     "jump_to_image": _l("查看图像"),
     "message_too_long": _l("消息过长"),
     "confirm": _l("确定吗？"),
+    # annotation kinds, as listed under the image
+    "kind_line": _l("测量"),
+    "kind_arrow": _l("箭头"),
+    "kind_ellipse": _l("椭圆"),
+    "kind_text": _l("文字"),
 }
 
 # Timeline entries, by the action recorded.

@@ -140,7 +140,7 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
     gyn.mouse.down()
     gyn.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.55, steps=5)
     gyn.mouse.up()
-    expect(radiology.locator("#ann-list li")).to_contain_text("mm")
+    expect(radiology.locator("#ann-list li")).to_contain_text(re.compile(r"测量 \d+\.\d mm"))
     # A text note is typed into a small form at the tapped point (no browser prompt), seen by all.
     gyn.click("#tools [data-tool=text]")
     stage.click(position={"x": box["width"] * 0.3, "y": box["height"] * 0.3})

@@ -362,7 +362,7 @@ function renderAnnotationList() {
   const here = slice ? [...state.annotations.values()].filter(
     (a) => a.sop_instance_uid === slice.instance.sop_instance_uid && a.frame === slice.frame) : [];
   list.replaceChildren(...here.map((a) => el("li", { "data-annotation-id": a.id },
-    `${a.author.name}: ${a.kind}${a.length_mm != null ? ` ${a.length_mm.toFixed(1)} mm` : ""}${a.text ? ` “${a.text}”` : ""} `,
+    `${a.author.name}: ${t(`kind_${a.kind}`)}${a.length_mm != null ? ` ${a.length_mm.toFixed(1)} mm` : ""}${a.text ? ` “${a.text}”` : ""} `,
     a.author.id === data.me ? el("button", { type: "button", class: "small link", onclick: () => room.deleteAnnotation(a.id) },
       t("delete")) : null)));
 }
