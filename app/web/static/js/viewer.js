@@ -1,6 +1,8 @@
 // The image viewer: scroll a series (wheel, drag-free keys, slider, touch swipe), window by drag and
 // presets, zoom/pan, measure in mm, arrows/ellipses/text, cine; frames come rendered by the server
-// and neighbours are prefetched. The consultation room (room.js) shares the view and annotations.
+// and neighbours are prefetched. On a slow link a small JPEG preview of a slice is drawn at once and
+// the full frame replaces it when the reader rests (docs/BENCHMARKS.md, bench/viewer.py).
+// The consultation room (room.js) shares the view and annotations.
 import { api, el, t } from "./common.js";
 import { Room } from "./room.js";
 
@@ -11,8 +13,11 @@ const ctx = canvas.getContext("2d");
 const stage = document.getElementById("stage");
 const slider = document.getElementById("slider");
 const seriesSelect = document.getElementById("series-select");
-const PREFETCH = 6;
-const CACHE_LIMIT = 400;
+const PREFETCH = 6; // full frames fetched ahead of the scrolling direction
+const PREVIEW_AHEAD = 30; // previews fetched ahead
+const PREVIEW_SIZE = 256;
+const REST_MS = 120; // a slice shown this long without its full frame asks for it
+const CACHE_LIMIT = 800;
 
 const state = {
   studyUid: null, seriesUid: null, slices: [], index: 0,
@@ -20,18 +25,26 @@ const state = {
   annotations: new Map(), // id -> annotation
   draft: null, // annotation being drawn
 };
-const images = new Map(); // url -> Promise<ImageBitmap|HTMLImageElement>
+const images = new Map(); // url -> Promise<HTMLImageElement>
+const arrived = new Map(); // url -> HTMLImageElement, for the images that have loaded
+let restTimer = null;
+let fullMs = 0; // moving average of the time a full frame takes to arrive
+const SLOW_MS = 250; // above it, the link is too slow to prefetch full frames while scrolling
 let shown = null; // the image on the canvas
 let wanted = null; // url of the slice the user wants now
 let cineTimer = null;
 let room = null;
 let applyingRemote = false;
 
-function sliceUrl(slice) {
+function sliceUrl(slice, { preview = false } = {}) {
   const params = new URLSearchParams({ frame: String(slice.frame) });
   if (state.wc !== null && state.ww !== null) {
     params.set("wc", String(Math.round(state.wc)));
     params.set("ww", String(Math.max(1, Math.round(state.ww))));
+  }
+  if (preview) {
+    params.set("size", String(PREVIEW_SIZE));
+    params.set("format", "jpeg");
   }
   return `${slice.instance.rendered}?${params}`;
 }
@@ -43,29 +56,55 @@ function load(url) {
     images.set(url, p);
     return p;
   }
+  const started = performance.now();
   const promise = new Promise((resolve, reject) => {
     const img = new Image();
     img.decoding = "async";
-    img.onload = () => resolve(img);
+    img.onload = () => {
+      if (!url.includes("size=")) { // a full frame: how fast the link brings them
+        const took = performance.now() - started;
+        fullMs = fullMs ? 0.7 * fullMs + 0.3 * took : took;
+      }
+      if (images.has(url)) arrived.set(url, img);
+      resolve(img);
+    };
     img.onerror = () => reject(new Error(t("not_renderable")));
     img.src = url;
   });
   promise.catch(() => images.delete(url));
   images.set(url, promise);
-  while (images.size > CACHE_LIMIT) images.delete(images.keys().next().value);
+  while (images.size > CACHE_LIMIT) {
+    const oldest = images.keys().next().value;
+    images.delete(oldest);
+    arrived.delete(oldest);
+  }
   return promise;
 }
 
-/** Load the next frames in the scrolling direction (and a few behind) before they are asked for. */
-function prefetch(direction = 1) {
-  const n = state.slices.length;
+/** Load the next slices in the scrolling direction before they are asked for: full frames (and a
+ *  few behind) while they keep up; only the small previews, further ahead, once the reader is ahead
+ *  of them. */
+function prefetch(direction = 1, { behind = false } = {}) {
+  const at = (step) => {
+    const slice = state.slices[state.index + step];
+    return slice?.instance.renderable ? slice : null;
+  };
+  if (behind) {
+    for (let step = 1; step <= PREVIEW_AHEAD; step += 1) {
+      const slice = at(direction * step);
+      if (slice && !arrived.has(sliceUrl(slice))) {
+        load(sliceUrl(slice, { preview: true })).catch(() => {});
+      }
+    }
+    return;
+  }
   for (let step = 1; step <= PREFETCH; step += 1) {
-    const ahead = state.index + direction * step;
-    if (ahead >= 0 && ahead < n) load(sliceUrl(state.slices[ahead]));
+    const slice = at(direction * step);
+    if (slice) load(sliceUrl(slice)).catch(() => {});
   }
   for (let step = 1; step <= PREFETCH / 2; step += 1) {
-    const behind = state.index - direction * step;
-    if (behind >= 0 && behind < n) load(sliceUrl(state.slices[behind]));
+    const slice = at(-direction * step);
+    if (slice) load(sliceUrl(slice)).catch(() => {});
   }
 }
 
@@ -82,8 +121,9 @@ function resize() {
 /** Image → canvas transform: fit, then the user's zoom and pan (pan in canvas pixels). */
 function transform() {
   const slice = state.slices[state.index];
-  const w = shown?.naturalWidth || slice?.instance.columns || 512;
-  const h = shown?.naturalHeight || slice?.instance.rows || 512;
+  // Image coordinates are the frame's own pixels, whether a preview or the full frame is drawn.
+  const w = slice?.instance.columns || shown?.naturalWidth || 512;
+  const h = slice?.instance.rows || shown?.naturalHeight || 512;
   const fit = Math.min(canvas.width / w, canvas.height / h);
   const scale = fit * state.zoom;
   const x = (canvas.width - w * scale) / 2 + state.pan[0] * (window.devicePixelRatio || 1);
@@ -106,8 +146,8 @@ function draw() {
   const { scale, x, y } = transform();
   ctx.setTransform(scale, 0, 0, scale, x, y);
   ctx.imageSmoothingEnabled = state.zoom < 3;
-  ctx.drawImage(shown, 0, 0);
   const slice = state.slices[state.index];
+  ctx.drawImage(shown, 0, 0, slice?.instance.columns || shown.naturalWidth, slice?.instance.rows || shown.naturalHeight);
   const mine = [...state.annotations.values()].filter(
     (a) => a.sop_instance_uid === slice.instance.sop_instance_uid && a.frame === slice.frame);
   if (state.draft) mine.push(state.draft);
@@ -164,7 +204,13 @@ function updateInfo() {
   renderAnnotationList();
 }
 
-async function show(index, { direction = 1, broadcast = true } = {}) {
+/** Show slice ``index``; resolves once something of it is drawn (or the reader has moved on).
+ *
+ * While the full frames keep up (prefetched ahead), they are all there is. When the reader outruns
+ * them (a slow link), the slice's small preview is drawn at once, only previews are fetched ahead,
+ * and the full frame is asked for when the reader rests on a slice, so a fast scroll does not queue
+ * full frames it will skip. */
+async function show(index, { direction = 1, broadcast = true, ahead = true } = {}) {
   if (!state.slices.length) return;
   state.index = Math.max(0, Math.min(state.slices.length - 1, index));
   const slice = state.slices[state.index];
@@ -176,17 +222,39 @@ async function show(index, { direction = 1, broadcast = true } = {}) {
     draw();
     return;
   }
-  try {
-    const img = await load(url);
-    if (wanted !== url) return; // the user moved on while it loaded
-    shown = img;
-    stage.dataset.loaded = url;
-    draw();
-  } catch (error) {
-    if (wanted === url) document.getElementById("slice-info").textContent = error.message;
+  clearTimeout(restTimer);
+  const full = arrived.get(url);
+  const previewUrl = sliceUrl(slice, { preview: true });
+  const preview = arrived.get(previewUrl);
+  const canvasEmpty = shown === null;
+  if (full) {
+    paint(full, url, "full");
+  } else {
+    if (preview) paint(preview, url, "preview");
+    const fetchFull = () => load(url).then((img) => {
+      if (wanted !== url) return;
+      paint(img, url, "full");
+      if (ahead) prefetch(direction, { behind: fullMs > SLOW_MS });
+    }, (error) => { if (wanted === url) document.getElementById("slice-info").textContent = error.message; });
+    if (images.has(url) || canvasEmpty) fetchFull(); // on its way already, or nothing to show meanwhile
+    else restTimer = setTimeout(fetchFull, REST_MS);
   }
-  prefetch(direction);
+  // On an empty canvas the first frame goes first; what is ahead is asked for once it is drawn.
+  if (ahead && (full || !canvasEmpty)) prefetch(direction, { behind: !full || fullMs > SLOW_MS });
   if (broadcast) shareView();
+  if (!full && !preview && !canvasEmpty) {
+    await load(previewUrl).then((img) => { if (wanted === url && !arrived.has(url)) paint(img, url, "preview"); },
+                                () => {});
+  }
+}
+
+/** Put a slice's image on the canvas: a preview until the full frame has arrived. */
+function paint(img, url, quality) {
+  shown = img;
+  stage.dataset.quality = quality;
+  stage.dataset.drawn = `${state.index}:${quality}`;
+  if (quality === "full") stage.dataset.loaded = url;
+  draw();
 }
 
 function shareView() {
@@ -215,6 +283,7 @@ async function openSeries(seriesUid, { index = null, broadcast = true } = {}) {
   const url = new URL(window.location.href);
   url.searchParams.set("series", state.seriesUid);
   window.history.replaceState(null, "", url);
+  shown = null; // a new series: its first slice is fetched in full at once
   await show(start, { broadcast });
 }
 
@@ -274,7 +343,7 @@ stage.addEventListener("pointermove", (event) => {
     state.wc = drag.wc + dy * step;
     if (!windowing) { // one render in flight while dragging; the last value is drawn on release
       windowing = true;
-      show(state.index, { broadcast: false }).finally(() => { windowing = false; });
+      show(state.index, { broadcast: false, ahead: false }).finally(() => { windowing = false; });
     }
   } else if (state.tool === "pan") {
     state.pan = [drag.pan[0] + dx, drag.pan[1] + dy];
