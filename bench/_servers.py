@@ -1,4 +1,5 @@
-"""Processes the benchmarks start: an S3 server (moto) and the Huizhen app, on free local ports."""
+"""What the benchmarks share: the processes they start (an S3 server, the Huizhen app, on free local
+ports), the API calls that set up a case, and the percentile they report."""
 
 import os
 import socket
@@ -71,6 +72,32 @@ def start_app(env: dict) -> tuple[Proc, str]:
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/login")
     return proc, url
+
+
+def new_case(url: str, headers: dict, session=requests) -> int:
+    """Create a draft case through the API; return its id."""
+    r = session.post(f"{url}/api/cases", json={"title": "bench", "clinical_question": "bench"}, headers=headers,
+                     timeout=30)
+    r.raise_for_status()
+    return r.json()["id"]
+
+
+def upload_dicom(url: str, case_id: int, files: list[bytes], headers: dict, session=requests, batch: int = 20) -> int:
+    """Upload DICOM files through the API in requests of ``batch`` files; return how many were accepted."""
+    accepted = 0
+    for start in range(0, len(files), batch):
+        multipart = [("files", (f"IM{start + j:05d}", data, "application/dicom"))
+                     for j, data in enumerate(files[start:start + batch])]
+        r = session.post(f"{url}/api/cases/{case_id}/files", files=multipart, headers=headers, timeout=600)
+        r.raise_for_status()
+        accepted += len(r.json()["accepted"])
+    return accepted
+
+
+def pct(values, p: float) -> float:
+    """The p-th percentile (nearest rank) of the values."""
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def token(url: str, email: str = "gp@demo.huizhen") -> str:

@@ -27,7 +27,7 @@ from minio import Minio
 from pydicom.data import get_testdata_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import cpu_self, start_app, start_s3, token  # noqa: E402
+from _servers import cpu_self, new_case, pct, start_app, start_s3, token, upload_dicom  # noqa: E402
 
 ACCESS, SECRET = "bench", "bench-secret"
 
@@ -59,11 +59,6 @@ def synthetic_series(n: int, size: int = 512) -> list[bytes]:
         ds.save_as(out, enforce_file_format=True)
         files.append(out.getvalue())
     return files
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def main() -> None:
@@ -103,17 +98,9 @@ def main() -> None:
             raw_s = time.perf_counter() - t0
             cpu1 = (cpu_self(), s3.cpu_seconds(), app.cpu_seconds())
 
-            case = session.post(f"{url}/api/cases", json={"title": "bench", "clinical_question": "bench"},
-                                headers=headers, timeout=30).json()["id"]
+            case = new_case(url, headers, session)
             t0 = time.perf_counter()
-            accepted = 0
-            for start in range(0, len(files), args.batch):
-                chunk = files[start:start + args.batch]
-                multipart = [("files", (f"IM{start + j:05d}", data, "application/dicom"))
-                             for j, data in enumerate(chunk)]
-                r = session.post(f"{url}/api/cases/{case}/files", files=multipart, headers=headers, timeout=600)
-                r.raise_for_status()
-                accepted += len(r.json()["accepted"])
+            accepted = upload_dicom(url, case, files, headers, session, batch=args.batch)
             app_s = time.perf_counter() - t0
             cpu2 = (cpu_self(), s3.cpu_seconds(), app.cpu_seconds())
             assert accepted == len(files), (accepted, len(files))

@@ -28,7 +28,7 @@ import socketio
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import PY, ROOT, Proc, free_port, token, wait_http  # noqa: E402
+from _servers import PY, ROOT, Proc, free_port, new_case, pct, token, wait_http  # noqa: E402
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -87,9 +87,7 @@ def run_load(urls: list[str], tokens: list[str | None], case_id: int, clients: i
             lost += 1
             continue
         latencies.append((max(times) - t0) * 1000)
-    latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, round(q * (len(latencies) - 1)))]  # noqa: E731
-    return {"p50": statistics.median(latencies), "p99": p(0.99), "max": latencies[-1],
+    return {"p50": statistics.median(latencies), "p99": pct(latencies, 99), "max": max(latencies),
             "rate": len(latencies) / elapsed, "lost": lost}
 
 
@@ -133,9 +131,8 @@ class CommitProbe:
     def stop(self) -> dict:
         self._stop.set()
         self._thread.join(10)
-        t = sorted(self.times)
-        return {"p50": statistics.median(t), "p99": t[min(len(t) - 1, round(0.99 * (len(t) - 1)))], "max": t[-1],
-                "n": len(t)}
+        t = self.times
+        return {"p50": statistics.median(t), "p99": pct(t, 99), "max": max(t), "n": len(t)}
 
 
 def prepare_database(pg: str) -> tuple[str, callable]:
@@ -198,8 +195,7 @@ def main():
         try:
             gp, gyn = token(url, "gp@demo.huizhen"), token(url, "gyn@demo.huizhen")
             h = {"Authorization": f"Bearer {gp}"}
-            case_id = requests.post(f"{url}/api/cases", json={"title": "bench", "clinical_question": "bench"},
-                                    headers=h, timeout=10).json()["id"]
+            case_id = new_case(url, h)
             me = requests.get(f"{url}/api/me", headers={"Authorization": f"Bearer {gyn}"}, timeout=10).json()
             requests.post(f"{url}/api/cases/{case_id}/share", json={"specialist_id": me["id"]}, headers=h, timeout=10)
             requests.post(f"{url}/api/cases/{case_id}/accept", headers={"Authorization": f"Bearer {gyn}"}, timeout=10)

@@ -24,7 +24,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import start_app, token  # noqa: E402
+from _servers import new_case, pct, start_app, token, upload_dicom  # noqa: E402
 from ingest import synthetic_series  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -71,11 +71,6 @@ async ({ steps, interval }) => {
   };
 }
 """
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def run_condition(browser, url: str, case_id: int, name: str, steps: int, rate: float) -> dict:
@@ -126,13 +121,8 @@ def main() -> None:
     try:
         headers = {"Authorization": f"Bearer {token(url)}"}
         session = requests.Session()
-        case_id = session.post(f"{url}/api/cases", json={"title": "bench", "clinical_question": "bench"},
-                               headers=headers, timeout=30).json()["id"]
-        for start in range(0, len(files), 20):
-            multipart = [("files", (f"IM{start + j:05d}", data, "application/dicom"))
-                         for j, data in enumerate(files[start:start + 20])]
-            session.post(f"{url}/api/cases/{case_id}/files", files=multipart, headers=headers,
-                         timeout=600).raise_for_status()
+        case_id = new_case(url, headers, session)
+        upload_dicom(url, case_id, files, headers, session)
         items = session.get(f"{url}/api/cases/{case_id}/instances", headers=headers, timeout=30).json()["items"]
         sizes = []
         previews = []
