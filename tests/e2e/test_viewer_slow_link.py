@@ -1,6 +1,7 @@
 """The viewer on a slow link: previews keep a fast scroll moving, the resting slice ends in full."""
 
 import io
+import re
 
 import pydicom
 from playwright.sync_api import expect
@@ -43,7 +44,7 @@ def test_a_fast_scroll_on_a_slow_link_shows_previews_then_the_full_frame(open_as
     cdp.send("Network.emulateNetworkConditions", SLOW)
     gp.goto(f"/cases/{case_id}/viewer")
     stage = gp.locator("#stage")
-    expect(stage).to_have_attribute("data-quality", "full", timeout=30_000)
+    expect(stage).to_have_attribute("data-drawn", re.compile(r"^\d+:full$"), timeout=30_000)
     gp.evaluate("""() => {
       window.drawnAs = [];
       const stage = document.getElementById("stage");

@@ -17,6 +17,7 @@ const PREFETCH = 6; // full frames fetched ahead of the scrolling direction
 const PREVIEW_AHEAD = 30; // previews fetched ahead
 const PREVIEW_SIZE = 256;
 const REST_MS = 120; // a slice shown this long without its full frame asks for it
+const SLOW_MS = 250; // full frames arriving slower than this: the link is too slow to prefetch them
 const CACHE_LIMIT = 800;
 
 const state = {
@@ -29,7 +30,6 @@ const images = new Map(); // url -> Promise<HTMLImageElement>
 const arrived = new Map(); // url -> HTMLImageElement, for the images that have loaded
 let restTimer = null;
 let fullMs = 0; // moving average of the time a full frame takes to arrive
-const SLOW_MS = 250; // above it, the link is too slow to prefetch full frames while scrolling
 let shown = null; // the image on the canvas
 let wanted = null; // url of the slice the user wants now
 let cineTimer = null;
@@ -49,7 +49,7 @@ function sliceUrl(slice, { preview = false } = {}) {
   return `${slice.instance.rendered}?${params}`;
 }
 
-function load(url) {
+function load(url, { preview = false } = {}) {
   if (images.has(url)) {
     const p = images.get(url);
     images.delete(url); // keep insertion order as recency
@@ -61,7 +61,7 @@ function load(url) {
     const img = new Image();
     img.decoding = "async";
     img.onload = () => {
-      if (!url.includes("size=")) { // a full frame: how fast the link brings them
+      if (!preview) { // a full frame: how fast the link brings them
         const took = performance.now() - started;
         fullMs = fullMs ? 0.7 * fullMs + 0.3 * took : took;
       }
@@ -93,7 +93,7 @@ function prefetch(direction = 1, { behind = false } = {}) {
     for (let step = 1; step <= PREVIEW_AHEAD; step += 1) {
       const slice = at(direction * step);
       if (slice && !arrived.has(sliceUrl(slice))) {
-        load(sliceUrl(slice, { preview: true })).catch(() => {});
+        load(sliceUrl(slice, { preview: true }), { preview: true }).catch(() => {});
       }
     }
     return;
@@ -243,15 +243,14 @@ async function show(index, { direction = 1, broadcast = true, ahead = true } = {
   if (ahead && (full || !canvasEmpty)) prefetch(direction, { behind: !full || fullMs > SLOW_MS });
   if (broadcast) shareView();
   if (!full && !preview && !canvasEmpty) {
-    await load(previewUrl).then((img) => { if (wanted === url && !arrived.has(url)) paint(img, url, "preview"); },
-                                () => {});
+    await load(previewUrl, { preview: true }).then(
+      (img) => { if (wanted === url && !arrived.has(url)) paint(img, url, "preview"); }, () => {});
   }
 }
 
 /** Put a slice's image on the canvas: a preview until the full frame has arrived. */
 function paint(img, url, quality) {
   shown = img;
-  stage.dataset.quality = quality;
   stage.dataset.drawn = `${state.index}:${quality}`;
   if (quality === "full") stage.dataset.loaded = url;
   draw();
