@@ -22,6 +22,7 @@ import pydicom
 import sqlalchemy as sa
 from flask import current_app
 from pydicom.errors import InvalidDicomError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts.models import User
 from app.cases.models import Case
@@ -273,8 +274,12 @@ def _accepted(item: Prepared, *, duplicate: bool = False, attachment_id: int | N
 
 
 def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult) -> None:
-    studies: dict[str, Study] = {}
-    series: dict[str, Series] = {}
+    dicoms = [item.facts for item in stored if item.kind == "dicom"]
+    study_ids = _index_rows(Study, "study_uid", case, {
+        f.study_uid: {"modality": f.modality} for f in dicoms})
+    series_ids = _index_rows(Series, "series_uid", case, {
+        f.series_uid: {"study_id": study_ids[f.study_uid], "modality": f.modality, "body_part": f.body_part,
+                       "series_number": f.series_number} for f in dicoms})
     uid_map: dict[str, str] = {}
     for item in stored:
         if item.kind != "dicom":
@@ -286,12 +291,8 @@ def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult
             result.accepted.append(_accepted(item, attachment_id=att.id))
             continue
         f = item.facts
-        study = studies.get(f.study_uid) or _get_or_add_study(case, f)
-        studies[f.study_uid] = study
-        ser = series.get(f.series_uid) or _get_or_add_series(case, study, f)
-        series[f.series_uid] = ser
         db.session.add(Instance(
-            case_id=case.id, series_id=ser.id, sop_instance_uid=f.sop_instance_uid,
+            case_id=case.id, series_id=series_ids[f.series_uid], sop_instance_uid=f.sop_instance_uid,
             sop_class_uid=f.sop_class_uid, transfer_syntax_uid=f.transfer_syntax_uid,
             instance_number=f.instance_number, slice_position=f.slice_position, frames=f.frames,
             rows=f.rows, columns=f.columns, pixel_spacing=f.pixel_spacing, photometric=f.photometric,
@@ -299,35 +300,34 @@ def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult
             object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id))
         uid_map.update(item.uid_map)
         result.accepted.append(_accepted(item))
-    _remember_uids(case, uid_map)
+    _insert_missing(UidMap, ("case_id", "original_uid"),
+                    [{"case_id": case.id, "original_uid": old, "new_uid": new} for old, new in uid_map.items()])
     db.session.flush()
 
 
-def _get_or_add_study(case: Case, f: dicom.IndexFacts) -> Study:
-    study = db.session.scalar(sa.select(Study).where(Study.case_id == case.id, Study.study_uid == f.study_uid))
-    if study is None:
-        study = Study(case_id=case.id, study_uid=f.study_uid, modality=f.modality)
-        db.session.add(study)
-        db.session.flush()
-    return study
+def _index_rows(model: type[Study] | type[Series], uid: str, case: Case, rows: dict[str, dict]) -> dict[str, int]:
+    """Make sure the case has a row per UID (first writer's values win) and return UID → row id.
+
+    Parallel uploads of one series each try to create its study and series rows; insert-or-skip
+    then read back lets every one of them use the row whichever committed first.
+    """
+    if not rows:
+        return {}
+    _insert_missing(model, ("case_id", uid), [{"case_id": case.id, uid: key, **values} for key, values in rows.items()])
+    column = getattr(model, uid)
+    return dict(db.session.execute(
+        sa.select(column, model.id).where(model.case_id == case.id, column.in_(list(rows)))).all())
 
 
-def _get_or_add_series(case: Case, study: Study, f: dicom.IndexFacts) -> Series:
-    ser = db.session.scalar(sa.select(Series).where(Series.case_id == case.id, Series.series_uid == f.series_uid))
-    if ser is None:
-        ser = Series(case_id=case.id, study_id=study.id, series_uid=f.series_uid, modality=f.modality,
-                     body_part=f.body_part, series_number=f.series_number)
-        db.session.add(ser)
-        db.session.flush()
-    return ser
-
-
-def _remember_uids(case: Case, uid_map: dict[str, str]) -> None:
-    if not uid_map:
+def _insert_missing(model: type[db.Model], unique: tuple[str, ...], rows: list[dict]) -> None:
+    """Insert the rows whose unique columns are not taken yet, waiting for a concurrent writer of the same."""
+    if not rows:
         return
-    known = set(db.session.scalars(sa.select(UidMap.original_uid).where(UidMap.case_id == case.id)))
-    db.session.add_all(UidMap(case_id=case.id, original_uid=original, new_uid=new)
-                       for original, new in uid_map.items() if original not in known)
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"ingest supports SQLite and PostgreSQL, not {dialect}")
+    db.session.execute(insert(model.__table__).on_conflict_do_nothing(index_elements=list(unique)), rows)
 
 
 def _discard(store: ObjectStore, keys: list[str]) -> None:

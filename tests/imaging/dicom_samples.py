@@ -28,6 +28,28 @@ def upload(paths, names=None) -> list[tuple[io.BytesIO, str]]:
     return [(io.BytesIO(Path(p).read_bytes()), n) for p, n in zip(paths, names, strict=True)]
 
 
+def ct_series(n: int, *, study_uid: str | None = None, series_uid: str | None = None,
+              first: int = 1) -> list[tuple[str, bytes]]:
+    """Return n slices (name, bytes) of one CT series made from CT_small.dcm (new SOP UIDs, same pixels).
+
+    study_uid/series_uid give the series its own UIDs (CT_small.dcm's otherwise); first numbers the
+    slices, so several calls with the same UIDs make different slices of the same series.
+    """
+    base = pydicom.dcmread(sample("CT_small.dcm"))
+    if study_uid:
+        base.StudyInstanceUID = study_uid
+    if series_uid:
+        base.SeriesInstanceUID = series_uid
+    slices = []
+    for number in range(first, first + n):
+        base.SOPInstanceUID = f"{base.SeriesInstanceUID}.{number}"
+        base.InstanceNumber = number
+        out = io.BytesIO()
+        base.save_as(out)
+        slices.append((f"IM{number:04d}", out.getvalue()))
+    return slices
+
+
 def read(data: bytes) -> pydicom.Dataset:
     """Parse DICOM bytes."""
     return pydicom.dcmread(io.BytesIO(data))

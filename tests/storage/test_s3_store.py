@@ -9,7 +9,7 @@ import pytest
 from minio import Minio
 
 from app.imaging.models import Instance
-from tests.imaging.dicom_samples import sample, study_files, upload
+from tests.imaging.dicom_samples import ct_series, sample, study_files, upload
 from tests.support.s3server import S3Server
 
 ACCESS, SECRET = "huizhen-test", "huizhen-test-secret"
@@ -61,15 +61,7 @@ def post(api, case_id, files):
 
 def distinct_instances(n: int) -> list[tuple[io.BytesIO, str]]:
     """n different CT instances made from CT_small.dcm (new SOP instance UIDs, same pixels)."""
-    base = pydicom.dcmread(sample("CT_small.dcm"))
-    files = []
-    for i in range(n):
-        base.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{i + 1}"
-        base.InstanceNumber = i + 1
-        out = io.BytesIO()
-        base.save_as(out)
-        files.append((io.BytesIO(out.getvalue()), f"IM{i:04d}"))
-    return files
+    return [(io.BytesIO(data), name) for name, data in ct_series(n)]
 
 
 def test_study_lands_in_the_bucket_and_reads_back(app, api, case_id, raw, bucket):
