@@ -33,8 +33,7 @@ from app.imaging import dicom
 from app.imaging.deid import deidentify
 from app.imaging.dicom import RejectedFile
 from app.imaging.models import Attachment, Instance, Series, Study, UidMap
-from app.storage import ObjectStore, StorageUnavailable, get_store
-from app.storage.base import new_key
+from app.storage import ObjectStore, StorageUnavailable, case_key, get_store
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +219,7 @@ def _store_all(case, files, store: ObjectStore, stored, result, max_total) -> No
                 if _is_duplicate(item, seen_sops, seen_hashes):
                     result.accepted.append(_accepted(item, duplicate=True))
                     continue
-                item.key = new_key("cases", str(case.id), item.kind, suffix=".dcm" if item.kind == "dicom" else "")
+                item.key = case_key(case.id, item.kind, suffix=".dcm" if item.kind == "dicom" else "")
                 stored.append(item)
                 in_flight.append((item, pool.submit(_put, store, item)))
                 while len(in_flight) > MAX_IN_FLIGHT:

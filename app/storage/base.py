@@ -49,9 +49,17 @@ class ObjectStore(Protocol):
         """Yield (key, last modified, naive UTC) for every object under prefix."""
 
 
-def new_key(*parts: str, suffix: str = "") -> str:
-    """Return a fresh random object key under the given path parts."""
-    return "/".join([*parts, uuid.uuid4().hex]) + suffix
+CASES_PREFIX = "cases/"
+
+
+def case_prefix(case_id: int) -> str:
+    """Return the key prefix under which every object of one case is stored."""
+    return f"{CASES_PREFIX}{case_id}/"
+
+
+def case_key(case_id: int, kind: str, *, suffix: str = "") -> str:
+    """Return a fresh random key for a case's object of the given kind: ``cases/<id>/<kind>/<random>``."""
+    return f"{case_prefix(case_id)}{kind}/{uuid.uuid4().hex}{suffix}"
 
 
 class HashingReader:

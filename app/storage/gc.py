@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from app.core.time import utcnow
 from app.extensions import db
-from app.storage.base import ObjectStore
+from app.storage.base import CASES_PREFIX, ObjectStore
 
 # Tables whose object_key column refers to stored objects.
 _REFERENCING = ("instances", "attachments")
@@ -22,7 +22,7 @@ def referenced_keys() -> set[str]:
 
 
 def collect_garbage(store: ObjectStore, *, older_than: timedelta = timedelta(hours=1),
-                    prefix: str = "cases/") -> list[str]:
+                    prefix: str = CASES_PREFIX) -> list[str]:
     """Delete unreferenced objects older than the grace period (so uploads in progress are safe)."""
     cutoff = utcnow() - older_than
     live = referenced_keys()
