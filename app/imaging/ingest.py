@@ -4,19 +4,21 @@ The request's files are prepared one at a time (parse, validate, de-identify, se
 up to a few objects are being written to the store in parallel, so memory holds only the files
 in flight, never a whole study. Rows are written only after every object is stored; if anything
 fails, the objects this request stored are deleted and nothing is recorded.
+
+Who commits: in every other service the route owns the transaction (services flush, routes
+commit). ``ingest`` alone commits, because one upload spans two systems: only the code that
+stored the objects can delete them when the database refuses the rows, so the commit and that
+clean-up live together here. Its caller must not hold uncommitted work in the session.
 """
 
 import hashlib
 import io
 import logging
-import os
-import unicodedata
-import zipfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import pydicom
 import sqlalchemy as sa
@@ -30,6 +32,7 @@ from app.core.errors import Conflict
 from app.extensions import db
 from app.imaging import attachments as photos
 from app.imaging import dicom
+from app.imaging.archive import Entry, Rejected, expand
 from app.imaging.deid import deidentify
 from app.imaging.dicom import RejectedFile
 from app.imaging.models import Attachment, Instance, Series, Study, UidMap
@@ -37,8 +40,6 @@ from app.storage import ObjectStore, StorageUnavailable, case_key, get_store
 
 log = logging.getLogger(__name__)
 
-ZIP_MAGIC = b"PK\x03\x04"
-MAX_ZIP_MEMBERS = 20_000
 PUT_WORKERS = 4
 MAX_IN_FLIGHT = 8
 
@@ -60,74 +61,22 @@ class Prepared:
 
 @dataclass
 class IngestResult:
+    """The answer to an upload: one entry per accepted file and one per rejected file."""
+
     accepted: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
 
 
-def _clean_name(name: str) -> str:
-    name = unicodedata.normalize("NFC", (name or "").replace("\\", "/"))
-    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
-    return name[-255:] or "unnamed"
+class Stored(NamedTuple):
+    """What storing a request's files produced, before anything is recorded."""
 
-
-def _items(files: Iterable[tuple[str, BinaryIO]], max_total: int) -> Iterator[tuple[str, BinaryIO]]:
-    """Yield (name, stream) for every uploaded file, expanding ZIP archives."""
-    for filename, stream in files:
-        name = _clean_name(filename)
-        head = stream.read(4)
-        stream.seek(0)
-        try:
-            if head == ZIP_MAGIC:
-                yield from _zip_items(name, stream, max_total)
-            else:
-                yield name, stream
-        finally:
-            stream.close()
-
-
-def _zip_items(name: str, stream: BinaryIO, max_total: int) -> Iterator[tuple[str, BinaryIO]]:
-    try:
-        archive = zipfile.ZipFile(stream)
-    except zipfile.BadZipFile:
-        yield name, _Reject("damaged ZIP archive")
-        return
-    members = [m for m in archive.infolist() if not m.is_dir()]
-    if len(members) > MAX_ZIP_MEMBERS:
-        yield name, _Reject(f"ZIP has {len(members)} files; at most {MAX_ZIP_MEMBERS} per upload")
-        return
-    if sum(m.file_size for m in members) > max_total:
-        yield name, _Reject(f"ZIP expands beyond the upload limit of {max_total // (1024 * 1024)} MB")
-        return
-    for member in members:
-        inner = f"{name}/{_clean_name(member.filename)}"
-        base = os.path.basename(member.filename)
-        if member.filename.startswith("__MACOSX/") or base.startswith("."):
-            continue
-        if member.flag_bits & 0x1:
-            yield inner, _Reject("encrypted ZIP entry")
-            continue
-        try:
-            data = archive.read(member)
-        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-            yield inner, _Reject(f"damaged ZIP entry: {type(exc).__name__}")
-            continue
-        if data[:4] == ZIP_MAGIC:
-            yield inner, _Reject("ZIP inside a ZIP is not supported; upload it separately")
-            continue
-        yield inner, io.BytesIO(data)
-
-
-class _Reject:
-    """A stand-in stream for an archive entry that is already known to be unusable."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
+    items: list[Prepared]  # stored now; to be indexed
+    duplicates: list[dict]  # accepted entries of files the case already had
+    rejected: list[Rejected]
 
 
 def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
     """Classify a file by its content and make it ready to store, or raise RejectedFile."""
-    if isinstance(stream, _Reject):
-        raise RejectedFile(stream.reason)
     head = stream.read(1024)
     stream.seek(0)
     if not head:
@@ -177,59 +126,65 @@ def _prepare_dicom(name: str, stream: BinaryIO, case: Case, force: bool = False)
 
 
 def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> IngestResult:
-    """Store and index (filename, stream) uploads of a case; 503 and nothing recorded if the store fails.
+    """Store, index and commit (filename, stream) uploads of a case; 503 and nothing recorded if the store fails.
 
     files may be a lazy iterator (the request body being read): each file is prepared and
     stored as it arrives. An unreachable store fails the first put at once.
     """
     store = get_store()
-    result = IngestResult()
-    stored: list[Prepared] = []
-    max_total = current_app.config["MAX_CONTENT_LENGTH"] * 4
+    stored = _store_all(case, expand(files, max_total=current_app.config["MAX_CONTENT_LENGTH"] * 4), store)
     try:
-        _store_all(case, files, store, stored, result, max_total)
-        _record(case, user, stored, result)
+        accepted = _record(case, user, stored.items)
         db.session.commit()
-    except sa.exc.IntegrityError as exc:
+    except BaseException as exc:
         db.session.rollback()
-        _discard(store, [p.key for p in stored if p.key])
-        raise Conflict("another upload of the same files finished first; send the request again") from exc
-    except BaseException:
-        db.session.rollback()
-        _discard(store, [p.key for p in stored if p.key])
+        _discard(store, [item.key for item in stored.items])
+        if isinstance(exc, sa.exc.IntegrityError):
+            raise Conflict("another upload of the same files finished first; send the request again") from exc
         raise
-    return result
+    return IngestResult(accepted=stored.duplicates + accepted, rejected=[r._asdict() for r in stored.rejected])
 
 
-def _store_all(case, files, store: ObjectStore, stored, result, max_total) -> None:
+def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectStore) -> Stored:
+    """Prepare and store every entry, a few puts at a time; if one fails, delete what was stored and re-raise."""
     # What the case already holds, read once: a duplicate is then a set lookup, not a query.
     seen_sops = set(db.session.scalars(sa.select(Instance.sop_instance_uid).where(Instance.case_id == case.id)))
     seen_hashes = set(db.session.scalars(sa.select(Attachment.sha256).where(Attachment.case_id == case.id)))
+    stored = Stored([], [], [])
     in_flight: deque[tuple[Prepared, Future]] = deque()
-    with ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="put") as pool:
-        try:
-            for name, stream in _items(files, max_total):
-                if in_flight and in_flight[0][1].done():
-                    _settle(*in_flight.popleft())  # surface a store failure without waiting
-                try:
-                    item = prepare(name, stream, case)
-                except RejectedFile as exc:
-                    result.rejected.append({"filename": name, "error": str(exc)})
-                    continue
-                if _is_duplicate(item, seen_sops, seen_hashes):
-                    result.accepted.append(_accepted(item, duplicate=True))
-                    continue
-                item.key = case_key(case.id, item.kind, suffix=".dcm" if item.kind == "dicom" else "")
-                stored.append(item)
-                in_flight.append((item, pool.submit(_put, store, item)))
-                while len(in_flight) > MAX_IN_FLIGHT:
+    try:
+        with ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="put") as pool:
+            try:
+                for entry in entries:
+                    if in_flight and in_flight[0][1].done():
+                        _settle(*in_flight.popleft())  # surface a store failure without waiting
+                    if isinstance(entry, Rejected):
+                        stored.rejected.append(entry)
+                        continue
+                    try:
+                        item = prepare(entry.filename, entry.stream, case)
+                    except RejectedFile as exc:
+                        stored.rejected.append(Rejected(entry.filename, str(exc)))
+                        continue
+                    if _is_duplicate(item, seen_sops, seen_hashes):
+                        stored.duplicates.append(_accepted(item, duplicate=True))
+                        continue
+                    item.key = case_key(case.id, item.kind, suffix=".dcm" if item.kind == "dicom" else "")
+                    stored.items.append(item)
+                    in_flight.append((item, pool.submit(_put, store, item)))
+                    while len(in_flight) > MAX_IN_FLIGHT:
+                        _settle(*in_flight.popleft())
+                while in_flight:
                     _settle(*in_flight.popleft())
-            while in_flight:
-                _settle(*in_flight.popleft())
-        except BaseException:
-            for _, future in in_flight:
-                future.cancel()
-            raise
+            except BaseException:
+                for _, future in in_flight:
+                    future.cancel()
+                raise
+    except BaseException:
+        # The pool has shut down here, so no put is still running when its object is deleted.
+        _discard(store, [item.key for item in stored.items])
+        raise
+    return stored
 
 
 def _put(store: ObjectStore, item: Prepared) -> None:
@@ -272,7 +227,9 @@ def _accepted(item: Prepared, *, duplicate: bool = False, attachment_id: int | N
     return entry
 
 
-def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult) -> None:
+def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
+    """Add the index rows of the stored files (flushed, not committed) and return their accepted entries."""
+    accepted: list[dict] = []
     dicoms = [item.facts for item in stored if item.kind == "dicom"]
     study_ids = _index_rows(Study, "study_uid", case, {
         f.study_uid: {"modality": f.modality} for f in dicoms})
@@ -287,7 +244,7 @@ def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult
                              sha256=item.sha256, uploaded_by_id=user.id)
             db.session.add(att)
             db.session.flush()
-            result.accepted.append(_accepted(item, attachment_id=att.id))
+            accepted.append(_accepted(item, attachment_id=att.id))
             continue
         f = item.facts
         db.session.add(Instance(
@@ -298,10 +255,11 @@ def _record(case: Case, user: User, stored: list[Prepared], result: IngestResult
             render_error=f.render_error, burned_in_annotation=f.burned_in_annotation,
             object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id))
         uid_map.update(item.uid_map)
-        result.accepted.append(_accepted(item))
+        accepted.append(_accepted(item))
     _insert_missing(UidMap, ("case_id", "original_uid"),
                     [{"case_id": case.id, "original_uid": old, "new_uid": new} for old, new in uid_map.items()])
     db.session.flush()
+    return accepted
 
 
 def _index_rows(model: type[Study] | type[Series], uid: str, case: Case, rows: dict[str, dict]) -> dict[str, int]:

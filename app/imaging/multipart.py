@@ -40,7 +40,7 @@ class _Part:
     def write(self, data) -> None:
         self.size += len(data)
         if self.size > SPOOL_MAX and isinstance(self.file, io.BytesIO):
-            spilled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by ingest._items after use
+            spilled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by archive.expand after use
             spilled.write(self.file.getbuffer())
             self.file = spilled
         self.file.write(data)

@@ -1,0 +1,85 @@
+"""Expanding an upload into its files: ZIP archives (a CD export, a zipped study) are opened here.
+
+Each uploaded file comes out as an ``Entry`` to ingest, or as a ``Rejected`` with the reason, in
+upload order. Archive members are read one at a time, so memory holds one member, never the
+expanded archive.
+"""
+
+import io
+import os
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, NamedTuple
+
+ZIP_MAGIC = b"PK\x03\x04"
+MAX_ZIP_MEMBERS = 20_000
+
+
+class Entry(NamedTuple):
+    """A file to ingest: its cleaned name (``archive.zip/dir/file`` for members) and its bytes."""
+
+    filename: str
+    stream: BinaryIO
+
+
+class Rejected(NamedTuple):
+    """A file that is not ingested, and why (shown to the uploader next to its name)."""
+
+    filename: str
+    error: str
+
+
+def clean_name(name: str) -> str:
+    """Return a file name fit to show and store: NFC, forward slashes, no control characters."""
+    name = unicodedata.normalize("NFC", (name or "").replace("\\", "/"))
+    name = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip()
+    return name[-255:] or "unnamed"
+
+
+def expand(files: Iterable[tuple[str, BinaryIO]], *, max_total: int) -> Iterator[Entry | Rejected]:
+    """Yield every uploaded (name, stream) as an entry, ZIP archives as their members; close each stream."""
+    for filename, stream in files:
+        name = clean_name(filename)
+        head = stream.read(4)
+        stream.seek(0)
+        try:
+            if head == ZIP_MAGIC:
+                yield from _members(name, stream, max_total)
+            else:
+                yield Entry(name, stream)
+        finally:
+            stream.close()
+
+
+def _members(name: str, stream: BinaryIO, max_total: int) -> Iterator[Entry | Rejected]:
+    try:
+        archive = zipfile.ZipFile(stream)
+    except zipfile.BadZipFile:
+        yield Rejected(name, "damaged ZIP archive")
+        return
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) > MAX_ZIP_MEMBERS:
+        yield Rejected(name, f"ZIP has {len(members)} files; at most {MAX_ZIP_MEMBERS} per upload")
+        return
+    # zipfile never inflates a member past its declared size, so the declared sizes bound the work.
+    if sum(m.file_size for m in members) > max_total:
+        yield Rejected(name, f"ZIP expands beyond the upload limit of {max_total // (1024 * 1024)} MB")
+        return
+    for member in members:
+        inner = f"{name}/{clean_name(member.filename)}"
+        base = os.path.basename(member.filename)
+        if member.filename.startswith("__MACOSX/") or base.startswith("."):
+            continue  # macOS resource forks and hidden files are not the user's files
+        if member.flag_bits & 0x1:
+            yield Rejected(inner, "encrypted ZIP entry")
+            continue
+        try:
+            data = archive.read(member)
+        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+            yield Rejected(inner, f"damaged ZIP entry: {type(exc).__name__}")
+            continue
+        if data[:4] == ZIP_MAGIC:
+            yield Rejected(inner, "ZIP inside a ZIP is not supported; upload it separately")
+            continue
+        yield Entry(inner, io.BytesIO(data))
