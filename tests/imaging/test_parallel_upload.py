@@ -14,13 +14,6 @@ ROUNDS = 4
 
 
 @pytest.fixture
-def live(app):
-    server = ThreadServer(app).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def owner(make_user):
     return make_user()
 
@@ -44,6 +37,12 @@ def upload_in_parallel(url: str, token: str, batches: list[list[tuple[str, bytes
     for t in threads:
         t.join(90)
     return answers
+
+
+@pytest.fixture
+def live(app):
+    with ThreadServer(app) as server:
+        yield server
 
 
 def test_parallel_batches_of_one_series_are_all_accepted(live, owner, make_case, token_for, api_as):

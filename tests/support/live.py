@@ -40,6 +40,12 @@ class ThreadServer:
         self._server.server_close()
         self._thread.join(10)
 
+    def __enter__(self) -> "ThreadServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
 
 class ProcessServer:
     """``python run.py`` in its own process, with the given environment."""
