@@ -66,6 +66,9 @@ export class Viewer {
   paint(img, url, quality) {
     this.state.shown = img;
     this.stage.dataset.drawn = `${this.state.index}:${quality}`;
+    const used = this.frames.windowOf(img); // exposed for the tests, as data-drawn is
+    if (used) this.stage.dataset.window = used.join(",");
+    else delete this.stage.dataset.window;
     if (quality === "full") this.stage.dataset.loaded = url;
     this.draw();
   }
@@ -142,11 +145,11 @@ export class Viewer {
     this.show(this.state.index);
   }
 
-  /** The window a drag starts from: the one shown, or the modality's when the file's own is shown. */
+  /** The window a drag starts from: the one asked for, else the one the server rendered the image
+   *  shown with (the file's own); null for a colour image, which has none. */
   dragWindow() {
     if (this.state.wc !== null) return [this.state.wc, this.state.ww];
-    const modality = this.seriesSelect.selectedOptions[0]?.textContent.trim().split(/\s/)[0];
-    return modality === "CT" ? [40, 400] : [600, 1200];
+    return this.frames.windowOf(this.state.shown);
   }
 
   async saveAnnotation(kind, points, text = "") {

@@ -10,6 +10,18 @@ const REST_MS = 120; // a slice shown this long without its full frame asks for 
 const SLOW_MS = 250; // full frames arriving slower than this: the link is too slow to prefetch them
 const CACHE_LIMIT = 800;
 
+/** Decode an image file into an <img> that can be drawn on a canvas. */
+function decode(blob) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    const src = URL.createObjectURL(blob);
+    img.decoding = "async";
+    img.onload = () => { URL.revokeObjectURL(src); resolve(img); };
+    img.onerror = () => { URL.revokeObjectURL(src); reject(new Error(t("not_renderable"))); };
+    img.src = src;
+  });
+}
+
 export class Frames {
   /** `currentWindow()` gives the [wc, ww] to render with ([null, null]: the server's own). */
   constructor({ currentWindow }) {
@@ -19,6 +31,12 @@ export class Frames {
     this.restTimer = null;
     this.fullMs = 0; // moving average of the time a full frame takes to arrive
     this.wanted = null; // url of the slice the user wants now
+    this.windows = new WeakMap(); // image -> [wc, ww] the server rendered it with (grey images)
+  }
+
+  /** The window [wc, ww] an image was rendered with, or null (a colour image). */
+  windowOf(img) {
+    return (img && this.windows.get(img)) || null;
   }
 
   /** The rendered-frame URL of a slice at the current window, in full or as a preview. */
@@ -48,20 +66,20 @@ export class Frames {
       return p;
     }
     const started = performance.now();
-    const promise = new Promise((resolve, reject) => {
-      const img = new Image();
-      img.decoding = "async";
-      img.onload = () => {
-        if (!preview) { // a full frame: how fast the link brings them
-          const took = performance.now() - started;
-          this.fullMs = this.fullMs ? 0.7 * this.fullMs + 0.3 * took : took;
-        }
-        if (this.images.has(url)) this.arrived.set(url, img);
-        resolve(img);
-      };
-      img.onerror = () => reject(new Error(t("not_renderable")));
-      img.src = url;
-    });
+    // Fetched rather than set as an <img> src: the response says which window the server used.
+    const promise = fetch(url, { credentials: "same-origin" }).then(async (response) => {
+      if (!response.ok) throw new Error(t("not_renderable"));
+      const img = await decode(await response.blob());
+      if (!preview) { // a full frame: how fast the link brings them
+        const took = performance.now() - started;
+        this.fullMs = this.fullMs ? 0.7 * this.fullMs + 0.3 * took : took;
+      }
+      const center = response.headers.get("X-Window-Center");
+      const width = response.headers.get("X-Window-Width");
+      if (center !== null && width !== null) this.windows.set(img, [Number(center), Number(width)]);
+      if (this.images.has(url)) this.arrived.set(url, img);
+      return img;
+    }).catch(() => { throw new Error(t("not_renderable")); });
     promise.catch(() => this.images.delete(url));
     this.images.set(url, promise);
     while (this.images.size > CACHE_LIMIT) {

@@ -32,7 +32,7 @@ export class Tools {
     stage.focus();
     stage.setPointerCapture(event.pointerId);
     const point = viewer.drawing.toImage(event);
-    const [wc, ww] = viewer.dragWindow();
+    const [wc, ww] = viewer.dragWindow() ?? [null, null];
     this.drag = { x: event.clientX, y: event.clientY, wc, ww, zoom: state.zoom, pan: [...state.pan],
                   index: state.index, start: point, touch: event.pointerType === "touch" };
     if (DRAWN.includes(state.tool)) state.draft = { kind: state.tool, points: [point, point] };
@@ -50,7 +50,7 @@ export class Tools {
     } else if (drag.touch && state.tool === "window" && Math.abs(dy) > Math.abs(dx)) {
       const step = Math.trunc(-dy / 12);
       if (drag.index + step !== state.index) viewer.show(drag.index + step, { direction: Math.sign(step) || 1 });
-    } else if (state.tool === "window") {
+    } else if (state.tool === "window" && drag.wc !== null) {
       const step = Math.max(1, drag.ww / 200);
       state.ww = Math.max(1, drag.ww + dx * step);
       state.wc = drag.wc + dy * step;
