@@ -29,6 +29,18 @@ class RenderRequest:
     fmt: str = "png"
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """An encoded frame and the window (centre, width) it was rendered with; None for colour images."""
+
+    data: bytes
+    window: tuple[float, float] | None = None
+
+    def __len__(self) -> int:
+        # The render cache is bounded by encoded bytes.
+        return len(self.data)
+
+
 class ByteLRU:
     """A thread-safe least-recently-used cache of bytes, bounded by total size."""
 
@@ -91,7 +103,7 @@ def _window(ds: Dataset, arr: np.ndarray, wc: float | None, ww: float | None) ->
     return (lo + hi) / 2.0, max(hi - lo, 1.0)
 
 
-def _to_8bit_gray(ds: Dataset, arr: np.ndarray, wc, ww) -> np.ndarray:
+def _to_8bit_gray(ds: Dataset, arr: np.ndarray, wc, ww) -> tuple[np.ndarray, tuple[float, float]]:
     values = apply_modality_lut(arr, ds).astype(np.float32)
     center, width = _window(ds, values, wc, ww)
     # The linear VOI function of PS3.3 C.11.2.1.2.1.
@@ -99,7 +111,7 @@ def _to_8bit_gray(ds: Dataset, arr: np.ndarray, wc, ww) -> np.ndarray:
     out = np.clip(out, 0, 255).astype(np.uint8)
     if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
         out = 255 - out
-    return out
+    return out, (center, width)
 
 
 def _to_8bit_rgb(ds: Dataset, arr: np.ndarray) -> np.ndarray:
@@ -113,8 +125,8 @@ def _to_8bit_rgb(ds: Dataset, arr: np.ndarray) -> np.ndarray:
     return arr
 
 
-def render(data: bytes, req: RenderRequest) -> bytes:
-    """Decode one frame of a DICOM file and encode it as PNG or JPEG."""
+def render(data: bytes, req: RenderRequest) -> Rendered:
+    """Decode one frame of a DICOM file and encode it as PNG or JPEG, with the window it used."""
     try:
         # The whole dataset, not just the pixel module: the default window depends on Modality.
         ds = dcmread(io.BytesIO(data))
@@ -123,10 +135,12 @@ def render(data: bytes, req: RenderRequest) -> bytes:
             IndexError) as exc:
         raise RenderError(f"cannot decode the frame: {exc}") from exc
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    window = None
     if arr.ndim == 3 or photometric == "PALETTE COLOR":
         image = Image.fromarray(_to_8bit_rgb(ds, arr), "RGB")
     else:
-        image = Image.fromarray(_to_8bit_gray(ds, arr, req.wc, req.ww), "L")
+        gray, window = _to_8bit_gray(ds, arr, req.wc, req.ww)
+        image = Image.fromarray(gray, "L")
     if req.size:
         image.thumbnail((req.size, req.size), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -134,4 +148,4 @@ def render(data: bytes, req: RenderRequest) -> bytes:
         image.save(out, "JPEG", quality=88)
     else:
         image.save(out, "PNG", compress_level=1)
-    return out.getvalue()
+    return Rendered(out.getvalue(), window)

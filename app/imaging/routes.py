@@ -93,8 +93,8 @@ def instance_file(case, sop: str):
 
 @bp.get("/instances/<sop>/rendered")
 @case_route(Action.VIEW, audit="none")
-@api_doc(responses={200: "image/png or image/jpeg of the frame", 422: "the instance cannot be rendered"},
-         tag="imaging")
+@api_doc(responses={200: "image/png or image/jpeg of the frame; X-Window-Center/-Width: the window used",
+                    422: "the instance cannot be rendered"}, tag="imaging")
 def instance_rendered(case, sop: str):
     """Render one frame (``frame``, 1-based) with an optional window (``wc``, ``ww``) and ``size``."""
     inst = imaging.get_instance(case, sop)
@@ -105,9 +105,11 @@ def instance_rendered(case, sop: str):
     etag = hashlib.sha256(f"{inst.sha256}|{req}".encode()).hexdigest()
     if request.if_none_match.contains(etag):
         return Response(status=304, headers={"ETag": f'"{etag}"'})
-    data = imaging.rendered_frame(inst, req)
-    return Response(data, mimetype=f"image/{req.fmt}",
-                    headers={"ETag": f'"{etag}"', "Cache-Control": IMMUTABLE})
+    rendered = imaging.rendered_frame(inst, req)
+    headers = {"ETag": f'"{etag}"', "Cache-Control": IMMUTABLE}
+    if rendered.window:  # the window used (the file's own unless one was asked for): the viewer drags from it
+        headers["X-Window-Center"], headers["X-Window-Width"] = (str(float(v)) for v in rendered.window)
+    return Response(rendered.data, mimetype=f"image/{req.fmt}", headers=headers)
 
 
 @bp.get("/series/<series_uid>/thumbnail")

@@ -9,7 +9,7 @@ from app.cases.models import Case
 from app.core.errors import BadRequest, DomainError, NotFound
 from app.extensions import db
 from app.imaging.models import Attachment, Instance, Series, Study
-from app.imaging.render import RenderError, RenderRequest, render
+from app.imaging.render import Rendered, RenderError, RenderRequest, render
 from app.storage import get_store
 
 
@@ -133,8 +133,8 @@ def parse_render_request(args) -> RenderRequest:
     return RenderRequest(frame=frame, wc=wc, ww=ww, size=size, fmt=fmt)
 
 
-def rendered_frame(inst: Instance, req: RenderRequest) -> bytes:
-    """Return the rendered frame, from the cache when it was rendered before."""
+def rendered_frame(inst: Instance, req: RenderRequest) -> Rendered:
+    """Return the rendered frame and its window, from the cache when it was rendered before."""
     if inst.render_error:
         raise NotRenderable(detail=inst.render_error)
     if not 1 <= req.frame <= inst.frames:
@@ -157,4 +157,4 @@ def series_thumbnail(case: Case, series_uid: str, size: int = 128) -> bytes:
     if not instances:
         raise NotRenderable(detail="the series has no renderable instance")
     middle = instances[len(instances) // 2]
-    return rendered_frame(middle, RenderRequest(frame=1 + (middle.frames - 1) // 2, size=size, fmt="jpeg"))
+    return rendered_frame(middle, RenderRequest(frame=1 + (middle.frames - 1) // 2, size=size, fmt="jpeg")).data
