@@ -5,6 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy import orm as so
+from sqlalchemy.ext.hybrid import hybrid_property
 
 from app.core.db import in_list
 from app.core.time import utcnow
@@ -54,8 +55,9 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login refuses sessions of deactivated accounts
         return self.active
 
-    @property
+    @hybrid_property
     def is_admin(self) -> bool:
+        """Tell whether this is a platform administrator (also usable in queries: ``~User.is_admin``)."""
         return self.role == "admin"
 
 

@@ -99,7 +99,7 @@ def specialists():
 def specialist(user_id: int):
     """Return a doctor's profile with their consultation record."""
     user = db.session.get(User, user_id)
-    if user is None or not user.active or user.role == "admin":
+    if user is None or not user.active or user.is_admin:
         raise NotFound("specialist not found")
     stats = matching.specialist_stats([user.id])[user.id]
     return jsonify({**user_json(user), "open_cases": open_case_counts([user.id]).get(user.id, 0),

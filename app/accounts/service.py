@@ -118,7 +118,7 @@ def find_doctors(*, viewer: User, specialty: str | None = None, q: str | None = 
     stmt = (
         sa.select(User)
         .join(Institution)
-        .where(User.active.is_(True), User.role != "admin", User.id != viewer.id)
+        .where(User.active.is_(True), ~User.is_admin, User.id != viewer.id)
     )
     if exclude:
         stmt = stmt.where(User.id.not_in(exclude))

@@ -25,7 +25,7 @@ def admin_required(view):
 
     @wraps(view)
     def wrapper(*args, **kwargs):
-        if current_user.role != "admin":
+        if not current_user.is_admin:
             audit_log.record(user_id=current_user.id, action=f"admin.{view.__name__}", status=403)
             raise Forbidden("platform administrators only")
         return view(*args, **kwargs)

@@ -34,6 +34,7 @@ class Action(StrEnum):
     REPORT = "report"
     WRITE_OPINION = "write_opinion"
     SIGN_OPINION = "sign_opinion"
+    AMEND_OPINION = "amend_opinion"
     CLOSE = "close"
     READ_AUDIT = "read_audit"
     CHAT = "chat"
@@ -48,7 +49,7 @@ ALLOWED: dict[str, frozenset[Action]] = {
                               Action.READ_AUDIT}),
     CONSULTANT: frozenset(_READ | {Action.UPLOAD, Action.ACCEPT, Action.DECLINE, Action.INVITE, Action.REMOVE,
                                    Action.ASK, Action.REPORT, Action.WRITE_OPINION, Action.SIGN_OPINION,
-                                   Action.READ_AUDIT}),
+                                   Action.AMEND_OPINION, Action.READ_AUDIT}),
     PARTICIPANT: frozenset(_READ | {Action.REPORT}),
 }
 
@@ -76,6 +77,20 @@ def allowed_actions(user: User, case: Case) -> list[str]:
     """Return the actions the user's role allows on the case (for the UI to offer)."""
     role = role_of(user, case)
     return sorted(ALLOWED[role]) if role else []
+
+
+def available_actions(user: User, case: Case) -> frozenset[Action]:
+    """Return the actions the user may take on the case now: their role's, in the case's status.
+
+    Pages and templates offer exactly these; the role half is ``ALLOWED``, the status half is
+    ``workflow.STATUS_GATES`` (the same table the services enforce).
+    """
+    from app.cases.workflow import STATUS_GATES  # workflow imports Action from this module
+
+    role = role_of(user, case)
+    if role is None:
+        return frozenset()
+    return frozenset(a for a in ALLOWED[role] if a not in STATUS_GATES or case.status in STATUS_GATES[a])
 
 
 def require(user: User, case_id: int, action: Action) -> Case:

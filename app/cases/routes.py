@@ -4,77 +4,36 @@ from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 
 from app.accounts.auth import api_login_required
-from app.accounts.schemas import user_json
 from app.audit import service as audit_log
 from app.cases import opinion_pdf, service
-from app.cases.permissions import Action, allowed_actions, case_route, role_of
+from app.cases.permissions import Action, can, case_route
 from app.cases.schemas import (
     AmendmentIn,
     AnswerIn,
     CaseCreate,
+    CaseListQuery,
     CloseIn,
     OpinionIn,
+    OpinionPdfQuery,
     ParticipantIn,
     QuestionIn,
     ReasonIn,
     ReportIn,
     ShareIn,
-    case_json,
+    case_detail_json,
+    draft_json,
+    event_json,
+    opinion_json,
+    participant_json,
+    report_json,
+    summary_json,
 )
-from app.cases.workflow import allowed_from
-from app.core.errors import BadRequest, NotFound
+from app.core.errors import NotFound
 from app.core.openapi import api_doc
-from app.core.schemas import parse_body
-from app.core.time import isoformat
+from app.core.schemas import parse_body, parse_query
 from app.extensions import db
-from app.imaging import service as imaging
 
 bp = Blueprint("cases", __name__, url_prefix="/api/cases")
-
-
-def summary_json(case) -> dict:
-    """A case as listed: its fields, the caller's role and whether it is overdue."""
-    return {**case_json(case), "due_at": isoformat(case.due_at), "overdue": service.is_overdue(case),
-            "role": role_of(current_user, case)}
-
-
-def participant_json(p) -> dict:
-    return {"user": user_json(p.user), "user_id": p.user_id, "discipline": p.discipline,
-            "added_at": isoformat(p.added_at)}
-
-
-def opinion_json(o) -> dict | None:
-    if o is None:
-        return None
-    return {**o.content, "version": o.version, "state": o.state, "signed_by": user_json(o.author),
-            "signed_at": isoformat(o.signed_at), "sha256": o.content_sha256,
-            "amendment_reason": o.amendment_reason, "pdf": f"/api/cases/{o.case_id}/opinion.pdf"}
-
-
-def report_json(r) -> dict:
-    return {"id": r.id, "discipline": r.discipline, "author": user_json(r.author), "body": r.body,
-            "updated_at": isoformat(r.updated_at)}
-
-
-def case_detail_json(case) -> dict:
-    """Serialise a case with its studies, attachments, the people on it and its opinion."""
-    signed = service.signed_versions(case)
-    return {
-        **summary_json(case),
-        "studies": imaging.case_studies(case),
-        "attachments": [
-            {"id": a.id, "filename": a.filename, "kind": a.kind, "size": a.size,
-             "content_type": a.content_type, "url": f"/api/cases/{case.id}/attachments/{a.id}"}
-            for a in imaging.case_attachments(case)
-        ],
-        "participants": [participant_json(p) for p in service.participants(case)],
-        "reports": [report_json(r) for r in service.reports(case)],
-        "opinion": opinion_json(signed[-1]) if signed else None,
-        "rating": case.rating,
-        "rating_comment": case.rating_comment,
-        "allowed_actions": allowed_actions(current_user, case),
-        "transitions": allowed_from(case.status),
-    }
 
 
 @bp.post("")
@@ -86,16 +45,17 @@ def create_case():
     case = service.create_case(owner=current_user, data=data)
     db.session.commit()
     audit_log.record(user_id=current_user.id, case_id=case.id, action="create_case", status=201)
-    return jsonify(case_detail_json(case)), 201
+    return jsonify(case_detail_json(case, viewer=current_user)), 201
 
 
 @bp.get("")
 @api_login_required
-@api_doc(responses={200: "the cases the caller may see"})
+@api_doc(query=CaseListQuery, responses={200: "the cases the caller may see"})
 def list_cases():
     """List the cases the caller may see, newest first (``status`` filters)."""
-    status = request.args.get("status") or None
-    return jsonify({"items": [summary_json(c) for c in service.list_cases(viewer=current_user, status=status)]})
+    query = parse_query(CaseListQuery)
+    return jsonify({"items": [summary_json(c, viewer=current_user)
+                              for c in service.list_cases(viewer=current_user, status=query.status)]})
 
 
 @bp.get("/<int:case_id>")
@@ -104,7 +64,7 @@ def list_cases():
                     404: "no such case visible to you"})
 def get_case(case):
     """Return a case with its studies, series, attachments, people and opinion."""
-    return jsonify(case_detail_json(case))
+    return jsonify(case_detail_json(case, viewer=current_user))
 
 
 @bp.get("/<int:case_id>/timeline")
@@ -112,15 +72,12 @@ def get_case(case):
 @api_doc(responses={200: "every transition and recorded action, oldest first"})
 def timeline(case):
     """Return the case's timeline: who did what, when, and why."""
-    return jsonify({"items": [
-        {"at": isoformat(e.at), "actor": {"id": e.actor.id, "name": e.actor.name}, "action": e.action,
-         "from": e.from_status, "to": e.to_status, "note": e.note, "data": e.data}
-        for e in service.timeline(case)]})
+    return jsonify({"items": [event_json(e) for e in service.timeline(case)]})
 
 
 def _done(case, status: int = 200):
     db.session.commit()
-    return jsonify(case_detail_json(case)), status
+    return jsonify(case_detail_json(case, viewer=current_user)), status
 
 
 @bp.post("/<int:case_id>/share")
@@ -238,10 +195,9 @@ def add_report(case):
 @api_doc(responses={200: "the signed versions, latest last, and the draft for the consultant"})
 def get_opinion(case):
     """Return the signed opinion versions (and the draft, to the consultant)."""
-    draft = service.draft_of(case) if role_of(current_user, case) == "consultant" else None
+    draft = service.draft_of(case) if can(current_user, case, Action.WRITE_OPINION) else None
     return jsonify({"versions": [opinion_json(o) for o in service.signed_versions(case)],
-                    "draft": None if draft is None else {**draft.content, "version": draft.version,
-                                                          "updated_at": isoformat(draft.updated_at)}})
+                    "draft": None if draft is None else draft_json(draft)})
 
 
 @bp.put("/<int:case_id>/opinion/draft")
@@ -251,7 +207,7 @@ def save_draft(case):
     """Save the opinion draft (fields given replace those saved; the consultant)."""
     draft = service.save_draft(case=case, actor=current_user, data=parse_body(OpinionIn))
     db.session.commit()
-    return jsonify({**draft.content, "version": draft.version, "updated_at": isoformat(draft.updated_at)})
+    return jsonify(draft_json(draft))
 
 
 @bp.post("/<int:case_id>/opinion")
@@ -266,7 +222,7 @@ def sign_opinion(case):
 
 
 @bp.post("/<int:case_id>/opinion/amendments")
-@case_route(Action.SIGN_OPINION)
+@case_route(Action.AMEND_OPINION)
 @api_doc(body=AmendmentIn, responses={201: "a new signed version; earlier versions are kept"})
 def amend_opinion(case):
     """Sign an amended version of the opinion, with the reason for the change."""
@@ -277,16 +233,15 @@ def amend_opinion(case):
 
 @bp.get("/<int:case_id>/opinion.pdf")
 @case_route(Action.DOWNLOAD)
-@api_doc(responses={200: "application/pdf of the signed opinion (``version`` picks an earlier one)"})
+@api_doc(query=OpinionPdfQuery,
+         responses={200: "application/pdf of the signed opinion (``version`` picks an earlier one)"})
 def opinion_pdf_file(case):
     """Download the signed opinion as a PDF (latest version unless ``version`` is given)."""
     versions = service.signed_versions(case)
     if not versions:
         raise NotFound("no signed opinion yet")
-    wanted = request.args.get("version")
-    if wanted is not None and not wanted.isdigit():
-        raise BadRequest("version must be a number", {"version": wanted})
-    opinion = versions[-1] if wanted is None else next((v for v in versions if v.version == int(wanted)), None)
+    wanted = parse_query(OpinionPdfQuery).version
+    opinion = versions[-1] if wanted is None else next((v for v in versions if v.version == wanted), None)
     if opinion is None:
         raise NotFound("no such opinion version")
     data = opinion_pdf.render(case, opinion, versions)

@@ -1,14 +1,19 @@
-"""Request bodies and JSON forms of cases."""
+"""Request bodies, query models and JSON forms of cases (the API and the pages share them)."""
 
 from typing import Literal
 
 from pydantic import Field, field_validator
 
+from app.accounts.models import User
 from app.accounts.schemas import user_json
 from app.accounts.specialties import SPECIALTIES
-from app.cases.models import Case
-from app.core.schemas import Schema
+from app.cases import service
+from app.cases.models import STATUSES, Case, DisciplineReport, Opinion, Participant
+from app.cases.permissions import allowed_actions, available_actions, role_of
+from app.cases.workflow import allowed_from
+from app.core.schemas import Query, Schema
 from app.core.time import isoformat
+from app.imaging import service as imaging
 
 
 class PatientIn(Schema):
@@ -53,6 +58,87 @@ def case_json(case: Case) -> dict:
         "created_at": isoformat(case.created_at),
         "updated_at": isoformat(case.updated_at),
     }
+
+
+def summary_json(case: Case, *, viewer: User) -> dict:
+    """A case as listed: its fields, the viewer's role and whether it is overdue."""
+    return {**case_json(case), "due_at": isoformat(case.due_at), "overdue": service.is_overdue(case),
+            "role": role_of(viewer, case)}
+
+
+def participant_json(p: Participant) -> dict:
+    """Serialise a participant with their discipline."""
+    return {"user": user_json(p.user), "user_id": p.user_id, "discipline": p.discipline,
+            "added_at": isoformat(p.added_at)}
+
+
+def opinion_json(o: Opinion | None) -> dict | None:
+    """Serialise a signed opinion version (None stays None)."""
+    if o is None:
+        return None
+    return {**o.content, "version": o.version, "state": o.state, "signed_by": user_json(o.author),
+            "signed_at": isoformat(o.signed_at), "sha256": o.content_sha256,
+            "amendment_reason": o.amendment_reason, "pdf": f"/api/cases/{o.case_id}/opinion.pdf"}
+
+
+def draft_json(o: Opinion) -> dict:
+    """Serialise the unsigned opinion draft."""
+    return {**o.content, "version": o.version, "updated_at": isoformat(o.updated_at)}
+
+
+def report_json(r: DisciplineReport) -> dict:
+    """Serialise a discipline report."""
+    return {"id": r.id, "discipline": r.discipline, "author": user_json(r.author), "body": r.body,
+            "updated_at": isoformat(r.updated_at)}
+
+
+def event_json(e) -> dict:
+    """Serialise one timeline entry."""
+    return {"at": isoformat(e.at), "actor": {"id": e.actor.id, "name": e.actor.name}, "action": e.action,
+            "from": e.from_status, "to": e.to_status, "note": e.note, "data": e.data}
+
+
+def case_detail_json(case: Case, *, viewer: User) -> dict:
+    """Serialise a case with its studies, attachments, the people on it, its opinion and what the
+    viewer may do: ``allowed_actions`` (their role's), ``transitions`` (the status's) and
+    ``actions_now`` (both at once, what the pages offer)."""
+    signed = service.signed_versions(case)
+    return {
+        **summary_json(case, viewer=viewer),
+        "studies": imaging.case_studies(case),
+        "attachments": [
+            {"id": a.id, "filename": a.filename, "kind": a.kind, "size": a.size,
+             "content_type": a.content_type, "url": f"/api/cases/{case.id}/attachments/{a.id}"}
+            for a in imaging.case_attachments(case)
+        ],
+        "participants": [participant_json(p) for p in service.participants(case)],
+        "reports": [report_json(r) for r in service.reports(case)],
+        "opinion": opinion_json(signed[-1]) if signed else None,
+        "rating": case.rating,
+        "rating_comment": case.rating_comment,
+        "allowed_actions": allowed_actions(viewer, case),
+        "transitions": allowed_from(case.status),
+        "actions_now": sorted(available_actions(viewer, case)),
+    }
+
+
+class CaseListQuery(Query):
+    status: str | None = Field(default=None, max_length=20)
+
+
+class InboxStatusQuery(Query):
+    """The inbox page's filter: an unknown status shows every case rather than an error page."""
+
+    status: str | None = None
+
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, v):
+        return v if v in STATUSES else None
+
+
+class OpinionPdfQuery(Query):
+    version: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 class ShareIn(Schema):

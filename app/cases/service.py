@@ -1,8 +1,17 @@
-"""Cases: creating, sharing, the consultation workflow, participants, reports and opinions."""
+"""Cases: creating, sharing, the consultation workflow, participants, reports and opinions.
+
+Who commits: these functions change the session and flush, never commit; the route that called
+them commits once it has the whole change (and rolls back on a domain error through
+``case_route``), so one request is one transaction. Notifications queued here are sent after
+that commit.
+"""
+
+from __future__ import annotations
 
 import hashlib
 import json
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -10,11 +19,13 @@ from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
 from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
-from app.cases.schemas import CaseCreate, OpinionIn
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.time import utcnow
 from app.extensions import db
 from app.notifications.service import notify
+
+if TYPE_CHECKING:  # the schemas serialise through this module, so only their types are needed here
+    from app.cases.schemas import CaseCreate, OpinionIn
 
 # How soon an opinion is expected after sharing, by urgency.
 RESPONSE_TIME = {"emergency": timedelta(hours=6), "urgent": timedelta(hours=48), "routine": timedelta(days=7)}
@@ -62,6 +73,13 @@ def is_overdue(case: Case) -> bool:
     return case.status in workflow.OPEN_STATUSES and case.due_at is not None and utcnow() > case.due_at
 
 
+def overdue_cases(*, viewer: User) -> list[Case]:
+    """Return the cases the user may see that are still open past their due time, most overdue first."""
+    stmt = sa.select(Case).where(visible_case_filter(viewer), Case.status.in_(workflow.OPEN_STATUSES),
+                                 Case.due_at.is_not(None), Case.due_at < utcnow())
+    return list(db.session.scalars(stmt.order_by(Case.due_at, Case.id)))
+
+
 def open_case_counts(user_ids: list[int]) -> dict[int, int]:
     """Return how many open cases (shared with them, not yet answered) each consultant has."""
     if not user_ids:
@@ -77,7 +95,7 @@ def open_case_counts(user_ids: list[int]) -> dict[int, int]:
 def share(*, case: Case, actor: User, specialist_id: int, message: str = "") -> Case:
     """Share a draft (or a declined case) with a specialist: status submitted."""
     specialist = db.session.get(User, specialist_id)
-    if specialist is None or not specialist.active or specialist.role == "admin":
+    if specialist is None or not specialist.active or specialist.is_admin:
         raise BadRequest("unknown specialist", {"specialist_id": specialist_id})
     if specialist.id == case.owner_id:
         raise BadRequest("you cannot share a case with yourself")
@@ -158,9 +176,9 @@ def participants(case: Case) -> list[Participant]:
 
 def invite(*, case: Case, actor: User, user_id: int, discipline: str) -> Participant:
     """Bring a colleague into the case for a discipline."""
-    workflow.require_status(case, workflow.WORKING_STATUSES, "invite")
+    workflow.require_status(case, Action.INVITE)
     user = db.session.get(User, user_id)
-    if user is None or not user.active or user.role == "admin":
+    if user is None or not user.active or user.is_admin:
         raise BadRequest("unknown user", {"user_id": user_id})
     if role_of(user, case) in (OWNER, CONSULTANT):
         raise Conflict("already on the case", {"user_id": user_id, "role": role_of(user, case)})
@@ -199,7 +217,7 @@ def after_removal(case_id: int, user_id: int) -> None:
 
 def add_report(*, case: Case, actor: User, body: str, discipline: str | None) -> DisciplineReport:
     """Add a discipline report (one per author; a second call replaces the text)."""
-    workflow.require_status(case, workflow.WORKING_STATUSES, "report")
+    workflow.require_status(case, Action.REPORT)
     if discipline is None:
         p = db.session.scalar(sa.select(Participant).where(
             Participant.case_id == case.id, Participant.user_id == actor.id))
@@ -251,7 +269,8 @@ def _merge(base: dict, update: OpinionIn) -> dict:
 
 def save_draft(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Create or update the consultant's draft opinion."""
-    workflow.require_status(case, workflow.WORKING_STATUSES | {"answered", "closed"}, "write_opinion")
+    # A draft also prepares an amendment once the opinion is signed.
+    workflow.require_status(case, Action.WRITE_OPINION, Action.AMEND_OPINION)
     draft = draft_of(case)
     if draft is None:
         versions = _versions(case)
@@ -292,8 +311,7 @@ def _freeze(case: Case, actor: User, data: OpinionIn, reason: str | None) -> Opi
 
 def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Sign and send the opinion (the draft plus these fields): status answered, content frozen."""
-    if case.status not in workflow.TRANSITIONS[Action.SIGN_OPINION].sources:
-        raise workflow.invalid(case, Action.SIGN_OPINION.value)
+    workflow.require_status(case, Action.SIGN_OPINION)
     opinion = _freeze(case, actor, data, None)
     workflow.apply(case, Action.SIGN_OPINION, actor=actor,
                    data={"version": opinion.version, "sha256": opinion.content_sha256},
@@ -305,7 +323,7 @@ def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
 
 def amend_opinion(*, case: Case, actor: User, data: OpinionIn, reason: str) -> Opinion:
     """Sign a new version of an already signed opinion; the earlier versions are kept."""
-    workflow.require_status(case, frozenset({"answered", "closed"}), "amend_opinion")
+    workflow.require_status(case, Action.AMEND_OPINION)
     opinion = _freeze(case, actor, data, reason)
     workflow.record(case, "opinion_amended", actor=actor, note=reason,
                     data={"version": opinion.version, "sha256": opinion.content_sha256})

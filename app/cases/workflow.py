@@ -41,6 +41,20 @@ OPEN_STATUSES = ("submitted", "accepted", "info_requested")
 WORKING_STATUSES = frozenset({"accepted", "info_requested"})
 # Files can be added while the case is being prepared or worked on, not after it is answered.
 UPLOAD_STATUSES = frozenset({"draft", "submitted", "declined", "accepted", "info_requested"})
+# A signed opinion can be amended (a new signed version) once the case is answered.
+AMENDABLE_STATUSES = frozenset({"answered", "closed"})
+
+# The statuses in which each action can be taken: one table for the services that enforce it and
+# for permissions.available_actions, which tells the pages what to offer. Actions not listed
+# (view, download, chat, remove, read_audit) do not depend on the status.
+STATUS_GATES: dict[Action, frozenset[str]] = {
+    **{action: t.sources for action, t in TRANSITIONS.items()},
+    Action.UPLOAD: UPLOAD_STATUSES,
+    Action.INVITE: WORKING_STATUSES,
+    Action.REPORT: WORKING_STATUSES,
+    Action.WRITE_OPINION: WORKING_STATUSES,
+    Action.AMEND_OPINION: AMENDABLE_STATUSES,
+}
 
 
 def allowed_from(status: str) -> list[str]:
@@ -54,10 +68,10 @@ def invalid(case: Case, attempted: str):
                                            "allowed": allowed_from(case.status)})
 
 
-def require_status(case: Case, statuses: frozenset[str], attempted: str) -> None:
-    """Raise the 409 answer unless the case is in one of the statuses."""
-    if case.status not in statuses:
-        raise invalid(case, attempted)
+def require_status(case: Case, *actions: Action) -> None:
+    """Raise the 409 answer unless the case's status allows one of the actions (the first is named)."""
+    if not any(case.status in STATUS_GATES[a] for a in actions):
+        raise invalid(case, actions[0].value)
 
 
 def apply(case: Case, action: Action, *, actor: User, note: str | None = None, data: dict | None = None,

@@ -16,6 +16,17 @@ class Schema(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="ignore", str_strip_whitespace=True)
 
 
+class Query(Schema):
+    """Base for query strings: a parameter given empty (``?status=``) counts as not given."""
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _drop_empty(cls, data):
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v != ""}
+        return data
+
+
 def parse_body(model: type[M]) -> M:
     """Validate the JSON body against the model, or raise BadRequest with per-field errors."""
     data = request.get_json(silent=True)

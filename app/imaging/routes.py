@@ -7,11 +7,14 @@ from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.audit import service as audit_log
+from app.cases import workflow
 from app.cases.permissions import Action, case_route
 from app.core.errors import BadRequest
 from app.core.openapi import api_doc
+from app.core.schemas import parse_query
 from app.imaging import ingest, multipart
 from app.imaging import service as imaging
+from app.imaging.schemas import InstanceQuery, ThumbnailQuery
 
 bp = Blueprint("imaging", __name__, url_prefix="/api/cases/<int:case_id>")
 
@@ -43,9 +46,7 @@ def _quote(name: str) -> str:
                     503: "object store unavailable; nothing recorded"}, tag="imaging")
 def upload_files(case):
     """Upload DICOM files, ZIPs of studies, photos and PDFs (multipart field ``files``)."""
-    from app.cases.workflow import UPLOAD_STATUSES, require_status
-
-    require_status(case, UPLOAD_STATUSES, "upload")
+    workflow.require_status(case, Action.UPLOAD)
     boundary = multipart.boundary_of(request.content_type)
     if request.content_length is not None and request.content_length > (current_app.config["MAX_CONTENT_LENGTH"] or 0):
         raise RequestEntityTooLarge()
@@ -58,10 +59,10 @@ def upload_files(case):
 
 @bp.get("/instances")
 @case_route(Action.VIEW)
-@api_doc(responses={200: "instances in display order"}, tag="imaging")
+@api_doc(query=InstanceQuery, responses={200: "instances in display order"}, tag="imaging")
 def list_instances(case):
     """List the case's DICOM instances, optionally of one series, in display order."""
-    instances = imaging.list_instances(case, series_uid=request.args.get("series_uid") or None)
+    instances = imaging.list_instances(case, series_uid=parse_query(InstanceQuery).series_uid)
     return jsonify({"items": [_instance_json(case.id, i) for i in instances]})
 
 
@@ -114,13 +115,11 @@ def instance_rendered(case, sop: str):
 
 @bp.get("/series/<series_uid>/thumbnail")
 @case_route(Action.VIEW, audit="none")
-@api_doc(responses={200: "image/jpeg thumbnail of the series' middle slice"}, tag="imaging")
+@api_doc(query=ThumbnailQuery, responses={200: "image/jpeg thumbnail of the series' middle slice"}, tag="imaging")
 def series_thumbnail(case, series_uid: str):
     """Return a small JPEG of the series' middle image."""
-    size = request.args.get("size", "128")
-    if not size.isdigit() or not 16 <= int(size) <= 512:
-        raise BadRequest("size must be between 16 and 512", {"size": size})
-    return Response(imaging.series_thumbnail(case, series_uid, int(size)), mimetype="image/jpeg",
+    size = parse_query(ThumbnailQuery).size
+    return Response(imaging.series_thumbnail(case, series_uid, size), mimetype="image/jpeg",
                     headers={"Cache-Control": "private, max-age=60"})
 
 

@@ -1,32 +1,31 @@
 """Notifications API: the inbox, marking read, and overdue cases."""
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 from flask_login import current_user
 
 from app.accounts.auth import api_login_required
-from app.cases.service import is_overdue, list_cases
+from app.cases.service import overdue_cases
 from app.core.openapi import api_doc
-from app.core.time import isoformat
+from app.core.schemas import parse_query
 from app.extensions import db
 from app.notifications import service
+from app.notifications.schemas import InboxQuery, notification_json, overdue_json
 
 bp = Blueprint("notifications", __name__, url_prefix="/api/notifications")
 
 
 @bp.get("")
 @api_login_required
-@api_doc(responses={200: "notifications newest first, the unread count and the caller's overdue cases"})
+@api_doc(query=InboxQuery,
+         responses={200: "notifications newest first, the unread count and the caller's overdue cases"})
 def inbox():
     """Return the caller's notifications (``unread=1`` for unread only) and overdue cases."""
-    unread_only = request.args.get("unread") in ("1", "true")
-    items = service.inbox(user=current_user, unread_only=unread_only)
-    overdue = [c for c in list_cases(viewer=current_user) if is_overdue(c)]
+    query = parse_query(InboxQuery)
+    items = service.inbox(user=current_user, unread_only=query.unread_only)
     return jsonify({
-        "items": [{"id": n.id, "case_id": n.case_id, "kind": n.kind, "text": n.text,
-                   "created_at": isoformat(n.created_at), "read": n.read_at is not None} for n in items],
+        "items": [notification_json(n) for n in items],
         "unread": service.unread_count(user=current_user),
-        "overdue": [{"case_id": c.id, "title": c.title, "status": c.status, "urgency": c.urgency,
-                     "due_at": isoformat(c.due_at)} for c in overdue],
+        "overdue": [overdue_json(c) for c in overdue_cases(viewer=current_user)],
     })
 
 

@@ -17,14 +17,14 @@ from app.accounts import service as accounts
 from app.accounts.specialties import SPECIALTIES
 from app.audit import service as audit_log
 from app.cases import service as cases
-from app.cases import workflow
-from app.cases.permissions import CONSULTANT, Action, case_route, role_of
-from app.cases.routes import case_detail_json, summary_json
-from app.cases.schemas import CaseCreate
+from app.cases.permissions import Action, case_route
+from app.cases.schemas import CaseCreate, InboxStatusQuery, case_detail_json, summary_json
+from app.core.schemas import parse_query
 from app.extensions import db, limiter
 from app.imaging import service as imaging
 from app.notifications import service as notifications
 from app.web.i18n import LANGUAGES
+from app.web.schemas import NextQuery, ViewerQuery
 
 bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")
@@ -55,7 +55,7 @@ def login():
                                      password=request.form.get("password", ""))
         if user is not None:
             login_user(user, remember=bool(request.form.get("remember")))
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(_safe_next(parse_query(NextQuery).next))
         flash(_("邮箱或密码错误"), "error")
         return render_template("login.html", email=request.form.get("email", "")), 401
     if current_user.is_authenticated:
@@ -77,20 +77,18 @@ def set_language(code: str):
     if code not in LANGUAGES:
         abort(404)
     session["lang"] = code
-    return redirect(_safe_next(request.args.get("next")))
+    return redirect(_safe_next(parse_query(NextQuery).next))
 
 
 @bp.get("/")
 @login_required
 def index():
     """Show the inbox: what awaits the doctor, their cases, invitations and notifications."""
-    status = request.args.get("status") or None
-    if status is not None and status not in STATUS_FILTERS:
-        status = None
+    status = parse_query(InboxStatusQuery).status
     sections = cases.dashboard(viewer=current_user, status=status)
     return render_template(
         "inbox.html",
-        sections={name: [summary_json(c) for c in items] for name, items in sections.items()},
+        sections={name: [summary_json(c, viewer=current_user) for c in items] for name, items in sections.items()},
         status=status, statuses=STATUS_FILTERS,
         notifications=notifications.inbox(user=current_user, limit=20),
         unread=notifications.unread_count(user=current_user))
@@ -125,11 +123,11 @@ def new_case():
 @case_route(Action.VIEW, audit="page.case")
 def case_page(case):
     """Show a case: summary, status, timeline, images, people, and the actions the user may take."""
-    draft = cases.draft_of(case) if role_of(current_user, case) == CONSULTANT else None
-    return render_template("case.html", case=case_detail_json(case), timeline=cases.timeline(case),
-                           specialties=SPECIALTIES, draft=draft,
-                           working=case.status in workflow.WORKING_STATUSES,
-                           uploadable=case.status in workflow.UPLOAD_STATUSES)
+    detail = case_detail_json(case, viewer=current_user)
+    actions = set(detail["actions_now"])  # the template offers these and decides nothing itself
+    draft = cases.draft_of(case) if Action.WRITE_OPINION in actions else None
+    return render_template("case.html", case=detail, timeline=cases.timeline(case), specialties=SPECIALTIES,
+                           draft=draft, actions=actions)
 
 
 @bp.get("/cases/<int:case_id>/viewer")
@@ -143,10 +141,10 @@ def viewer_page(case):
     for p in cases.participants(case):
         people[p.user_id] = p.user.name
     series = [s for st in studies for s in st["series"]]
-    chosen = request.args.get("series") or (max(series, key=lambda s: s["instance_count"])["series_uid"]
-                                            if series else None)
-    return render_template("viewer.html", case=summary_json(case), studies=studies, series_uid=chosen,
-                           people=people)
+    chosen = parse_query(ViewerQuery).series or (max(series, key=lambda s: s["instance_count"])["series_uid"]
+                                                 if series else None)
+    return render_template("viewer.html", case=summary_json(case, viewer=current_user), studies=studies,
+                           series_uid=chosen, people=people)
 
 
 @bp.get("/vendor/<path:name>")
