@@ -18,6 +18,8 @@ from app.extensions import db
 from app.imaging.models import Instance
 
 MAX_BODY = 4000
+# A client_id is echoed to every member's page, so it is held to a plain token.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class TooManyMessages(DomainError):
@@ -35,7 +37,7 @@ class ImageRefIn(Schema):
 class MessageIn(Schema):
     case_id: int
     body: str = Field(min_length=1, max_length=MAX_BODY)
-    client_id: str = Field(min_length=1, max_length=64)
+    client_id: str = Field(min_length=1, max_length=64, pattern=CLIENT_ID_PATTERN)
     image_ref: ImageRefIn | None = None
 
     @field_validator("body")

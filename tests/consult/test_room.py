@@ -184,3 +184,15 @@ def test_a_removed_participant_is_dropped_from_the_room_at_once(live, mdt, clien
     assert [m["body"] for m in radiology.of("message")] == []
     ack = radiology.call("message", {"case_id": case_id, "body": "still here?", "client_id": client_id()})
     assert ack == {"ok": False, "error": "case not found"}
+
+
+def test_a_client_id_that_is_not_a_plain_token_is_refused_and_not_stored(live, mdt, clients, api_as):
+    """A client_id is echoed to every member's page; ``x"]`` once broke every later join there."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    for bad in ('x"]', "a b", "", "é", "x" * 65, 7):
+        ack = owner.call("message", {"case_id": case_id, "body": "hi", "client_id": bad})
+        assert ack["ok"] is False, bad
+        assert ack["error"] == "invalid field: client_id"
+    assert api_as(ids["owner"]).get(f"/api/cases/{case_id}/messages").json["items"] == []
+    assert owner.call("message", {"case_id": case_id, "body": "ok", "client_id": "Ab-9_" + "x" * 59})["seq"] == 1
