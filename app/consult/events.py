@@ -20,6 +20,16 @@ from app.cases import service as cases
 from app.cases.permissions import Action, require
 from app.consult import broadcast, service
 from app.consult.broadcast import NAMESPACE, room_of
+from app.consult.schemas import (
+    AnnotationDeleteIn,
+    AnnotationIn,
+    JoinIn,
+    MessageIn,
+    TypingIn,
+    ViewerIn,
+    annotation_json,
+    message_json,
+)
 from app.core.errors import DomainError
 from app.core.schemas import validate
 from app.extensions import db, socketio
@@ -125,15 +135,13 @@ def _left(case_id: int, sid: str, user_id: int | None) -> None:
 @handler(Action.CHAT)
 def join(user, case, data):
     """Join a case room: the ack carries the messages after ``since``, who is online and the viewer."""
-    since = data.get("since") or 0
-    if not isinstance(since, int) or since < 0:
-        raise DomainError("since must be a non-negative integer", status=400)
+    since = validate(JoinIn, data).since
     join_room(room_of(case.id))
     with _lock:
         _rooms.setdefault(request.sid, set()).add(case.id)
     store = presence_store()
     online = store.join(case.id, request.sid, user.id)
-    messages = [service.message_json(m) for m in service.messages_since(case=case, since=since)]
+    messages = [message_json(m) for m in service.messages_since(case=case, since=since)]
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
     broadcast.presence(case.id, online)
@@ -161,7 +169,7 @@ def leave(data=None):
 @handler(Action.CHAT)
 def message(user, case, data):
     """Persist a chat message, then broadcast ``message`` to the room; ack with its seq."""
-    payload = validate(service.MessageIn, data)
+    payload = validate(MessageIn, data)
     msg, new = service.post_message(case=case, author=user, data=payload)
     if new:
         # msg["case_id"], not case.id: the commit expired ``case``, and reading it would cost a
@@ -174,20 +182,17 @@ def message(user, case, data):
 @handler(Action.CHAT)
 def typing(user, case, data):
     """Tell the others in the room that the sender is (or stopped) typing."""
-    broadcast.to_case("typing", {"case_id": case.id, "user_id": user.id, "name": user.name,
-                                 "typing": bool(data.get("typing", True))}, case.id, skip_sid=request.sid)
+    typing = validate(TypingIn, data).typing
+    broadcast.to_case("typing", {"case_id": case.id, "user_id": user.id, "name": user.name, "typing": typing},
+                      case.id, skip_sid=request.sid)
     return {"ok": True}
-
-
-VIEWER_FIELDS = ("study_uid", "series_uid", "sop_instance_uid", "index", "frame", "wc", "ww", "zoom", "pan",
-                 "rotation", "invert")
 
 
 @socketio.on("viewer", namespace=NAMESPACE)
 @handler(Action.VIEW)
 def viewer(user, case, data):
     """Share the sender's view (series, slice, window, zoom/pan) with the others in the room."""
-    state = {k: data[k] for k in VIEWER_FIELDS if k in data}
+    state = validate(ViewerIn, data).state()
     store = presence_store()
     presenter = store.presenter(case.id)
     state.update(case_id=case.id, user_id=user.id, presenter=presenter == user.id)
@@ -230,8 +235,8 @@ def present(user, case, data):
 @handler(Action.CHAT)
 def annotate(user, case, data):
     """Persist an annotation on an instance frame, then broadcast ``annotation``."""
-    a = service.add_annotation(case=case, author=user, data=validate(service.AnnotationIn, data))
-    payload = service.annotation_json(a)
+    a = service.add_annotation(case=case, author=user, data=validate(AnnotationIn, data))
+    payload = annotation_json(a)
     broadcast.to_case("annotation", payload, payload["case_id"])
     return {"ok": True, "annotation": payload}
 
@@ -240,10 +245,7 @@ def annotate(user, case, data):
 @handler(Action.CHAT)
 def annotation_delete(user, case, data):
     """Delete one's own annotation; broadcast ``annotation_deleted``."""
-    try:
-        annotation_id = int(data.get("id"))
-    except (TypeError, ValueError):
-        raise DomainError("id is required", status=400) from None
+    annotation_id = validate(AnnotationDeleteIn, data).id
     case_id = case.id
     service.delete_annotation(case=case, user=user, annotation_id=annotation_id)
     broadcast.to_case("annotation_deleted", {"case_id": case_id, "id": annotation_id}, case_id)

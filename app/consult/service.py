@@ -6,62 +6,20 @@ import time
 from collections import defaultdict, deque
 
 import sqlalchemy as sa
-from pydantic import Field, field_validator
 
 from app.accounts.models import User
 from app.cases.models import Case
-from app.consult.models import ANNOTATION_KINDS, Annotation, Message, MessageCounter
+from app.consult.models import Annotation, Message, MessageCounter
+from app.consult.schemas import AnnotationIn, MessageIn, message_json
 from app.core.errors import DomainError, Forbidden, NotFound
-from app.core.schemas import Schema
-from app.core.time import isoformat, utcnow
+from app.core.time import utcnow
 from app.extensions import db
 from app.imaging.models import Instance
-
-MAX_BODY = 4000
-# A client_id is echoed to every member's page, so it is held to a plain token.
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class TooManyMessages(DomainError):
     status = 429
     error = "too many messages"
-
-
-class ImageRefIn(Schema):
-    study_uid: str | None = Field(default=None, max_length=64)
-    series_uid: str | None = Field(default=None, max_length=64)
-    sop_instance_uid: str | None = Field(default=None, max_length=64)
-    frame: int | None = Field(default=None, ge=1)
-
-
-class MessageIn(Schema):
-    case_id: int
-    body: str = Field(min_length=1, max_length=MAX_BODY)
-    client_id: str = Field(min_length=1, max_length=64, pattern=CLIENT_ID_PATTERN)
-    image_ref: ImageRefIn | None = None
-
-    @field_validator("body")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("message is empty")
-        return v
-
-
-class AnnotationIn(Schema):
-    case_id: int
-    sop_instance_uid: str = Field(min_length=1, max_length=64)
-    frame: int = Field(default=1, ge=1)
-    kind: str
-    points: list[tuple[float, float]] = Field(min_length=1, max_length=2)
-    text: str = Field(default="", max_length=500)
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        if v not in ANNOTATION_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(ANNOTATION_KINDS)}")
-        return v
 
 
 class RateLimiter:
@@ -89,13 +47,6 @@ def _limiter() -> RateLimiter:
     return current_app.extensions["message_limiter"]
 
 
-def message_json(m: Message) -> dict:
-    """The ``message`` event payload (also the HTTP form)."""
-    return {"case_id": m.case_id, "seq": m.seq, "client_id": m.client_id,
-            "author": {"id": m.author.id, "name": m.author.name}, "body": m.body,
-            "image_ref": m.image_ref, "at": isoformat(m.created_at)}
-
-
 def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bool]:
     """Store a message with the case's next seq; return its event payload and whether it is new.
 
@@ -108,7 +59,7 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bo
     try:
         seq = _next_seq(case.id)
         message = Message(case_id=case.id, seq=seq, author_id=author.id, client_id=data.client_id,
-                          body=data.body, image_ref=data.image_ref.model_dump(exclude_none=True)
+                          body=data.body, image_ref=data.image_ref.model_dump(exclude_defaults=True)
                           if data.image_ref else None)
         db.session.add(message)
         db.session.flush()
@@ -152,13 +103,6 @@ def messages_since(*, case: Case, since: int = 0, limit: int = 1000) -> list[Mes
 
 
 # ---- annotations ----------------------------------------------------------------------------
-
-def annotation_json(a: Annotation) -> dict:
-    """The ``annotation`` event payload (also the HTTP form)."""
-    return {"id": a.id, "case_id": a.case_id, "sop_instance_uid": a.sop_instance_uid, "frame": a.frame,
-            "kind": a.kind, "points": a.points, "text": a.text, "length_mm": a.length_mm,
-            "author": {"id": a.author.id, "name": a.author.name}, "at": isoformat(a.created_at)}
-
 
 def _length_mm(instance: Instance, points) -> float | None:
     if len(points) != 2 or not instance.pixel_spacing:
