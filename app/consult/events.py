@@ -9,7 +9,7 @@ import logging
 import threading
 from functools import wraps
 
-from flask import current_app, request
+from flask import request
 from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
@@ -18,13 +18,14 @@ from app.accounts.models import User
 from app.audit import service as audit_log
 from app.cases import service as cases
 from app.cases.permissions import Action, require
-from app.consult import broadcast, service
+from app.consult import broadcast, presence, service
 from app.consult.broadcast import NAMESPACE, room_of
 from app.consult.schemas import (
     AnnotationDeleteIn,
     AnnotationIn,
     JoinIn,
     MessageIn,
+    PresentIn,
     TypingIn,
     ViewerIn,
     annotation_json,
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 _users: dict[str, int] = {}
 _rooms: dict[str, set[int]] = {}
 _lock = threading.Lock()
-
-
-def presence_store():
-    return current_app.extensions["presence"]
 
 
 def _user() -> User | None:
@@ -123,11 +120,9 @@ def on_disconnect(*args):
 
 
 def _left(case_id: int, sid: str, user_id: int | None) -> None:
-    store = presence_store()
-    online = store.leave(case_id, sid)
-    if user_id is not None and user_id not in online and store.presenter(case_id) == user_id:
-        store.set_presenter(case_id, None)
-        broadcast.to_case("presenter", {"case_id": case_id, "user_id": None}, case_id)
+    online, presenter_left = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+    if presenter_left:
+        broadcast.presenter(case_id, None)
     broadcast.presence(case_id, online)
 
 
@@ -139,7 +134,7 @@ def join(user, case, data):
     join_room(room_of(case.id))
     with _lock:
         _rooms.setdefault(request.sid, set()).add(case.id)
-    store = presence_store()
+    store = presence.store()
     online = store.join(case.id, request.sid, user.id)
     messages = [message_json(m) for m in service.messages_since(case=case, since=since)]
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
@@ -192,12 +187,7 @@ def typing(user, case, data):
 @handler(Action.VIEW)
 def viewer(user, case, data):
     """Share the sender's view (series, slice, window, zoom/pan) with the others in the room."""
-    state = validate(ViewerIn, data).state()
-    store = presence_store()
-    presenter = store.presenter(case.id)
-    state.update(case_id=case.id, user_id=user.id, presenter=presenter == user.id)
-    if presenter == user.id:
-        store.set_viewer(case.id, state)  # what a late joiner is shown
+    state = presence.share_view(case_id=case.id, user_id=user.id, view=validate(ViewerIn, data).state())
     broadcast.to_case("viewer", state, case.id, skip_sid=request.sid)
     return {"ok": True}
 
@@ -206,28 +196,9 @@ def viewer(user, case, data):
 @handler(Action.CHAT)
 def present(user, case, data):
     """Take, release or hand over the presenter role; broadcast ``presenter``."""
-    store = presence_store()
-    action = data.get("action", "take")
-    current = store.presenter(case.id)
-    if action == "take":
-        new = user.id
-    elif action == "release":
-        if current != user.id:
-            raise DomainError("you are not presenting", status=409)
-        new = None
-    elif action == "handover":
-        target = data.get("user_id")
-        if current != user.id:
-            raise DomainError("only the presenter can hand over", status=409)
-        if target not in store.online(case.id):
-            raise DomainError("hand over to someone in the room", {"online": store.online(case.id)}, status=409)
-        new = target
-    else:
-        raise DomainError("action must be take, release or handover", status=400)
-    store.set_presenter(case.id, new)
-    if new is None:
-        store.set_viewer(case.id, None)
-    broadcast.to_case("presenter", {"case_id": case.id, "user_id": new}, case.id)
+    body = validate(PresentIn, data)
+    new = presence.present(case_id=case.id, user_id=user.id, action=body.action, target=body.user_id)
+    broadcast.presenter(case.id, new)
     return {"ok": True, "presenter": new}
 
 
@@ -254,7 +225,7 @@ def annotation_delete(user, case, data):
 
 def kick(case_id: int, user_id: int) -> None:
     """Pull a removed participant's connections (on any process) out of the case room at once."""
-    store = current_app.extensions["presence"]
+    store = presence.store()
     for sid in store.sids_of(case_id, user_id):
         broadcast.to_sid("removed", {"case_id": case_id}, sid)
         socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
