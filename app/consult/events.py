@@ -2,7 +2,9 @@
 
 Every handler re-checks the caller's access through app.cases.permissions, so a participant
 removed from a case is refused at the next event (and pulled out of the room at once by
-``kick``). Messages are persisted before they are broadcast.
+``kick``). Room changes (messages, annotations) are committed and then broadcast by
+app.consult.service, the one owner of that transaction; handlers here only emit what is not
+stored (typing, the shared view, presence and the presenter).
 """
 
 import logging
@@ -28,7 +30,6 @@ from app.consult.schemas import (
     PresentIn,
     TypingIn,
     ViewerIn,
-    annotation_json,
     message_json,
 )
 from app.core.errors import DomainError
@@ -164,12 +165,7 @@ def leave(data=None):
 @handler(Action.CHAT)
 def message(user, case, data):
     """Persist a chat message, then broadcast ``message`` to the room; ack with its seq."""
-    payload = validate(MessageIn, data)
-    msg, new = service.post_message(case=case, author=user, data=payload)
-    if new:
-        # msg["case_id"], not case.id: the commit expired ``case``, and reading it would cost a
-        # SELECT (and a second pooled connection) on every message.
-        broadcast.to_case("message", msg, msg["case_id"])
+    msg, new = service.post_message(case=case, author=user, data=validate(MessageIn, data))
     return {"ok": True, "seq": msg["seq"], "duplicate": not new}
 
 
@@ -206,20 +202,15 @@ def present(user, case, data):
 @handler(Action.CHAT)
 def annotate(user, case, data):
     """Persist an annotation on an instance frame, then broadcast ``annotation``."""
-    a = service.add_annotation(case=case, author=user, data=validate(AnnotationIn, data))
-    payload = annotation_json(a)
-    broadcast.to_case("annotation", payload, payload["case_id"])
-    return {"ok": True, "annotation": payload}
+    return {"ok": True, "annotation": service.add_annotation(case=case, author=user,
+                                                             data=validate(AnnotationIn, data))}
 
 
 @socketio.on("annotation_delete", namespace=NAMESPACE)
 @handler(Action.CHAT)
 def annotation_delete(user, case, data):
     """Delete one's own annotation; broadcast ``annotation_deleted``."""
-    annotation_id = validate(AnnotationDeleteIn, data).id
-    case_id = case.id
-    service.delete_annotation(case=case, user=user, annotation_id=annotation_id)
-    broadcast.to_case("annotation_deleted", {"case_id": case_id, "id": annotation_id}, case_id)
+    service.delete_annotation(case=case, user=user, annotation_id=validate(AnnotationDeleteIn, data).id)
     return {"ok": True}
 
 

@@ -4,7 +4,7 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
 from app.cases.permissions import Action, case_route
-from app.consult import broadcast, service
+from app.consult import service
 from app.consult.schemas import AnnotationIn, AnnotationsQuery, MessageIn, MessagesQuery, annotation_json, message_json
 from app.core.errors import BadRequest
 from app.core.openapi import api_doc
@@ -36,8 +36,6 @@ def list_messages(case):
 def post_message(case):
     """Post a chat message over HTTP; it is broadcast to the room like a socket message."""
     msg, new = service.post_message(case=case, author=current_user, data=_body(MessageIn, case))
-    if new:
-        broadcast.to_case("message", msg, case.id)
     return jsonify(msg), 201 if new else 200
 
 
@@ -55,10 +53,7 @@ def list_annotations(case):
 @api_doc(responses={201: "the stored annotation"}, tag="consult")
 def add_annotation(case):
     """Draw an annotation over HTTP; it is broadcast to the room."""
-    a = service.add_annotation(case=case, author=current_user, data=_body(AnnotationIn, case))
-    payload = annotation_json(a)
-    broadcast.to_case("annotation", payload, case.id)
-    return jsonify(payload), 201
+    return jsonify(service.add_annotation(case=case, author=current_user, data=_body(AnnotationIn, case))), 201
 
 
 @bp.delete("/annotations/<int:annotation_id>")
@@ -67,6 +62,5 @@ def add_annotation(case):
 def delete_annotation(case, annotation_id: int):
     """Delete one of your annotations."""
     service.delete_annotation(case=case, user=current_user, annotation_id=annotation_id)
-    broadcast.to_case("annotation_deleted", {"case_id": case.id, "id": annotation_id}, case.id)
     return "", 204
 

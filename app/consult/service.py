@@ -1,4 +1,9 @@
-"""Messages and annotations: persisted first, then broadcast by the caller."""
+"""Messages and annotations of a room: each change is committed here, then broadcast from here.
+
+Who commits: in consult the service owns the transaction. Each function that changes the room
+commits and then, only then, broadcasts the event (persist, then broadcast), so the socket
+handlers and the HTTP routes, which both call it, neither commit nor emit room events themselves.
+"""
 
 import math
 import threading
@@ -9,8 +14,9 @@ import sqlalchemy as sa
 
 from app.accounts.models import User
 from app.cases.models import Case
+from app.consult import broadcast
 from app.consult.models import Annotation, Message, MessageCounter
-from app.consult.schemas import AnnotationIn, MessageIn, message_json
+from app.consult.schemas import AnnotationIn, MessageIn, annotation_json, message_json
 from app.core.errors import DomainError, Forbidden, NotFound
 from app.core.time import utcnow
 from app.extensions import db
@@ -48,9 +54,9 @@ def _limiter() -> RateLimiter:
 
 
 def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bool]:
-    """Store a message with the case's next seq; return its event payload and whether it is new.
+    """Store a message with the case's next seq, then broadcast ``message``; return it and whether it is new.
 
-    A resend with the same client_id returns the first message's payload.
+    A resend with the same client_id returns the first message's payload and broadcasts nothing.
     """
     existing = _by_client_id(case.id, author.id, data.client_id)
     if existing is not None:
@@ -72,6 +78,9 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bo
         if existing is None:
             raise
         return message_json(existing), False
+    # payload["case_id"], not case.id: the commit expired ``case``, and reading it would cost a
+    # SELECT (and a second pooled connection) on every message.
+    broadcast.to_case("message", payload, payload["case_id"])
     return payload, True
 
 
@@ -112,8 +121,11 @@ def _length_mm(instance: Instance, points) -> float | None:
     return round(math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm), 2)
 
 
-def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> Annotation:
-    """Store a mark on an instance frame; a line gets its length in mm from PixelSpacing."""
+def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> dict:
+    """Store a mark on an instance frame, then broadcast ``annotation``; return its payload.
+
+    A line gets its length in mm from PixelSpacing.
+    """
     instance = db.session.scalar(sa.select(Instance).where(
         Instance.case_id == case.id, Instance.sop_instance_uid == data.sop_instance_uid))
     if instance is None:
@@ -129,7 +141,9 @@ def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> Annotatio
                             length_mm=_length_mm(instance, points) if data.kind == "line" else None)
     db.session.add(annotation)
     db.session.commit()
-    return annotation
+    payload = annotation_json(annotation)
+    broadcast.to_case("annotation", payload, payload["case_id"])
+    return payload
 
 
 def annotations(*, case: Case, sop_instance_uid: str | None = None) -> list[Annotation]:
@@ -140,8 +154,8 @@ def annotations(*, case: Case, sop_instance_uid: str | None = None) -> list[Anno
     return list(db.session.scalars(stmt.order_by(Annotation.id)))
 
 
-def delete_annotation(*, case: Case, user: User, annotation_id: int) -> Annotation:
-    """Delete an annotation; only its author may."""
+def delete_annotation(*, case: Case, user: User, annotation_id: int) -> None:
+    """Delete an annotation (only its author may), then broadcast ``annotation_deleted``."""
     a = db.session.scalar(sa.select(Annotation).where(
         Annotation.id == annotation_id, Annotation.case_id == case.id, Annotation.deleted_at.is_(None)))
     if a is None:
@@ -149,5 +163,6 @@ def delete_annotation(*, case: Case, user: User, annotation_id: int) -> Annotati
     if a.author_id != user.id:
         raise Forbidden("only the author may delete an annotation")
     a.deleted_at = utcnow()
+    case_id = a.case_id
     db.session.commit()
-    return a
+    broadcast.to_case("annotation_deleted", {"case_id": case_id, "id": annotation_id}, case_id)
