@@ -18,7 +18,6 @@ from flask_socketio import join_room, leave_room
 from app.accounts import service as accounts
 from app.accounts.models import User
 from app.audit import service as audit_log
-from app.cases import service as cases
 from app.cases.permissions import Action, require
 from app.consult import broadcast, presence, service
 from app.consult.broadcast import NAMESPACE, room_of
@@ -214,7 +213,7 @@ def annotation_delete(user, case, data):
     return {"ok": True}
 
 
-def kick(case_id: int, user_id: int) -> None:
+def kick(app, *, case_id: int, user_id: int, **_) -> None:
     """Pull a removed participant's connections (on any process) out of the case room at once."""
     store = presence.store()
     for sid in store.sids_of(case_id, user_id):
@@ -222,6 +221,3 @@ def kick(case_id: int, user_id: int) -> None:
         socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
         store.leave(case_id, sid)
     broadcast.presence(case_id, store.online(case_id))
-
-
-cases.on_participant_removed(kick)
