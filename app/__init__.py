@@ -56,11 +56,13 @@ def _init_extensions(app: Flask) -> None:
     # handlers declared while no server exists and re-registers them on every later app; a
     # handler declared after that would be bound to one server only.
     from app.consult import events as _socket_events  # noqa: F401
+    from app.core import signals
     from app.notifications.service import flush_mail
 
     db.init_app(app)
     if not event.contains(orm.Session, "after_commit", flush_mail):
         event.listen(orm.Session, "after_commit", flush_mail)
+    signals.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
@@ -76,14 +78,11 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import imaging, storage
+    from app import consult, imaging, storage
     from app.accounts import auth
     from app.accounts.routes import bp as accounts_api
     from app.admin.routes import bp as admin_api
     from app.cases.routes import bp as cases_api
-    from app.consult.presence import build_presence
-    from app.consult.routes import bp as consult_api
-    from app.consult.service import RateLimiter
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
     from app.notifications.routes import bp as notifications_api
@@ -97,9 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(cases_api)
     app.register_blueprint(imaging_api)
     app.register_blueprint(notifications_api)
-    app.register_blueprint(consult_api)
-    app.extensions["presence"] = build_presence(app.config)
-    app.extensions["message_limiter"] = RateLimiter(limit=app.config["CHAT_RATE_LIMIT"], window=10.0)
+    consult.init_app(app)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     i18n.init_app(app)

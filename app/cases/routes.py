@@ -167,7 +167,6 @@ def remove_participant(case, user_id: int):
     """Remove a participant; their access, including open realtime connections, ends at once."""
     service.remove_participant(case=case, actor=current_user, user_id=user_id)
     db.session.commit()
-    service.after_removal(case.id, user_id)
     return "", 204
 
 

@@ -19,7 +19,9 @@ from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
 from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
+from app.cases.signals import participant_removed
 from app.core.errors import BadRequest, Conflict, NotFound
+from app.core.signals import send_after_commit
 from app.core.time import utcnow
 from app.extensions import db
 from app.notifications.service import notify
@@ -160,14 +162,6 @@ def timeline(case: Case) -> list[CaseEvent]:
 
 # ---- participants and reports ---------------------------------------------------------------
 
-_removal_listeners: list = []
-
-
-def on_participant_removed(listener) -> None:
-    """Register a callback(case_id, user_id) run after a participant is removed (realtime uses it)."""
-    _removal_listeners.append(listener)
-
-
 def participants(case: Case) -> list[Participant]:
     """Return the case's current participants."""
     return list(db.session.scalars(sa.select(Participant).where(
@@ -199,7 +193,7 @@ def invite(*, case: Case, actor: User, user_id: int, discipline: str) -> Partici
 
 
 def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
-    """End a participant's access to the case at once."""
+    """End a participant's access to the case at once; ``participant_removed`` is sent after commit."""
     p = db.session.scalar(sa.select(Participant).where(
         Participant.case_id == case.id, Participant.user_id == user_id, Participant.removed_at.is_(None)))
     if p is None:
@@ -207,12 +201,7 @@ def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
     p.removed_at = utcnow()
     workflow.record(case, "removed", actor=actor, data={"user_id": user_id, "name": p.user.name})
     notify(users=[p.user], case_id=case.id, kind="removed", actor=actor)
-
-
-def after_removal(case_id: int, user_id: int) -> None:
-    """Run the removal listeners (after the removal is committed)."""
-    for listener in _removal_listeners:
-        listener(case_id, user_id)
+    send_after_commit(participant_removed, case_id=case.id, user_id=user_id)
 
 
 def add_report(*, case: Case, actor: User, body: str, discipline: str | None) -> DisciplineReport:

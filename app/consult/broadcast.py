@@ -23,3 +23,8 @@ def to_sid(event: str, data: dict, sid: str) -> None:
 def presence(case_id: int, online: list[int]) -> None:
     """Tell a room who is in it."""
     to_case("presence", {"case_id": case_id, "online": online}, case_id)
+
+
+def presenter(case_id: int, user_id: int | None) -> None:
+    """Tell a room who presents now (None: nobody)."""
+    to_case("presenter", {"case_id": case_id, "user_id": user_id}, case_id)

@@ -2,24 +2,35 @@
 
 Every handler re-checks the caller's access through app.cases.permissions, so a participant
 removed from a case is refused at the next event (and pulled out of the room at once by
-``kick``). Messages are persisted before they are broadcast.
+``kick``). Room changes (messages, annotations) are committed and then broadcast by
+app.consult.service, the one owner of that transaction; handlers here only emit what is not
+stored (typing, the shared view, presence and the presenter).
 """
 
 import logging
 import threading
 from functools import wraps
 
-from flask import current_app, request
+from flask import request
 from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
 from app.accounts import service as accounts
 from app.accounts.models import User
 from app.audit import service as audit_log
-from app.cases import service as cases
 from app.cases.permissions import Action, require
-from app.consult import broadcast, service
+from app.consult import broadcast, presence, service
 from app.consult.broadcast import NAMESPACE, room_of
+from app.consult.schemas import (
+    AnnotationDeleteIn,
+    AnnotationIn,
+    JoinIn,
+    MessageIn,
+    PresentIn,
+    TypingIn,
+    ViewerIn,
+    message_json,
+)
 from app.core.errors import DomainError
 from app.core.schemas import validate
 from app.extensions import db, socketio
@@ -30,10 +41,6 @@ log = logging.getLogger(__name__)
 _users: dict[str, int] = {}
 _rooms: dict[str, set[int]] = {}
 _lock = threading.Lock()
-
-
-def presence_store():
-    return current_app.extensions["presence"]
 
 
 def _user() -> User | None:
@@ -113,11 +120,9 @@ def on_disconnect(*args):
 
 
 def _left(case_id: int, sid: str, user_id: int | None) -> None:
-    store = presence_store()
-    online = store.leave(case_id, sid)
-    if user_id is not None and user_id not in online and store.presenter(case_id) == user_id:
-        store.set_presenter(case_id, None)
-        broadcast.to_case("presenter", {"case_id": case_id, "user_id": None}, case_id)
+    online, presenter_left = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+    if presenter_left:
+        broadcast.presenter(case_id, None)
     broadcast.presence(case_id, online)
 
 
@@ -125,15 +130,13 @@ def _left(case_id: int, sid: str, user_id: int | None) -> None:
 @handler(Action.CHAT)
 def join(user, case, data):
     """Join a case room: the ack carries the messages after ``since``, who is online and the viewer."""
-    since = data.get("since") or 0
-    if not isinstance(since, int) or since < 0:
-        raise DomainError("since must be a non-negative integer", status=400)
+    since = validate(JoinIn, data).since
     join_room(room_of(case.id))
     with _lock:
         _rooms.setdefault(request.sid, set()).add(case.id)
-    store = presence_store()
+    store = presence.store()
     online = store.join(case.id, request.sid, user.id)
-    messages = [service.message_json(m) for m in service.messages_since(case=case, since=since)]
+    messages = [message_json(m) for m in service.messages_since(case=case, since=since)]
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
     broadcast.presence(case.id, online)
@@ -161,12 +164,7 @@ def leave(data=None):
 @handler(Action.CHAT)
 def message(user, case, data):
     """Persist a chat message, then broadcast ``message`` to the room; ack with its seq."""
-    payload = validate(service.MessageIn, data)
-    msg, new = service.post_message(case=case, author=user, data=payload)
-    if new:
-        # msg["case_id"], not case.id: the commit expired ``case``, and reading it would cost a
-        # SELECT (and a second pooled connection) on every message.
-        broadcast.to_case("message", msg, msg["case_id"])
+    msg, new = service.post_message(case=case, author=user, data=validate(MessageIn, data))
     return {"ok": True, "seq": msg["seq"], "duplicate": not new}
 
 
@@ -174,25 +172,17 @@ def message(user, case, data):
 @handler(Action.CHAT)
 def typing(user, case, data):
     """Tell the others in the room that the sender is (or stopped) typing."""
-    broadcast.to_case("typing", {"case_id": case.id, "user_id": user.id, "name": user.name,
-                                 "typing": bool(data.get("typing", True))}, case.id, skip_sid=request.sid)
+    typing = validate(TypingIn, data).typing
+    broadcast.to_case("typing", {"case_id": case.id, "user_id": user.id, "name": user.name, "typing": typing},
+                      case.id, skip_sid=request.sid)
     return {"ok": True}
-
-
-VIEWER_FIELDS = ("study_uid", "series_uid", "sop_instance_uid", "index", "frame", "wc", "ww", "zoom", "pan",
-                 "rotation", "invert")
 
 
 @socketio.on("viewer", namespace=NAMESPACE)
 @handler(Action.VIEW)
 def viewer(user, case, data):
     """Share the sender's view (series, slice, window, zoom/pan) with the others in the room."""
-    state = {k: data[k] for k in VIEWER_FIELDS if k in data}
-    store = presence_store()
-    presenter = store.presenter(case.id)
-    state.update(case_id=case.id, user_id=user.id, presenter=presenter == user.id)
-    if presenter == user.id:
-        store.set_viewer(case.id, state)  # what a late joiner is shown
+    state = presence.share_view(case_id=case.id, user_id=user.id, view=validate(ViewerIn, data).state())
     broadcast.to_case("viewer", state, case.id, skip_sid=request.sid)
     return {"ok": True}
 
@@ -201,28 +191,9 @@ def viewer(user, case, data):
 @handler(Action.CHAT)
 def present(user, case, data):
     """Take, release or hand over the presenter role; broadcast ``presenter``."""
-    store = presence_store()
-    action = data.get("action", "take")
-    current = store.presenter(case.id)
-    if action == "take":
-        new = user.id
-    elif action == "release":
-        if current != user.id:
-            raise DomainError("you are not presenting", status=409)
-        new = None
-    elif action == "handover":
-        target = data.get("user_id")
-        if current != user.id:
-            raise DomainError("only the presenter can hand over", status=409)
-        if target not in store.online(case.id):
-            raise DomainError("hand over to someone in the room", {"online": store.online(case.id)}, status=409)
-        new = target
-    else:
-        raise DomainError("action must be take, release or handover", status=400)
-    store.set_presenter(case.id, new)
-    if new is None:
-        store.set_viewer(case.id, None)
-    broadcast.to_case("presenter", {"case_id": case.id, "user_id": new}, case.id)
+    body = validate(PresentIn, data)
+    new = presence.present(case_id=case.id, user_id=user.id, action=body.action, target=body.user_id)
+    broadcast.presenter(case.id, new)
     return {"ok": True, "presenter": new}
 
 
@@ -230,34 +201,23 @@ def present(user, case, data):
 @handler(Action.CHAT)
 def annotate(user, case, data):
     """Persist an annotation on an instance frame, then broadcast ``annotation``."""
-    a = service.add_annotation(case=case, author=user, data=validate(service.AnnotationIn, data))
-    payload = service.annotation_json(a)
-    broadcast.to_case("annotation", payload, payload["case_id"])
-    return {"ok": True, "annotation": payload}
+    return {"ok": True, "annotation": service.add_annotation(case=case, author=user,
+                                                             data=validate(AnnotationIn, data))}
 
 
 @socketio.on("annotation_delete", namespace=NAMESPACE)
 @handler(Action.CHAT)
 def annotation_delete(user, case, data):
     """Delete one's own annotation; broadcast ``annotation_deleted``."""
-    try:
-        annotation_id = int(data.get("id"))
-    except (TypeError, ValueError):
-        raise DomainError("id is required", status=400) from None
-    case_id = case.id
-    service.delete_annotation(case=case, user=user, annotation_id=annotation_id)
-    broadcast.to_case("annotation_deleted", {"case_id": case_id, "id": annotation_id}, case_id)
+    service.delete_annotation(case=case, user=user, annotation_id=validate(AnnotationDeleteIn, data).id)
     return {"ok": True}
 
 
-def kick(case_id: int, user_id: int) -> None:
+def kick(app, *, case_id: int, user_id: int, **_) -> None:
     """Pull a removed participant's connections (on any process) out of the case room at once."""
-    store = current_app.extensions["presence"]
+    store = presence.store()
     for sid in store.sids_of(case_id, user_id):
         broadcast.to_sid("removed", {"case_id": case_id}, sid)
         socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
         store.leave(case_id, sid)
     broadcast.presence(case_id, store.online(case_id))
-
-
-cases.on_participant_removed(kick)

@@ -13,6 +13,10 @@ import time
 import uuid
 from typing import Protocol
 
+from flask import current_app
+
+from app.core.errors import Conflict
+
 HEARTBEAT_SECONDS = 10
 PROCESS_TTL = 3 * HEARTBEAT_SECONDS
 
@@ -157,3 +161,50 @@ def build_presence(config) -> Presence:
     if queue.startswith(("redis://", "rediss://", "unix://")):
         return RedisPresence(queue, config.get("REDIS_KEY_PREFIX", "huizhen:"))
     return MemoryPresence()
+
+
+# ---- the room's rules over the store: who presents, what the followers see ------------------
+
+def store() -> Presence:
+    """The presence store of the current app."""
+    return current_app.extensions["presence"]
+
+
+def present(*, case_id: int, user_id: int, action: str, target: int | None = None) -> int | None:
+    """Take, release or hand over (to ``target``, who must be in the room) the presenter role; return the new one."""
+    presence = store()
+    current = presence.presenter(case_id)
+    if action == "take":
+        new = user_id
+    elif current != user_id:
+        raise Conflict("you are not presenting" if action == "release" else "only the presenter can hand over")
+    elif action == "release":
+        new = None
+    elif target not in presence.online(case_id):
+        raise Conflict("hand over to someone in the room", {"online": presence.online(case_id)})
+    else:
+        new = target
+    presence.set_presenter(case_id, new)
+    if new is None:
+        presence.set_viewer(case_id, None)
+    return new
+
+
+def share_view(*, case_id: int, user_id: int, view: dict) -> dict:
+    """Return the view to relay from ``user_id``; the presenter's is also kept for late joiners."""
+    presence = store()
+    leading = presence.presenter(case_id) == user_id
+    state = {**view, "case_id": case_id, "user_id": user_id, "presenter": leading}
+    if leading:
+        presence.set_viewer(case_id, state)
+    return state
+
+
+def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[list[int], bool]:
+    """Take a connection out of a room; return who is left and whether the presenter role ended."""
+    presence = store()
+    online = presence.leave(case_id, sid)
+    ended = user_id is not None and user_id not in online and presence.presenter(case_id) == user_id
+    if ended:
+        presence.set_presenter(case_id, None)
+    return online, ended

@@ -4,10 +4,11 @@ from flask import Blueprint, jsonify, request
 from flask_login import current_user
 
 from app.cases.permissions import Action, case_route
-from app.consult import broadcast, service
+from app.consult import service
+from app.consult.schemas import AnnotationIn, AnnotationsQuery, MessageIn, MessagesQuery, annotation_json, message_json
 from app.core.errors import BadRequest
 from app.core.openapi import api_doc
-from app.core.schemas import validate
+from app.core.schemas import parse_query, validate
 
 bp = Blueprint("consult", __name__, url_prefix="/api/cases/<int:case_id>")
 
@@ -25,10 +26,8 @@ def _body(model, case):
 @api_doc(responses={200: "messages with seq > since, in seq order"}, tag="consult")
 def list_messages(case):
     """Return the room's messages after ``since`` (0 for all), as the ``message`` event sends them."""
-    since = request.args.get("since", "0")
-    if not since.isdigit():
-        raise BadRequest("since must be a non-negative integer", {"since": since})
-    return jsonify({"items": [service.message_json(m) for m in service.messages_since(case=case, since=int(since))]})
+    since = parse_query(MessagesQuery).since
+    return jsonify({"items": [message_json(m) for m in service.messages_since(case=case, since=since)]})
 
 
 @bp.post("/messages")
@@ -36,9 +35,7 @@ def list_messages(case):
 @api_doc(responses={201: "the stored message (200 if the client_id was already used)"}, tag="consult")
 def post_message(case):
     """Post a chat message over HTTP; it is broadcast to the room like a socket message."""
-    msg, new = service.post_message(case=case, author=current_user, data=_body(service.MessageIn, case))
-    if new:
-        broadcast.to_case("message", msg, case.id)
+    msg, new = service.post_message(case=case, author=current_user, data=_body(MessageIn, case))
     return jsonify(msg), 201 if new else 200
 
 
@@ -47,8 +44,8 @@ def post_message(case):
 @api_doc(responses={200: "live annotations (of one instance with sop_instance_uid)"}, tag="consult")
 def list_annotations(case):
     """Return the annotations drawn on the case's images."""
-    items = service.annotations(case=case, sop_instance_uid=request.args.get("sop_instance_uid") or None)
-    return jsonify({"items": [service.annotation_json(a) for a in items]})
+    items = service.annotations(case=case, sop_instance_uid=parse_query(AnnotationsQuery).sop_instance_uid)
+    return jsonify({"items": [annotation_json(a) for a in items]})
 
 
 @bp.post("/annotations")
@@ -56,10 +53,7 @@ def list_annotations(case):
 @api_doc(responses={201: "the stored annotation"}, tag="consult")
 def add_annotation(case):
     """Draw an annotation over HTTP; it is broadcast to the room."""
-    a = service.add_annotation(case=case, author=current_user, data=_body(service.AnnotationIn, case))
-    payload = service.annotation_json(a)
-    broadcast.to_case("annotation", payload, case.id)
-    return jsonify(payload), 201
+    return jsonify(service.add_annotation(case=case, author=current_user, data=_body(AnnotationIn, case))), 201
 
 
 @bp.delete("/annotations/<int:annotation_id>")
@@ -68,6 +62,5 @@ def add_annotation(case):
 def delete_annotation(case, annotation_id: int):
     """Delete one of your annotations."""
     service.delete_annotation(case=case, user=current_user, annotation_id=annotation_id)
-    broadcast.to_case("annotation_deleted", {"case_id": case.id, "id": annotation_id}, case.id)
     return "", 204
 

@@ -1,4 +1,9 @@
-"""Messages and annotations: persisted first, then broadcast by the caller."""
+"""Messages and annotations of a room: each change is committed here, then broadcast from here.
+
+Who commits: in consult the service owns the transaction. Each function that changes the room
+commits and then, only then, broadcasts the event (persist, then broadcast), so the socket
+handlers and the HTTP routes, which both call it, neither commit nor emit room events themselves.
+"""
 
 import math
 import threading
@@ -6,60 +11,21 @@ import time
 from collections import defaultdict, deque
 
 import sqlalchemy as sa
-from pydantic import Field, field_validator
 
 from app.accounts.models import User
 from app.cases.models import Case
-from app.consult.models import ANNOTATION_KINDS, Annotation, Message, MessageCounter
+from app.consult import broadcast
+from app.consult.models import Annotation, Message, MessageCounter
+from app.consult.schemas import AnnotationIn, MessageIn, annotation_json, message_json
 from app.core.errors import DomainError, Forbidden, NotFound
-from app.core.schemas import Schema
-from app.core.time import isoformat, utcnow
+from app.core.time import utcnow
 from app.extensions import db
 from app.imaging.models import Instance
-
-MAX_BODY = 4000
 
 
 class TooManyMessages(DomainError):
     status = 429
     error = "too many messages"
-
-
-class ImageRefIn(Schema):
-    study_uid: str | None = Field(default=None, max_length=64)
-    series_uid: str | None = Field(default=None, max_length=64)
-    sop_instance_uid: str | None = Field(default=None, max_length=64)
-    frame: int | None = Field(default=None, ge=1)
-
-
-class MessageIn(Schema):
-    case_id: int
-    body: str = Field(min_length=1, max_length=MAX_BODY)
-    client_id: str = Field(min_length=1, max_length=64)
-    image_ref: ImageRefIn | None = None
-
-    @field_validator("body")
-    @classmethod
-    def _not_blank(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("message is empty")
-        return v
-
-
-class AnnotationIn(Schema):
-    case_id: int
-    sop_instance_uid: str = Field(min_length=1, max_length=64)
-    frame: int = Field(default=1, ge=1)
-    kind: str
-    points: list[tuple[float, float]] = Field(min_length=1, max_length=2)
-    text: str = Field(default="", max_length=500)
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        if v not in ANNOTATION_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(ANNOTATION_KINDS)}")
-        return v
 
 
 class RateLimiter:
@@ -87,17 +53,10 @@ def _limiter() -> RateLimiter:
     return current_app.extensions["message_limiter"]
 
 
-def message_json(m: Message) -> dict:
-    """The ``message`` event payload (also the HTTP form)."""
-    return {"case_id": m.case_id, "seq": m.seq, "client_id": m.client_id,
-            "author": {"id": m.author.id, "name": m.author.name}, "body": m.body,
-            "image_ref": m.image_ref, "at": isoformat(m.created_at)}
-
-
 def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bool]:
-    """Store a message with the case's next seq; return its event payload and whether it is new.
+    """Store a message with the case's next seq, then broadcast ``message``; return it and whether it is new.
 
-    A resend with the same client_id returns the first message's payload.
+    A resend with the same client_id returns the first message's payload and broadcasts nothing.
     """
     existing = _by_client_id(case.id, author.id, data.client_id)
     if existing is not None:
@@ -106,7 +65,7 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bo
     try:
         seq = _next_seq(case.id)
         message = Message(case_id=case.id, seq=seq, author_id=author.id, client_id=data.client_id,
-                          body=data.body, image_ref=data.image_ref.model_dump(exclude_none=True)
+                          body=data.body, image_ref=data.image_ref.model_dump(exclude_defaults=True)
                           if data.image_ref else None)
         db.session.add(message)
         db.session.flush()
@@ -119,6 +78,9 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bo
         if existing is None:
             raise
         return message_json(existing), False
+    # payload["case_id"], not case.id: the commit expired ``case``, and reading it would cost a
+    # SELECT (and a second pooled connection) on every message.
+    broadcast.to_case("message", payload, payload["case_id"])
     return payload, True
 
 
@@ -151,13 +113,6 @@ def messages_since(*, case: Case, since: int = 0, limit: int = 1000) -> list[Mes
 
 # ---- annotations ----------------------------------------------------------------------------
 
-def annotation_json(a: Annotation) -> dict:
-    """The ``annotation`` event payload (also the HTTP form)."""
-    return {"id": a.id, "case_id": a.case_id, "sop_instance_uid": a.sop_instance_uid, "frame": a.frame,
-            "kind": a.kind, "points": a.points, "text": a.text, "length_mm": a.length_mm,
-            "author": {"id": a.author.id, "name": a.author.name}, "at": isoformat(a.created_at)}
-
-
 def _length_mm(instance: Instance, points) -> float | None:
     if len(points) != 2 or not instance.pixel_spacing:
         return None
@@ -166,8 +121,11 @@ def _length_mm(instance: Instance, points) -> float | None:
     return round(math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm), 2)
 
 
-def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> Annotation:
-    """Store a mark on an instance frame; a line gets its length in mm from PixelSpacing."""
+def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> dict:
+    """Store a mark on an instance frame, then broadcast ``annotation``; return its payload.
+
+    A line gets its length in mm from PixelSpacing.
+    """
     instance = db.session.scalar(sa.select(Instance).where(
         Instance.case_id == case.id, Instance.sop_instance_uid == data.sop_instance_uid))
     if instance is None:
@@ -183,7 +141,9 @@ def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> Annotatio
                             length_mm=_length_mm(instance, points) if data.kind == "line" else None)
     db.session.add(annotation)
     db.session.commit()
-    return annotation
+    payload = annotation_json(annotation)
+    broadcast.to_case("annotation", payload, payload["case_id"])
+    return payload
 
 
 def annotations(*, case: Case, sop_instance_uid: str | None = None) -> list[Annotation]:
@@ -194,8 +154,8 @@ def annotations(*, case: Case, sop_instance_uid: str | None = None) -> list[Anno
     return list(db.session.scalars(stmt.order_by(Annotation.id)))
 
 
-def delete_annotation(*, case: Case, user: User, annotation_id: int) -> Annotation:
-    """Delete an annotation; only its author may."""
+def delete_annotation(*, case: Case, user: User, annotation_id: int) -> None:
+    """Delete an annotation (only its author may), then broadcast ``annotation_deleted``."""
     a = db.session.scalar(sa.select(Annotation).where(
         Annotation.id == annotation_id, Annotation.case_id == case.id, Annotation.deleted_at.is_(None)))
     if a is None:
@@ -203,5 +163,6 @@ def delete_annotation(*, case: Case, user: User, annotation_id: int) -> Annotati
     if a.author_id != user.id:
         raise Forbidden("only the author may delete an annotation")
     a.deleted_at = utcnow()
+    case_id = a.case_id
     db.session.commit()
-    return a
+    broadcast.to_case("annotation_deleted", {"case_id": case_id, "id": annotation_id}, case_id)

@@ -184,3 +184,35 @@ def test_a_removed_participant_is_dropped_from_the_room_at_once(live, mdt, clien
     assert [m["body"] for m in radiology.of("message")] == []
     ack = radiology.call("message", {"case_id": case_id, "body": "still here?", "client_id": client_id()})
     assert ack == {"ok": False, "error": "case not found"}
+
+
+def test_a_client_id_that_is_not_a_plain_token_is_refused_and_not_stored(live, mdt, clients, api_as):
+    """A client_id is echoed to every member's page; ``x"]`` once broke every later join there."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    for bad in ('x"]', "a b", "", "é", "x" * 65, 7):
+        ack = owner.call("message", {"case_id": case_id, "body": "hi", "client_id": bad})
+        assert ack["ok"] is False, bad
+        assert ack["error"] == "invalid field: client_id"
+    assert api_as(ids["owner"]).get(f"/api/cases/{case_id}/messages").json["items"] == []
+    assert owner.call("message", {"case_id": case_id, "body": "ok", "client_id": "Ab-9_" + "x" * 59})["seq"] == 1
+
+
+def test_the_viewer_state_is_validated_and_only_known_fields_are_relayed(live, mdt, clients):
+    case_id, ids, tokens = mdt
+    consultant, _ = joined(clients, live, tokens["consultant"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    consultant.call("present", {"case_id": case_id, "action": "take"})
+    for bad in ({"zoom": float("nan")}, {"wc": float("inf")}, {"series_uid": "1" * 65}, {"pan": [1, "x"]},
+                {"index": -1}):
+        ack = consultant.call("viewer", {"case_id": case_id, "series_uid": "2.25.7", **bad})
+        assert ack["ok"] is False, bad
+        assert ack["error"].startswith("invalid field"), ack
+    ack = consultant.call("viewer", {"case_id": case_id, "series_uid": "2.25.7", "index": 3, "note": "<img>"})
+    assert ack == {"ok": True}
+    seen = radiology.wait_for("viewer")
+    assert seen == {"series_uid": "2.25.7", "index": 3, "case_id": case_id, "user_id": ids["consultant"],
+                    "presenter": True}
+    assert len(radiology.of("viewer")) == 1  # none of the refused states was relayed
+    late, ack = joined(clients, live, tokens["owner"], case_id)
+    assert ack["viewer"] == seen

@@ -30,3 +30,30 @@ def test_reconnecting_browser_catches_up_without_gaps_or_duplicates(open_as, dem
     expect(gp.locator("#messages li[data-seq] .body")).to_have_text(["第一条", "第二条", "第三条", "离线时写的"])
     expect(gyn.locator("#messages li[data-seq] .body")).to_have_text(["第一条", "第二条", "第三条", "离线时写的"])
     expect(gp.locator("#messages li.pending")).to_have_count(0)
+
+
+def test_a_hostile_client_id_stored_earlier_does_not_break_the_room(app, open_as, demo, api_as, make_case):
+    """A message stored before client_ids were checked (``x"]``) once stopped every later join."""
+    from app.consult.models import Message, MessageCounter
+    from app.extensions import db
+
+    case_id = make_case(demo["gp"])
+    api_as(demo["gp"]).post(f"/api/cases/{case_id}/share", json={"specialist_id": demo["gyn"]})
+    api_as(demo["gyn"]).post(f"/api/cases/{case_id}/accept")
+    with app.app_context():  # straight into the database: the server no longer accepts it
+        for seq, (client, body) in enumerate([('x"]', "恶意"), ("ok", "之后的消息")], start=1):
+            db.session.add(Message(case_id=case_id, seq=seq, author_id=demo["gyn"], client_id=client, body=body))
+        db.session.add(MessageCounter(case_id=case_id, last_seq=2))
+        db.session.commit()
+    gyn = open_as("gyn")
+    gyn.goto(f"/cases/{case_id}/viewer")
+    gyn.click("#present-btn")
+    gp = open_as("gp")
+    gp.goto(f"/cases/{case_id}/viewer")
+    expect(gp.locator("#messages li[data-seq] .body")).to_have_text(["恶意", "之后的消息"])
+    expect(gp.locator("#online li")).to_have_count(2)  # presence ran after the catch-up
+    expect(gp.locator("#presenter-info")).to_have_attribute("data-presenter", str(demo["gyn"]))
+    gp.fill("#chat-input", "还能发")
+    gp.keyboard.press("Enter")
+    expect(gyn.locator("#messages li[data-seq] .body")).to_have_text(["恶意", "之后的消息", "还能发"])
+    expect(gp.locator("#messages li.pending")).to_have_count(0)

@@ -15,6 +15,7 @@ export class Room {
     this.lastSeq = 0;
     this.seen = new Set();
     this.pending = new Map(); // client_id -> payload, resent after a reconnect
+    this.drafts = new Map(); // client_id -> its list item until the server's copy arrives
     this.presenter = null;
     this.typingTimer = null;
     this.typers = new Map();
@@ -65,7 +66,9 @@ export class Room {
     this.seen.add(m.seq);
     this.lastSeq = Math.max(this.lastSeq, m.seq);
     this.pending.delete(m.client_id);
-    document.querySelector(`[data-client-id="${m.client_id}"].pending`)?.remove();
+    // Looked up by key, never by a selector built from data: a client_id is another member's text.
+    this.drafts.get(m.client_id)?.remove();
+    this.drafts.delete(m.client_id);
     const item = el("li", { class: m.author.id === this.me ? "mine" : "", "data-seq": m.seq },
       el("span", { class: "author" }, m.author.name),
       el("time", { datetime: m.at }, new Date(m.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })),
@@ -134,7 +137,7 @@ export class Room {
       const ack = await this.socket.timeout(10000).emitWithAck("message", payload);
       if (!ack.ok) {
         this.pending.delete(payload.client_id);
-        document.querySelector(`[data-client-id="${payload.client_id}"].pending`)?.classList.add("failed");
+        this.drafts.get(payload.client_id)?.classList.add("failed");
         document.getElementById("chat-error").textContent = ack.error;
       }
     } catch {
@@ -156,8 +159,10 @@ export class Room {
       document.getElementById("chat-error").textContent = "";
       const payload = { case_id: this.caseId, body, client_id: newClientId() };
       if (document.getElementById("attach-image").checked) payload.image_ref = this.currentImage();
-      this.list.append(el("li", { class: "mine pending", "data-client-id": payload.client_id },
-        el("span", { class: "author" }, "…"), el("p", { class: "body" }, body)));
+      const draft = el("li", { class: "mine pending", "data-client-id": payload.client_id },
+        el("span", { class: "author" }, "…"), el("p", { class: "body" }, body));
+      this.drafts.set(payload.client_id, draft);
+      this.list.append(draft);
       input.value = "";
       this.socket.emit("typing", { case_id: this.caseId, typing: false });
       this.send(payload);

@@ -1,0 +1,114 @@
+"""Request models of the room (socket payloads and HTTP bodies/queries) and its JSON forms."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field, FiniteFloat, field_validator
+
+from app.cases.schemas import ImageRef
+from app.consult.models import ANNOTATION_KINDS, Annotation, Message
+from app.core.schemas import Schema
+from app.core.time import isoformat
+
+MAX_BODY = 4000
+# A client_id is echoed to every member's page, so it is held to a plain token.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+Uid = Annotated[str, Field(max_length=64)]
+
+
+class JoinIn(Schema):
+    case_id: int
+    since: int = Field(default=0, ge=0)
+
+    @field_validator("since", mode="before")
+    @classmethod
+    def _none_is_zero(cls, v):
+        return 0 if v is None else v
+
+
+class MessageIn(Schema):
+    case_id: int
+    body: str = Field(min_length=1, max_length=MAX_BODY)
+    client_id: str = Field(min_length=1, max_length=64, pattern=CLIENT_ID_PATTERN)
+    image_ref: ImageRef | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("message is empty")
+        return v
+
+
+class MessagesQuery(Schema):
+    since: int = Field(default=0, ge=0)
+
+
+class TypingIn(Schema):
+    case_id: int
+    typing: bool = True
+
+
+class ViewerIn(Schema):
+    """The shared view; only these fields are relayed or kept for late joiners."""
+
+    case_id: int
+    study_uid: Uid | None = None
+    series_uid: Uid | None = None
+    sop_instance_uid: Uid | None = None
+    index: int | None = Field(default=None, ge=0, le=100_000)
+    frame: int | None = Field(default=None, ge=1, le=100_000)
+    wc: FiniteFloat | None = None
+    ww: FiniteFloat | None = None
+    zoom: FiniteFloat | None = Field(default=None, gt=0, le=100)
+    pan: tuple[FiniteFloat, FiniteFloat] | None = None
+    rotation: FiniteFloat | None = None
+    invert: bool | None = None
+
+    def state(self) -> dict:
+        """The fields the sender set, without the case id."""
+        return self.model_dump(exclude_unset=True, exclude={"case_id"})
+
+
+class PresentIn(Schema):
+    case_id: int
+    action: Literal["take", "release", "handover"] = "take"
+    user_id: int | None = None
+
+
+class AnnotationIn(Schema):
+    case_id: int
+    sop_instance_uid: str = Field(min_length=1, max_length=64)
+    frame: int = Field(default=1, ge=1)
+    kind: str
+    points: list[tuple[FiniteFloat, FiniteFloat]] = Field(min_length=1, max_length=2)
+    text: str = Field(default="", max_length=500)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        if v not in ANNOTATION_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(ANNOTATION_KINDS)}")
+        return v
+
+
+class AnnotationsQuery(Schema):
+    sop_instance_uid: str | None = Field(default=None, max_length=64)
+
+
+class AnnotationDeleteIn(Schema):
+    case_id: int
+    id: int
+
+
+def message_json(m: Message) -> dict:
+    """The ``message`` event payload (also the HTTP form)."""
+    return {"case_id": m.case_id, "seq": m.seq, "client_id": m.client_id,
+            "author": {"id": m.author.id, "name": m.author.name}, "body": m.body,
+            "image_ref": m.image_ref, "at": isoformat(m.created_at)}
+
+
+def annotation_json(a: Annotation) -> dict:
+    """The ``annotation`` event payload (also the HTTP form)."""
+    return {"id": a.id, "case_id": a.case_id, "sop_instance_uid": a.sop_instance_uid, "frame": a.frame,
+            "kind": a.kind, "points": a.points, "text": a.text, "length_mm": a.length_mm,
+            "author": {"id": a.author.id, "name": a.author.name}, "at": isoformat(a.created_at)}
