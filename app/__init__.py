@@ -58,11 +58,13 @@ def _init_extensions(app: Flask) -> None:
     # handlers declared while no server exists and re-registers them on every later app; a
     # handler declared after that would be bound to one server only.
     from app.consult import events as _socket_events  # noqa: F401
-    from app.notifications.service import flush_mail
+    from app.notifications.service import drop_mail, flush_mail
 
     db.init_app(app)
-    if not event.contains(orm.Session, "after_commit", flush_mail):
-        event.listen(orm.Session, "after_commit", flush_mail)
+    # Mail queued during a transaction goes out when it commits and is forgotten if it rolls back.
+    for name, listener in (("after_commit", flush_mail), ("after_soft_rollback", drop_mail)):
+        if not event.contains(orm.Session, name, listener):
+            event.listen(orm.Session, name, listener)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
