@@ -54,6 +54,11 @@ class Config:
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "512"))
+    # Per-process caches of stored DICOM instances and rendered frames.
+    INSTANCE_CACHE_MB = int(_env("INSTANCE_CACHE_MB", "256"))
+    RENDER_CACHE_MB = int(_env("RENDER_CACHE_MB", "128"))
+    # Where the generated development secret key lives (tests point it at a temp folder).
+    INSTANCE_PATH = str(BASE_DIR / "instance")
 
     # Email for notifications: off unless MAIL_SERVER is set.
     MAIL_SERVER = _env("MAIL_SERVER")
@@ -77,6 +82,7 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env("SESSION_COOKIE_SECURE", "0") == "1"
     REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     REMEMBER_COOKIE_SAMESITE = "Lax"
     # Flask-WTF's automatic check is off: app.accounts.auth checks CSRF for every
     # state-changing request that is authenticated by the session rather than a bearer token.
@@ -85,11 +91,11 @@ class Config:
 
     @property
     def MAX_CONTENT_LENGTH(self) -> int:  # noqa: N802 - Flask reads upper-case config keys
-        return self.MAX_UPLOAD_MB * 1024 * 1024
+        return int(self.MAX_UPLOAD_MB) * 1024 * 1024
 
 
 class TestingConfig(Config):
-    """Settings for the test suite: database from TEST_DATABASE_URL, cheap password hashing."""
+    """Settings for the test suite: database from DATABASE_URL when set, cheap password hashing."""
 
     TESTING = True
     SECRET_KEY = "test-secret-key"  # noqa: S105 - fixed key for the test suite only
@@ -106,3 +112,15 @@ class ProductionConfig(Config):
 
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+
+    def __init__(self) -> None:
+        # A generated key would sit in instance/ on one server and differ between processes.
+        if not self.SECRET_KEY:
+            raise RuntimeError("HUIZHEN_ENV=production requires SECRET_KEY: set it in the environment "
+                               "to a long random string shared by every server process")
+
+
+def config_for_env(name: str | None = None) -> type[Config]:
+    """Return the config class HUIZHEN_ENV names: ProductionConfig for "production", else Config."""
+    name = _env("HUIZHEN_ENV", "") if name is None else name
+    return ProductionConfig if name.strip().lower() == "production" else Config

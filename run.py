@@ -5,8 +5,9 @@ import sys
 
 from app import create_app
 from app.extensions import socketio
+from config import config_for_env
 
-app = create_app()
+app = create_app(config_for_env())
 
 if __name__ == "__main__":
     # The threading server runs a thread per WebSocket; a broadcast wakes one writer per member.

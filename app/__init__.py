@@ -25,11 +25,13 @@ def create_app(config_class: type[Config] = Config, **overrides) -> Flask:
 
 
 def _configure(app: Flask, config_class: type[Config], overrides: dict) -> None:
-    app.config.from_object(config_class())
+    # Overrides become class attributes, so settings derived in config.py (MAX_CONTENT_LENGTH)
+    # and its checks (ProductionConfig's SECRET_KEY) see them.
+    configured = type(config_class.__name__, (config_class,), dict(overrides))
+    app.config.from_object(configured())
     app.config.update(overrides)
-    app.instance_path = app.config.get("INSTANCE_PATH") or str(Path(app.root_path).parent / "instance")
+    app.instance_path = app.config["INSTANCE_PATH"]
     app.json.sort_keys = False
-    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError("SQLALCHEMY_DATABASE_URI is not configured")
@@ -57,11 +59,13 @@ def _init_extensions(app: Flask) -> None:
     # handler declared after that would be bound to one server only.
     from app.consult import events as _socket_events  # noqa: F401
     from app.core import signals
-    from app.notifications.service import flush_mail
+    from app.notifications.service import drop_mail, flush_mail
 
     db.init_app(app)
-    if not event.contains(orm.Session, "after_commit", flush_mail):
-        event.listen(orm.Session, "after_commit", flush_mail)
+    # Mail queued during a transaction goes out when it commits and is forgotten if it rolls back.
+    for name, listener in (("after_commit", flush_mail), ("after_soft_rollback", drop_mail)):
+        if not event.contains(orm.Session, name, listener):
+            event.listen(orm.Session, name, listener)
     signals.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
@@ -71,7 +75,7 @@ def _init_extensions(app: Flask) -> None:
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
-        channel=app.config.get("SOCKETIO_CHANNEL", "flask-socketio"),
+        channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=[],
         max_http_buffer_size=1_000_000,
     )

@@ -63,11 +63,21 @@ def start_s3() -> tuple[Proc, str]:
 
 def start_app(env: dict) -> tuple[Proc, str]:
     """Migrate, seed and serve the app with the given environment."""
-    port = free_port()
-    env = {**env, "PORT": str(port), "HOST": "127.0.0.1", "FLASK_APP": "run"}
+    prepare_app(env)
+    return serve_app(env)
+
+
+def prepare_app(env: dict) -> None:
+    """Migrate the database and seed the demo accounts (once per database)."""
     for cmd in (["db", "upgrade"], ["seed-demo"]):
         subprocess.run([PY, "-m", "flask", "--app", "run", *cmd], cwd=ROOT, env={**os.environ, **env},  # noqa: S603
                        check=True, capture_output=True)
+
+
+def serve_app(env: dict) -> tuple[Proc, str]:
+    """Serve the app (python run.py) on a free port over an already prepared database."""
+    port = free_port()
+    env = {**env, "PORT": str(port), "HOST": "127.0.0.1"}
     proc = Proc([PY, "run.py"], env=env, log=env.get("BENCH_APP_LOG"))
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/login")

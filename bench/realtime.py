@@ -14,9 +14,7 @@ latency of a PostgreSQL commit sampled during each phase (the disk's fsync, whic
 
 import argparse
 import multiprocessing
-import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -28,7 +26,7 @@ import socketio
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import PY, ROOT, Proc, free_port, new_case, pct, token, wait_http  # noqa: E402
+from _servers import PY, ROOT, Proc, free_port, new_case, pct, prepare_app, serve_app, token, wait_http  # noqa: E402
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -150,14 +148,6 @@ def prepare_database(pg: str) -> tuple[str, callable]:
     return url, drop
 
 
-def start_app(env: dict) -> tuple[Proc, str]:
-    port = free_port()
-    proc = Proc([PY, "run.py"], env={**env, "PORT": str(port), "HOST": "127.0.0.1"})
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/login")
-    return proc, url
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=50)
@@ -188,10 +178,8 @@ def main():
     env = {"DATABASE_URL": db_url, "SECRET_KEY": "bench", "LOGIN_RATE_LIMIT": "1000 per minute",
            "CHAT_RATE_LIMIT": "100000"}
     try:
-        for cmd in (["db", "upgrade"], ["seed-demo"]):
-            subprocess.run([PY, "-m", "flask", "--app", "run", *cmd], cwd=ROOT, env={**os.environ, **env},  # noqa: S603
-                           check=True, capture_output=True)
-        app, url = start_app(env)
+        prepare_app(env)  # once: the three app processes share the database
+        app, url = serve_app(env)
         try:
             gp, gyn = token(url, "gp@demo.huizhen"), token(url, "gyn@demo.huizhen")
             h = {"Authorization": f"Bearer {gp}"}
@@ -204,8 +192,8 @@ def main():
             app.stop()
         redis_env = {**env, "SOCKETIO_MESSAGE_QUEUE": REDIS, "SOCKETIO_CHANNEL": f"hz-bench-{tag}",
                      "REDIS_KEY_PREFIX": f"hz-bench-{tag}:"}
-        a, url_a = start_app(redis_env)
-        b, url_b = start_app(redis_env)
+        a, url_a = serve_app(redis_env)
+        b, url_b = serve_app(redis_env)
         try:
             phase("app x2 (redis)", [url_a, url_b], [gp, gyn], case_id)
         finally:

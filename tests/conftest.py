@@ -21,6 +21,9 @@ from config import TestingConfig
 
 PASSWORD = "correct-horse-battery"  # noqa: S105 - test accounts only
 
+# Shared worlds (a doctor with a draft case, a case in progress) live in tests/support.
+pytest_plugins = ["tests.support.worlds"]
+
 
 def _with_search_path(url: str, schema: str) -> str:
     sep = "&" if "?" in url else "?"

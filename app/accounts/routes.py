@@ -9,7 +9,7 @@ from app.accounts.models import User
 from app.accounts.schemas import SpecialistQuery, TokenRequest, token_json, user_json
 from app.accounts.specialties import INSTITUTION_LEVELS, SPECIALTIES
 from app.cases import matching
-from app.cases.permissions import Action, require
+from app.cases.permissions import Action, authorize_case
 from app.cases.service import open_case_counts
 from app.core.errors import BadRequest, NotFound, Unauthorized
 from app.core.openapi import api_doc
@@ -80,7 +80,7 @@ def specialists():
     query = parse_query(SpecialistQuery)
     specialty, exclude = query.specialty, set()
     if query.case_id is not None:
-        case = require(current_user, query.case_id, Action.SHARE)
+        case = authorize_case(current_user, query.case_id, Action.SHARE, audit="specialists")
         specialty = specialty or case.specialty
         exclude = {case.owner_id}
     users = service.find_doctors(viewer=current_user, specialty=specialty, q=query.q, exclude=exclude)

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import ApiToken, Institution, User
 from app.accounts.passwords import burn_verification, hash_password, verify_password
@@ -15,6 +16,8 @@ from app.core.time import utcnow
 from app.extensions import db
 
 TOKEN_PREFIX = "hz_"  # noqa: S105 - a public prefix that marks Huizhen tokens, not a secret
+# A token's last use is recorded at most this often: a busy client must not write on every request.
+TOKEN_USE_RESOLUTION = timedelta(seconds=60)
 
 
 def normalise_email(email: str) -> str:
@@ -102,7 +105,21 @@ def user_for_token(token: str) -> tuple[User, ApiToken] | None:
         return None
     if not record.user.active:
         return None
+    _note_use(record, now)
     return record.user, record
+
+
+def _note_use(record: ApiToken, now) -> None:
+    stale = now - TOKEN_USE_RESOLUTION
+    if record.last_used_at is not None and record.last_used_at > stale:
+        return
+    # Its own short transaction, so read-only requests record the use too; the condition keeps
+    # concurrent requests (or processes) with the same token to one write a minute.
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(ApiToken).where(
+            ApiToken.id == record.id, sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= stale),
+        ).values(last_used_at=now))
+    set_committed_value(record, "last_used_at", now)  # already stored: not a pending change
 
 
 def revoke_token(*, record: ApiToken) -> None:

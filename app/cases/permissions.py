@@ -1,7 +1,8 @@
 """Who may see or do what on a case: the one place this is decided.
 
-Every case route is declared with :func:`case_route` (and every socket handler calls
-:func:`require`). A case the caller may not see answers 404, so its existence is not revealed;
+Every case route is declared with :func:`case_route`; any other check of a case (a socket
+handler, a route that takes a case id in its query) goes through :func:`authorize_case`, the one
+gate both use. A case the caller may not see answers 404, so its existence is not revealed;
 an action the caller's role does not allow on a case they can see answers 403. Both are audited.
 Platform admins get no clinical content unless they are on the case themselves.
 """
@@ -103,6 +104,25 @@ def require(user: User, case_id: int, action: Action) -> Case:
     return case
 
 
+def _rollback_and_audit(user: User, case_id: int, action: str, exc: DomainError) -> None:
+    from app.audit import service as audit_log
+
+    user_id = user.id
+    # Rolled back first: on SQLite the session's open read would block the audit row's own write.
+    db.session.rollback()
+    audit_log.record(user_id=user_id, case_id=case_id, action=action, status=exc.status,
+                     detail={"error": exc.error})
+
+
+def authorize_case(user: User, case_id: int, action: Action, *, audit: str) -> Case:
+    """Return the case if the user may take the action; audit a refusal as ``audit`` and re-raise it."""
+    try:
+        return require(user, case_id, action)
+    except DomainError as exc:
+        _rollback_and_audit(user, case_id, audit, exc)
+        raise
+
+
 def visible_case_filter(user: User):
     """A SQL condition selecting the cases the user may see (mirrors role_of)."""
     participant = sa.select(Participant.case_id).where(
@@ -130,14 +150,14 @@ def case_route(action: Action, *, audit: str | None = None):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             name = audit or request.endpoint.split(".")[-1]
+            case = authorize_case(current_user, case_id, action, audit=name)
             try:
-                case = require(current_user, case_id, action)
                 response = view(case, **kwargs)
             except DomainError as exc:
-                db.session.rollback()
                 if name != "none" or exc.status in (403, 404):
-                    audit_log.record(user_id=current_user.id, case_id=case_id, action=name,
-                                     status=exc.status, detail={"error": exc.error})
+                    _rollback_and_audit(current_user, case_id, name, exc)
+                else:
+                    db.session.rollback()
                 raise
             if name != "none":
                 status = response[1] if isinstance(response, tuple) else getattr(response, "status_code", 200)

@@ -8,5 +8,5 @@ from app.imaging.render import ByteLRU
 def init_app(app: Flask) -> None:
     """Create the per-process caches of stored instances and rendered frames."""
     mb = 1024 * 1024
-    app.extensions["instance_cache"] = ByteLRU(int(app.config.get("INSTANCE_CACHE_MB", 256)) * mb)
-    app.extensions["render_cache"] = ByteLRU(int(app.config.get("RENDER_CACHE_MB", 128)) * mb)
+    app.extensions["instance_cache"] = ByteLRU(int(app.config["INSTANCE_CACHE_MB"]) * mb)
+    app.extensions["render_cache"] = ByteLRU(int(app.config["RENDER_CACHE_MB"]) * mb)

@@ -77,6 +77,31 @@ def test_revoked_token_is_refused_at_once(api_as, make_user):
     assert api.get("/api/me").status_code == 401
 
 
+def test_token_use_is_recorded_at_most_once_a_minute(app, client, make_user, token_for):
+    from app.accounts.models import ApiToken
+    from app.core.time import utcnow
+    from app.extensions import db
+
+    def last_used():
+        with app.app_context():
+            return db.session.scalar(db.select(ApiToken.last_used_at))
+
+    headers = {"Authorization": f"Bearer {token_for(make_user())}"}
+    assert last_used() is None
+    before = utcnow()
+    assert client.get("/api/me", headers=headers).status_code == 200
+    first = last_used()
+    assert first is not None
+    assert first >= before - timedelta(seconds=1)
+    assert client.get("/api/me", headers=headers).status_code == 200
+    assert last_used() == first  # within the minute: no write
+    with app.app_context():
+        db.session.execute(db.update(ApiToken).values(last_used_at=first - timedelta(minutes=2)))
+        db.session.commit()
+    assert client.get("/api/me", headers=headers).status_code == 200
+    assert last_used() >= first
+
+
 def test_tokens_are_stored_hashed(app, make_user, token_for):
     token = token_for(make_user())
     from app.accounts.models import ApiToken

@@ -1,5 +1,10 @@
 """The specialist directory: search by specialty and text, ranked best match first."""
 
+import sqlalchemy as sa
+
+from app.audit.models import AuditEvent
+from app.extensions import db
+
 
 def test_filter_by_specialty_and_rank_by_hospital_level(api_as, make_user):
     me = make_user(specialty="general_practice", level="county")
@@ -75,6 +80,9 @@ def test_ranking_for_a_case_uses_workload_speed_and_ratings(api_as, make_user, m
     assert any("open cases: 2" in r for r in second["reasons"])
 
 
-def test_ranking_for_a_case_needs_access_to_it(api_as, make_user, make_case):
-    case_id = make_case(make_user())
-    assert api_as(make_user()).get(f"/api/specialists?case_id={case_id}").status_code == 404
+def test_ranking_for_a_case_needs_access_to_it_and_a_refusal_is_audited(app, api_as, make_user, make_case):
+    case_id, outsider = make_case(make_user()), make_user()
+    assert api_as(outsider).get(f"/api/specialists?case_id={case_id}").status_code == 404
+    with app.app_context():
+        refused = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.user_id == outsider)).all()
+    assert [(e.case_id, e.action, e.status) for e in refused] == [(case_id, "specialists", 404)]

@@ -33,20 +33,15 @@ def url_for_rule(rule, case_id: int) -> str:
 
 
 @pytest.fixture
-def world(api_as, make_user, make_case):
+def world(make_case_in_progress, make_user):
     """A case in progress: owner, consultant, a participant, a removed participant, an outsider."""
-    ids = {name: make_user(specialty=s) for name, s in (
-        ("owner", "general_practice"), ("consultant", "gynecology"), ("participant", "radiology"),
-        ("removed", "pathology"), ("outsider", "cardiology"))}
+    case_id, ids = make_case_in_progress(
+        users={name: {"specialty": s} for name, s in (
+            ("owner", "general_practice"), ("participant", "radiology"), ("removed", "pathology"),
+            ("outsider", "cardiology"))},
+        participants={"participant": "radiology", "removed": "pathology"}, removed=("removed",),
+        specialty="gynecology")
     ids["admin"] = make_user(role="admin")
-    case_id = make_case(ids["owner"], specialty="gynecology")
-    owner, consultant = api_as(ids["owner"]), api_as(ids["consultant"])
-    assert owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": ids["consultant"]}).status_code == 200
-    assert consultant.post(f"/api/cases/{case_id}/accept").status_code == 200
-    for who, discipline in (("participant", "radiology"), ("removed", "pathology")):
-        r = consultant.post(f"/api/cases/{case_id}/participants", json={"user_id": ids[who], "discipline": discipline})
-        assert r.status_code == 201
-    assert consultant.delete(f"/api/cases/{case_id}/participants/{ids['removed']}").status_code == 204
     return case_id, ids
 
 

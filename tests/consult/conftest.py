@@ -13,15 +13,12 @@ def live(app):
 
 
 @pytest.fixture
-def mdt(make_user, api_as, make_case, token_for):
+def mdt(make_case_in_progress, token_for):
     """A case in progress with owner, consultant and a radiology participant; tokens for each."""
-    ids = {"owner": make_user(name="李春梅"), "consultant": make_user(specialty="gynecology", name="王静怡"),
-           "radiology": make_user(specialty="radiology", name="陈志远"), "outsider": make_user(name="孙浩")}
-    case_id = make_case(ids["owner"])
-    owner, consultant = api_as(ids["owner"]), api_as(ids["consultant"])
-    owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": ids["consultant"]})
-    consultant.post(f"/api/cases/{case_id}/accept")
-    consultant.post(f"/api/cases/{case_id}/participants", json={"user_id": ids["radiology"], "discipline": "radiology"})
+    case_id, ids = make_case_in_progress(
+        users={"owner": {"name": "李春梅"}, "consultant": {"specialty": "gynecology", "name": "王静怡"},
+               "radiology": {"specialty": "radiology", "name": "陈志远"}, "outsider": {"name": "孙浩"}},
+        participants={"radiology": "radiology"})
     tokens = {k: token_for(v) for k, v in ids.items()}
     return case_id, ids, tokens
 

@@ -9,16 +9,6 @@ from PIL import Image
 GPS_IFD = 0x8825
 
 
-@pytest.fixture
-def api(api_as, make_user):
-    return api_as(make_user())
-
-
-@pytest.fixture
-def case_id(api):
-    return api.post("/api/cases", json={"title": "t", "clinical_question": "q"}).json["id"]
-
-
 def photo(fmt: str, *, exif: bool = True, orientation: int = 1) -> bytes:
     rng = np.random.default_rng(7)
     img = Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB")

@@ -10,17 +10,6 @@ from PIL import Image
 from tests.imaging.dicom_samples import sample, study_files, upload
 
 
-@pytest.fixture
-def api(api_as, make_user):
-    return api_as(make_user())
-
-
-@pytest.fixture
-def case_id(api, client):
-    r = api.post("/api/cases", json={"title": "t", "clinical_question": "q"})
-    return r.json["id"]
-
-
 def put(api, case_id, name):
     r = api.post(f"/api/cases/{case_id}/files", data={"files": upload([sample(name)])},
                  content_type="multipart/form-data")

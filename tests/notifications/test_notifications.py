@@ -6,9 +6,11 @@ from datetime import timedelta
 import pytest
 from aiosmtpd.controller import Controller
 
+from app.accounts.models import User
 from app.cases.models import Case
 from app.core.time import utcnow
 from app.extensions import db
+from app.notifications.service import notify
 from tests.conftest import free_port
 
 
@@ -89,9 +91,7 @@ def test_email_goes_out_without_clinical_content(app, pair, smtp):
                       PUBLIC_URL="https://huizhen.example")
     case_id, owner, specialist, specialist_id = pair
     owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id})
-    deadline = time.monotonic() + 10
-    while not handler.messages and time.monotonic() < deadline:
-        time.sleep(0.05)
+    _wait_for_mail(handler, 1)
     assert len(handler.messages) == 1
     recipients, content = handler.messages[0]
     assert recipients == ["wang@test.huizhen"]
@@ -106,3 +106,33 @@ def test_no_mail_server_means_no_mail(app, pair, smtp):
     owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id})
     time.sleep(0.3)
     assert handler.messages == []
+
+
+def _wait_for_mail(handler, count: int, *, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while len(handler.messages) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_mail_queued_in_a_rolled_back_transaction_is_never_sent(app, make_user, make_case, smtp):
+    controller, handler = smtp
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port)
+    owner_id = make_user()
+    gone, kept = make_user(email="gone@test.huizhen"), make_user(email="kept@test.huizhen")
+    case_id = make_case(owner_id)
+    with app.app_context():
+        owner = db.session.get(User, owner_id)
+        notify(users=[db.session.get(User, gone)], case_id=case_id, kind="shared", actor=owner)
+        db.session.rollback()
+        # A later commit in the same session must not send the rolled-back work's mail.
+        db.session.get(User, owner_id).name = "改名"
+        db.session.commit()
+        # A savepoint rolled back drops only what was queued inside it.
+        owner = db.session.get(User, owner_id)
+        notify(users=[db.session.get(User, kept)], case_id=case_id, kind="accepted", actor=owner)
+        savepoint = db.session.begin_nested()
+        notify(users=[db.session.get(User, gone)], case_id=case_id, kind="declined", actor=owner)
+        savepoint.rollback()
+        db.session.commit()
+    _wait_for_mail(handler, 2, seconds=1.5)
+    assert [recipients for recipients, _ in handler.messages] == [["kept@test.huizhen"]]

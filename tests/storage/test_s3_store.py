@@ -39,16 +39,6 @@ def raw(s3):
     return Minio(f"{s3.host}:{s3.port}", access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
 
 
-@pytest.fixture
-def api(api_as, make_user):
-    return api_as(make_user())
-
-
-@pytest.fixture
-def case_id(api):
-    return api.post("/api/cases", json={"title": "t", "clinical_question": "q"}).json["id"]
-
-
 def objects(raw, bucket) -> list[str]:
     if not raw.bucket_exists(bucket):
         return []
