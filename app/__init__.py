@@ -50,7 +50,6 @@ def _load_secret_key(app: Flask) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from sqlalchemy import event, orm
 
     from app.audit import models as _audit_models  # noqa: F401 - registers the append-only guard
 
@@ -59,13 +58,8 @@ def _init_extensions(app: Flask) -> None:
     # handler declared after that would be bound to one server only.
     from app.consult import events as _socket_events  # noqa: F401
     from app.core import signals
-    from app.notifications.service import drop_mail, flush_mail
 
     db.init_app(app)
-    # Mail queued during a transaction goes out when it commits and is forgotten if it rolls back.
-    for name, listener in (("after_commit", flush_mail), ("after_soft_rollback", drop_mail)):
-        if not event.contains(orm.Session, name, listener):
-            event.listen(orm.Session, name, listener)
     signals.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)

@@ -18,7 +18,7 @@ from flask_socketio import join_room, leave_room
 from app.accounts import service as accounts
 from app.accounts.models import User
 from app.audit import service as audit_log
-from app.cases.permissions import Action, require
+from app.cases.permissions import Action, authorize_case
 from app.consult import broadcast, presence, service
 from app.consult.broadcast import NAMESPACE, room_of
 from app.consult.schemas import (
@@ -71,16 +71,11 @@ def handler(action: Action, *, audit: str | None = None):
             user = _user()
             if user is None:
                 return {"ok": False, "error": "authentication required"}
-            case_id = None
             try:
-                case_id = _case_id(data)
-                case = require(user, case_id, action)
+                case = authorize_case(user, _case_id(data), action, audit=f"socket.{fn.__name__}")
                 return fn(user, case, data)
             except DomainError as exc:
                 db.session.rollback()
-                if exc.status in (403, 404):
-                    audit_log.record(user_id=user.id, case_id=case_id, action=f"socket.{fn.__name__}",
-                                     status=exc.status, detail={"error": exc.error})
                 ack = {"ok": False, "error": exc.error}
                 if exc.detail is not None:
                     ack["detail"] = exc.detail

@@ -14,6 +14,7 @@ from flask import current_app
 
 from app.accounts.models import User
 from app.core.errors import NotFound
+from app.core.signals import after_commit
 from app.core.time import utcnow
 from app.extensions import db
 from app.notifications.models import Notification
@@ -55,34 +56,13 @@ def _mail_later(address: str, case_id: int, text: str) -> None:
         return
     settings = {k: cfg.get(k) for k in ("MAIL_SERVER", "MAIL_PORT", "MAIL_USERNAME", "MAIL_PASSWORD",
                                          "MAIL_USE_TLS", "MAIL_SENDER", "PUBLIC_URL")}
-    # Sent after the request has committed, off the request thread, so a slow mail server
-    # never delays a doctor's click; failures are logged, not raised. Each mail remembers the
-    # transaction it was queued in, so rolling that back (even a savepoint) drops it.
-    session = db.session()
-    transaction = session.get_nested_transaction() or session.get_transaction()
-    pending = session.info.setdefault("pending_mail", [])
-    pending.append((transaction, settings, address, case_id, text))
+    # Sent after the request has committed (never for work rolled back), off the request thread,
+    # so a slow mail server never delays a doctor's click; failures are logged, not raised.
+    after_commit(_send_in_background, settings, address, case_id, text)
 
 
-def flush_mail(session) -> None:
-    """Send the emails queued in this session (called after a successful commit)."""
-    for _, settings, address, case_id, text in session.info.pop("pending_mail", []):
-        threading.Thread(target=_send, args=(settings, address, case_id, text), daemon=True).start()
-
-
-def drop_mail(session, previous_transaction) -> None:
-    """Forget the emails queued in a transaction that was rolled back (called after a rollback)."""
-    pending = session.info.get("pending_mail")
-    if pending:
-        session.info["pending_mail"] = [m for m in pending if not _queued_in(m[0], previous_transaction)]
-
-
-def _queued_in(transaction, rolled_back) -> bool:
-    while transaction is not None:
-        if transaction is rolled_back:
-            return True
-        transaction = transaction.parent
-    return rolled_back.parent is None  # the outermost rollback leaves nothing to send
+def _send_in_background(settings: dict, address: str, case_id: int, text: str) -> None:
+    threading.Thread(target=_send, args=(settings, address, case_id, text), daemon=True).start()
 
 
 def _send(settings: dict, address: str, case_id: int, text: str) -> None:
