@@ -2,13 +2,14 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.accounts.schemas import user_json
 from app.accounts.specialties import SPECIALTIES
 from app.cases.models import Case
 from app.core.schemas import Schema
 from app.core.time import isoformat
+from app.orgs.schemas import Id, pool_ref
 
 
 class PatientIn(Schema):
@@ -50,14 +51,24 @@ def case_json(case: Case) -> dict:
         "patient": {"age": case.patient_age, "sex": case.patient_sex},
         "owner": user_json(case.owner),
         "consultant": user_json(case.consultant) if case.consultant else None,
+        "pool": pool_ref(case.pool_id),
         "created_at": isoformat(case.created_at),
         "updated_at": isoformat(case.updated_at),
     }
 
 
 class ShareIn(Schema):
-    specialist_id: int
+    """Share with a named specialist, or with an org (a consortium's rules or a pool's triage queue)."""
+
+    specialist_id: int | None = None
+    org_id: Id | None = None
     message: str = Field(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.specialist_id is None) == (self.org_id is None):
+            raise ValueError("give exactly one of specialist_id or org_id")
+        return self
 
 
 class ReasonIn(Schema):
