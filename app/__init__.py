@@ -87,6 +87,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
     from app.notifications.routes import bp as notifications_api
+    from app.orgs.routes import bp as orgs_api
     from app.web import i18n
     from app.web.routes import bp as web_bp
 
@@ -97,6 +98,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(cases_api)
     app.register_blueprint(imaging_api)
     app.register_blueprint(notifications_api)
+    app.register_blueprint(orgs_api)
     app.register_blueprint(consult_api)
     app.extensions["presence"] = build_presence(app.config)
     app.extensions["message_limiter"] = RateLimiter(limit=app.config["CHAT_RATE_LIMIT"], window=10.0)
