@@ -37,6 +37,27 @@ class Unroutable(DomainError):
 
 # ---- orgs, members, institutions ------------------------------------------------------------
 
+def _upsert(model, *, key: dict, values: dict):
+    """Create the row with this key, or update its values; return (row, created)."""
+    row = db.session.scalar(sa.select(model).filter_by(**key))
+    created = row is None
+    if created:
+        row = model(**key, **values)
+        db.session.add(row)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    db.session.flush()
+    return row, created
+
+
+def _delete_one(model, missing: str, **key) -> None:
+    """Delete the row with this key, or raise NotFound(missing)."""
+    if any(v > MAX_ID for v in key.values()) or \
+            db.session.execute(sa.delete(model).filter_by(**key)).rowcount == 0:
+        raise NotFound(missing)
+
+
 def create_org(*, data: OrgCreate) -> Org:
     """Create an org (the caller was authorised against the parent, or is a platform admin)."""
     if data.institution_id is not None and db.session.get(Institution, data.institution_id) is None:
@@ -84,24 +105,12 @@ def set_member(*, org: Org, user_id: int, role: str) -> tuple[OrgMember, bool]:
         raise BadRequest("unknown user", {"user_id": user_id})
     if org.kind == "department" and user.institution_id != org.institution_id:
         raise BadRequest("a department's members work at its institution", {"user_id": user_id})
-    member = db.session.scalar(sa.select(OrgMember).where(OrgMember.org_id == org.id, OrgMember.user_id == user_id))
-    created = member is None
-    if created:
-        member = OrgMember(org_id=org.id, user_id=user_id, role=role)
-        db.session.add(member)
-    else:
-        member.role = role
-    db.session.flush()
-    return member, created
+    return _upsert(OrgMember, key={"org_id": org.id, "user_id": user_id}, values={"role": role})
 
 
 def remove_member(*, org: Org, user_id: int) -> None:
     """Remove the user from the org; what the role gave them (a queue, pooled cases) ends at once."""
-    if user_id > MAX_ID:
-        raise NotFound("member not found")
-    deleted = db.session.execute(sa.delete(OrgMember).where(OrgMember.org_id == org.id, OrgMember.user_id == user_id))
-    if deleted.rowcount == 0:
-        raise NotFound("member not found")
+    _delete_one(OrgMember, "member not found", org_id=org.id, user_id=user_id)
 
 
 def set_institution(*, org: Org, institution_id: int, side: str) -> tuple[ConsortiumInstitution, bool]:
@@ -110,26 +119,14 @@ def set_institution(*, org: Org, institution_id: int, side: str) -> tuple[Consor
         raise BadRequest("only a consortium has member institutions", {"kind": org.kind})
     if db.session.get(Institution, institution_id) is None:
         raise BadRequest("unknown institution", {"institution_id": institution_id})
-    row = db.session.scalar(sa.select(ConsortiumInstitution).where(
-        ConsortiumInstitution.org_id == org.id, ConsortiumInstitution.institution_id == institution_id))
-    created = row is None
-    if created:
-        row = ConsortiumInstitution(org_id=org.id, institution_id=institution_id, side=side)
-        db.session.add(row)
-    else:
-        row.side = side
-    db.session.flush()
-    return row, created
+    return _upsert(ConsortiumInstitution, key={"org_id": org.id, "institution_id": institution_id},
+                   values={"side": side})
 
 
 def remove_institution(*, org: Org, institution_id: int) -> None:
     """Take an institution out of a consortium."""
-    if institution_id > MAX_ID:
-        raise NotFound("institution not in this consortium")
-    deleted = db.session.execute(sa.delete(ConsortiumInstitution).where(
-        ConsortiumInstitution.org_id == org.id, ConsortiumInstitution.institution_id == institution_id))
-    if deleted.rowcount == 0:
-        raise NotFound("institution not in this consortium")
+    _delete_one(ConsortiumInstitution, "institution not in this consortium", org_id=org.id,
+                institution_id=institution_id)
 
 
 # ---- routing rules --------------------------------------------------------------------------
@@ -163,12 +160,7 @@ def add_rule(*, org: Org, data: RuleIn) -> RoutingRule:
 
 def delete_rule(*, org: Org, rule_id: int) -> None:
     """Delete a consortium's routing rule (decisions made by it keep their reason text)."""
-    if rule_id > MAX_ID:
-        raise NotFound("rule not found")
-    deleted = db.session.execute(sa.delete(RoutingRule).where(RoutingRule.consortium_id == org.id,
-                                                              RoutingRule.id == rule_id))
-    if deleted.rowcount == 0:
-        raise NotFound("rule not found")
+    _delete_one(RoutingRule, "rule not found", consortium_id=org.id, id=rule_id)
 
 
 # ---- the pool path of a case ----------------------------------------------------------------
