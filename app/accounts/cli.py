@@ -16,7 +16,8 @@ def init_app(app: Flask) -> None:
         """Create the demo institutions and accounts (idempotent)."""
         result = seed_demo()
         click.echo(f"demo data ready: {result['users']} accounts ({result['users_created']} new), "
-                   f"{result['institutions']} institutions; password: huizhen-demo")
+                   f"{result['institutions']} institutions, the demo consortium ({result['orgs_created']} new orgs); "
+                   "password: huizhen-demo")
 
     @app.cli.command("create-user")
     @click.option("--email", required=True)

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from app.accounts.models import User
 from app.accounts.service import create_user, get_or_create_institution
 from app.extensions import db
+from app.orgs.demo import seed_consortium
 
 DEMO_PASSWORD = "huizhen-demo"  # noqa: S105 - the documented demo password
 
@@ -36,6 +37,9 @@ ACCOUNTS = [
     ("cardiology@demo.huizhen", "林峰", "cardiology", "主任医师", "tertiary", "doctor"),
     ("neurology@demo.huizhen", "徐文", "neurology", "主任医师", "tertiary2", "doctor"),
     ("ultrasound@demo.huizhen", "高燕", "ultrasound", "副主任医师", "tertiary", "doctor"),
+    # The demo consortium's triage coordinator and its administrator (app/orgs/demo.py).
+    ("coordinator@demo.huizhen", "钱晓婷", "general_practice", "分诊护士长", "tertiary", "coordinator"),
+    ("consortium@demo.huizhen", "医联体管理员", "general_practice", "", "tertiary", "doctor"),
 ]
 
 
@@ -52,5 +56,6 @@ def seed_demo() -> dict[str, int]:
         create_user(email=email, password=DEMO_PASSWORD, name=name, specialty=specialty,
                     title=title, institution=institutions[inst_key], role=role)
         created += 1
+    orgs = seed_consortium()
     db.session.commit()
-    return {"institutions": len(institutions), "users_created": created, "users": len(ACCOUNTS)}
+    return {"institutions": len(institutions), "users_created": created, "users": len(ACCOUNTS), **orgs}

@@ -50,6 +50,11 @@ class Case(db.Model):
     closed_at: so.Mapped[datetime | None]
     rating: so.Mapped[int | None]
     rating_comment: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # The triage pool (an org) the case waits in or was assigned from; None when shared by name.
+    pool_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("orgs.id", ondelete="SET NULL"), index=True)
+    # The due clock stops while information is requested: since when, and how long in total.
+    paused_at: so.Mapped[datetime | None]
+    paused_seconds: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
 
     owner: so.Mapped[User] = so.relationship(foreign_keys=[owner_id], lazy="joined")
     consultant: so.Mapped[User | None] = so.relationship(foreign_keys=[consultant_id], lazy="joined")

@@ -18,6 +18,7 @@ from app.accounts.models import User
 from app.cases.models import Case, Participant
 from app.core.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
+from app.orgs.permissions import coordinated_pools, coordinates
 
 
 class Action(StrEnum):
@@ -39,10 +40,14 @@ class Action(StrEnum):
     CLOSE = "close"
     READ_AUDIT = "read_audit"
     CHAT = "chat"
+    ASSIGN = "assign"
+    REROUTE = "reroute"
+    RETURN_TO_POOL = "return_to_pool"  # a workflow step (the designated specialist's decline), not a grant
 
 
 OWNER, CONSULTANT, PARTICIPANT = "owner", "consultant", "participant"
 ROLES = (OWNER, CONSULTANT, PARTICIPANT)
+COORDINATOR = "coordinator"  # a triage coordinator of the pool the case waits in
 
 _READ = {Action.VIEW, Action.DOWNLOAD, Action.CHAT}
 ALLOWED: dict[str, frozenset[Action]] = {
@@ -52,6 +57,8 @@ ALLOWED: dict[str, frozenset[Action]] = {
                                    Action.ASK, Action.REPORT, Action.WRITE_OPINION, Action.SIGN_OPINION,
                                    Action.AMEND_OPINION, Action.READ_AUDIT}),
     PARTICIPANT: frozenset(_READ | {Action.REPORT}),
+    # The case and its images, to triage it: no chat, no reports, no opinion.
+    COORDINATOR: frozenset({Action.VIEW, Action.DOWNLOAD, Action.ASSIGN, Action.REROUTE}),
 }
 
 
@@ -65,7 +72,11 @@ def role_of(user: User, case: Case) -> str | None:
         return CONSULTANT
     active = db.session.scalar(sa.select(Participant.id).where(
         Participant.case_id == case.id, Participant.user_id == user.id, Participant.removed_at.is_(None)))
-    return PARTICIPANT if active is not None else None
+    if active is not None:
+        return PARTICIPANT
+    if case.pool_id is not None and coordinates(user.id, case.pool_id):
+        return COORDINATOR
+    return None
 
 
 def can(user: User, case: Case, action: Action) -> bool:
@@ -129,7 +140,8 @@ def visible_case_filter(user: User):
         Participant.user_id == user.id, Participant.removed_at.is_(None))
     return sa.or_(
         Case.owner_id == user.id,
-        sa.and_(Case.status != "draft", sa.or_(Case.consultant_id == user.id, Case.id.in_(participant))),
+        sa.and_(Case.status != "draft", sa.or_(Case.consultant_id == user.id, Case.id.in_(participant),
+                                               Case.pool_id.in_(coordinated_pools(user.id)))),
     )
 
 

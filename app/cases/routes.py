@@ -32,6 +32,8 @@ from app.core.errors import NotFound
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
 from app.extensions import db
+from app.orgs import service as orgs
+from app.orgs.schemas import AssignIn, RerouteIn
 
 bp = Blueprint("cases", __name__, url_prefix="/api/cases")
 
@@ -82,10 +84,13 @@ def _done(case, status: int = 200):
 
 @bp.post("/<int:case_id>/share")
 @case_route(Action.SHARE)
-@api_doc(body=ShareIn, responses={200: "status submitted", 409: "invalid transition"})
+@api_doc(body=ShareIn, responses={200: "status submitted", 409: "invalid transition",
+                                   422: "shared to a consortium whose rules match nothing (names the specialty)"})
 def share(case):
-    """Share the case with a specialist (from draft, or again after a decline)."""
+    """Share the case with a specialist, a consortium or a pool (from draft, or again after a decline)."""
     body = parse_body(ShareIn)
+    if body.org_id is not None:
+        return _done(orgs.share_to_org(case=case, actor=current_user, org_id=body.org_id, message=body.message))
     return _done(service.share(case=case, actor=current_user, specialist_id=body.specialist_id,
                                message=body.message))
 
@@ -254,3 +259,21 @@ def opinion_pdf_file(case):
 def audit(case):
     """Return the case's audit log (owner and consultant)."""
     return jsonify({"items": [audit_log.event_json(e) for e in audit_log.case_events(case.id)]})
+
+
+@bp.post("/<int:case_id>/assign")
+@case_route(Action.ASSIGN)
+@api_doc(body=AssignIn, responses={200: "consultant set, still submitted", 409: "already assigned meanwhile"})
+def assign(case):
+    """Designate the specialist for a pooled case (the pool's coordinators); they accept or decline."""
+    body = parse_body(AssignIn)
+    return _done(orgs.assign(case=case, actor=current_user, specialist_id=body.specialist_id, note=body.note))
+
+
+@bp.post("/<int:case_id>/reroute")
+@case_route(Action.REROUTE)
+@api_doc(body=RerouteIn, responses={200: "in the other pool's queue", 422: "no rule or coordinator there"})
+def reroute(case):
+    """Send a pooled case to another pool of the consortium, without the owner resubmitting."""
+    body = parse_body(RerouteIn)
+    return _done(orgs.reroute(case=case, actor=current_user, org_id=body.org_id, note=body.note))

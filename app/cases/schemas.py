@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.accounts.models import User
 from app.accounts.schemas import user_json
@@ -14,6 +14,7 @@ from app.cases.workflow import allowed_from
 from app.core.schemas import Query, Schema
 from app.core.time import isoformat
 from app.imaging import service as imaging
+from app.orgs.schemas import Id, pool_ref
 
 
 class PatientIn(Schema):
@@ -55,6 +56,7 @@ def case_json(case: Case) -> dict:
         "patient": {"age": case.patient_age, "sex": case.patient_sex},
         "owner": user_json(case.owner),
         "consultant": user_json(case.consultant) if case.consultant else None,
+        "pool": pool_ref(case.pool_id),
         "created_at": isoformat(case.created_at),
         "updated_at": isoformat(case.updated_at),
     }
@@ -142,8 +144,17 @@ class OpinionPdfQuery(Query):
 
 
 class ShareIn(Schema):
-    specialist_id: int
+    """Share with a named specialist, or with an org (a consortium's rules or a pool's triage queue)."""
+
+    specialist_id: int | None = None
+    org_id: Id | None = None
     message: str = Field(default="", max_length=4000)
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.specialist_id is None) == (self.org_id is None):
+            raise ValueError("give exactly one of specialist_id or org_id")
+        return self
 
 
 class ReasonIn(Schema):

@@ -72,7 +72,17 @@ def dashboard(*, viewer: User, status: str | None = None) -> dict[str, list[Case
 
 def is_overdue(case: Case) -> bool:
     """Tell whether the case is still open past the time its urgency allows."""
-    return case.status in workflow.OPEN_STATUSES and case.due_at is not None and utcnow() > case.due_at
+    now = case.paused_at or utcnow()  # the clock stands still while information is requested
+    return case.status in workflow.OPEN_STATUSES and case.due_at is not None and now > case.due_at
+
+
+def resumed_clock(case: Case) -> dict:
+    """Column values that restart a paused due clock, moving the due time by the pause."""
+    if case.paused_at is None:
+        return {}
+    paused = utcnow() - case.paused_at
+    return {"paused_at": None, "paused_seconds": (case.paused_seconds or 0) + int(paused.total_seconds()),
+            "due_at": case.due_at + paused if case.due_at else None}
 
 
 def overdue_cases(*, viewer: User) -> list[Case]:
@@ -120,6 +130,10 @@ def accept(*, case: Case, actor: User) -> Case:
 
 def decline(*, case: Case, actor: User, reason: str = "") -> Case:
     """The specialist declines: status declined, and the case leaves their hands."""
+    if case.pool_id is not None:
+        from app.orgs.service import return_to_pool  # the pool path; imported here: orgs builds on cases
+
+        return return_to_pool(case=case, actor=actor, reason=reason)
     workflow.apply(case, Action.DECLINE, actor=actor, note=reason or None, values={"consultant_id": None})
     notify(users=[case.owner], case_id=case.id, kind="declined", actor=actor)
     return case
@@ -127,14 +141,14 @@ def decline(*, case: Case, actor: User, reason: str = "") -> Case:
 
 def ask(*, case: Case, actor: User, question: str) -> Case:
     """The specialist asks the referring doctor for more information: status info_requested."""
-    workflow.apply(case, Action.ASK, actor=actor, note=question)
+    workflow.apply(case, Action.ASK, actor=actor, note=question, values={"paused_at": utcnow()})
     notify(users=[case.owner], case_id=case.id, kind="question", actor=actor)
     return case
 
 
 def answer(*, case: Case, actor: User, text: str) -> Case:
     """The referring doctor answers the question (and may upload files): back to accepted."""
-    workflow.apply(case, Action.ANSWER, actor=actor, note=text)
+    workflow.apply(case, Action.ANSWER, actor=actor, note=text, values=resumed_clock(case))
     notify(users=[case.consultant], case_id=case.id, kind="answered_question", actor=actor)
     return case
 

@@ -33,6 +33,11 @@ TRANSITIONS: dict[Action, Transition] = {t.action: t for t in (
     Transition(Action.SIGN_OPINION, frozenset({"accepted"}), "answered"),
     Transition(Action.CLOSE, frozenset({"answered"}), "closed"),
     Transition(Action.WITHDRAW, frozenset({"draft", "submitted"}), "withdrawn"),
+    # The pool path: a coordinator designates the specialist or sends the case to another pool,
+    # and a decline by the designated specialist returns it to the pool's queue; all stay submitted.
+    Transition(Action.ASSIGN, frozenset({"submitted"}), "submitted"),
+    Transition(Action.REROUTE, frozenset({"submitted"}), "submitted"),
+    Transition(Action.RETURN_TO_POOL, frozenset({"submitted"}), "submitted"),
 )}
 
 # Statuses in which the case is being worked on (counts as the consultant's open workload).
@@ -75,19 +80,25 @@ def require_status(case: Case, *actions: Action) -> None:
 
 
 def apply(case: Case, action: Action, *, actor: User, note: str | None = None, data: dict | None = None,
-          values: dict | None = None) -> CaseEvent:
-    """Move the case along the transition for action (with extra column values); record it."""
+          values: dict | None = None, where: tuple = ()) -> CaseEvent:
+    """Move the case along the transition for action (with extra column values); record it.
+
+    ``where`` adds conditions the UPDATE must also meet (e.g. still unassigned); when they no
+    longer hold the answer is 409 "the case changed meanwhile".
+    """
     transition = TRANSITIONS[action]
     if case.status not in transition.sources:
         raise invalid(case, action.value)
     previous = case.status
     changes = {"status": transition.target, "updated_at": utcnow(), **(values or {})}
     result = db.session.execute(
-        sa.update(Case).where(Case.id == case.id, Case.status.in_(transition.sources)).values(**changes)
+        sa.update(Case).where(Case.id == case.id, Case.status.in_(transition.sources), *where).values(**changes)
         .execution_options(synchronize_session=False))
     if result.rowcount != 1:
         db.session.rollback()
         db.session.refresh(case)
+        if where and case.status in transition.sources:
+            raise Conflict("the case changed meanwhile", {"status": case.status, "attempted": action.value})
         raise invalid(case, action.value)  # someone else moved it first
     db.session.refresh(case)
     event = CaseEvent(case_id=case.id, actor_id=actor.id, action=action.value, from_status=previous,

@@ -34,6 +34,9 @@ TEXTS = {
     "opinion_amended": ("病例 #{case} 的会诊意见已修订", "The opinion on case #{case} was amended"),
     "closed": ("病例 #{case} 已结案", "Case #{case} was closed"),
     "withdrawn": ("病例 #{case} 已撤回", "Case #{case} was withdrawn"),
+    "pool_queued": ("病例 #{case} 进入分诊队列，等待分派", "Case #{case} is waiting in your triage queue"),
+    "assigned": ("{actor} 为您分派了病例 #{case} 的会诊", "{actor} assigned case #{case} to you"),
+    "routed": ("病例 #{case} 的分诊有新进展（{actor}）", "Case #{case} was routed by {actor}"),
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.audit.models import AuditEvent
-from app.cases.permissions import ALLOWED, CONSULTANT, OWNER, PARTICIPANT
+from app.cases.permissions import ALLOWED, CONSULTANT, COORDINATOR, OWNER, PARTICIPANT, Action
 from app.extensions import db
 
 CASE_PREFIX = "/api/cases/<int:case_id>"
@@ -107,3 +107,68 @@ def test_removed_participant_loses_access_at_once(api_as, world):
     assert api_as(ids["removed"]).get("/api/cases").json["items"] == []
     assert api_as(ids["participant"]).get(f"/api/cases/{case_id}").status_code == 200
     assert [c["id"] for c in api_as(ids["participant"]).get("/api/cases").json["items"]] == [case_id]
+
+
+# ---- organizations (issue 13): a case waiting in a consortium pool's triage queue ------------
+
+@pytest.fixture
+def pooled(api_as, make_user, make_institution, make_case):
+    """A gynecology case shared to a consortium and waiting in its pool, and people around it."""
+    hospital = make_institution(level="county")
+    ids = {"owner": make_user(institution_id=hospital), "admin": make_user(role="admin")}
+    for name in ("coordinator", "other_coordinator", "group_member", "consortium_admin", "other_consortium_member",
+                 "outsider"):
+        ids[name] = make_user(specialty="gynecology")
+    admin = api_as(ids["admin"])
+
+    def org(body, members):
+        org_id = admin.post("/api/orgs", json=body).json["id"]
+        for who, role in members:
+            r = admin.post(f"/api/orgs/{org_id}/members", json={"user_id": ids[who], "role": role})
+            assert r.status_code == 201
+        return org_id
+
+    consortium = org({"kind": "consortium", "name": "医联体"}, [("consortium_admin", "admin")])
+    admin.post(f"/api/orgs/{consortium}/institutions", json={"institution_id": hospital, "side": "requester"})
+    pool = org({"kind": "doctor_group", "name": "妇科组", "parent_id": consortium},
+               [("coordinator", "coordinator"), ("group_member", "member")])
+    org({"kind": "doctor_group", "name": "乳腺组", "parent_id": consortium}, [("other_coordinator", "coordinator")])
+    other = org({"kind": "consortium", "name": "另一个医联体"}, [("other_consortium_member", "member")])
+    org({"kind": "doctor_group", "name": "另一个妇科组", "parent_id": other}, [("other_consortium_member", "member")])
+    admin.post(f"/api/orgs/{consortium}/rules", json={"priority": 1, "specialty": "gynecology", "target_org_id": pool})
+    case_id = make_case(ids["owner"], specialty="gynecology")
+    r = api_as(ids["owner"]).post(f"/api/cases/{case_id}/share", json={"org_id": consortium})
+    assert r.status_code == 200
+    assert r.json["pool"]["id"] == pool
+    return case_id, ids
+
+
+@pytest.mark.parametrize("who", ["other_coordinator", "group_member", "consortium_admin", "other_consortium_member",
+                                 "outsider", "admin"])
+def test_org_roles_off_the_pool_get_404_everywhere(app, api_as, pooled, who):
+    case_id, ids = pooled
+    api = api_as(ids[who])
+    for rule, method in case_rules(app):
+        r = call(api, method, url_for_rule(rule, case_id))
+        assert r.status_code == 404, (who, method, rule.rule, r.status_code)
+        assert r.json == {"error": "case not found"}, (method, rule.rule)
+    assert api.get("/api/cases").json["items"] == []
+
+
+def test_pool_coordinator_gets_exactly_what_the_role_allows(app, api_as, pooled):
+    case_id, ids = pooled
+    api = api_as(ids["coordinator"])
+    for rule, method in case_rules(app):
+        action = app.view_functions[rule.endpoint].case_action
+        r = call(api, method, url_for_rule(rule, case_id))
+        body = r.get_json(silent=True) or {}
+        assert body.get("error") != "case not found", (method, rule.rule)
+        if action in ALLOWED[COORDINATOR]:
+            assert r.status_code != 403, (method, rule.rule, body)
+        else:
+            assert r.status_code == 403, (method, rule.rule, r.status_code, body)
+    assert {Action.VIEW, Action.ASSIGN} <= ALLOWED[COORDINATOR]
+    assert not ALLOWED[COORDINATOR] & {Action.CHAT, Action.WRITE_OPINION, Action.SIGN_OPINION, Action.REPORT}
+    # Then the specialist they assign is on the case; the group member who was not assigned is not.
+    assert api.post(f"/api/cases/{case_id}/assign", json={"specialist_id": ids["group_member"]}).status_code == 200
+    assert api_as(ids["group_member"]).get(f"/api/cases/{case_id}").json["role"] == CONSULTANT

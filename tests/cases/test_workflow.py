@@ -65,6 +65,10 @@ def test_the_table_is_what_the_issue_specifies():
         "sign_opinion": (["accepted"], "answered"),
         "close": (["answered"], "closed"),
         "withdraw": (["draft", "submitted"], "withdrawn"),
+        # the pool path (issue 13): assigned by a coordinator, rerouted, back to the queue on decline
+        "assign": (["submitted"], "submitted"),
+        "reroute": (["submitted"], "submitted"),
+        "return_to_pool": (["submitted"], "submitted"),
     }
 
 
