@@ -136,3 +136,31 @@ def test_echo_only_association_leaves_no_summary(scp, api, case_id, node):
     assert a.send_c_echo().Status == 0
     a.release()
     assert [e for e in api.get(f"/api/cases/{case_id}/timeline").json["items"] if e["action"] == "dicom_received"] == []
+
+
+def test_institution_allow_list_restricts_calling_ae_titles(app, runner, scp, owner, node):
+    from app.accounts.models import User
+    from app.extensions import db
+
+    with app.app_context():
+        institution_id = db.session.get(User, owner).institution_id
+    result = runner.invoke(args=["dicom-peer", "allow", str(institution_id), "pacs_county"])
+    assert result.exit_code == 0, result.output
+    assert "PACS_COUNTY" in runner.invoke(args=["dicom-peer", "list"]).output
+    stranger = scu(calling="LAPTOP").associate(node["host"], node["port"], ae_title=node["ae_title"])
+    assert stranger.is_rejected
+    assert stranger.acceptor.primitive.diagnostic == 0x03  # calling AE title not recognised
+    known = scu(calling="PACS_COUNTY").associate(node["host"], node["port"], ae_title=node["ae_title"])
+    assert known.is_established
+    known.release()
+    assert runner.invoke(args=["dicom-peer", "remove", str(institution_id), "PACS_COUNTY"]).output.strip() == "removed 1"
+    anyone = scu(calling="LAPTOP").associate(node["host"], node["port"], ae_title=node["ae_title"])
+    assert anyone.is_established  # no titles listed: the institution accepts any sender again
+    anyone.release()
+
+
+def test_a_withdrawn_case_no_longer_takes_images(scp, api, case_id, node):
+    assert api.post(f"/api/cases/{case_id}/withdraw", json={"reason": "sent to the wrong hospital"}).status_code == 200
+    assoc = scu().associate(node["host"], node["port"], ae_title=node["ae_title"])
+    assert assoc.is_rejected
+    assert assoc.acceptor.primitive.diagnostic == 0x07
