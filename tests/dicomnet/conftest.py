@@ -1,5 +1,6 @@
 """A live DICOM listener in this process (pynetdicom threads) on a free port, and a case to send into."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -83,5 +84,7 @@ def dcmtk(*args: str) -> subprocess.CompletedProcess:
     """Run a dcmtk tool (storescu, echoscu) and return its result."""
     tool = shutil.which(args[0])
     if tool is None:
+        if os.environ.get("HZ_REQUIRE_DICOM_TOOLS") == "1":
+            pytest.fail(f"dcmtk's {args[0]} is required (HZ_REQUIRE_DICOM_TOOLS=1) but not installed")
         pytest.skip(f"dcmtk's {args[0]} is not installed (Debian package dcmtk)")
     return subprocess.run([tool, *args[1:]], capture_output=True, text=True, timeout=120, check=False)  # noqa: S603

@@ -153,7 +153,8 @@ def test_institution_allow_list_restricts_calling_ae_titles(app, runner, scp, ow
     known = scu(calling="PACS_COUNTY").associate(node["host"], node["port"], ae_title=node["ae_title"])
     assert known.is_established
     known.release()
-    assert runner.invoke(args=["dicom-peer", "remove", str(institution_id), "PACS_COUNTY"]).output.strip() == "removed 1"
+    removed = runner.invoke(args=["dicom-peer", "remove", str(institution_id), "PACS_COUNTY"])
+    assert removed.output.strip() == "removed 1"
     anyone = scu(calling="LAPTOP").associate(node["host"], node["port"], ae_title=node["ae_title"])
     assert anyone.is_established  # no titles listed: the institution accepts any sender again
     anyone.release()
