@@ -1,7 +1,6 @@
 """C-STORE during a storage outage: a failure status for each instance not stored, and nothing half-way."""
 
 import io
-import uuid
 
 import pydicom
 import pytest
@@ -10,23 +9,18 @@ from tests.conftest import free_port
 from tests.dicomnet.conftest import scu
 from tests.dicomnet.test_scp import instances, wait_for_event
 from tests.imaging.dicom_samples import ct_series
-from tests.support.s3server import S3Server
+from tests.storage import test_s3_store as s3_tests
+from tests.storage.test_s3_store import ACCESS, SECRET
 
 OUT_OF_RESOURCES = 0xA700
+# The S3 fixtures of the store's own tests: a real S3 server (moto) that can fail on demand.
+s3, bucket = s3_tests.s3, s3_tests.bucket
 
 
 @pytest.fixture
-def s3():
-    server = S3Server().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def app_overrides(s3):
-    return {"DICOM_PORT": free_port(), "STORAGE_BACKEND": "s3", "S3_ENDPOINT": s3.endpoint,
-            "S3_ACCESS_KEY": "huizhen-test", "S3_SECRET_KEY": "huizhen-test-secret",
-            "S3_BUCKET": f"hz-{uuid.uuid4().hex[:12]}", "S3_REGION": "us-east-1"}
+def app_overrides(s3, bucket):
+    return {"DICOM_PORT": free_port(), "STORAGE_BACKEND": "s3", "S3_ENDPOINT": s3.endpoint, "S3_ACCESS_KEY": ACCESS,
+            "S3_SECRET_KEY": SECRET, "S3_BUCKET": bucket, "S3_REGION": "us-east-1"}
 
 
 def send(node, n: int) -> list[int]:
