@@ -60,6 +60,13 @@ class Config:
     # Where the generated development secret key lives (tests point it at a temp folder).
     INSTANCE_PATH = str(BASE_DIR / "instance")
 
+    # DICOM C-STORE/C-ECHO listener (app/dicomnet): `flask --app run dicom-scp`, and inside
+    # `python run.py` unless DICOM_SCP_ENABLED=0. DICOM_PUBLIC_HOST is what senders are told to use.
+    DICOM_HOST = _env("DICOM_HOST", "127.0.0.1")
+    DICOM_PORT = int(_env("DICOM_PORT", "11112"))
+    DICOM_PUBLIC_HOST = _env("DICOM_PUBLIC_HOST")
+    DICOM_SCP_ENABLED = _env("DICOM_SCP_ENABLED", "1") == "1"
+
     # Email for notifications: off unless MAIL_SERVER is set.
     MAIL_SERVER = _env("MAIL_SERVER")
     MAIL_PORT = int(_env("MAIL_PORT", "25"))

@@ -15,4 +15,8 @@ if __name__ == "__main__":
     # see docs/BENCHMARKS.md), and freezing the start-up objects keeps GC passes short.
     sys.setswitchinterval(app.config["GIL_SWITCH_INTERVAL_MS"] / 1000)
     gc.freeze()
+    if app.config["DICOM_SCP_ENABLED"]:
+        from app.dicomnet.scp import start_in_background
+
+        start_in_background(app)
     socketio.run(app, host=app.config["HOST"], port=app.config["PORT"], allow_unsafe_werkzeug=True)

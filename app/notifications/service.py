@@ -37,15 +37,17 @@ TEXTS = {
     "pool_queued": ("病例 #{case} 进入分诊队列，等待分派", "Case #{case} is waiting in your triage queue"),
     "assigned": ("{actor} 为您分派了病例 #{case} 的会诊", "{actor} assigned case #{case} to you"),
     "routed": ("病例 #{case} 的分诊有新进展（{actor}）", "Case #{case} was routed by {actor}"),
+    "dicom_received": ("病例 #{case} 经 {actor} 收到影像", "Case #{case} received images over {actor}"),
 }
 
 
-def notify(*, users: list[User], case_id: int, kind: str, actor: User) -> list[Notification]:
-    """Add a notification for each user (never the actor) and queue the emails."""
+def notify(*, users: list[User], case_id: int, kind: str, actor: User | None) -> list[Notification]:
+    """Add a notification for each user (never the actor; None is the DICOM listener) and queue the emails."""
     zh, en = TEXTS[kind]
-    text = f"{zh.format(actor=actor.name, case=case_id)} / {en.format(actor=actor.name, case=case_id)}"
+    name, actor_id = (actor.name, actor.id) if actor is not None else ("DICOM", None)
+    text = f"{zh.format(actor=name, case=case_id)} / {en.format(actor=name, case=case_id)}"
     created = []
-    for user in {u.id: u for u in users if u is not None and u.id != actor.id}.values():
+    for user in {u.id: u for u in users if u is not None and u.id != actor_id}.values():
         n = Notification(user_id=user.id, case_id=case_id, kind=kind, text=text[:300])
         db.session.add(n)
         created.append(n)

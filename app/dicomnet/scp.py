@@ -1,0 +1,104 @@
+"""The DICOM listener: a pynetdicom Storage SCP (and Verification) whose called AE title picks the case.
+
+pynetdicom runs each association in its own thread; every handler enters the Flask app context,
+so it has its own database session, exactly like a request.
+"""
+
+import logging
+import threading
+
+from flask import Flask
+from pydicom.dataset import Dataset
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
+from pynetdicom.sop_class import Verification
+
+from app.dicomnet import service
+
+log = logging.getLogger(__name__)
+# pynetdicom's INFO/DEBUG lines can carry dataset contents; patient identifiers never reach our logs.
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+# Larger PDUs than the 16 KiB default mean fewer round trips per image; senders may use less.
+MAX_PDU = 1024 * 1024
+REJECTED_PERMANENT, SERVICE_USER = 0x01, 0x01
+
+
+class StorageSCP:
+    """A C-STORE/C-ECHO listener that ingests what it receives into the case its called AE title names."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.host = app.config["DICOM_HOST"]
+        self.port = int(app.config["DICOM_PORT"])
+        self._sessions: dict[int, service.Received] = {}
+        self._lock = threading.Lock()
+        self._server = None
+        self.ae = AE(ae_title="HUIZHEN")
+        self.ae.maximum_pdu_size = MAX_PDU
+        # Called AE titles are checked against the cases in _on_requested, not against ours.
+        self.ae.require_called_aet = False
+        self.ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+        # Every storage SOP class, every transfer syntax (native, deflated, JPEG, JPEG-LS, JPEG 2000,
+        # RLE...): the bytes are stored as sent, pixel data untouched.
+        for context in StoragePresentationContexts:
+            self.ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        self.handlers = [(evt.EVT_REQUESTED, self._on_requested), (evt.EVT_C_STORE, self._on_store),
+                         (evt.EVT_CONN_CLOSE, self._on_close)]
+
+    def start(self, *, block: bool = False):
+        """Listen on DICOM_HOST:DICOM_PORT; with block=True serve until interrupted."""
+        self._server = self.ae.start_server((self.host, self.port), block=block, evt_handlers=self.handlers)
+        if not block:
+            self.port = self._server.server_address[1]
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close the open associations."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+
+    def _on_requested(self, event) -> None:
+        request = event.assoc.requestor.primitive
+        with self.app.app_context():
+            admission = service.admit(called_ae=request.called_ae_title, calling_ae=request.calling_ae_title)
+        if admission.case_id is None:
+            event.assoc.acse.send_reject(REJECTED_PERMANENT, SERVICE_USER, admission.reject_diagnostic)
+            event.assoc.kill()
+            return
+        with self._lock:
+            self._sessions[id(event.assoc)] = service.Received(
+                case_id=admission.case_id, calling_ae=request.calling_ae_title.strip())
+
+    def _on_store(self, event) -> Dataset:
+        session = self._sessions[id(event.assoc)]
+        name = f"c-store-{session.received + 1}"  # never the sender's UIDs: they identify the patient
+        with self.app.app_context():
+            status, reason = service.receive(session=session, data=event.encoded_dataset(), name=name)
+        answer = Dataset()
+        answer.Status = status
+        if reason:
+            answer.ErrorComment = reason[:64]  # LO: at most 64 characters
+        return answer
+
+    def _on_close(self, event) -> None:
+        with self._lock:
+            session = self._sessions.pop(id(event.assoc), None)
+        if session is None or not session.received:
+            return
+        with self.app.app_context():
+            try:
+                service.record_summary(session=session)
+            except Exception:  # the images are stored; a lost summary must not crash the listener
+                log.exception("could not record the summary of a DICOM association")
+
+
+def start_in_background(app: Flask) -> StorageSCP | None:
+    """Start the listener next to the web server; a port already taken is logged, not fatal."""
+    try:
+        scp = StorageSCP(app).start()
+    except OSError as exc:
+        log.warning("DICOM listener not started on %s:%s: %s", app.config["DICOM_HOST"], app.config["DICOM_PORT"], exc)
+        return None
+    log.info("DICOM listener on %s:%s", scp.host, scp.port)
+    return scp

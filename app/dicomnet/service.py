@@ -1,0 +1,178 @@
+"""DICOM nodes of cases: issue a case's called AE title, admit associations, ingest C-STOREs, summarise.
+
+A C-STORE is answered only after its instance is stored and committed (through the same ingest
+as uploads): a Success status tells the sender it may forget the image, so it must be true.
+"""
+
+import io
+import logging
+import re
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.cases import workflow
+from app.cases.models import Case
+from app.core.errors import Conflict
+from app.extensions import db
+from app.imaging import ingest
+from app.notifications.service import notify
+from app.storage import StorageUnavailable
+
+from .models import DicomNode, DicomPeer
+
+log = logging.getLogger(__name__)
+
+AE_PREFIX = "HZ"
+AE_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+AE_RANDOM_CHARS = 14  # 16 characters in all, about 72 random bits: not guessable
+AE_TITLE = re.compile(r"^[A-Z0-9_]{1,16}$")
+
+# DIMSE status codes (PS3.4 Annex B.2.3, PS3.7 Annex C)
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+CANNOT_UNDERSTAND = 0xC000
+# A-ASSOCIATE-RJ diagnostics from the service user (PS3.8 9.3.4)
+CALLING_AE_NOT_RECOGNISED = 0x03
+CALLED_AE_NOT_RECOGNISED = 0x07
+
+
+def new_ae_title() -> str:
+    """Return a fresh random called AE title (``HZ`` and 14 characters of [A-Z0-9])."""
+    return AE_PREFIX + "".join(secrets.choice(AE_ALPHABET) for _ in range(AE_RANDOM_CHARS))
+
+
+def node_for(*, case: Case, user) -> DicomNode:
+    """Return the case's DICOM node, issuing its AE title on first use (flushed, not committed)."""
+    node = db.session.scalar(sa.select(DicomNode).where(DicomNode.case_id == case.id))
+    if node is None:
+        node = DicomNode(case_id=case.id, ae_title=new_ae_title(), created_by_id=user.id)
+        db.session.add(node)
+        db.session.flush()
+    return node
+
+
+def listener_address() -> tuple[str, int]:
+    """Return the host and port senders should use (a wildcard bind advertises PUBLIC_URL's host)."""
+    cfg = current_app.config
+    host = cfg.get("DICOM_PUBLIC_HOST") or cfg["DICOM_HOST"]
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - compared, not bound
+        host = urlsplit(cfg["PUBLIC_URL"]).hostname or "127.0.0.1"
+    return host, int(cfg["DICOM_PORT"])
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to an association request: the case it reaches, or the A-ASSOCIATE-RJ diagnostic."""
+
+    case_id: int | None = None
+    reject_diagnostic: int | None = None
+
+
+def admit(*, called_ae: str, calling_ae: str) -> Admission:
+    """Decide an association: the called AE title must name a case that takes images from this sender."""
+    case = db.session.scalar(sa.select(Case).join(DicomNode, DicomNode.case_id == Case.id)
+                             .where(DicomNode.ae_title == called_ae.strip()))
+    # A case that no longer takes uploads is as unknown as a title never issued.
+    if case is None or case.status not in workflow.UPLOAD_STATUSES:
+        return Admission(reject_diagnostic=CALLED_AE_NOT_RECOGNISED)
+    allowed = set(db.session.scalars(sa.select(DicomPeer.ae_title).where(
+        DicomPeer.institution_id == case.owner.institution_id)))
+    if allowed and calling_ae.strip() not in allowed:
+        return Admission(reject_diagnostic=CALLING_AE_NOT_RECOGNISED)
+    return Admission(case_id=case.id)
+
+
+@dataclass
+class Received:
+    """What one association delivered into a case, for its timeline summary."""
+
+    case_id: int
+    calling_ae: str
+    stored: int = 0
+    duplicates: int = 0
+    reasons: Counter = field(default_factory=Counter)  # rejection reason -> count
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.reasons.values())
+
+    @property
+    def received(self) -> int:
+        return self.stored + self.duplicates + self.rejected
+
+
+def receive(*, session: Received, data: bytes, name: str) -> tuple[int, str | None]:
+    """Ingest one C-STORE'd instance into the session's case; return its DIMSE status and error comment."""
+    case = db.session.get(Case, session.case_id)
+    status, reason = SUCCESS, None
+    try:
+        try:
+            result = ingest.ingest(case=case, user=case.owner, files=[(name, io.BytesIO(data))])
+        except Conflict:
+            # A parallel sender stored the same instance first: ingesting again finds the duplicate.
+            result = ingest.ingest(case=case, user=case.owner, files=[(name, io.BytesIO(data))])
+    except StorageUnavailable:
+        status, reason = OUT_OF_RESOURCES, "object store unavailable"
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        log.exception("C-STORE could not be recorded")
+        status, reason = OUT_OF_RESOURCES, "database unavailable"
+    else:
+        if result.rejected:
+            status, reason = CANNOT_UNDERSTAND, result.rejected[0]["error"]
+        elif result.accepted[0]["duplicate"]:
+            session.duplicates += 1
+        else:
+            session.stored += 1
+    if status != SUCCESS:
+        session.reasons[reason] += 1
+    return status, reason
+
+
+def record_summary(*, session: Received) -> None:
+    """Add the association's summary to the case's timeline, notify the owner, and commit."""
+    case = db.session.get(Case, session.case_id)
+    if case is None:
+        return
+    note = (f"DICOM C-STORE from {session.calling_ae}: {session.received} received, {session.stored} stored, "
+            f"{session.duplicates} already present, {session.rejected} rejected")
+    workflow.record(case, "dicom_received", actor=case.owner, note=note, data={
+        "calling_ae_title": session.calling_ae, "received": session.received, "stored": session.stored,
+        "duplicates": session.duplicates, "rejected": session.rejected,
+        "reasons": [{"reason": r, "count": n} for r, n in session.reasons.most_common()]})
+    notify(users=[case.owner], case_id=case.id, kind="dicom_received", actor=None)
+    db.session.commit()
+
+
+def allow_peer(*, institution_id: int, ae_title: str) -> DicomPeer:
+    """Allow a calling AE title for an institution's cases (flushed, not committed)."""
+    ae_title = ae_title.strip().upper()
+    if not AE_TITLE.match(ae_title):
+        raise ValueError("an AE title is 1 to 16 characters of A-Z, 0-9 and _")
+    peer = db.session.scalar(sa.select(DicomPeer).where(
+        DicomPeer.institution_id == institution_id, DicomPeer.ae_title == ae_title))
+    if peer is None:
+        peer = DicomPeer(institution_id=institution_id, ae_title=ae_title)
+        db.session.add(peer)
+        db.session.flush()
+    return peer
+
+
+def remove_peer(*, institution_id: int, ae_title: str) -> int:
+    """Stop allowing a calling AE title for an institution; return how many were removed."""
+    result = db.session.execute(sa.delete(DicomPeer).where(
+        DicomPeer.institution_id == institution_id, DicomPeer.ae_title == ae_title.strip().upper()))
+    return result.rowcount
+
+
+def peers(*, institution_id: int | None = None) -> list[DicomPeer]:
+    """List allowed calling AE titles, of one institution or of all."""
+    query = sa.select(DicomPeer).order_by(DicomPeer.institution_id, DicomPeer.ae_title)
+    if institution_id is not None:
+        query = query.where(DicomPeer.institution_id == institution_id)
+    return list(db.session.scalars(query))
