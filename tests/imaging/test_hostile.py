@@ -1,0 +1,91 @@
+"""Hostile uploads: each is answered at once with a clear reason, in bounded time, and nothing is stored."""
+
+import io
+import os
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from tests.imaging import hostile
+from tests.imaging.dicom_samples import sample
+
+
+@pytest.fixture
+def owner(make_user):
+    return make_user(specialty="general_practice", level="county")
+
+
+@pytest.fixture
+def case_id(make_case, owner):
+    return make_case(owner)
+
+
+@pytest.fixture
+def api(api_as, owner):
+    return api_as(owner)
+
+
+def post(api, case_id, files: list[tuple[str, bytes]]):
+    started = time.monotonic()
+    r = api.post(f"/api/cases/{case_id}/files", data={"files": [(io.BytesIO(d), n) for n, d in files]},
+                 content_type="multipart/form-data")
+    return r, time.monotonic() - started
+
+
+def reasons(r) -> dict[str, str]:
+    return {x["filename"]: x["error"] for x in r.json["rejected"]}
+
+
+def assert_nothing_stored(app, api, case_id):
+    assert api.get(f"/api/cases/{case_id}/instances").json["items"] == []
+    case = api.get(f"/api/cases/{case_id}").json
+    assert case["studies"] == []
+    assert case["attachments"] == []
+    root = Path(app.config["UPLOAD_FOLDER"])
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+
+
+def test_unrecognised_content_is_refused_at_once_not_parsed_as_dicom(app, api, case_id):
+    r, took = post(api, case_id, [("zeros.dcm", bytes(8 * hostile.MIB))])
+    assert r.status_code == 200
+    assert reasons(r)["zeros.dcm"].startswith("unsupported file type")
+    assert took < 1.5  # was 4 s: the zeros went through a forced DICOM parse
+    assert_nothing_stored(app, api, case_id)
+
+
+def test_zip_of_zeros_is_answered_quickly_as_a_zip_bomb(app, api, case_id):
+    r, took = post(api, case_id, [("study.zip", hostile.zeros_zip(32))])
+    assert r.status_code == 200
+    assert "ZIP bomb" in reasons(r)["study.zip"]
+    assert took < 2
+    assert_nothing_stored(app, api, case_id)
+
+
+def test_a_deflate_bomb_among_stored_members_is_refused_alone(app, api, case_id):
+    # Incompressible company keeps the archive as a whole under the ratio; the member is not.
+    ct = hostile.dicom_bytes(pydicom.dcmread(sample("CT_small.dcm")))
+    data = hostile.zip_of({"ct.dcm": ct, "noise.bin": os.urandom(200_000), "bomb.dcm": bytes(8 * hostile.MIB)})
+    r, _ = post(api, case_id, [("mixed.zip", data)])
+    assert [a["filename"] for a in r.json["accepted"]] == ["mixed.zip/ct.dcm"]
+    assert "ZIP bomb" in reasons(r)["mixed.zip/bomb.dcm"]
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_dicom_without_preamble_is_still_accepted(api, case_id, implicit):
+    data = hostile.dicom_bytes(pydicom.dcmread(sample("CT_small.dcm")), preamble=False, implicit=implicit)
+    assert data[128:132] != b"DICM"
+    r, _ = post(api, case_id, [("IM0001", data)])
+    assert r.json["rejected"] == []
+    assert r.json["accepted"][0]["kind"] == "dicom"
+
+
+def test_dicom_header_followed_by_zeros_is_refused_at_once(app, api, case_id):
+    ds = pydicom.Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    data = hostile.dicom_bytes(ds, preamble=False) + bytes(8 * hostile.MIB)
+    r, took = post(api, case_id, [("IM0002", data)])
+    assert "not a DICOM file" in reasons(r)["IM0002"]
+    assert took < 1.5
+    assert_nothing_stored(app, api, case_id)
