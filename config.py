@@ -54,6 +54,10 @@ class Config:
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "512"))
+    # Decoded-size bounds, checked from the headers before anything is decoded: pixels of one
+    # frame or photo (64 MP: beyond mammography and scanned film), and bytes of a whole instance.
+    MAX_FRAME_PIXELS = int(_env("MAX_FRAME_PIXELS", "64000000"))
+    MAX_DECODED_MB = int(_env("MAX_DECODED_MB", "2048"))
 
     # Email for notifications: off unless MAIL_SERVER is set.
     MAIL_SERVER = _env("MAIL_SERVER")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import pydicom
+from flask import current_app
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
@@ -86,32 +87,58 @@ def validate(ds: Dataset) -> None:
     if missing:
         raise RejectedFile(f"missing required attribute: {', '.join(missing)}")
     if "PixelData" in ds:
+        check_decoded_size(ds, frames=frames_of(ds), max_frame_pixels=current_app.config["MAX_FRAME_PIXELS"],
+                           max_bytes=current_app.config["MAX_DECODED_MB"] * 1024 * 1024)
         _check_pixel_data(ds)
+
+
+def check_decoded_size(ds: Dataset, *, frames: int, max_frame_pixels: int, max_bytes: int) -> None:
+    """Raise RejectedFile if decoding `frames` frames of ds would pass the limits (read from the header only)."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = int(ds.BitsAllocated)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise RejectedFile("pixel data without valid Rows/Columns/BitsAllocated") from exc
+    problem = frame_size_problem(rows, cols, max_frame_pixels)
+    if problem:
+        raise RejectedFile(problem)
+    decoded = rows * cols * samples * ((bits + 7) // 8) * frames
+    if decoded > max_bytes:
+        raise RejectedFile(f"image too large: {decoded / 2**20:.0f} MB once decoded,"
+                           f" at most {max_bytes / 2**20:.0f} MB")
+
+
+def frame_size_problem(rows: int | None, cols: int | None, max_frame_pixels: int) -> str | None:
+    """Return why a frame of rows × cols is too large to decode, or None."""
+    if (rows or 0) * (cols or 0) > max_frame_pixels:
+        return f"frame too large: {cols}×{rows} pixels, at most {max_frame_pixels / 1e6:g} megapixels"
+    return None
 
 
 def _check_pixel_data(ds: Dataset) -> None:
     ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
     if ts.is_encapsulated:
         try:
-            frames = sum(1 for _ in pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=_frames(ds)))
+            frames = sum(1 for _ in pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=frames_of(ds)))
         except (ValueError, KeyError, EOFError, TypeError) as exc:
             raise RejectedFile(f"corrupt encapsulated pixel data: {exc}") from exc
-        if frames < _frames(ds):
-            raise RejectedFile(f"truncated pixel data: {frames} of {_frames(ds)} frames present")
+        if frames < frames_of(ds):
+            raise RejectedFile(f"truncated pixel data: {frames} of {frames_of(ds)} frames present")
         return
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         bits, samples = int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1))
     except (AttributeError, TypeError, ValueError) as exc:
         raise RejectedFile("pixel data without valid Rows/Columns/BitsAllocated") from exc
-    expected = rows * cols * samples * _frames(ds) * bits
+    expected = rows * cols * samples * frames_of(ds) * bits
     expected = (expected + 7) // 8
     actual = len(ds.PixelData)
     if actual < expected:
         raise RejectedFile(f"truncated pixel data: expected {expected} bytes, found {actual}")
 
 
-def _frames(ds: Dataset) -> int:
+def frames_of(ds: Dataset) -> int:
     try:
         return max(1, int(ds.get("NumberOfFrames", 1) or 1))
     except (TypeError, ValueError):
@@ -193,7 +220,7 @@ def index_facts(ds: Dataset) -> IndexFacts:
         series_number=_int(ds.get("SeriesNumber")),
         instance_number=_int(ds.get("InstanceNumber")),
         slice_position=_slice_position(ds),
-        frames=_frames(ds),
+        frames=frames_of(ds),
         rows=_int(ds.get("Rows")),
         columns=_int(ds.get("Columns")),
         pixel_spacing="\\".join(str(float(v)) for v in spacing) if spacing else None,

@@ -89,3 +89,43 @@ def test_dicom_header_followed_by_zeros_is_refused_at_once(app, api, case_id):
     assert "not a DICOM file" in reasons(r)["IM0002"]
     assert took < 1.5
     assert_nothing_stored(app, api, case_id)
+
+
+@pytest.mark.parametrize(("source", "side"), [("MR_small_RLE.dcm", 30000), ("SC_rgb_jpeg_dcmtk.dcm", 16000)])
+def test_compressed_dicom_declaring_a_huge_frame_is_rejected_at_ingest(app, api, case_id, source, side):
+    data = hostile.huge_frame_dicom(side, side, source=source)
+    assert len(data) < 10_000
+    r, took = post(api, case_id, [("huge.dcm", data)])
+    assert reasons(r)["huge.dcm"] == f"frame too large: {side}×{side} pixels, at most 64 megapixels"
+    assert took < 2
+    assert_nothing_stored(app, api, case_id)
+
+
+def test_instance_over_the_frame_limit_is_refused_at_render_before_decoding(app, api, case_id):
+    app.config["MAX_FRAME_PIXELS"] = 10**10  # indexed under a higher limit (or before there was one)
+    r, _ = post(api, case_id, [("big.dcm", hostile.huge_frame_dicom(9000, 9000))])
+    sop = r.json["accepted"][0]["sop_instance_uid"]
+    series = r.json["accepted"][0]["series_uid"]
+    app.config["MAX_FRAME_PIXELS"] = 64_000_000
+    rendered = api.get(f"/api/cases/{case_id}/instances/{sop}/rendered?wc=1&ww=2")
+    assert rendered.status_code == 422
+    assert rendered.json["detail"] == "frame too large: 9000×9000 pixels, at most 64 megapixels"
+    assert api.get(f"/api/cases/{case_id}/series/{series}/thumbnail").status_code == 422
+
+
+def test_render_checks_the_frame_size_from_the_file_itself():
+    from app.imaging.render import RenderError, RenderRequest, render
+
+    with pytest.raises(RenderError, match="frame too large"):
+        render(hostile.huge_frame_dicom(30000, 30000), RenderRequest(), max_frame_pixels=64_000_000)
+
+
+def test_baseline_jpeg_asked_small_is_decoded_small(api, case_id):
+    from PIL import Image
+
+    r, _ = post(api, case_id, [("rgb.dcm", sample("SC_rgb_jpeg_dcmtk.dcm").read_bytes())])
+    sop = r.json["accepted"][0]["sop_instance_uid"]
+    small = api.get(f"/api/cases/{case_id}/instances/{sop}/rendered?size=32")
+    img = Image.open(io.BytesIO(small.data))
+    assert img.size == (32, 32)
+    assert img.mode == "RGB"
