@@ -84,7 +84,7 @@ def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
         return _prepare_dicom(name, stream, case)
     kind = photos.sniff(head)
     if kind in ("jpeg", "png"):
-        data, ctype = photos.clean_photo(stream.read(), kind)
+        data, ctype = photos.clean_photo(stream.read(), kind, max_pixels=current_app.config["MAX_FRAME_PIXELS"])
         return Prepared(name, "image", io.BytesIO(data), len(data), ctype)
     if kind == "pdf":
         data = stream.read()

@@ -129,3 +129,17 @@ def test_baseline_jpeg_asked_small_is_decoded_small(api, case_id):
     img = Image.open(io.BytesIO(small.data))
     assert img.size == (32, 32)
     assert img.mode == "RGB"
+
+
+@pytest.mark.parametrize(("name", "make"), [
+    ("bomb.png", lambda: hostile.png_bomb(12000)),
+    ("rotated.jpg", lambda: hostile.jpeg(9000, 8000, orientation=6)),
+    ("pillow-warns.png", lambda: hostile.png_bomb(19999)),
+])
+def test_photo_over_the_pixel_limit_is_rejected_not_decoded(app, api, case_id, name, make):
+    data = make()
+    r, took = post(api, case_id, [(name, data)])
+    assert reasons(r)[name].startswith("image too large:")
+    assert "at most 64 megapixels" in reasons(r)[name]
+    assert took < 2
+    assert_nothing_stored(app, api, case_id)
