@@ -1,6 +1,7 @@
 """Reading, validating and indexing one DICOM file."""
 
 import io
+import math
 import struct
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -186,7 +187,8 @@ def _slice_position(ds: Dataset) -> float | None:
         return None
     r, c = ori[:3], ori[3:]
     normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
-    return sum(p * n for p, n in zip(pos, normal, strict=True))
+    position = sum(p * n for p, n in zip(pos, normal, strict=True))
+    return position if math.isfinite(position) else None
 
 
 def render_problem(ds: Dataset) -> str | None:
@@ -228,6 +230,29 @@ def index_facts(ds: Dataset) -> IndexFacts:
         render_error=render_problem(ds),
         burned_in_annotation=str(ds.get("BurnedInAnnotation", "")).upper() == "YES",
     )
+
+
+UID_MAX = 64
+CODE_STRING_MAX = 16
+INT_RANGE = (-(2**31), 2**31 - 1)  # the index's integer columns
+
+
+def check_index_fits(facts: IndexFacts, uid_map: dict[str, str]) -> None:
+    """Raise RejectedFile unless every value the index keeps fits its column (VR lengths of PS3.5 6.2)."""
+    uids = [("UID", old) for old in uid_map] + [
+        ("SOPClassUID", facts.sop_class_uid), ("TransferSyntaxUID", facts.transfer_syntax_uid)]
+    for name, value in uids:
+        if len(value) > UID_MAX:
+            raise RejectedFile(f"invalid {name}: {len(value)} characters, at most {UID_MAX}")
+    if facts.photometric and len(facts.photometric) > CODE_STRING_MAX:
+        raise RejectedFile(f"invalid PhotometricInterpretation: {len(facts.photometric)} characters,"
+                           f" at most {CODE_STRING_MAX}")
+    if facts.pixel_spacing and len(facts.pixel_spacing) > 64:
+        raise RejectedFile("invalid PixelSpacing: more than two values")
+    for name in ("series_number", "instance_number", "frames", "rows", "columns"):
+        value = getattr(facts, name)
+        if value is not None and not INT_RANGE[0] <= value <= INT_RANGE[1]:
+            raise RejectedFile(f"invalid {name}: {value} is out of range")
 
 
 def serialise(ds: Dataset) -> io.BytesIO:

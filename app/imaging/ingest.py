@@ -106,6 +106,8 @@ def _prepare_dicom(name: str, stream: BinaryIO, case: Case, force: bool = False)
     dicom.validate(ds)
     uid_map = deidentify(ds, secret=case.uid_secret, pseudonym=f"HUIZHEN^CASE{case.id}")
     facts = dicom.index_facts(ds)
+    # PostgreSQL refuses an over-long value with an error for the whole request; refuse the file alone.
+    dicom.check_index_fits(facts, uid_map)
     try:
         data = dicom.serialise(ds)
     except (ValueError, TypeError, AttributeError) as exc:

@@ -143,3 +143,26 @@ def test_photo_over_the_pixel_limit_is_rejected_not_decoded(app, api, case_id, n
     assert "at most 64 megapixels" in reasons(r)[name]
     assert took < 2
     assert_nothing_stored(app, api, case_id)
+
+
+def _ct_with(**attributes) -> bytes:
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    for name, value in attributes.items():
+        setattr(ds, name, value)
+    return hostile.dicom_bytes(ds)
+
+
+@pytest.mark.parametrize(("attributes", "reason"), [
+    ({"SOPInstanceUID": "1." + "2" * 132}, "invalid UID: 134 characters, at most 64"),
+    ({"StudyInstanceUID": "1.2." + "3" * 200}, "invalid UID: 204 characters, at most 64"),
+    ({"PhotometricInterpretation": "MONOCHROME2" + "X" * 30}, "invalid PhotometricInterpretation: 41 characters,"
+                                                              " at most 16"),
+    ({"InstanceNumber": "999999999999"}, "invalid instance_number: 999999999999 is out of range"),
+])
+def test_over_long_indexed_values_reject_that_file_only(app, api, case_id, attributes, reason):
+    good = hostile.dicom_bytes(pydicom.dcmread(sample("MR_small.dcm")))
+    r, _ = post(api, case_id, [("bad.dcm", _ct_with(**attributes)), ("good.dcm", good)])
+    assert r.status_code == 200, r.json
+    assert reasons(r) == {"bad.dcm": reason}
+    assert [a["filename"] for a in r.json["accepted"]] == ["good.dcm"]
+    assert len(api.get(f"/api/cases/{case_id}/instances").json["items"]) == 1
