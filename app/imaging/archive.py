@@ -88,8 +88,13 @@ def _members(name: str, stream: BinaryIO, max_total: int, budget: list[int]) -> 
     for member in members:
         inner = f"{name}/{clean_name(member.filename)}"
         base = os.path.basename(member.filename)
-        if member.filename.startswith("__MACOSX/") or base.startswith("."):
-            continue  # macOS resource forks and hidden files are not the user's files
+        # Listed, never dropped in silence: the uploader sees every name the archive held.
+        if member.filename.startswith("__MACOSX/") or base.startswith("._") or base == ".DS_Store":
+            yield Rejected(inner, "macOS metadata, not a file of the study: skipped")
+            continue
+        if base.startswith("."):
+            yield Rejected(inner, "hidden file (name starts with '.'): skipped")
+            continue
         if member.flag_bits & 0x1:
             yield Rejected(inner, "encrypted ZIP entry")
             continue

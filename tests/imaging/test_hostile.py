@@ -166,3 +166,13 @@ def test_over_long_indexed_values_reject_that_file_only(app, api, case_id, attri
     assert reasons(r) == {"bad.dcm": reason}
     assert [a["filename"] for a in r.json["accepted"]] == ["good.dcm"]
     assert len(api.get(f"/api/cases/{case_id}/instances").json["items"]) == 1
+
+
+def test_no_zip_entry_vanishes_from_both_lists(api, case_id):
+    ct = hostile.dicom_bytes(pydicom.dcmread(sample("CT_small.dcm")))
+    names = ["CD/IM1", "CD/.hidden.dcm", ".profile", "CD/._IM1", "__MACOSX/CD/._IM1", "CD/.DS_Store"]
+    r, _ = post(api, case_id, [("cd.zip", hostile.zip_of(dict.fromkeys(names, ct)))])
+    listed = [a["filename"] for a in r.json["accepted"]] + [x["filename"] for x in r.json["rejected"]]
+    assert sorted(listed) == sorted(f"cd.zip/{n}" for n in names)
+    assert reasons(r)["cd.zip/CD/.hidden.dcm"] == "hidden file (name starts with '.'): skipped"
+    assert reasons(r)["cd.zip/__MACOSX/CD/._IM1"] == "macOS metadata, not a file of the study: skipped"

@@ -192,7 +192,7 @@ def test_zip_of_a_study_is_one_upload(api, case_id):
     r = post_files(api, case_id, [(buf, "study.zip")])
     assert r.status_code == 200
     assert len(r.json["accepted"]) == len(files)
-    assert [x["filename"] for x in r.json["rejected"]] == ["study.zip/CD/README.TXT"]
+    assert [x["filename"] for x in r.json["rejected"]] == ["study.zip/CD/README.TXT", "study.zip/__MACOSX/._x"]
     assert all(a["filename"].startswith("study.zip/CD/DICOM/") for a in r.json["accepted"])
 
 
