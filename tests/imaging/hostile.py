@@ -90,3 +90,59 @@ def jpeg(width: int, height: int, *, orientation: int = 1) -> bytes:
     exif[0x0112] = orientation
     Image.new("L", (width, height)).save(out, "JPEG", quality=10, exif=exif.tobytes())
     return out.getvalue()
+
+
+def big_zeros_zip(mib: int) -> bytes:
+    """A ZIP holding `mib` MiB of zeros, deflated as it is written (never whole in memory)."""
+    buf = io.BytesIO()
+    zeros = bytes(MIB)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z, \
+            z.open("zeros.dcm", "w", force_zip64=True) as member:
+        for _ in range(mib):
+            member.write(zeros)
+    return buf.getvalue()
+
+
+def _ct() -> pydicom.Dataset:
+    return pydicom.dcmread(sample("CT_small.dcm"))
+
+
+def truncated_dicom() -> bytes:
+    data = dicom_bytes(_ct())
+    return data[: len(data) // 2]
+
+
+def lying_transfer_syntax() -> bytes:
+    """Native pixel data under a file meta that says RLE (same length UID, so patched in place)."""
+    out = io.BytesIO()
+    _ct().save_as(out, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    explicit, rle = b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.5\x00"
+    assert explicit in out.getvalue()
+    return out.getvalue().replace(explicit, rle, 1)
+
+
+def traversal_zip() -> bytes:
+    return zip_of({"../../../../tmp/evil.dcm": b"x" * 100, "/etc/cron.d/evil": b"x" * 100, "C:\\evil.dcm": b"x"})
+
+
+# (upload name, maker, what the reason says): every one must be refused with that reason.
+CORPUS = [
+    ("bomb.zip", lambda: zeros_zip(64), "ZIP bomb"),
+    ("nested.zip", lambda: nested_zip(3), "ZIP inside a ZIP"),
+    ("entries.zip", lambda: many_entries_zip(20_001), "at most 20000"),
+    ("traversal.zip", traversal_zip, "unsupported file type"),
+    ("native-huge.dcm", lambda: huge_frame_dicom(30000, 30000, source="CT_small.dcm"), "frame too large"),
+    ("rle-huge.dcm", lambda: huge_frame_dicom(30000, 30000), "frame too large"),
+    ("jpeg-huge.dcm", lambda: huge_frame_dicom(16000, 16000, source="SC_rgb_jpeg_dcmtk.dcm"), "frame too large"),
+    ("frames.dcm", lambda: huge_frame_dicom(64, 64, frames=1_000_000), "image too large"),
+    ("truncated.dcm", truncated_dicom, ""),
+    ("lying-syntax.dcm", lying_transfer_syntax, ""),
+    ("bomb.png", lambda: png_bomb(19999), "image too large"),
+    ("rotated.jpg", lambda: jpeg(9000, 8000, orientation=6), "image too large"),
+    ("fake.pdf", lambda: b"<html><script>alert(1)</script></html>", "unsupported file type"),
+    ("cut.pdf", lambda: b"%PDF-1.7\n" + bytes(100_000), "incomplete PDF"),
+    ("zeros\x00.dcm", lambda: bytes(4 * MIB), "unsupported file type"),
+    ("\u202egpj.exe", lambda: b"MZ" + bytes(1000), "unsupported file type"),
+    ("🩻" * 40 + ".dcm", lambda: b"\x00" * 10, "unsupported file type"),
+    ("n" * 1000 + ".dcm", lambda: b"\x00" * 10, "unsupported file type"),
+]

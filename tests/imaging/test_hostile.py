@@ -176,3 +176,46 @@ def test_no_zip_entry_vanishes_from_both_lists(api, case_id):
     assert sorted(listed) == sorted(f"cd.zip/{n}" for n in names)
     assert reasons(r)["cd.zip/CD/.hidden.dcm"] == "hidden file (name starts with '.'): skipped"
     assert reasons(r)["cd.zip/__MACOSX/CD/._IM1"] == "macOS metadata, not a file of the study: skipped"
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), hostile.CORPUS, ids=[c[0][:20] for c in hostile.CORPUS])
+def test_hostile_file_is_refused_with_a_reason_quickly_and_nothing_is_stored(app, api, case_id, name, make, reason):
+    r, took = post(api, case_id, [(name, make())])
+    assert r.status_code == 200, r.json
+    assert r.json["accepted"] == []
+    assert r.json["rejected"], r.json
+    for rejected in r.json["rejected"]:
+        assert reason in rejected["error"]
+        assert rejected["error"]
+        assert len(rejected["filename"]) <= 255
+        assert "\x00" not in rejected["filename"]
+        assert "\u202e" not in rejected["filename"]
+    assert took < 5  # a safety bound, not a benchmark
+    assert_nothing_stored(app, api, case_id)
+
+
+def _body(parts: bytes, boundary: str = "b0und") -> tuple[bytes, str]:
+    return parts, f"multipart/form-data; boundary={boundary}"
+
+
+CT = hostile.dicom_bytes(pydicom.dcmread(sample("CT_small.dcm")))
+PART = b'--b0und\r\nContent-Disposition: form-data; name="files"; filename="IM1"\r\n\r\n'
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (PART + CT + b"\r\n--b0und--\r\n", "multipart/form-data"),  # no boundary parameter
+    (PART + CT + b"\r\n--b0und--\r\n", "multipart/form-data; boundary=other"),  # a boundary never sent
+    (PART + CT[: len(CT) // 2], "multipart/form-data; boundary=b0und"),  # cut mid-file
+    (PART + CT + b"\r\n--b0und", "multipart/form-data; boundary=b0und"),  # no closing delimiter
+    (b"--b0und\r\n" + b"X-Junk: y\r\n" * 5000, "multipart/form-data; boundary=b0und"),  # endless headers
+    (b"--b0und\r\nContent-Type: text/plain\r\n\r\nx\r\n--b0und--\r\n", "multipart/form-data; boundary=b0und"),
+    (b"--b0und garbage", "multipart/form-data; boundary=b0und"),
+], ids=["no-boundary", "wrong-boundary", "cut-mid-file", "no-closing", "header-flood", "no-disposition",
+        "garbage"])
+def test_broken_multipart_body_is_a_clear_400_and_stores_nothing(app, api, case_id, body, content_type):
+    started = time.monotonic()
+    r = api.post(f"/api/cases/{case_id}/files", data=body, content_type=content_type)
+    assert r.status_code == 400, r.json
+    assert r.json["error"]
+    assert time.monotonic() - started < 5
+    assert_nothing_stored(app, api, case_id)
