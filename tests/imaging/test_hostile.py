@@ -12,21 +12,6 @@ from tests.imaging import hostile
 from tests.imaging.dicom_samples import sample
 
 
-@pytest.fixture
-def owner(make_user):
-    return make_user(specialty="general_practice", level="county")
-
-
-@pytest.fixture
-def case_id(make_case, owner):
-    return make_case(owner)
-
-
-@pytest.fixture
-def api(api_as, owner):
-    return api_as(owner)
-
-
 def post(api, case_id, files: list[tuple[str, bytes]]):
     started = time.monotonic()
     r = api.post(f"/api/cases/{case_id}/files", data={"files": [(io.BytesIO(d), n) for n, d in files]},

@@ -5,24 +5,8 @@ import zipfile
 from pathlib import Path
 
 import pydicom
-import pytest
 
 from tests.imaging.dicom_samples import DICOMDIR_TESTS, read, sample, study_files, upload
-
-
-@pytest.fixture
-def owner(make_user):
-    return make_user(specialty="general_practice", level="county")
-
-
-@pytest.fixture
-def case_id(make_case, owner):
-    return make_case(owner)
-
-
-@pytest.fixture
-def api(api_as, owner):
-    return api_as(owner)
 
 
 def post_files(api, case_id, files):
