@@ -66,6 +66,10 @@ class Config:
     DICOM_PORT = int(_env("DICOM_PORT", "11112"))
     DICOM_PUBLIC_HOST = _env("DICOM_PUBLIC_HOST")
     DICOM_SCP_ENABLED = _env("DICOM_SCP_ENABLED", "1") == "1"
+    # Decoded-size bounds, checked from the headers before anything is decoded: pixels of one
+    # frame or photo (64 MP: beyond mammography and scanned film), and bytes of a whole instance.
+    MAX_FRAME_PIXELS = int(_env("MAX_FRAME_PIXELS", "64000000"))
+    MAX_DECODED_MB = int(_env("MAX_DECODED_MB", "2048"))
 
     # Email for notifications: off unless MAIL_SERVER is set.
     MAIL_SERVER = _env("MAIL_SERVER")

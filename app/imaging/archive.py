@@ -9,11 +9,15 @@ import io
 import os
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, NamedTuple
 
 ZIP_MAGIC = b"PK\x03\x04"
 MAX_ZIP_MEMBERS = 20_000
+# DICOM rarely deflates beyond 10:1 (CT air, blank overlays); a ZIP bomb deflates by 1,000:1.
+MAX_RATIO = 100
+RATIO_FLOOR = 1024 * 1024  # below this much expanded data the ratio does not matter
 
 
 class Entry(NamedTuple):
@@ -38,21 +42,29 @@ def clean_name(name: str) -> str:
 
 
 def expand(files: Iterable[tuple[str, BinaryIO]], *, max_total: int) -> Iterator[Entry | Rejected]:
-    """Yield every uploaded (name, stream) as an entry, ZIP archives as their members; close each stream."""
+    """Yield every uploaded (name, stream) as an entry, ZIP archives as their members; close each stream.
+
+    max_total bounds what all the request's archives together may expand to.
+    """
+    budget = [max_total]
     for filename, stream in files:
         name = clean_name(filename)
         head = stream.read(4)
         stream.seek(0)
         try:
             if head == ZIP_MAGIC:
-                yield from _members(name, stream, max_total)
+                yield from _members(name, stream, max_total, budget)
             else:
                 yield Entry(name, stream)
         finally:
             stream.close()
 
 
-def _members(name: str, stream: BinaryIO, max_total: int) -> Iterator[Entry | Rejected]:
+def _too_expansive(expanded: int, compressed: int) -> bool:
+    return expanded > RATIO_FLOOR and expanded > MAX_RATIO * max(compressed, 1)
+
+
+def _members(name: str, stream: BinaryIO, max_total: int, budget: list[int]) -> Iterator[Entry | Rejected]:
     try:
         archive = zipfile.ZipFile(stream)
     except zipfile.BadZipFile:
@@ -63,23 +75,41 @@ def _members(name: str, stream: BinaryIO, max_total: int) -> Iterator[Entry | Re
         yield Rejected(name, f"ZIP has {len(members)} files; at most {MAX_ZIP_MEMBERS} per upload")
         return
     # zipfile never inflates a member past its declared size, so the declared sizes bound the work.
-    if sum(m.file_size for m in members) > max_total:
+    expanded = sum(m.file_size for m in members)
+    if expanded > budget[0]:
         yield Rejected(name, f"ZIP expands beyond the upload limit of {max_total // (1024 * 1024)} MB")
         return
+    archive_size = stream.seek(0, os.SEEK_END)
+    if _too_expansive(expanded, archive_size):
+        yield Rejected(name, f"ZIP expands {expanded // max(archive_size, 1)} times its size (at most {MAX_RATIO}):"
+                             " refused as a possible ZIP bomb")
+        return
+    budget[0] -= expanded
     for member in members:
         inner = f"{name}/{clean_name(member.filename)}"
         base = os.path.basename(member.filename)
-        if member.filename.startswith("__MACOSX/") or base.startswith("."):
-            continue  # macOS resource forks and hidden files are not the user's files
+        # Listed, never dropped in silence: the uploader sees every name the archive held.
+        if member.filename.startswith("__MACOSX/") or base.startswith("._") or base == ".DS_Store":
+            yield Rejected(inner, "macOS metadata, not a file of the study: skipped")
+            continue
+        if base.startswith("."):
+            yield Rejected(inner, "hidden file (name starts with '.'): skipped")
+            continue
         if member.flag_bits & 0x1:
             yield Rejected(inner, "encrypted ZIP entry")
             continue
-        try:
-            data = archive.read(member)
-        except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
-            yield Rejected(inner, f"damaged ZIP entry: {type(exc).__name__}")
+        if _too_expansive(member.file_size, member.compress_size):
+            yield Rejected(inner, f"ZIP entry expands more than {MAX_RATIO} times: refused as a possible ZIP bomb")
             continue
-        if data[:4] == ZIP_MAGIC:
-            yield Rejected(inner, "ZIP inside a ZIP is not supported; upload it separately")
+        try:
+            with archive.open(member) as packed:
+                # A ZIP inside is recognised from its first bytes, before anything more is inflated.
+                head = packed.read(4)
+                if head == ZIP_MAGIC:
+                    yield Rejected(inner, "ZIP inside a ZIP is not supported; upload it separately")
+                    continue
+                data = head + packed.read()
+        except (zipfile.BadZipFile, OSError, RuntimeError, EOFError, zlib.error) as exc:
+            yield Rejected(inner, f"damaged ZIP entry: {type(exc).__name__}")
             continue
         yield Entry(inner, io.BytesIO(data))

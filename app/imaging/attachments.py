@@ -15,7 +15,7 @@ PDF_MAGIC = b"%PDF-"
 _PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
 # JPEG APPn segments kept: APP0 (JFIF), APP2 only for ICC profiles, APP14 (Adobe colour transform).
 _JPEG_APP0, _JPEG_APP2, _JPEG_APP14, _JPEG_COM = 0xE0, 0xE2, 0xEE, 0xFE
-MAX_PIXELS = 200_000_000  # a decompression bomb guard, larger than any slide photo we expect
+MAX_PIXELS = 64_000_000  # the default of MAX_FRAME_PIXELS; ingest passes the configured value
 
 
 def sniff(head: bytes) -> str | None:
@@ -29,11 +29,16 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def clean_photo(data: bytes, fmt: str) -> tuple[bytes, str]:
+def clean_photo(data: bytes, fmt: str, *, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
     """Verify a JPEG/PNG decodes and return it without EXIF, GPS, XMP or text metadata."""
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(io.BytesIO(data)) as img:
+            # Pillow only warns below twice its own limit; the size is in the header, so refuse
+            # before decoding (and before an EXIF rotation would make a second copy).
+            width, height = img.size
+            if width * height > max_pixels:
+                raise RejectedFile(f"image too large: {width}×{height} pixels,"
+                                   f" at most {max_pixels / 1e6:g} megapixels")
             img.load()
             orientation = img.getexif().get(0x0112, 1)
             if img.format not in ("JPEG", "PNG"):
@@ -41,7 +46,9 @@ def clean_photo(data: bytes, fmt: str) -> tuple[bytes, str]:
             if orientation not in (None, 1):
                 # Phones record rotation in EXIF; apply it before the EXIF goes, re-encoding once.
                 return _reencode(ImageOps.exif_transpose(img), img.format)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own header check came first
+        raise RejectedFile(f"image too large: a decompression bomb, at most {max_pixels / 1e6:g} megapixels") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise RejectedFile(f"damaged or unsupported image: {type(exc).__name__}") from exc
     if fmt == "jpeg":
         return _strip_jpeg(data), "image/jpeg"

@@ -23,7 +23,6 @@ from typing import BinaryIO, NamedTuple
 import pydicom
 import sqlalchemy as sa
 from flask import current_app
-from pydicom.errors import InvalidDicomError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts.models import User
@@ -85,38 +84,30 @@ def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
         return _prepare_dicom(name, stream, case)
     kind = photos.sniff(head)
     if kind in ("jpeg", "png"):
-        data, ctype = photos.clean_photo(stream.read(), kind)
+        data, ctype = photos.clean_photo(stream.read(), kind, max_pixels=current_app.config["MAX_FRAME_PIXELS"])
         return Prepared(name, "image", io.BytesIO(data), len(data), ctype)
     if kind == "pdf":
         data = stream.read()
         photos.check_pdf(data)
         return Prepared(name, "document", io.BytesIO(data), len(data), "application/pdf")
     # DICOM written without the Part 10 preamble still happens (old modalities, some CD exports).
-    try:
-        ds = pydicom.dcmread(stream, force=True)
-        if any(str(ds.get(n, "")).strip() for n in dicom.REQUIRED_UIDS):
-            stream.seek(0)
-            return _prepare_dicom(name, stream, case, force=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass
+    if dicom.looks_like_bare_dicom(head):
+        return _prepare_dicom(name, stream, case, force=True)
     raise RejectedFile("unsupported file type: expected DICOM, JPEG, PNG, PDF or ZIP")
 
 
 def _prepare_dicom(name: str, stream: BinaryIO, case: Case, force: bool = False) -> Prepared:
+    ds = dicom.read_dataset(stream, force=force)
     if force:
-        try:
-            ds = pydicom.dcmread(stream, force=True)
-        except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-            raise RejectedFile(f"unreadable DICOM file: {type(exc).__name__}") from exc
         ds.ensure_file_meta()
         if "TransferSyntaxUID" not in ds.file_meta:
             ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
         ds.file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
-    else:
-        ds = dicom.read_dataset(stream)
     dicom.validate(ds)
     uid_map = deidentify(ds, secret=case.uid_secret, pseudonym=f"HUIZHEN^CASE{case.id}")
     facts = dicom.index_facts(ds)
+    # PostgreSQL refuses an over-long value with an error for the whole request; refuse the file alone.
+    dicom.check_index_fits(facts, uid_map)
     try:
         data = dicom.serialise(ds)
     except (ValueError, TypeError, AttributeError) as exc:

@@ -9,11 +9,16 @@ import numpy as np
 from PIL import Image
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.encaps import get_frame
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
+from app.imaging.dicom import RejectedFile, check_decoded_size, frames_of
+
 # Window (center, width) used when the file has none, by modality (CT: soft tissue).
 MODALITY_WINDOWS = {"CT": (40.0, 400.0)}
+# Baseline JPEG can be decoded at 1/2, 1/4 or 1/8 of its size (DCT scaling): thumbnails ask for that.
+SCALABLE_JPEG = {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51"}
 
 
 class RenderError(Exception):
@@ -104,14 +109,34 @@ def _window(ds: Dataset, arr: np.ndarray, wc: float | None, ww: float | None) ->
 
 
 def _to_8bit_gray(ds: Dataset, arr: np.ndarray, wc, ww) -> tuple[np.ndarray, tuple[float, float]]:
-    values = apply_modality_lut(arr, ds).astype(np.float32)
+    # One float copy of the frame, changed in place from here on (a 64 MP frame is 256 MB of float32).
+    if "ModalityLUTSequence" in ds:
+        values = apply_modality_lut(arr, ds).astype(np.float32, copy=False)
+    else:
+        values = arr.astype(np.float32)
+        slope, intercept = _rescale(ds)
+        if slope != 1.0:
+            values *= slope
+        if intercept:
+            values += intercept
+    del arr
     center, width = _window(ds, values, wc, ww)
-    # The linear VOI function of PS3.3 C.11.2.1.2.1.
-    out = ((values - (center - 0.5)) / (width - 1.0 if width > 1 else 1.0) + 0.5) * 255.0
-    out = np.clip(out, 0, 255).astype(np.uint8)
+    # The linear VOI function of PS3.3 C.11.2.1.2.1: ((v - (c - 0.5)) / (w - 1) + 0.5) * 255.
+    values -= center - 0.5
+    values *= 255.0 / (width - 1.0 if width > 1 else 1.0)
+    values += 127.5
+    np.clip(values, 0, 255, out=values)
+    out = values.astype(np.uint8)
     if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
-        out = 255 - out
+        np.subtract(255, out, out=out)
     return out, (center, width)
+
+
+def _rescale(ds: Dataset) -> tuple[float, float]:
+    try:
+        return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    except (TypeError, ValueError):
+        return 1.0, 0.0
 
 
 def _to_8bit_rgb(ds: Dataset, arr: np.ndarray) -> np.ndarray:
@@ -120,19 +145,38 @@ def _to_8bit_rgb(ds: Dataset, arr: np.ndarray) -> np.ndarray:
     if arr.dtype != np.uint8:
         top = float(arr.max()) or 1.0
         bits = int(ds.get("BitsStored", 8) or 8)
-        scale = 255.0 / ((1 << bits) - 1 if top > 255 else 255.0)
-        arr = np.clip(arr.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+        values = arr.astype(np.float32)
+        values *= 255.0 / ((1 << bits) - 1 if top > 255 else 255.0)
+        np.clip(values, 0, 255, out=values)
+        arr = values.astype(np.uint8)
     return arr
 
 
-def render(data: bytes, req: RenderRequest) -> Rendered:
-    """Decode one frame of a DICOM file and encode it as PNG or JPEG, with the window it used."""
+def _decode(ds: Dataset, req: RenderRequest) -> np.ndarray:
+    """Decode the asked frame; a baseline JPEG wanted small is decoded small."""
+    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
+    if req.size and ts in SCALABLE_JPEG and photometric != "PALETTE COLOR" and int(ds.get("BitsAllocated", 0)) == 8:
+        frame = get_frame(ds.PixelData, req.frame - 1, number_of_frames=frames_of(ds))
+        with Image.open(io.BytesIO(frame)) as img:
+            img.draft(img.mode, (req.size, req.size))
+            mode = "RGB" if int(ds.get("SamplesPerPixel", 1) or 1) == 3 else "L"
+            return np.asarray(img.convert(mode))
+    return pixel_array(ds, index=req.frame - 1)
+
+
+def render(data: bytes, req: RenderRequest, *, max_frame_pixels: int | None = None) -> Rendered:
+    """Decode one frame of a DICOM file as PNG or JPEG, with the window it used; refuse frames over max_frame_pixels."""
     try:
         # The whole dataset, not just the pixel module: the default window depends on Modality.
         ds = dcmread(io.BytesIO(data))
-        arr = pixel_array(ds, index=req.frame - 1)
+        if max_frame_pixels is not None:
+            check_decoded_size(ds, frames=1, max_frame_pixels=max_frame_pixels, max_bytes=2**63)
+        arr = _decode(ds, req)
+    except RejectedFile as exc:
+        raise RenderError(str(exc)) from exc
     except (InvalidDicomError, ValueError, NotImplementedError, RuntimeError, AttributeError, KeyError,
-            IndexError) as exc:
+            IndexError, OSError) as exc:
         raise RenderError(f"cannot decode the frame: {exc}") from exc
     photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     window = None
@@ -141,6 +185,7 @@ def render(data: bytes, req: RenderRequest) -> Rendered:
     else:
         gray, window = _to_8bit_gray(ds, arr, req.wc, req.ww)
         image = Image.fromarray(gray, "L")
+    del arr
     if req.size:
         image.thumbnail((req.size, req.size), Image.Resampling.LANCZOS)
     out = io.BytesIO()

@@ -8,6 +8,7 @@ from flask import current_app
 from app.cases.models import Case
 from app.core.errors import BadRequest, DomainError, NotFound
 from app.extensions import db
+from app.imaging.dicom import frame_size_problem
 from app.imaging.models import Attachment, Instance, Series, Study
 from app.imaging.render import Rendered, RenderError, RenderRequest, render
 from app.storage import get_store
@@ -139,12 +140,17 @@ def rendered_frame(inst: Instance, req: RenderRequest) -> Rendered:
         raise NotRenderable(detail=inst.render_error)
     if not 1 <= req.frame <= inst.frames:
         raise BadRequest("frame out of range", {"frame": req.frame, "frames": inst.frames})
+    # Instances indexed before the limit (or under a higher one) are refused before a byte is read.
+    limit = current_app.config["MAX_FRAME_PIXELS"]
+    too_large = frame_size_problem(inst.rows, inst.columns, limit)
+    if too_large:
+        raise NotRenderable(detail=too_large)
     cache = current_app.extensions["render_cache"]
     key = (inst.sha256, req)
     data = cache.get(key)
     if data is None:
         try:
-            data = render(_instance_bytes(inst), req)
+            data = render(_instance_bytes(inst), req, max_frame_pixels=limit)
         except RenderError as exc:
             raise NotRenderable(detail=str(exc)) from exc
         cache.put(key, data)

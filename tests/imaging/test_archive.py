@@ -35,6 +35,8 @@ def test_members_come_out_in_order_with_rejections_as_values():
         ("cd.zip/CD/1.dcm", b"one"),
         ("cd.zip/CD/nested.zip", "ZIP inside a ZIP is not supported; upload it separately"),
         ("cd.zip/CD/locked.dcm", "encrypted ZIP entry"),
+        ("cd.zip/__MACOSX/._1", "macOS metadata, not a file of the study: skipped"),
+        ("cd.zip/CD/.DS_Store", "macOS metadata, not a file of the study: skipped"),
         ("cd.zip/CD/2.dcm", b"two"),
         ("photo/scan.jpg", b"jpeg"),
     ]

@@ -5,24 +5,8 @@ import zipfile
 from pathlib import Path
 
 import pydicom
-import pytest
 
 from tests.imaging.dicom_samples import DICOMDIR_TESTS, read, sample, study_files, upload
-
-
-@pytest.fixture
-def owner(make_user):
-    return make_user(specialty="general_practice", level="county")
-
-
-@pytest.fixture
-def case_id(make_case, owner):
-    return make_case(owner)
-
-
-@pytest.fixture
-def api(api_as, owner):
-    return api_as(owner)
 
 
 def post_files(api, case_id, files):
@@ -192,7 +176,7 @@ def test_zip_of_a_study_is_one_upload(api, case_id):
     r = post_files(api, case_id, [(buf, "study.zip")])
     assert r.status_code == 200
     assert len(r.json["accepted"]) == len(files)
-    assert [x["filename"] for x in r.json["rejected"]] == ["study.zip/CD/README.TXT"]
+    assert [x["filename"] for x in r.json["rejected"]] == ["study.zip/CD/README.TXT", "study.zip/__MACOSX/._x"]
     assert all(a["filename"].startswith("study.zip/CD/DICOM/") for a in r.json["accepted"])
 
 

@@ -1,0 +1,148 @@
+"""A hostile-file corpus, made in code (nothing binary is committed): ZIP bombs, lying DICOM, image bombs.
+
+Each maker returns bytes (or a multipart body) small enough to build in a fraction of a second,
+while claiming or expanding to far more than the server may spend on it.
+"""
+
+import io
+import struct
+import zipfile
+import zlib
+
+import pydicom
+from PIL import Image
+
+from tests.imaging.dicom_samples import sample
+
+MIB = 1024 * 1024
+
+
+def zip_of(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """Return a ZIP of the given members (name → bytes), deflated at the highest level."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression, compresslevel=9 if compression == zipfile.ZIP_DEFLATED else None) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def zeros_zip(mib: int) -> bytes:
+    """A ZIP of one member of `mib` MiB of zeros: about 1,000:1."""
+    return zip_of({"zeros.dcm": bytes(mib * MIB)})
+
+
+def nested_zip(levels: int = 3, mib: int = 16) -> bytes:
+    """A ZIP of a ZIP of ... of zeros."""
+    data = zeros_zip(mib)
+    for level in range(levels):
+        data = zip_of({f"level{level}.zip": data})
+    return data
+
+
+def many_entries_zip(n: int = 20_001) -> bytes:
+    """A ZIP with n tiny members (stored, so it is quick to build)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        for i in range(n):
+            z.writestr(f"f{i}", b"")
+    return buf.getvalue()
+
+
+def dicom_bytes(ds: pydicom.Dataset, *, preamble: bool = True, implicit: bool | None = None) -> bytes:
+    """Serialise a dataset; without the preamble and file meta when asked (old modality exports)."""
+    out = io.BytesIO()
+    if preamble:
+        ds.save_as(out, enforce_file_format=True)
+        return out.getvalue()
+    ds = ds.copy()
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.preamble = None
+    ds.save_as(out, implicit_vr=True if implicit is None else implicit, little_endian=True)
+    return out.getvalue()
+
+
+def huge_frame_dicom(rows: int, columns: int, *, source: str = "MR_small_RLE.dcm", frames: int | None = None) -> bytes:
+    """A small real file (native, RLE or JPEG) whose header claims a frame of rows × columns."""
+    ds = pydicom.dcmread(sample(source))
+    ds.Rows, ds.Columns = rows, columns
+    if frames is not None:
+        ds.NumberOfFrames = frames
+    return dicom_bytes(ds)
+
+
+def png_bomb(side: int) -> bytes:
+    """A 1-bit grey PNG of side × side pixels, all black: tiny file, side² pixels once decoded."""
+    row = b"\x00" + bytes((side + 7) // 8)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def jpeg(width: int, height: int, *, orientation: int = 1) -> bytes:
+    """A real grey JPEG of width × height, with an EXIF orientation when asked."""
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("L", (width, height)).save(out, "JPEG", quality=10, exif=exif.tobytes())
+    return out.getvalue()
+
+
+def big_zeros_zip(mib: int) -> bytes:
+    """A ZIP holding `mib` MiB of zeros, deflated as it is written (never whole in memory)."""
+    buf = io.BytesIO()
+    zeros = bytes(MIB)
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z, \
+            z.open("zeros.dcm", "w", force_zip64=True) as member:
+        for _ in range(mib):
+            member.write(zeros)
+    return buf.getvalue()
+
+
+def _ct() -> pydicom.Dataset:
+    return pydicom.dcmread(sample("CT_small.dcm"))
+
+
+def truncated_dicom() -> bytes:
+    data = dicom_bytes(_ct())
+    return data[: len(data) // 2]
+
+
+def lying_transfer_syntax() -> bytes:
+    """Native pixel data under a file meta that says RLE (same length UID, so patched in place)."""
+    out = io.BytesIO()
+    _ct().save_as(out, implicit_vr=False, little_endian=True, enforce_file_format=True)
+    explicit, rle = b"1.2.840.10008.1.2.1\x00", b"1.2.840.10008.1.2.5\x00"
+    assert explicit in out.getvalue()
+    return out.getvalue().replace(explicit, rle, 1)
+
+
+def traversal_zip() -> bytes:
+    return zip_of({"../../../../tmp/evil.dcm": b"x" * 100, "/etc/cron.d/evil": b"x" * 100, "C:\\evil.dcm": b"x"})
+
+
+# (upload name, maker, what the reason says): every one must be refused with that reason.
+CORPUS = [
+    ("bomb.zip", lambda: zeros_zip(64), "ZIP bomb"),
+    ("nested.zip", lambda: nested_zip(3), "ZIP inside a ZIP"),
+    ("entries.zip", lambda: many_entries_zip(20_001), "at most 20000"),
+    ("traversal.zip", traversal_zip, "unsupported file type"),
+    ("native-huge.dcm", lambda: huge_frame_dicom(30000, 30000, source="CT_small.dcm"), "frame too large"),
+    ("rle-huge.dcm", lambda: huge_frame_dicom(30000, 30000), "frame too large"),
+    ("jpeg-huge.dcm", lambda: huge_frame_dicom(16000, 16000, source="SC_rgb_jpeg_dcmtk.dcm"), "frame too large"),
+    ("frames.dcm", lambda: huge_frame_dicom(64, 64, frames=1_000_000), "image too large"),
+    ("truncated.dcm", truncated_dicom, ""),
+    ("lying-syntax.dcm", lying_transfer_syntax, ""),
+    ("bomb.png", lambda: png_bomb(19999), "image too large"),
+    ("rotated.jpg", lambda: jpeg(9000, 8000, orientation=6), "image too large"),
+    ("fake.pdf", lambda: b"<html><script>alert(1)</script></html>", "unsupported file type"),
+    ("cut.pdf", lambda: b"%PDF-1.7\n" + bytes(100_000), "incomplete PDF"),
+    ("zeros\x00.dcm", lambda: bytes(4 * MIB), "unsupported file type"),
+    ("\u202egpj.exe", lambda: b"MZ" + bytes(1000), "unsupported file type"),
+    ("🩻" * 40 + ".dcm", lambda: b"\x00" * 10, "unsupported file type"),
+    ("n" * 1000 + ".dcm", lambda: b"\x00" * 10, "unsupported file type"),
+]
