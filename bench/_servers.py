@@ -78,7 +78,7 @@ def serve_app(env: dict) -> tuple[Proc, str]:
     """Serve the app (python run.py) on a free port over an already prepared database."""
     port = free_port()
     env = {**env, "PORT": str(port), "HOST": "127.0.0.1"}
-    proc = Proc([PY, "run.py"], env=env, log=env.get("BENCH_APP_LOG"))
+    proc = Proc([PY, "run.py"], env={"DICOM_SCP_ENABLED": "0", **env}, log=env.get("BENCH_APP_LOG"))
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/login")
     return proc, url

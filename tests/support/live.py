@@ -54,7 +54,9 @@ class ProcessServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log_dir / f"server-{self.port}.log", "w")  # noqa: SIM115 - closed in stop()
-        full = {**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
+        # The DICOM listener stays off unless a test asks for it: parallel servers would all
+        # reach for the default port 11112.
+        full = {**os.environ, "DICOM_SCP_ENABLED": "0", **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         self.proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=full,  # noqa: S603
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
