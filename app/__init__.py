@@ -76,7 +76,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import imaging, storage
+    from app import dicomweb, imaging, storage
     from app.accounts import auth
     from app.accounts.routes import bp as accounts_api
     from app.admin.routes import bp as admin_api
@@ -96,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(accounts_api)
     app.register_blueprint(cases_api)
     app.register_blueprint(imaging_api)
+    dicomweb.init_app(app)
     app.register_blueprint(notifications_api)
     app.register_blueprint(consult_api)
     app.extensions["presence"] = build_presence(app.config)

@@ -37,6 +37,7 @@ class Action(StrEnum):
     CLOSE = "close"
     READ_AUDIT = "read_audit"
     CHAT = "chat"
+    MANAGE_LINKS = "manage_links"
 
 
 OWNER, CONSULTANT, PARTICIPANT = "owner", "consultant", "participant"
@@ -45,10 +46,10 @@ ROLES = (OWNER, CONSULTANT, PARTICIPANT)
 _READ = {Action.VIEW, Action.DOWNLOAD, Action.CHAT}
 ALLOWED: dict[str, frozenset[Action]] = {
     OWNER: frozenset(_READ | {Action.UPLOAD, Action.SHARE, Action.WITHDRAW, Action.ANSWER, Action.CLOSE,
-                              Action.READ_AUDIT}),
+                              Action.READ_AUDIT, Action.MANAGE_LINKS}),
     CONSULTANT: frozenset(_READ | {Action.UPLOAD, Action.ACCEPT, Action.DECLINE, Action.INVITE, Action.REMOVE,
                                    Action.ASK, Action.REPORT, Action.WRITE_OPINION, Action.SIGN_OPINION,
-                                   Action.READ_AUDIT}),
+                                   Action.READ_AUDIT, Action.MANAGE_LINKS}),
     PARTICIPANT: frozenset(_READ | {Action.REPORT}),
 }
 
