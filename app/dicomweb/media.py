@@ -5,8 +5,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from flask import Response, request, stream_with_context
-from werkzeug.http import parse_options_header
+from flask import Response, current_app, request
 
 from app.core.errors import DomainError
 
@@ -31,33 +30,43 @@ class MediaRange:
     q: float
 
 
-def _split(header: str) -> Iterator[str]:
-    """Split on commas that are not inside quotes."""
+def _split_on(text: str, sep: str) -> Iterator[str]:
+    """Split on a separator that is not inside quotes."""
     start, quoted = 0, False
-    for i, ch in enumerate(header):
+    for i, ch in enumerate(text):
         if ch == '"':
             quoted = not quoted
-        elif ch == "," and not quoted:
-            yield header[start:i]
+        elif ch == sep and not quoted:
+            yield text[start:i]
             start = i + 1
-    yield header[start:]
+    yield text[start:]
+
+
+def parse_media_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """Split ``type/subtype; a=b; c="d"`` leniently: bare values may hold slashes (``type=application/dicom``)."""
+    head, *params = _split_on(value or "", ";")
+    options = {}
+    for param in params:
+        key, _, val = param.partition("=")
+        if key.strip():
+            options[key.strip().lower()] = val.strip().strip('"')
+    return head.strip().lower(), options
 
 
 def parse_accept(header: str | None) -> list[MediaRange]:
     """Parse an Accept header leniently (quoted or bare ``type``, ``transfer-syntax=*``), best first."""
     ranges = []
-    for item in _split(header or ""):
+    for item in _split_on(header or "", ","):
         if not item.strip():
             continue
-        mimetype, options = parse_options_header(item.strip())
-        options = {k.lower(): v for k, v in options.items()}
+        mimetype, options = parse_media_type(item)
         try:
             q = float(options.get("q", 1))
         except ValueError:
             q = 1.0
         if q <= 0:
             continue
-        ranges.append(MediaRange(mimetype.lower(), (options.get("type") or "").lower() or None,
+        ranges.append(MediaRange(mimetype, (options.get("type") or "").lower() or None,
                                  options.get("transfer-syntax") or None, q))
     ranges.sort(key=lambda r: -r.q)
     return ranges or [MediaRange("*/*", None, None, 1.0)]
@@ -93,16 +102,23 @@ def json_response(payload: str, status: int = 200) -> Response:
 def multipart_response(parts: Iterable[tuple[str, bytes]], part_type: str) -> Response:
     """Stream (content type, bytes) parts as multipart/related with a random boundary."""
     boundary = uuid.uuid4().hex
+    app = current_app._get_current_object()
 
     def body() -> Iterator[bytes]:
-        for content_type, data in parts:
-            yield f"--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode()
-            yield data
+        # Parts are read from the store while the answer streams, after the request context is gone;
+        # the app context is held only while a part is read, never across a yield.
+        items = iter(parts)
+        while True:
+            with app.app_context():
+                item = next(items, None)
+            if item is None:
+                break
+            yield f"--{boundary}\r\nContent-Type: {item[0]}\r\n\r\n".encode()
+            yield item[1]
             yield b"\r\n"
         yield f"--{boundary}--\r\n".encode()
 
-    # Parts are read from the store while the answer streams, so the app context must stay.
-    response = Response(stream_with_context(body()), direct_passthrough=True)
+    response = Response(body(), direct_passthrough=True)
     response.headers["Content-Type"] = f'multipart/related; type="{part_type}"; boundary={boundary}'
     return response
 

@@ -10,11 +10,11 @@ from typing import BinaryIO
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from werkzeug.http import parse_options_header
 
 from app.accounts.models import User
 from app.cases.models import Case
 from app.core.errors import BadRequest, DomainError
+from app.dicomweb.media import parse_media_type
 from app.dicomweb.qido import element
 from app.imaging import dicom, ingest, multipart
 from app.imaging.deid import derive_uid
@@ -55,8 +55,7 @@ class StowResult:
 
 def boundary_of(content_type: str | None) -> bytes:
     """Return the boundary of a multipart/related body of DICOM parts; 415 for another media type."""
-    mimetype, options = parse_options_header(content_type or "")
-    options = {k.lower(): v for k, v in options.items()}
+    mimetype, options = parse_media_type(content_type)
     part_type = (options.get("type") or "application/dicom").lower()
     if mimetype != "multipart/related" or part_type != "application/dicom":
         raise UnsupportedMediaType(detail={"expected": 'multipart/related; type="application/dicom"',
@@ -71,7 +70,7 @@ def _part_type(headers: bytes) -> str:
     for line in headers.split(b"\r\n"):
         key, _, value = line.partition(b":")
         if key.strip().lower() == b"content-type":
-            return parse_options_header(value.decode("latin-1"))[0]
+            return parse_media_type(value.decode("latin-1"))[0]
     return "application/dicom"
 
 

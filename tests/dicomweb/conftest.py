@@ -1,6 +1,10 @@
 """A case in progress with real DICOM from pydicom, the people around it, and share links."""
 
+import io
+
+import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
 from tests.imaging.dicom_samples import read, sample, upload
 
@@ -56,3 +60,23 @@ def make_link(api_as, world):
         return r.json
 
     return make
+
+
+def stow_body(datasets, boundary="b0undary") -> bytes:
+    """Encode datasets as a STOW-RS multipart/related body."""
+    out = io.BytesIO()
+    for ds in datasets:
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        out.write(f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode())
+        out.write(buf.getvalue())
+        out.write(b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue()
+
+
+def fresh(name="CT_small.dcm"):
+    """Return a pydicom test file under a new SOP Instance UID."""
+    ds = pydicom.dcmread(sample(name))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    return ds

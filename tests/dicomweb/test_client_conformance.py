@@ -9,7 +9,7 @@ from dicomweb_client.api import DICOMwebClient
 from pydicom.encaps import get_frame
 from pydicom.uid import generate_uid
 
-from tests.dicomweb.conftest import FILES
+from tests.dicomweb.conftest import FILES, fresh, stow_body
 from tests.imaging.dicom_samples import sample
 from tests.support.live import ThreadServer
 
@@ -193,6 +193,17 @@ def test_client_errors(dw, stored, server, world, make_link):
     with pytest.raises(requests.HTTPError) as err:
         anonymous.search_for_studies()
     assert err.value.response.status_code == 401
+
+
+def test_store_a_chunked_body(server, dw, world, token_for):
+    body = stow_body([fresh(), fresh("MR_small.dcm")])
+    r = requests.post(f"{dw.base_url}/studies", data=(body[i:i + 1000] for i in range(0, len(body), 1000)),
+                      headers={"Authorization": f"Bearer {token_for(world['ids']['owner'])}",
+                               "Content-Type": "multipart/related; type=application/dicom; boundary=b0undary"},
+                      timeout=30)
+    assert r.request.headers["Transfer-Encoding"] == "chunked"
+    assert r.status_code == 200, r.text
+    assert len(r.json()["00081199"]["Value"]) == 2
 
 
 def test_read_write_link_stores(server, stored, make_link):
