@@ -63,10 +63,17 @@ def link_state(link: ShareLink) -> str:
     return "expired" if link.expires_at <= utcnow() else "active"
 
 
-def open_link(token: str, action: Action) -> tuple[Case, ShareLink]:
-    """Return the case and link a token opens for the action; raise 404, 401 or 403 otherwise."""
+def find_link(token: str) -> ShareLink:
+    """Return the link of a token, or raise NotFound."""
     link = db.session.scalar(sa.select(ShareLink).where(ShareLink.token_hash == _digest(token or "")))
-    if link is None or link.revoked_at is not None:
+    if link is None:
+        raise NotFound("link not found")
+    return link
+
+
+def check_link(link: ShareLink, action: Action) -> Case:
+    """Return the case the link opens for the action; raise 404 (revoked), 401 (expired) or 403."""
+    if link.revoked_at is not None:
         raise NotFound("link not found")
     if link.expires_at <= utcnow():
         raise LinkExpired()
@@ -77,4 +84,4 @@ def open_link(token: str, action: Action) -> tuple[Case, ShareLink]:
         raise NotFound("link not found")
     if action not in SCOPE_ACTIONS[link.scope] or not can(creator, case, action):
         raise DomainError(f"this link does not allow: {action.value}", {"scope": link.scope}, status=403)
-    return case, link
+    return case

@@ -76,10 +76,6 @@ class Access:
     link: ShareLink | None
     root: str
 
-    @property
-    def who(self) -> tuple:
-        return ("link", self.link.id) if self.link else ("user", self.actor.id)
-
 
 def _caller() -> User:
     # Storing needs the bearer header: a session cookie alone could be ridden by a cross-site form.
@@ -88,28 +84,28 @@ def _caller() -> User:
     return current_user._get_current_object()
 
 
-def _resolve(action: Action, case_id: int | None, token: str | None) -> Access:
+def _resolve(action: Action, case_id: int | None, token: str | None, seen: dict) -> Access:
     base = public_base()
     if token is None:
         user = _caller()
         case = require(user, case_id, action)
         return Access(case, user, None, f"{base}/dicomweb/cases/{case_id}")
-    case, link = links.open_link(token, action)
+    seen["link"] = link = links.find_link(token)
+    case = links.check_link(link, action)
     return Access(case, db.session.get(User, link.created_by_id), link, f"{base}/dicomweb/link/{token}")
 
 
-def _audit(access: Access | None, name: str, status: int, case_id: int | None, detail: dict | None,
+def _audit(name: str, status: int, *, case_id: int | None, link: ShareLink | None, detail: dict | None = None,
            once: tuple | None = None) -> None:
-    user_id = access.actor.id if access and not access.link else (
-        current_user.id if access is None and current_user.is_authenticated else None)
-    detail = dict(detail or {})
-    if access and access.link:
-        detail["link_id"] = access.link.id
-    if once is not None and access is not None:
-        audit_log.record_once(key=(*access.who, access.case.id, *once), user_id=user_id, case_id=access.case.id,
-                              action=name, status=status, detail=detail)
-        return
-    audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail or None)
+    """Log a use of a root: by the token's user, or by the link (its id, never its token)."""
+    user_id = current_user.id if link is None and current_user.is_authenticated else None
+    if link is not None:
+        detail = {**(detail or {}), "link_id": link.id}
+    if once is not None:
+        audit_log.record_once(key=(user_id, link.id if link else None, case_id, *once), user_id=user_id,
+                              case_id=case_id, action=name, status=status, detail=detail)
+    else:
+        audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail)
 
 
 def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bool = False, doc: dict | None = None):
@@ -122,16 +118,18 @@ def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bo
     def decorate(view):
         def serve(case_id: int | None, token: str | None, kwargs: dict):
             name = f"dicomweb_{view.__name__}"
-            access = None
+            seen: dict = {}
             try:
-                access = _resolve(action, case_id, token)
+                access = _resolve(action, case_id, token, seen)
                 response = view(access, **kwargs)
             except DomainError as exc:
                 db.session.rollback()
-                _audit(access, name, exc.status, access.case.id if access else case_id, {"error": exc.error})
+                link = seen.get("link")
+                _audit(name, exc.status, case_id=link.case_id if link else case_id, link=link,
+                       detail={"error": exc.error})
                 raise
             once = (kwargs.get("study"), kwargs.get("series")) if aggregate else None
-            _audit(access, name, response.status_code, access.case.id, None, once)
+            _audit(name, response.status_code, case_id=access.case.id, link=access.link, once=once)
             return response
 
         @wraps(view)
