@@ -207,19 +207,20 @@ class _Index:
 
 
 def _load(case: Case, study_uid: str | None, series_uid: str | None) -> _Index:
-    stmt = sa.select(Study).where(Study.case_id == case.id).order_by(Study.id)
+    # One query: each series with its study (joined eagerly by the model) and its instance count.
+    counts = (sa.select(Instance.series_id, sa.func.count().label("n")).where(Instance.case_id == case.id)
+              .group_by(Instance.series_id).subquery())
+    stmt = (sa.select(Series, sa.func.coalesce(counts.c.n, 0)).join(Study, Series.study_id == Study.id)
+            .outerjoin(counts, counts.c.series_id == Series.id).where(Series.case_id == case.id)
+            .order_by(Series.series_number.is_(None), Series.series_number, Series.id))
     if study_uid:
         stmt = stmt.where(Study.study_uid == study_uid)
-    studies = list(db.session.scalars(stmt))
-    series_stmt = (sa.select(Series).where(Series.case_id == case.id, Series.study_id.in_([s.id for s in studies]))
-                   .order_by(Series.series_number.is_(None), Series.series_number, Series.id))
     if series_uid:
-        series_stmt = series_stmt.where(Series.series_uid == series_uid)
-    series = list(db.session.scalars(series_stmt))
-    counts = dict(db.session.execute(
-        sa.select(Instance.series_id, sa.func.count()).where(Instance.case_id == case.id)
-        .group_by(Instance.series_id)).all())
-    return _Index(studies, series, counts, _series_attrs(case, series))
+        stmt = stmt.where(Series.series_uid == series_uid)
+    rows = db.session.execute(stmt).all()
+    series = [s for s, _ in rows]
+    studies = sorted({s.study.id: s.study for s in series}.values(), key=lambda st: st.id)
+    return _Index(studies, series, {s.id: n for s, n in rows}, _series_attrs(case, series))
 
 
 def _study_record(study: Study, series: list[Series], ix: _Index, root: str) -> dict:
