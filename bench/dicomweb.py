@@ -10,7 +10,9 @@ so de-identified and indexed), then measures, alternating the servers each round
 Huizhen runs with its permission check and audit on (bearer token of the case's owner).
 Prints the median per measure and the ratio Huizhen/Orthanc (target: at most 1.0).
 
-    python bench/dicomweb.py [--slices 200] [--rounds 5] [--orthanc /usr/sbin/Orthanc]
+    python bench/dicomweb.py [--slices 200] [--rounds 5] [--orthanc /usr/sbin/Orthanc] [--database-url URL]
+
+With a PostgreSQL --database-url the app gets a schema of its own, dropped at the end.
 """
 
 import argparse
@@ -20,10 +22,14 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import requests
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import Proc, free_port, new_case, start_app, token, upload_dicom, wait_http  # noqa: E402
@@ -111,18 +117,38 @@ def measure(root: str, auth: dict, study: str, series: str, sops: list[str]) -> 
         }
 
 
+@contextmanager
+def database(url: str | None, workdir: Path):
+    """Yield the app's database URL: a SQLite file, or a fresh schema of a PostgreSQL database."""
+    if not url:
+        yield f"sqlite:///{workdir / 'app.db'}"
+        return
+    schema = f"hz_bench_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{url}{'&' if '?' in url else '?'}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--orthanc", default=shutil.which("Orthanc") or "/usr/sbin/Orthanc")
+    parser.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
     args = parser.parse_args()
 
     files = synthetic_series(args.slices)
-    with tempfile.TemporaryDirectory(prefix="hz-bench-dicomweb-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hz-bench-dicomweb-") as tmp, \
+            database(args.database_url, Path(tmp)) as database_url:
         work = Path(tmp)
         orthanc, orthanc_url = start_orthanc(args.orthanc, work)
-        app, app_url = start_app({"DATABASE_URL": f"sqlite:///{work / 'app.db'}", "STORAGE_BACKEND": "local",
+        app, app_url = start_app({"DATABASE_URL": database_url, "STORAGE_BACKEND": "local",
                                   "UPLOAD_FOLDER": str(work / "uploads"), "SECRET_KEY": "bench"})
         try:
             load_orthanc(orthanc_url, files)

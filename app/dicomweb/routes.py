@@ -181,52 +181,45 @@ _QIDO = {200: "matches as application/dicom+json (an empty array when nothing ma
          400: "invalid query", 406: "only application/dicom+json is offered"}
 
 
-def _qido(records: list[dict]) -> Response:
-    return json_response(qido.to_json(records))
+def _search(access: Access, search, **scope) -> Response:
+    require_json()
+    return json_response(qido.to_json(search(access.case, qido.parse_query(request.args), root=access.root, **scope)))
 
 
 @dicomweb_route("/studies", Action.VIEW, doc=_QIDO)
 def search_studies(access: Access):
     """QIDO-RS: search the case's studies."""
-    require_json()
-    return _qido(qido.search_studies(access.case, qido.parse_query(request.args), root=access.root))
+    return _search(access, qido.search_studies)
 
 
 @dicomweb_route("/series", Action.VIEW, doc=_QIDO)
 def search_all_series(access: Access):
     """QIDO-RS: search the case's series."""
-    require_json()
-    return _qido(qido.search_series(access.case, qido.parse_query(request.args), root=access.root))
+    return _search(access, qido.search_series)
 
 
 @dicomweb_route("/studies/<study>/series", Action.VIEW, doc=_QIDO)
 def search_series(access: Access, study: str):
     """QIDO-RS: search the series of a study."""
-    require_json()
-    return _qido(qido.search_series(access.case, qido.parse_query(request.args), root=access.root, study_uid=study))
+    return _search(access, qido.search_series, study_uid=study)
 
 
 @dicomweb_route("/instances", Action.VIEW, doc=_QIDO)
 def search_all_instances(access: Access):
     """QIDO-RS: search the case's instances."""
-    require_json()
-    return _qido(qido.search_instances(access.case, qido.parse_query(request.args), root=access.root))
+    return _search(access, qido.search_instances)
 
 
 @dicomweb_route("/studies/<study>/instances", Action.VIEW, doc=_QIDO)
 def search_study_instances(access: Access, study: str):
     """QIDO-RS: search the instances of a study."""
-    require_json()
-    return _qido(qido.search_instances(access.case, qido.parse_query(request.args), root=access.root,
-                                       study_uid=study))
+    return _search(access, qido.search_instances, study_uid=study)
 
 
 @dicomweb_route("/studies/<study>/series/<series>/instances", Action.VIEW, doc=_QIDO)
 def search_instances(access: Access, study: str, series: str):
     """QIDO-RS: search the instances of a series."""
-    require_json()
-    return _qido(qido.search_instances(access.case, qido.parse_query(request.args), root=access.root,
-                                       study_uid=study, series_uid=series))
+    return _search(access, qido.search_instances, study_uid=study, series_uid=series)
 
 
 # ---- WADO-RS -----------------------------------------------------------------------------------
