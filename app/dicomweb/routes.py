@@ -145,9 +145,9 @@ def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bo
             fn.case_action = action
             # No cookie-based action: stores need a bearer token or a link's capability token.
             fn.csrf_exempt = True
-            fn.openapi = {"body": None, "query": None, "responses": doc or {}, "tag": "dicomweb"}
-        cases_bp.add_url_rule(rule, view_func=by_case, methods=list(methods))
-        link_bp.add_url_rule(rule, view_func=by_link, methods=list(methods))
+        documented = api_doc(responses=doc, tag="dicomweb")
+        cases_bp.add_url_rule(rule, view_func=documented(by_case), methods=list(methods))
+        link_bp.add_url_rule(rule, view_func=documented(by_link), methods=list(methods))
         return view
 
     return decorate
