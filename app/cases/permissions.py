@@ -43,6 +43,7 @@ class Action(StrEnum):
     ASSIGN = "assign"
     REROUTE = "reroute"
     RETURN_TO_POOL = "return_to_pool"  # a workflow step (the designated specialist's decline), not a grant
+    MANAGE_LINKS = "manage_links"
 
 
 OWNER, CONSULTANT, PARTICIPANT = "owner", "consultant", "participant"
@@ -52,10 +53,10 @@ COORDINATOR = "coordinator"  # a triage coordinator of the pool the case waits i
 _READ = {Action.VIEW, Action.DOWNLOAD, Action.CHAT}
 ALLOWED: dict[str, frozenset[Action]] = {
     OWNER: frozenset(_READ | {Action.UPLOAD, Action.SHARE, Action.WITHDRAW, Action.ANSWER, Action.CLOSE,
-                              Action.READ_AUDIT}),
+                              Action.READ_AUDIT, Action.MANAGE_LINKS}),
     CONSULTANT: frozenset(_READ | {Action.UPLOAD, Action.ACCEPT, Action.DECLINE, Action.INVITE, Action.REMOVE,
                                    Action.ASK, Action.REPORT, Action.WRITE_OPINION, Action.SIGN_OPINION,
-                                   Action.AMEND_OPINION, Action.READ_AUDIT}),
+                                   Action.AMEND_OPINION, Action.READ_AUDIT, Action.MANAGE_LINKS}),
     PARTICIPANT: frozenset(_READ | {Action.REPORT}),
     # The case and its images, to triage it: no chat, no reports, no opinion.
     COORDINATOR: frozenset({Action.VIEW, Action.DOWNLOAD, Action.ASSIGN, Action.REROUTE}),

@@ -13,6 +13,9 @@ _ERROR = {
     "properties": {"error": {"type": "string"}, "detail": {}},
 }
 
+# The JSON API, and the DICOMweb roots (PS3.18 answers; their link root takes no header).
+DOCUMENTED_PREFIXES = ("/api/", "/dicomweb/")
+
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
@@ -31,11 +34,11 @@ def _schema_of(model) -> dict:
 
 
 def build_spec(app) -> dict:
-    """Describe every /api rule of the app as an OpenAPI 3.1 document."""
+    """Describe every /api and /dicomweb rule of the app as an OpenAPI 3.1 document."""
     paths: dict[str, dict] = {}
     components: dict[str, dict] = {"Error": _ERROR}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
-        if not rule.rule.startswith("/api/"):
+        if not rule.rule.startswith(DOCUMENTED_PREFIXES):
             continue
         view = app.view_functions[rule.endpoint]
         meta = getattr(view, "openapi", {})

@@ -63,6 +63,16 @@ def _disposition(headers: bytes) -> tuple[str, str | None]:
 
 def iter_files(stream: BinaryIO, boundary: bytes, field: str = "files") -> Iterator[tuple[str, BinaryIO]]:
     """Yield (filename, file) for each file part named ``field``, as soon as it is complete."""
+
+    def select(headers: bytes) -> str | None:
+        name, filename = _disposition(headers)
+        return filename if name == field else None
+
+    return iter_parts(stream, boundary, select)
+
+
+def iter_parts(stream: BinaryIO, boundary: bytes, select) -> Iterator[tuple[str, BinaryIO]]:
+    """Yield (label, body) for each part that ``select(headers)`` labels (not None), once complete."""
     delimiter = b"--" + boundary
     separator = b"\r\n" + delimiter
     buf = bytearray()
@@ -95,9 +105,9 @@ def iter_files(stream: BinaryIO, boundary: bytes, field: str = "files") -> Itera
             if eof or len(buf) > MAX_HEADER_BYTES:
                 raise BadRequest("malformed multipart part headers")
             fill()
-        name, filename = _disposition(bytes(buf[:end]))
+        label = select(bytes(buf[:end]))
         del buf[:end + 4]
-        part = _Part() if name == field and filename is not None else None
+        part = _Part() if label is not None else None
         while len(buf) < len(delimiter) and not eof:
             fill()
         if buf.startswith(delimiter):
@@ -105,7 +115,7 @@ def iter_files(stream: BinaryIO, boundary: bytes, field: str = "files") -> Itera
             # the headers stand for the CRLF before the delimiter.
             del buf[:len(delimiter)]
             if part is not None:
-                yield filename, part.done()
+                yield label, part.done()
             continue
         while (end := buf.find(separator)) == -1:
             if eof:
@@ -120,4 +130,4 @@ def iter_files(stream: BinaryIO, boundary: bytes, field: str = "files") -> Itera
             part.write(memoryview(buf)[:end])
         del buf[:end + len(separator)]
         if part is not None:
-            yield filename, part.done()
+            yield label, part.done()

@@ -108,6 +108,11 @@ def _instance_bytes(inst: Instance) -> bytes:
     return data
 
 
+def instance_bytes(inst: Instance) -> bytes:
+    """Return a stored instance's bytes, from the per-process cache when they were read before."""
+    return _instance_bytes(inst)
+
+
 def parse_render_request(args) -> RenderRequest:
     """Validate the rendered endpoint's query (frame, wc, ww, size, format)."""
     def number(name, cast=float):

@@ -16,7 +16,7 @@ from app.extensions import db
 
 CASE_PREFIX = "/api/cases/<int:case_id>"
 DUMMY = {"sop": "2.25.1", "series_uid": "2.25.2", "attachment_id": "999999", "user_id": "999999",
-         "annotation_id": "999999"}
+         "annotation_id": "999999", "link_id": "999999"}
 
 
 def case_rules(app):

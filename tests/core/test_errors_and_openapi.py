@@ -1,5 +1,7 @@
 """Central error handling and the OpenAPI document."""
 
+import re
+
 import pytest
 from openapi_spec_validator import validate
 
@@ -52,9 +54,9 @@ def test_unexpected_error_is_500_json_without_details(app, client):
 def test_openapi_document_is_valid_and_lists_every_api_route(app, client):
     spec = client.get("/api/openapi.json").json
     validate(spec)
-    api_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/")}
+    api_rules = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith(("/api/", "/dicomweb/"))}
     documented = set(spec["paths"])
-    as_openapi = {r.replace("<int:", "{").replace("<", "{").replace(">", "}") for r in api_rules}
+    as_openapi = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", r) for r in api_rules}
     assert as_openapi == documented
     assert spec["paths"]["/api/auth/token"]["post"]["requestBody"]
 

@@ -1,0 +1,74 @@
+"""Share links: created by owner and consultant, token shown once and stored hashed, listed, revoked, audited."""
+
+import hashlib
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from app.audit.models import AuditEvent
+from app.core.time import utcnow
+from app.dicomweb.models import ShareLink
+from app.extensions import db
+
+
+def test_owner_creates_a_link_shown_once_and_stored_as_a_hash(app, api_as, world, make_link):
+    link = make_link(scope="read", hours=48, label="县医院 PACS")
+    assert set(link) >= {"id", "token", "dicomweb_url", "viewer_url", "expires_at"}
+    assert link["dicomweb_url"] == f"http://localhost/dicomweb/link/{link['token']}"
+    with app.app_context():
+        row = db.session.get(ShareLink, link["id"])
+        assert row.token_hash == hashlib.sha256(link["token"].encode()).hexdigest()
+        assert link["token"] not in str([getattr(row, c.name) for c in ShareLink.__table__.columns])
+        assert timedelta(hours=47) < row.expires_at - utcnow() <= timedelta(hours=48)
+    listed = api_as(world["ids"]["owner"]).get(f"/api/cases/{world['case_id']}/links").json["items"]
+    assert [(x["id"], x["scope"], x["label"], x["state"]) for x in listed] == [
+        (link["id"], "read", "县医院 PACS", "active")]
+    assert "token" not in listed[0]
+
+
+def test_consultant_may_manage_links_participant_and_outsider_may_not(api_as, world):
+    ids, case_id = world["ids"], world["case_id"]
+    body = {"scope": "read_write", "expires_in_hours": 1}
+    assert api_as(ids["consultant"]).post(f"/api/cases/{case_id}/links", json=body).status_code == 201
+    assert api_as(ids["participant"]).post(f"/api/cases/{case_id}/links", json=body).status_code == 403
+    assert api_as(ids["participant"]).get(f"/api/cases/{case_id}/links").status_code == 403
+    assert api_as(ids["outsider"]).post(f"/api/cases/{case_id}/links", json=body).status_code == 404
+    assert api_as(ids["removed"]).get(f"/api/cases/{case_id}/links").status_code == 404
+
+
+def test_bad_link_bodies_are_400(api_as, world):
+    api = api_as(world["ids"]["owner"])
+    for body in ({"scope": "admin"}, {"expires_in_hours": 0}, {"expires_in_hours": "NaN"}, {"label": "x" * 201}):
+        assert api.post(f"/api/cases/{world['case_id']}/links", json=body).status_code == 400, body
+
+
+def test_revoked_link_stops_at_once_and_uses_are_audited(app, client, api_as, world, make_link):
+    link = make_link()
+    root = f"/dicomweb/link/{link['token']}"
+    assert client.get(f"{root}/studies").status_code == 200
+    r = api_as(world["ids"]["owner"]).delete(f"/api/cases/{world['case_id']}/links/{link['id']}")
+    assert r.status_code == 204
+    assert client.get(f"{root}/studies").status_code == 404
+    listed = api_as(world["ids"]["owner"]).get(f"/api/cases/{world['case_id']}/links").json["items"]
+    assert listed[0]["state"] == "revoked"
+    with app.app_context():
+        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action.like("dicomweb_%"))).all()
+        assert [(r.case_id, r.status, (r.detail or {}).get("link_id")) for r in rows] == [
+            (world["case_id"], 200, link["id"]), (world["case_id"], 404, link["id"])]
+        assert all(link["token"] not in str(r.detail) for r in rows)
+        made = db.session.scalars(sa.select(AuditEvent.action).where(AuditEvent.case_id == world["case_id"])).all()
+        assert {"create_link", "revoke_link"} <= set(made)
+
+
+def test_expired_link_is_401_and_unknown_token_404(app, client, world, make_link):
+    link = make_link()
+    with app.app_context():
+        db.session.get(ShareLink, link["id"]).expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    assert client.get(f"/dicomweb/link/{link['token']}/studies").status_code == 401
+    assert client.get("/dicomweb/link/hzl_nope/studies").status_code == 404
+    with app.app_context():
+        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "dicomweb_search_studies")).all()
+        assert [(r.case_id, r.status, (r.detail or {}).get("link_id")) for r in rows] == [
+            (world["case_id"], 401, link["id"]), (None, 404, None)]
+
