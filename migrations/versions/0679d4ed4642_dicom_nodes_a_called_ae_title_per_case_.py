@@ -1,7 +1,7 @@
 """dicom nodes: a called AE title per case, allowed calling AE titles per institution
 
 Revision ID: 0679d4ed4642
-Revises: d332403bc3b4
+Revises: 02cd91691f38
 Create Date: 2026-11-26 14:20:55.282343
 
 """

@@ -1,7 +1,7 @@
 """share links and cached DICOMweb series attributes
 
 Revision ID: 492e5798ca88
-Revises: d332403bc3b4
+Revises: 0679d4ed4642
 Create Date: 2026-11-26 14:11:27.578302
 
 """
