@@ -84,6 +84,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
     from app.notifications.routes import bp as notifications_api
+    from app.orgs.pages import bp as org_pages
     from app.orgs.routes import bp as orgs_api
     from app.web import i18n
     from app.web.routes import bp as web_bp
@@ -103,6 +104,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(openapi_bp)
     i18n.init_app(app)
     app.register_blueprint(web_bp)
+    app.register_blueprint(org_pages)
 
 
 def _register_error_handlers(app: Flask) -> None:

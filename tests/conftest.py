@@ -21,8 +21,8 @@ from config import TestingConfig
 
 PASSWORD = "correct-horse-battery"  # noqa: S105 - test accounts only
 
-# Shared worlds (a doctor with a draft case, a case in progress) live in tests/support.
-pytest_plugins = ["tests.support.worlds"]
+# Shared worlds (a doctor with a draft case, a case in progress, a consortium) live in tests/support.
+pytest_plugins = ["tests.support.worlds", "tests.support.consortium"]
 
 
 def _with_search_path(url: str, schema: str) -> str:

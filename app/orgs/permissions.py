@@ -93,6 +93,11 @@ def can(user: User, org: Org, action: OrgAction) -> bool:
     return org.kind != "consortium" and (coordinates(user.id, org.id) or is_admin(user, org))
 
 
+def actions_in(user: User, org: Org) -> frozenset[str]:
+    """Return the actions the user may take in the org (what the pages offer; they decide nothing)."""
+    return frozenset(a.value for a in OrgAction if can(user, org, a))
+
+
 def require_org(user: User, org_id: int, action: OrgAction) -> Org:
     """Return the org if the user may take the action; NotFound if they may not see it, else Forbidden."""
     org = db.session.get(Org, org_id) if org_id <= MAX_ID else None

@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from app.accounts.models import User
 from app.accounts.schemas import user_json
 from app.accounts.specialties import SPECIALTIES
 from app.core.schemas import Schema
@@ -139,11 +140,17 @@ def rule_json(rule: RoutingRule) -> dict:
     }
 
 
+def _person(user_id: int | None) -> dict | None:
+    user = db.session.get(User, user_id) if user_id is not None else None
+    return None if user is None else {"id": user.id, "name": user.name}
+
+
 def decision_json(d: RoutingDecision) -> dict:
-    """Serialise a routing decision, with the suggestions that were shown."""
+    """Serialise a routing decision, with the suggestions that were shown and who decided and was chosen."""
     return {"id": d.id, "kind": d.kind, "at": isoformat(d.at), "org": pool_ref(d.org_id), "pool": pool_ref(d.pool_id),
             "rule_id": d.rule_id, "chosen_user_id": d.chosen_user_id, "reason": d.reason,
-            "suggestions": d.suggestions or [], "actor_id": d.actor_id}
+            "suggestions": d.suggestions or [], "actor_id": d.actor_id,
+            "actor": _person(d.actor_id), "chosen": _person(d.chosen_user_id)}
 
 
 def suggestion_json(ranked) -> dict:

@@ -98,6 +98,29 @@ def children(org: Org) -> list[Org]:
     return list(db.session.scalars(sa.select(Org).where(Org.parent_id == org.id).order_by(Org.id)))
 
 
+def pools_under(org: Org) -> list[Org]:
+    """Return the pools (departments, doctor groups) directly under an org."""
+    return [c for c in children(org) if c.kind in POOL_KINDS]
+
+
+def member_candidates(org: Org, *, limit: int = 500) -> list[User]:
+    """Return the active doctors who could join the org: its institution's for a department, the
+    consortium's institutions' for a consortium or a pool under one, else every doctor."""
+    stmt = sa.select(User).where(User.active.is_(True), ~User.is_admin)
+    root = root_of(org)
+    if org.kind == "department":
+        stmt = stmt.where(User.institution_id == org.institution_id)
+    elif root.kind == "consortium":
+        stmt = stmt.where(User.institution_id.in_(
+            sa.select(ConsortiumInstitution.institution_id).where(ConsortiumInstitution.org_id == root.id)))
+    return list(db.session.scalars(stmt.order_by(User.institution_id, User.name).limit(limit)))
+
+
+def all_institutions() -> list[Institution]:
+    """Return every institution, by name (what a consortium admin may add)."""
+    return list(db.session.scalars(sa.select(Institution).order_by(Institution.name)))
+
+
 def set_member(*, org: Org, user_id: int, role: str) -> tuple[OrgMember, bool]:
     """Add the user to the org with the role, or change their role; return (membership, created)."""
     user = db.session.get(User, user_id)
@@ -346,4 +369,10 @@ def set_away(*, user: User, until, note: str = "") -> Availability:
 def away_of(user: User) -> Availability | None:
     """Return the user's away record, if any."""
     return db.session.get(Availability, user.id)
+
+
+def away_now(user: User):
+    """Return until when the user is away, or None if they are available now."""
+    row = away_of(user)
+    return row.away_until if row is not None and row.away_until and row.away_until > utcnow() else None
 

@@ -58,6 +58,9 @@ JS_STRINGS = {
     "jump_to_image": _l("查看图像"),
     "message_too_long": _l("消息过长"),
     "confirm": _l("确定吗？"),
+    "share_by_rules": _l("医联体：按分诊规则进入对应会诊组"),
+    "share_to_pool": _l("会诊组：进入其分诊队列"),
+    "no_orgs": _l("您所在的医院不属于任何医联体或会诊组"),
     # annotation kinds, as listed under the image
     "kind_line": _l("测量"),
     "kind_arrow": _l("箭头"),
@@ -80,6 +83,9 @@ ACTION_NAMES = {
     "invited": _l("邀请了同事"),
     "removed": _l("移出了同事"),
     "report": _l("提交了学科报告"),
+    "assign": _l("分派了会诊专家"),
+    "reroute": _l("转到其他会诊组"),
+    "return_to_pool": _l("婉拒，病例退回分诊队列"),
 }
 
 

@@ -23,6 +23,9 @@ from app.core.schemas import parse_query
 from app.extensions import db, limiter
 from app.imaging import service as imaging
 from app.notifications import service as notifications
+from app.orgs import service as orgs
+from app.orgs.pages import my_orgs
+from app.orgs.schemas import decision_json
 from app.web.i18n import LANGUAGES
 from app.web.schemas import NextQuery, ViewerQuery
 
@@ -83,7 +86,7 @@ def set_language(code: str):
 @bp.get("/")
 @login_required
 def index():
-    """Show the inbox: what awaits the doctor, their cases, invitations and notifications."""
+    """Show the inbox: what awaits the doctor, their cases, invitations, notifications, orgs and away switch."""
     status = parse_query(InboxStatusQuery).status
     sections = cases.dashboard(viewer=current_user, status=status)
     return render_template(
@@ -91,7 +94,8 @@ def index():
         sections={name: [summary_json(c, viewer=current_user) for c in items] for name, items in sections.items()},
         status=status, statuses=STATUS_FILTERS,
         notifications=notifications.inbox(user=current_user, limit=20),
-        unread=notifications.unread_count(user=current_user))
+        unread=notifications.unread_count(user=current_user),
+        orgs=my_orgs(current_user), away_until=orgs.away_now(current_user))
 
 
 @bp.route("/cases/new", methods=["GET", "POST"])
@@ -126,8 +130,9 @@ def case_page(case):
     detail = case_detail_json(case, viewer=current_user)
     actions = set(detail["actions_now"])  # the template offers these and decides nothing itself
     draft = cases.draft_of(case) if Action.WRITE_OPINION in actions else None
+    trail = [decision_json(d) for d in orgs.decisions(case)]
     return render_template("case.html", case=detail, timeline=cases.timeline(case), specialties=SPECIALTIES,
-                           draft=draft, actions=actions)
+                           draft=draft, actions=actions, trail=trail)
 
 
 @bp.get("/cases/<int:case_id>/viewer")

@@ -10,7 +10,7 @@ from tests.support.statuses import PATHS, case_in_status
 # Each action card on the case page, by the action it offers.
 CARDS = {"close": "close", "accept": "decide", "answer": "answer", "upload": "upload", "share": "share",
          "ask": "ask", "invite": "invite", "write_opinion": "opinion-editor", "report": "report",
-         "withdraw": "withdraw"}
+         "withdraw": "withdraw", "assign": "assign"}
 
 
 def shown(html: str) -> set[str]:

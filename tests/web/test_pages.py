@@ -7,29 +7,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from app.web.i18n import SOURCE_DIR
-from tests.conftest import PASSWORD
 from tests.imaging.dicom_samples import sample, upload
-
-
-def _csrf(client, path="/login") -> str:
-    html = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
-
-
-@pytest.fixture
-def login(client, app):
-    """Log the test client in as a user id and return the page CSRF token."""
-    from app.accounts.models import User
-    from app.extensions import db
-
-    def log_in(user_id: int) -> str:
-        with app.app_context():
-            email = db.session.get(User, user_id).email
-        r = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(client)})
-        assert r.status_code == 302
-        return _csrf(client, "/")
-
-    return log_in
+from tests.web.conftest import page_csrf as _csrf
 
 
 @pytest.fixture

@@ -4,20 +4,36 @@ import { api, csrfToken, t } from "./common.js";
 
 function fieldValue(field) {
   const type = field.dataset.type;
+  if (type === "bool") return field.checked;
   const raw = field.value.trim();
   if (type === "int") return raw === "" ? undefined : Number.parseInt(raw, 10);
   if (type === "lines") return raw.split("\n").map((s) => s.trim()).filter(Boolean);
+  // A date meant inclusively ("away until 6 May"): the end of that day in the user's time zone.
+  if (type === "end-of-day") return raw === "" ? undefined : new Date(`${raw}T23:59:59`).toISOString();
   return raw === "" ? undefined : raw;
 }
 
-/** The form's named fields as a JSON object (radio/checkbox only when checked, empty fields left out). */
+/** The form's named fields as a JSON object (radio/checkbox only when checked, empty fields left out).
+ *  A dotted name ("due_hours.urgent") fills a nested object; fields marked data-list collect an array;
+ *  a data-type="bool" checkbox is always sent, as true or false. Disabled fields (or fieldsets) are skipped. */
 export function formBody(form) {
   const body = {};
   for (const field of form.querySelectorAll("[name]")) {
-    if (field.name === "csrf_token" || field.disabled) continue;
-    if ((field.type === "radio" || field.type === "checkbox") && !field.checked) continue;
+    if (field.name === "csrf_token" || field.matches(":disabled")) continue;
+    const path = field.name.split(".");
+    const key = path.pop();
+    const isList = field.dataset.list !== undefined;
+    const target = path.reduce((obj, part) => {
+      if (!Object.hasOwn(obj, part)) obj[part] = {};
+      return obj[part];
+    }, body);
+    if (isList && !Object.hasOwn(target, key)) target[key] = [];
+    const checkable = field.type === "radio" || (field.type === "checkbox" && field.dataset.type !== "bool");
+    if (checkable && !field.checked) continue;
     const value = fieldValue(field);
-    if (value !== undefined) body[field.name] = value;
+    if (value === undefined) continue;
+    if (isList) target[key].push(value);
+    else target[key] = value;
   }
   return body;
 }
@@ -56,6 +72,7 @@ document.addEventListener("submit", (event) => {
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("button[data-api]:not([type=submit])");
   if (!button || button.form) return;
+  if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
   button.disabled = true;
   try {
     await api(button.dataset.api, { method: button.dataset.method || "POST" });
