@@ -15,8 +15,9 @@ from app.extensions import db
 from tests.support.statuses import PATHS, case_in_status
 
 READ = {"view", "download", "chat"}
-OWNER_READ = READ | {"read_audit"}
-CONSULTANT_READ = READ | {"read_audit", "remove"}
+# Share links can be made and revoked in any status (revoking matters most once a case is over).
+OWNER_READ = READ | {"read_audit", "manage_links"}
+CONSULTANT_READ = READ | {"read_audit", "remove", "manage_links"}
 
 EXPECTED = {
     ("owner", "draft"): OWNER_READ | {"upload", "share", "withdraw"},
