@@ -70,6 +70,10 @@ class Config:
     # frame or photo (64 MP: beyond mammography and scanned film), and bytes of a whole instance.
     MAX_FRAME_PIXELS = int(_env("MAX_FRAME_PIXELS", "64000000"))
     MAX_DECODED_MB = int(_env("MAX_DECODED_MB", "2048"))
+    # Worker processes that prepare uploaded DICOM files (parse, validate, de-identify) beside
+    # the server's own, one pool per server process; 0 prepares them in the request thread.
+    # Default: one per core, at most 4, none on a single core (see docs/BENCHMARKS.md).
+    INGEST_WORKERS = int(_env("INGEST_WORKERS", str(min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)))
 
     # Email for notifications: off unless MAIL_SERVER is set.
     MAIL_SERVER = _env("MAIL_SERVER")
@@ -116,6 +120,8 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     ARGON2_MEMORY_COST = 1024
     WTF_CSRF_ENABLED = True
+    # Uploads are prepared in the request thread; tests/imaging/test_ingest_workers.py turns the pool on.
+    INGEST_WORKERS = 0
 
 
 class ProductionConfig(Config):

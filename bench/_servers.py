@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +103,47 @@ def upload_dicom(url: str, case_id: int, files: list[bytes], headers: dict, sess
         r.raise_for_status()
         accepted += len(r.json()["accepted"])
     return accepted
+
+
+def upload_parallel(url: str, case_id: int, files: list[bytes], headers: dict, *, batch: int = 10,
+                    threads: int = 2) -> int:
+    """Upload files in requests of ``batch`` from ``threads`` client threads; return how many were accepted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    batches = [files[i:i + batch] for i in range(0, len(files), batch)]
+    local = threading.local()
+
+    def send(index: int) -> int:
+        local.session = getattr(local, "session", None) or requests.Session()
+        return upload_dicom(url, case_id, batches[index], headers, local.session, batch=batch)
+
+    with ThreadPoolExecutor(threads) as pool:
+        return sum(pool.map(send, range(len(batches))))
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process and its children (the ingest workers), in KiB (Linux /proc)."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids = [int(k) for k in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+        for kid in kids:
+            found += [kid, *_children(kid)]
+    return found
 
 
 def pct(values, p: float) -> float:

@@ -1,15 +1,19 @@
-"""Ingest benchmark: a synthetic CT series through the HTTP API into a real S3 server.
+"""Ingest benchmark: a synthetic CT series into Huizhen and into Orthanc, local disk and S3, in the same run.
 
-Starts moto's S3 server and the app (S3 backend) as separate local processes, then in the
-same run measures:
-  * raw: the minio client putting the same DICOM bytes to the same server, one after another;
-  * app: the same files uploaded through POST /api/cases/{id}/files (validated, de-identified,
-    indexed, stored), in requests of --batch files;
-  * render: p50/p95 of GET .../rendered for a 512×512 frame, cold (first request of each
-    instance) and cached (the same requests again).
-Prints MB/s, instances/s and the ratio app/raw (target: at least 0.70).
+Starts, as separate local processes on free ports: Orthanc (Debian ``orthanc``, temp config and
+storage on local disk, no de-identification), the app with its local store, moto's S3 server and
+the app with the S3 store. Each round (alternating, so all see the same machine state) measures,
+with the same files and the same 2 client threads:
+  * orthanc: POST /instances, one file per request;
+  * app local: POST /api/cases/{id}/files in requests of --batch files (validated,
+    de-identified, indexed, stored), a fresh case per round;
+  * raw: the minio client putting the same bytes to the S3 server (2 threads, and 1 as before);
+  * app s3: the app with the S3 store, as app local.
+Then render p50/p95 of a 512×512 frame, cold and cached, and (--memory-mb) the growth of the
+local app's RSS (server and its ingest workers) during one upload of that many MB.
+Targets: app local ≥ 1.0× orthanc, app s3 ≥ 0.8× raw, on the median of the rounds.
 
-    python bench/ingest.py [--slices 200] [--batch 20] [--rounds 5] [--database-url URL]
+    python bench/ingest.py [--slices 100] [--batch 10] [--rounds 5] [--memory-mb 2048] [--database-url URL]
 """
 
 import argparse
@@ -17,7 +21,9 @@ import io
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +33,21 @@ from minio import Minio
 from pydicom.data import get_testdata_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import cpu_self, new_case, pct, start_app, start_s3, token, upload_dicom  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _servers import (  # noqa: E402
+    new_case,
+    pct,
+    rss_kib,
+    start_app,
+    start_s3,
+    token,
+    upload_parallel,
+)
+
+from tests.support.orthanc import Orthanc  # noqa: E402
 
 ACCESS, SECRET = "bench", "bench-secret"
+THREADS = 2
 
 
 def synthetic_series(n: int, size: int = 512) -> list[bytes]:
@@ -61,83 +79,176 @@ def synthetic_series(n: int, size: int = 512) -> list[bytes]:
     return files
 
 
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def in_threads(items, fn) -> None:
+    """Run fn over items from THREADS client threads."""
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(fn, items))
+
+
+def orthanc_upload(orthanc: Orthanc, files: list[bytes]) -> None:
+    local = threading.local()
+
+    def send(data: bytes) -> None:
+        local.session = getattr(local, "session", None) or requests.Session()
+        local.session.post(f"{orthanc.url}/instances", data=data, timeout=60).raise_for_status()
+
+    in_threads(files, send)
+
+
+def raw_upload(raw: Minio, files: list[bytes], prefix: str, threads: int = THREADS) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda item: raw.put_object("raw-baseline", f"{prefix}/{item[0]}.dcm", io.BytesIO(item[1]),
+                                                  len(item[1]), content_type="application/dicom"), enumerate(files)))
+
+
+def multipart_stream(template: bytes, total_mb: int, boundary: str):
+    """Yield a multipart body of distinct instances (the template with its SOP Instance UID varied) of total_mb."""
+    sop = str(pydicom.dcmread(io.BytesIO(template)).SOPInstanceUID).encode()
+    count = total_mb * 1024 * 1024 // len(template)
+    for k in range(count):
+        uid = sop[:-7] + f"{k:07d}".encode()
+        yield (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"IM{k:06d}\"\r\n"
+               f"Content-Type: application/dicom\r\n\r\n").encode()
+        yield template.replace(sop, uid)
+        yield b"\r\n"
+    yield f"--{boundary}--\r\n".encode()
+
+
+def memory_phase(app, url: str, headers: dict, template: bytes, total_mb: int) -> tuple[int, int, float, int]:
+    """Upload total_mb in one streamed request; return (RSS before, peak RSS, seconds, files accepted)."""
+    session = requests.Session()
+    case = new_case(url, headers, session)
+    upload_parallel(url, case, [template], headers)  # the ingest workers are started before the baseline
+    before, peak, done = rss_kib(app.p.pid), 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, rss_kib(app.p.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    boundary = "benchboundary7d3a"
+    t0 = time.perf_counter()
+    try:
+        r = session.post(f"{url}/api/cases/{case}/files", data=multipart_stream(template, total_mb, boundary),
+                         headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}, timeout=3600)
+    finally:
+        done.set()
+        sampler.join()
+    r.raise_for_status()
+    return before, peak, time.perf_counter() - t0, len(r.json()["accepted"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--slices", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=20)
-    ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file")
+    ap.add_argument("--slices", type=int, default=100)
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file per app")
     ap.add_argument("--render-samples", type=int, default=40)
-    ap.add_argument("--rounds", type=int, default=5, help="alternating raw/app rounds; the median is reported")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating rounds; the median is reported")
+    ap.add_argument("--memory-mb", type=int, default=0, help="also upload this many MB in one request (RSS growth)")
     args = ap.parse_args()
 
     files = synthetic_series(args.slices)
-    total = sum(len(f) for f in files)
-    mb = total / 1e6
-    print(f"series: {len(files)} slices 512x512 16-bit, {mb:.1f} MB")
+    n = len(files)
+    mb = sum(len(f) for f in files) / 1e6
+    print(f"series: {n} slices 512x512 16-bit, {mb:.1f} MB; {THREADS} client threads, app batches of {args.batch}")
 
-    s3, s3_url = start_s3()
     tmp = tempfile.TemporaryDirectory()
-    env = {"STORAGE_BACKEND": "s3", "S3_ENDPOINT": s3_url, "S3_ACCESS_KEY": ACCESS, "S3_SECRET_KEY": SECRET,
-           "S3_BUCKET": "huizhen-bench", "S3_REGION": "us-east-1", "SECRET_KEY": "bench",
-           "DATABASE_URL": args.database_url or f"sqlite:///{tmp.name}/bench.db",
-           "MAX_UPLOAD_MB": "2048", "LOGIN_RATE_LIMIT": "1000 per minute"}
-    app, url = start_app(env)
-    rounds = []
+    work = Path(tmp.name)
+    (work / "orthanc").mkdir()
+    common = {"SECRET_KEY": "bench", "MAX_UPLOAD_MB": str(max(2048, args.memory_mb * 2)),
+              "LOGIN_RATE_LIMIT": "1000 per minute"}
+    orthanc = Orthanc(work / "orthanc").start()
+    s3, s3_url = start_s3()
+    local_app = s3_app = None
+    rounds, memory = [], None
     try:
+        local_app, local_url = start_app({**common, "STORAGE_BACKEND": "local", "UPLOAD_FOLDER": str(work / "uploads"),
+                                          "DATABASE_URL": args.database_url or f"sqlite:///{work}/local.db"})
+        s3_app, s3_app_url = start_app({
+            **common, "STORAGE_BACKEND": "s3", "S3_ENDPOINT": s3_url, "S3_ACCESS_KEY": ACCESS, "S3_SECRET_KEY": SECRET,
+            "S3_BUCKET": "huizhen-bench", "S3_REGION": "us-east-1",
+            "DATABASE_URL": args.database_url or f"sqlite:///{work}/s3.db"})
         raw = Minio(s3_url.split("//")[1], access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
         raw.make_bucket("raw-baseline")
-        headers = {"Authorization": f"Bearer {token(url)}"}
-        session = requests.Session()
-        for n in range(args.rounds):
-            # Raw and app alternate, so both see the same machine state; each round is a fresh case.
-            cpu0 = (cpu_self(), s3.cpu_seconds(), app.cpu_seconds())
-            t0 = time.perf_counter()
-            for i, data in enumerate(files):
-                raw.put_object("raw-baseline", f"round{n}/{i}.dcm", io.BytesIO(data), len(data),
-                               content_type="application/dicom")
-            raw_s = time.perf_counter() - t0
-            cpu1 = (cpu_self(), s3.cpu_seconds(), app.cpu_seconds())
+        local_headers = {"Authorization": f"Bearer {token(local_url)}"}
+        s3_headers = {"Authorization": f"Bearer {token(s3_app_url)}"}
+        # Warm-up (not timed): connections, the apps' ingest workers, Orthanc's database.
+        upload_parallel(local_url, new_case(local_url, local_headers), files[:4], local_headers, batch=2)
+        upload_parallel(s3_app_url, new_case(s3_app_url, s3_headers), files[:4], s3_headers, batch=2)
+        orthanc_upload(orthanc, files[:4])
+        for r in range(args.rounds):
+            # Orthanc keeps what it received (a second copy would be "AlreadyStored", not stored): empty it.
+            for patient in requests.get(f"{orthanc.url}/patients", timeout=60).json():
+                requests.delete(f"{orthanc.url}/patients/{patient}", timeout=60).raise_for_status()
+            orthanc_s = timed(lambda: orthanc_upload(orthanc, files))
+            local_case = new_case(local_url, local_headers)
+            local_s = timed(lambda c=local_case: _check(upload_parallel(local_url, c, files, local_headers,
+                                                                        batch=args.batch), n))
+            raw_s = timed(lambda r=r: raw_upload(raw, files, f"round{r}"))
+            raw1_s = timed(lambda r=r: raw_upload(raw, files, f"round{r}-1", threads=1))
+            case = new_case(s3_app_url, s3_headers)
+            s3_s = timed(lambda c=case: _check(upload_parallel(s3_app_url, c, files, s3_headers, batch=args.batch), n))
+            rounds.append((orthanc_s, local_s, raw_s, s3_s, raw1_s))
+            print(f"round {r + 1}: orthanc {n / orthanc_s:6.1f}/s  app local {n / local_s:6.1f}/s  "
+                  f"ratio {orthanc_s / local_s:.2f}   raw s3 {n / raw_s:6.1f}/s (1 thread {n / raw1_s:6.1f}/s)  "
+                  f"app s3 {n / s3_s:6.1f}/s  ratio {raw_s / s3_s:.2f} ({raw1_s / s3_s:.2f})  (inst/s)", flush=True)
 
-            case = new_case(url, headers, session)
-            t0 = time.perf_counter()
-            accepted = upload_dicom(url, case, files, headers, session, batch=args.batch)
-            app_s = time.perf_counter() - t0
-            cpu2 = (cpu_self(), s3.cpu_seconds(), app.cpu_seconds())
-            assert accepted == len(files), (accepted, len(files))
-            rounds.append((raw_s, app_s, cpu0, cpu1, cpu2))
-
-        items = session.get(f"{url}/api/cases/{case}/instances", headers=headers, timeout=30).json()["items"]
-        sample = items[:: max(1, len(items) // args.render_samples)][: args.render_samples]
-        cold, warm = [], []
-        for bucket in (cold, warm):
-            for item in sample:
-                t = time.perf_counter()
-                r = session.get(f"{url}{item['rendered']}", headers=headers, timeout=30)
-                bucket.append(time.perf_counter() - t)
-                r.raise_for_status()
+        cold, warm = render_latency(local_url, local_case, local_headers, args.render_samples)
+        if args.memory_mb:
+            memory = memory_phase(local_app, local_url, local_headers, files[0], args.memory_mb)
     finally:
-        app.stop()
-        s3.stop()
+        for proc in (local_app, s3_app, s3):
+            if proc is not None:
+                proc.stop()
+        orthanc.stop()
         tmp.cleanup()
 
-    for n, (raw_s, app_s, cpu0, cpu1, cpu2) in enumerate(rounds, 1):
-        raw_cpu = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
-        app_cpu = [b - a for a, b in zip(cpu1, cpu2, strict=True)]
-        print(f"round {n}: raw {mb / raw_s:6.1f} MB/s  app {mb / app_s:6.1f} MB/s  ratio {raw_s / app_s:.2f}   "
-              f"cpu s (client/s3/app) raw {raw_cpu[0]:.2f}/{raw_cpu[1]:.2f}/{raw_cpu[2]:.2f} "
-              f"app {app_cpu[0]:.2f}/{app_cpu[1]:.2f}/{app_cpu[2]:.2f}")
-    raw_s = statistics.median(r[0] for r in rounds)
-    app_s = statistics.median(r[1] for r in rounds)
-    raw_mbps, app_mbps = mb / raw_s, mb / app_s
-    print(f"median of {len(rounds)} rounds:")
-    print(f"raw minio put : {raw_mbps:7.1f} MB/s  {len(files) / raw_s:7.1f} instances/s  ({raw_s:.2f} s)")
-    print(f"app HTTP ingest: {app_mbps:7.1f} MB/s  {len(files) / app_s:7.1f} instances/s  ({app_s:.2f} s, "
-          f"batches of {args.batch})")
-    print(f"ratio app/raw : {app_mbps / raw_mbps:.2f}  (median of {len(rounds)} rounds; target >= 0.70)")
+    med = [statistics.median(r[i] for r in rounds) for i in range(5)]
+    print(f"median of {len(rounds)} rounds (instances/s; MB/s):")
+    for label, seconds in zip(("orthanc REST  ", "app local     ", "raw minio put ", "app s3        ",
+                               "raw, 1 thread "), med, strict=True):
+        print(f"  {label}: {n / seconds:7.1f}  {mb / seconds:6.1f} MB/s  ({seconds:.2f} s)")
+    print(f"ratio app local/orthanc: {med[0] / med[1]:.2f}  (target >= 1.0)")
+    print(f"ratio app s3/raw       : {med[2] / med[3]:.2f}  (target >= 0.8; vs raw from 1 thread, as measured"
+          f" before: {med[4] / med[3]:.2f})")
     print(f"render 512x512 cold  : p50 {statistics.median(cold) * 1000:6.1f} ms  p95 {pct(cold, 95) * 1000:6.1f} ms"
           f"  (n={len(cold)})")
     print(f"render 512x512 cached: p50 {statistics.median(warm) * 1000:6.1f} ms  p95 {pct(warm, 95) * 1000:6.1f} ms"
           f"  (n={len(warm)})")
+    if memory:
+        before, peak, seconds, accepted = memory
+        print(f"memory: one request of {args.memory_mb} MB ({accepted} instances, {seconds:.0f} s): server+workers RSS"
+              f" {before / 1024:.0f} MB before, peak {peak / 1024:.0f} MB, growth {(peak - before) / 1024:.0f} MB"
+              f" (target <= ~200 MB)")
+
+
+def _check(accepted: int, expected: int) -> None:
+    assert accepted == expected, (accepted, expected)
+
+
+def render_latency(url: str, case: int, headers: dict, samples: int) -> tuple[list[float], list[float]]:
+    """Time renders of the case's instances: cold (first request of each), then cached (the same again)."""
+    session = requests.Session()
+    items = session.get(f"{url}/api/cases/{case}/instances", headers=headers, timeout=30).json()["items"]
+    sample = items[:: max(1, len(items) // samples)][:samples]
+    cold, warm = [], []
+    for bucket in (cold, warm):
+        for item in sample:
+            t = time.perf_counter()
+            r = session.get(f"{url}{item['rendered']}", headers=headers, timeout=30)
+            bucket.append(time.perf_counter() - t)
+            r.raise_for_status()
+    return cold, warm
 
 
 if __name__ == "__main__":

@@ -78,8 +78,12 @@ def derive_uid(secret: str, original: str) -> str:
     return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
-def deidentify(ds: Dataset, *, secret: str, pseudonym: str) -> dict[str, str]:
-    """De-identify ds in place; return the map of original → new UIDs it used."""
+def deidentify(ds: Dataset, *, secret: str, pseudonym: str, changed: set[int] | None = None) -> dict[str, str]:
+    """De-identify ds in place; return the map of original → new UIDs it used.
+
+    If ``changed`` is given, it receives the top-level tags whose value was set (removed tags
+    are simply gone): every other element keeps its bytes, so a writer may copy them through.
+    """
     uid_map: dict[str, str] = {}
 
     def new_uid(value: str) -> str:
@@ -87,7 +91,8 @@ def deidentify(ds: Dataset, *, secret: str, pseudonym: str) -> dict[str, str]:
             uid_map[value] = derive_uid(secret, value)
         return uid_map[value]
 
-    _clean(ds, new_uid)  # private tags go too
+    touched = changed if changed is not None else set()
+    _clean(ds, new_uid, touched)  # private tags go too
     # The 128-byte preamble may hold application data (e.g. a TIFF header); blank it.
     ds.preamble = b"\x00" * 128
     # Keep the study groupable in a viewer without revealing anything about the patient.
@@ -98,6 +103,7 @@ def deidentify(ds: Dataset, *, secret: str, pseudonym: str) -> dict[str, str]:
     code = Dataset()
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = METHOD_CODE
     ds.DeidentificationMethodCodeSequence = Sequence([code])
+    touched.update(int(Tag(keyword)) for keyword in _SET_KEYWORDS)
     if getattr(ds, "file_meta", None) is not None and "SOPInstanceUID" in ds:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return uid_map
@@ -125,7 +131,11 @@ def _action(tag) -> str | None:
     return action
 
 
-def _clean(ds: Dataset, new_uid) -> None:
+_SET_KEYWORDS = ("PatientName", "PatientID", "PatientIdentityRemoved", "DeidentificationMethod",
+                 "DeidentificationMethodCodeSequence")
+
+
+def _clean(ds: Dataset, new_uid, touched: set[int]) -> None:
     # Walk tags rather than elements: values are decoded only where they are changed, so the
     # pixel data and the many untouched attributes stay raw (this is most of ingest's speed).
     for tag in list(ds.keys()):
@@ -140,11 +150,12 @@ def _clean(ds: Dataset, new_uid) -> None:
             ds[tag].value = Sequence() if vr == "SQ" else ""
         elif vr == "SQ":
             for item in ds[tag].value:
-                _clean(item, new_uid)
-        elif vr == "UI":
+                _clean(item, new_uid, set())
+        elif vr == "UI" and ds[tag].value:
             elem = ds[tag]
-            if not elem.value:
-                continue
             values = elem.value if elem.VM > 1 else [elem.value]
             replaced = [v if str(v).startswith(DICOM_ROOT) else new_uid(str(v)) for v in values]
             elem.value = replaced if elem.VM > 1 else replaced[0]
+        else:
+            continue
+        touched.add(int(tag))

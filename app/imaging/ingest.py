@@ -1,9 +1,12 @@
 """Upload ingest: classify each file by content, de-identify DICOM, store, index, all or nothing.
 
-The request's files are prepared one at a time (parse, validate, de-identify, serialise) while
-up to a few objects are being written to the store in parallel, so memory holds only the files
-in flight, never a whole study. Rows are written only after every object is stored; if anything
-fails, the objects this request stored are deleted and nothing is recorded.
+The request's DICOM files are prepared (parse, validate, de-identify, lay out) by a pool of
+worker processes (app.imaging.workers) a few files ahead of the request thread, which checks
+duplicates and writes up to a few objects to the store in parallel, so memory holds only the
+files in flight, never a whole study. A de-identified file is its new header plus the original
+file's bytes of every unchanged element (the pixel data above all), copied once. Rows are
+written only after every object is stored; if anything fails, the objects this request stored
+are deleted and nothing is recorded.
 
 Who commits: in every other service the route owns the transaction (services flush, routes
 commit). ``ingest`` alone commits, because one upload spans two systems: only the code that
@@ -14,9 +17,11 @@ clean-up live together here. Its caller must not hold uncommitted work in the se
 import hashlib
 import io
 import logging
+import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
@@ -28,9 +33,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.accounts.models import User
 from app.cases.models import Case
 from app.core.errors import Conflict
+from app.core.time import utcnow
 from app.extensions import db
 from app.imaging import attachments as photos
-from app.imaging import dicom
+from app.imaging import dicom, workers
 from app.imaging.archive import Entry, Rejected, expand
 from app.imaging.deid import deidentify
 from app.imaging.dicom import RejectedFile
@@ -41,6 +47,8 @@ log = logging.getLogger(__name__)
 
 PUT_WORKERS = 4
 MAX_IN_FLIGHT = 8
+PREPARE_AHEAD_PER_WORKER = 2  # files handed to each worker before the request thread waits
+POOL_MAX_BYTES = 64 * 1024 * 1024  # larger files are prepared in the request thread (no pipe copies)
 
 
 @dataclass
@@ -76,12 +84,9 @@ class Stored(NamedTuple):
 
 def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
     """Classify a file by its content and make it ready to store, or raise RejectedFile."""
-    head = stream.read(1024)
-    stream.seek(0)
-    if not head:
-        raise RejectedFile("empty file")
+    head = _head(stream)
     if dicom.looks_like_dicom(head):
-        return _prepare_dicom(name, stream, case)
+        return _prepare_dicom(name, stream.read(), case)
     kind = photos.sniff(head)
     if kind in ("jpeg", "png"):
         data, ctype = photos.clean_photo(stream.read(), kind, max_pixels=current_app.config["MAX_FRAME_PIXELS"])
@@ -92,28 +97,65 @@ def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
         return Prepared(name, "document", io.BytesIO(data), len(data), "application/pdf")
     # DICOM written without the Part 10 preamble still happens (old modalities, some CD exports).
     if dicom.looks_like_bare_dicom(head):
-        return _prepare_dicom(name, stream, case, force=True)
+        return _prepare_dicom(name, stream.read(), case, force=True)
     raise RejectedFile("unsupported file type: expected DICOM, JPEG, PNG, PDF or ZIP")
 
 
-def _prepare_dicom(name: str, stream: BinaryIO, case: Case, force: bool = False) -> Prepared:
-    ds = dicom.read_dataset(stream, force=force)
+def _head(stream: BinaryIO) -> bytes:
+    head = stream.read(1024)
+    stream.seek(0)
+    if not head:
+        raise RejectedFile("empty file")
+    return head
+
+
+class DicomFile(NamedTuple):
+    """A prepared DICOM file as a worker sends it back: its layout over the source, and its index facts."""
+
+    pieces: list[dicom.Piece]
+    facts: dicom.IndexFacts
+    uid_map: dict[str, str]
+
+
+def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
+                  max_frame_pixels: int, max_decoded_bytes: int) -> DicomFile:
+    """Parse, validate and de-identify a DICOM file, or raise RejectedFile (pure: runs in worker processes)."""
+    starts: dict[int, int] = {}
+    ds = dicom.read_dataset(io.BytesIO(data), force=force, starts=starts)
     if force:
         ds.ensure_file_meta()
         if "TransferSyntaxUID" not in ds.file_meta:
             ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
         ds.file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
-    dicom.validate(ds)
-    uid_map = deidentify(ds, secret=case.uid_secret, pseudonym=f"HUIZHEN^CASE{case.id}")
+    dicom.validate(ds, max_frame_pixels=max_frame_pixels, max_decoded_bytes=max_decoded_bytes)
+    changed: set[int] = set()
+    uid_map = deidentify(ds, secret=secret, pseudonym=pseudonym, changed=changed)
     facts = dicom.index_facts(ds)
     # PostgreSQL refuses an over-long value with an error for the whole request; refuse the file alone.
     dicom.check_index_fits(facts, uid_map)
     try:
-        data = dicom.serialise(ds)
-    except (ValueError, TypeError, AttributeError) as exc:
+        pieces = dicom.layout(ds, source=data, starts=starts, changed=changed)
+        if pieces is None:
+            pieces = [dicom.serialise(ds).getvalue()]
+    except (ValueError, TypeError, AttributeError, struct.error) as exc:
         raise RejectedFile(f"cannot write DICOM file: {type(exc).__name__}") from exc
-    size = data.getbuffer().nbytes
-    return Prepared(name, "dicom", data, size, "application/dicom", facts=facts, uid_map=uid_map)
+    return DicomFile(pieces, facts, uid_map)
+
+
+def _dicom_options(case: Case, force: bool) -> dict:
+    max_frame_pixels, max_decoded_bytes = dicom.decode_limits()
+    return {"force": force, "secret": case.uid_secret, "pseudonym": f"HUIZHEN^CASE{case.id}",
+            "max_frame_pixels": max_frame_pixels, "max_decoded_bytes": max_decoded_bytes}
+
+
+def _prepare_dicom(name: str, data: bytes, case: Case, force: bool = False) -> Prepared:
+    return _prepared(name, data, prepare_dicom(data, **_dicom_options(case, force)))
+
+
+def _prepared(name: str, source: bytes, result: DicomFile) -> Prepared:
+    data = dicom.assemble(result.pieces, source)
+    return Prepared(name, "dicom", io.BytesIO(data), len(data), "application/dicom", facts=result.facts,
+                    uid_map=result.uid_map)
 
 
 def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> IngestResult:
@@ -136,38 +178,59 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
     return IngestResult(accepted=stored.duplicates + accepted, rejected=[r._asdict() for r in stored.rejected])
 
 
+class _Pending(NamedTuple):
+    """A file on its way: its preparation (a worker's future, or already done) and the bytes it came from."""
+
+    filename: str
+    outcome: Future | Prepared | Rejected
+    source: bytes = b""
+    pool: ProcessPoolExecutor | None = None
+
+
 def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectStore) -> Stored:
     """Prepare and store every entry, a few puts at a time; if one fails, delete what was stored and re-raise."""
     # What the case already holds, read once: a duplicate is then a set lookup, not a query.
     seen_sops = set(db.session.scalars(sa.select(Instance.sop_instance_uid).where(Instance.case_id == case.id)))
     seen_hashes = set(db.session.scalars(sa.select(Attachment.sha256).where(Attachment.case_id == case.id)))
     stored = Stored([], [], [])
+    pool = workers.get_pool(current_app.config["INGEST_WORKERS"])
+    ahead = PREPARE_AHEAD_PER_WORKER * (pool._max_workers if pool else 0)  # noqa: SLF001 - its size, set by us
+    preparing: deque[_Pending] = deque()
     in_flight: deque[tuple[Prepared, Future]] = deque()
+
+    def take(pending: _Pending) -> None:
+        """Store a prepared file (the oldest one: results keep the upload's order)."""
+        outcome = _outcome(pending, case)
+        if isinstance(outcome, Rejected):
+            stored.rejected.append(outcome)
+            return
+        if _is_duplicate(outcome, seen_sops, seen_hashes):
+            stored.duplicates.append(_accepted(outcome, duplicate=True))
+            return
+        outcome.key = case_key(case.id, outcome.kind, suffix=".dcm" if outcome.kind == "dicom" else "")
+        stored.items.append(outcome)
+        in_flight.append((outcome, puts.submit(_put, store, outcome)))
+        while len(in_flight) > MAX_IN_FLIGHT:
+            _settle(*in_flight.popleft())
+
     try:
-        with ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="put") as pool:
+        with ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="put") as puts:
             try:
                 for entry in entries:
                     if in_flight and in_flight[0][1].done():
                         _settle(*in_flight.popleft())  # surface a store failure without waiting
-                    if isinstance(entry, Rejected):
-                        stored.rejected.append(entry)
-                        continue
-                    try:
-                        item = prepare(entry.filename, entry.stream, case)
-                    except RejectedFile as exc:
-                        stored.rejected.append(Rejected(entry.filename, str(exc)))
-                        continue
-                    if _is_duplicate(item, seen_sops, seen_hashes):
-                        stored.duplicates.append(_accepted(item, duplicate=True))
-                        continue
-                    item.key = case_key(case.id, item.kind, suffix=".dcm" if item.kind == "dicom" else "")
-                    stored.items.append(item)
-                    in_flight.append((item, pool.submit(_put, store, item)))
-                    while len(in_flight) > MAX_IN_FLIGHT:
-                        _settle(*in_flight.popleft())
+                    preparing.append(_start(entry, case, pool))
+                    while preparing and (len(preparing) > ahead or not isinstance(preparing[0].outcome, Future)
+                                         or preparing[0].outcome.done()):
+                        take(preparing.popleft())
+                while preparing:
+                    take(preparing.popleft())
                 while in_flight:
                     _settle(*in_flight.popleft())
             except BaseException:
+                for pending in preparing:
+                    if isinstance(pending.outcome, Future):
+                        pending.outcome.cancel()
                 for _, future in in_flight:
                     future.cancel()
                 raise
@@ -176,6 +239,49 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
         _discard(store, [item.key for item in stored.items])
         raise
     return stored
+
+
+def _start(entry: Entry | Rejected, case: Case, pool: ProcessPoolExecutor | None) -> _Pending:
+    """Begin preparing an entry: DICOM in a worker process when there is a pool, anything else here."""
+    if isinstance(entry, Rejected):
+        return _Pending(entry.filename, entry)
+    try:
+        head = _head(entry.stream)
+        # The order of prepare(): Part 10 DICOM, then photos and PDFs, then DICOM without a preamble.
+        bare = not dicom.looks_like_dicom(head) and photos.sniff(head) is None and dicom.looks_like_bare_dicom(head)
+        if pool is not None and (dicom.looks_like_dicom(head) or bare):
+            source = entry.stream.read(POOL_MAX_BYTES + 1)
+            if len(source) <= POOL_MAX_BYTES:
+                try:
+                    future = pool.submit(prepare_dicom, source, **_dicom_options(case, bare))
+                except BrokenProcessPool:
+                    workers.discard_pool(pool)
+                else:
+                    return _Pending(entry.filename, future, source, pool)
+            entry.stream.seek(0)
+        return _Pending(entry.filename, prepare(entry.filename, entry.stream, case))
+    except RejectedFile as exc:
+        return _Pending(entry.filename, Rejected(entry.filename, str(exc)))
+
+
+def _outcome(pending: _Pending, case: Case) -> Prepared | Rejected:
+    """Wait for a file's preparation; if its worker died, prepare it here instead."""
+    if not isinstance(pending.outcome, Future):
+        return pending.outcome
+    try:
+        return _prepared(pending.filename, pending.source, pending.outcome.result())
+    except RejectedFile as exc:
+        return Rejected(pending.filename, str(exc))
+    except BrokenProcessPool:
+        # A worker was killed (out of memory, by an operator): the pool is gone with every file
+        # it held. Those files are prepared here, and the next file starts a fresh pool.
+        log.warning("an ingest worker process died; preparing its files in the server process")
+        workers.discard_pool(pending.pool)
+        try:
+            return _prepare_dicom(pending.filename, pending.source, case,
+                                  force=not dicom.looks_like_dicom(pending.source[:132]))
+        except RejectedFile as exc:
+            return Rejected(pending.filename, str(exc))
 
 
 def _put(store: ObjectStore, item: Prepared) -> None:
@@ -228,6 +334,7 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
         f.series_uid: {"study_id": study_ids[f.study_uid], "modality": f.modality, "body_part": f.body_part,
                        "series_number": f.series_number} for f in dicoms})
     uid_map: dict[str, str] = {}
+    instances: list[dict] = []
     for item in stored:
         if item.kind != "dicom":
             att = Attachment(case_id=case.id, filename=item.filename, kind=item.kind,
@@ -238,15 +345,18 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
             accepted.append(_accepted(item, attachment_id=att.id))
             continue
         f = item.facts
-        db.session.add(Instance(
+        instances.append(dict(
             case_id=case.id, series_id=series_ids[f.series_uid], sop_instance_uid=f.sop_instance_uid,
             sop_class_uid=f.sop_class_uid, transfer_syntax_uid=f.transfer_syntax_uid,
             instance_number=f.instance_number, slice_position=f.slice_position, frames=f.frames,
             rows=f.rows, columns=f.columns, pixel_spacing=f.pixel_spacing, photometric=f.photometric,
             render_error=f.render_error, burned_in_annotation=f.burned_in_annotation,
-            object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id))
+            object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id, created_at=utcnow()))
         uid_map.update(item.uid_map)
         accepted.append(_accepted(item))
+    if instances:
+        # One multi-row INSERT for the request's instances: no ORM objects, no per-row round trip.
+        db.session.execute(sa.insert(Instance.__table__), instances)
     _insert_missing(UidMap, ("case_id", "original_uid"),
                     [{"case_id": case.id, "original_uid": old, "new_uid": new} for old, new in uid_map.items()])
     db.session.flush()
