@@ -31,7 +31,13 @@ def _configure(app: Flask, config_class: type[Config], overrides: dict) -> None:
     app.config.from_object(configured())
     app.config.update(overrides)
     app.instance_path = app.config["INSTANCE_PATH"]
+    # Request numbers are finite and fit the database (app.core.schemas): the JSON parser refuses
+    # NaN/Infinity literals and <int:...> in a URL only matches ids an INTEGER column can hold.
+    from app.core.schemas import IdConverter, StrictJSONProvider
+
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
+    app.url_map.converters["int"] = IdConverter
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError("SQLALCHEMY_DATABASE_URI is not configured")

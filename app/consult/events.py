@@ -24,6 +24,7 @@ from app.consult.broadcast import NAMESPACE, room_of
 from app.consult.schemas import (
     AnnotationDeleteIn,
     AnnotationIn,
+    CaseRef,
     JoinIn,
     MessageIn,
     PresentIn,
@@ -52,10 +53,8 @@ def _user() -> User | None:
 def _case_id(data) -> int:
     if not isinstance(data, dict):
         raise DomainError("payload must be an object", status=400)
-    try:
-        return int(data.get("case_id"))
-    except (TypeError, ValueError):
-        raise DomainError("case_id is required", status=400) from None
+    # Validated, not int(): 1.5 is not case 1, and an id past the database's range is a 400.
+    return validate(CaseRef, data).case_id
 
 
 def handler(action: Action, *, audit: str | None = None):
