@@ -68,6 +68,9 @@ class Config:
     MAIL_USE_TLS = _env("MAIL_USE_TLS", "0") == "1"
     MAIL_SENDER = _env("MAIL_SENDER", "huizhen@localhost")
     PUBLIC_URL = _env("PUBLIC_URL", "http://127.0.0.1:5000")
+    # Origins (scheme://host[:port], comma-separated) whose pages may open the Socket.IO
+    # connection besides the page's own and PUBLIC_URL's: e.g. the public name behind a proxy.
+    ALLOWED_ORIGINS = [o.strip() for o in (_env("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
 
     API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
