@@ -50,6 +50,9 @@ class Config:
     GIL_SWITCH_INTERVAL_MS = float(_env("GIL_SWITCH_INTERVAL_MS", "1"))
     # Chat messages one user may send per 10 seconds (per server process).
     CHAT_RATE_LIMIT = int(_env("CHAT_RATE_LIMIT", "20"))
+    # How often each process drops its sockets whose API token was revoked or expired (their
+    # events are refused at once; this bounds how long they still receive the room's broadcasts).
+    SOCKET_AUTH_RECHECK_SECONDS = float(_env("SOCKET_AUTH_RECHECK_SECONDS", "5"))
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))

@@ -2,9 +2,11 @@
 
 import json
 import re
+import time
 
 import pytest
 import requests
+import socketio
 import websocket
 
 from tests.conftest import PASSWORD
@@ -69,7 +71,7 @@ def test_a_page_on_another_origin_cannot_open_the_doctors_socket(live, mdt, app,
 
 @pytest.fixture
 def app_overrides():
-    return {"ALLOWED_ORIGINS": ["https://consult.hospital.example"]}
+    return {"ALLOWED_ORIGINS": ["https://consult.hospital.example"], "SOCKET_AUTH_RECHECK_SECONDS": 1}
 
 
 def test_origins_named_in_the_config_are_accepted(live, mdt, app):
@@ -78,3 +80,31 @@ def test_origins_named_in_the_config_are_accepted(live, mdt, app):
     ws = _ws(live, "https://consult.hospital.example", cookie)
     assert ws.recv().startswith("40/consult,{")
     ws.close()
+
+
+def test_a_revoked_token_sends_nothing_more_and_its_socket_is_dropped(live, mdt, clients, api_as, client):
+    case_id, ids, tokens = mdt
+    owner = clients(live.url, tokens["owner"]).connect()
+    consultant = clients(live.url, tokens["consultant"]).connect()
+    for c in (owner, consultant):
+        assert c.call("join", {"case_id": case_id})["ok"]
+    assert owner.call("message", {"case_id": case_id, "body": "before", "client_id": client_id()})["ok"]
+    r = client.delete("/api/auth/token", headers={"Authorization": f"Bearer {tokens['owner']}"})
+    assert r.status_code == 204
+    for event, payload in (("message", {"body": "after", "client_id": client_id()}), ("typing", {}),
+                           ("join", {}), ("viewer", {"index": 1}), ("present", {"action": "take"})):
+        ack = owner.call(event, {"case_id": case_id, **payload})
+        assert ack == {"ok": False, "error": "authentication required"}, (event, ack)
+    # Within the recheck interval (1 s here) every process drops the socket: no more broadcasts.
+    deadline = time.monotonic() + 5
+    while owner.sio.connected and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not owner.sio.connected
+    assert consultant.call("message", {"case_id": case_id, "body": "私密", "client_id": client_id()})["ok"]
+    assert [m["body"] for m in owner.of("message")] == ["before"]
+    bodies = [m["body"] for m in api_as(ids["consultant"]).get(f"/api/cases/{case_id}/messages").json["items"]]
+    assert bodies == ["before", "私密"]
+    # The room goes on for the others; the revoked token cannot connect again.
+    assert consultant.call("typing", {"case_id": case_id})["ok"]
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        clients(live.url, tokens["owner"]).connect()
