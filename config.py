@@ -77,6 +77,10 @@ class Config:
 
     API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
+    # Per account as well as per address, so a botnet cannot try one account from many addresses.
+    LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "30 per 10 minutes")
+    # Strict-Transport-Security max-age; 0 = not sent (plain-HTTP development). Production: a year.
+    HSTS_SECONDS = int(_env("HSTS_SECONDS", "0"))
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
 
@@ -118,6 +122,7 @@ class ProductionConfig(Config):
 
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    HSTS_SECONDS = int(_env("HSTS_SECONDS", str(365 * 24 * 3600)))
 
     def __init__(self) -> None:
         # A generated key would sit in instance/ on one server and differ between processes.

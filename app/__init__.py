@@ -39,6 +39,9 @@ def _configure(app: Flask, config_class: type[Config], overrides: dict) -> None:
     app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
     app.url_map.converters["int"] = IdConverter
+    from app.core.wsgi import Utf8QueryString
+
+    app.wsgi_app = Utf8QueryString(app.wsgi_app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError("SQLALCHEMY_DATABASE_URI is not configured")
@@ -133,9 +136,10 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.core import errors
+    from app.core import errors, headers
 
     errors.init_app(app)
+    headers.init_app(app)
 
 
 def _register_cli(app: Flask) -> None:
