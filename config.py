@@ -50,6 +50,9 @@ class Config:
     GIL_SWITCH_INTERVAL_MS = float(_env("GIL_SWITCH_INTERVAL_MS", "1"))
     # Chat messages one user may send per 10 seconds (per server process).
     CHAT_RATE_LIMIT = int(_env("CHAT_RATE_LIMIT", "20"))
+    # How often each process drops its sockets whose API token was revoked or expired (their
+    # events are refused at once; this bounds how long they still receive the room's broadcasts).
+    SOCKET_AUTH_RECHECK_SECONDS = float(_env("SOCKET_AUTH_RECHECK_SECONDS", "5"))
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))
@@ -83,9 +86,16 @@ class Config:
     MAIL_USE_TLS = _env("MAIL_USE_TLS", "0") == "1"
     MAIL_SENDER = _env("MAIL_SENDER", "huizhen@localhost")
     PUBLIC_URL = _env("PUBLIC_URL", "http://127.0.0.1:5000")
+    # Origins (scheme://host[:port], comma-separated) whose pages may open the Socket.IO
+    # connection besides the page's own and PUBLIC_URL's: e.g. the public name behind a proxy.
+    ALLOWED_ORIGINS = [o.strip() for o in (_env("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
 
     API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
+    # Per account as well as per address, so a botnet cannot try one account from many addresses.
+    LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "30 per 10 minutes")
+    # Strict-Transport-Security max-age; 0 = not sent (plain-HTTP development). Production: a year.
+    HSTS_SECONDS = int(_env("HSTS_SECONDS", "0"))
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HEADERS_ENABLED = True
 
@@ -129,6 +139,7 @@ class ProductionConfig(Config):
 
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    HSTS_SECONDS = int(_env("HSTS_SECONDS", str(365 * 24 * 3600)))
 
     def __init__(self) -> None:
         # A generated key would sit in instance/ on one server and differ between processes.

@@ -3,6 +3,7 @@
 import logging
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Flask
 
@@ -31,7 +32,16 @@ def _configure(app: Flask, config_class: type[Config], overrides: dict) -> None:
     app.config.from_object(configured())
     app.config.update(overrides)
     app.instance_path = app.config["INSTANCE_PATH"]
+    # Request numbers are finite and fit the database (app.core.schemas): the JSON parser refuses
+    # NaN/Infinity literals and <int:...> in a URL only matches ids an INTEGER column can hold.
+    from app.core.schemas import IdConverter, StrictJSONProvider
+
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
+    app.url_map.converters["int"] = IdConverter
+    from app.core.wsgi import Utf8QueryString
+
+    app.wsgi_app = Utf8QueryString(app.wsgi_app)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError("SQLALCHEMY_DATABASE_URI is not configured")
@@ -70,9 +80,31 @@ def _init_extensions(app: Flask) -> None:
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
         channel=app.config["SOCKETIO_CHANNEL"],
-        cors_allowed_origins=[],
+        cors_allowed_origins=_origin_check(app),
         max_http_buffer_size=1_000_000,
     )
+
+
+def _origin_check(app: Flask):
+    """Return the Socket.IO origin check: the page's own origin, PUBLIC_URL's and ALLOWED_ORIGINS.
+
+    A browser sends the login cookie with a WebSocket handshake from any site, so a page on
+    another origin must be refused (cross-site WebSocket hijacking). Clients that send no Origin
+    (API scripts with a token) are not browsers and engineio lets them through. X-Forwarded-*
+    headers are not trusted: behind a proxy, PUBLIC_URL or ALLOWED_ORIGINS names the origin.
+    """
+    configured = {_origin(u) for u in [app.config["PUBLIC_URL"], *app.config["ALLOWED_ORIGINS"]] if u}
+
+    def allowed(origin: str | None, environ: dict) -> bool:
+        own = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin is not None and origin.rstrip("/").lower() in configured | {own.lower()}
+
+    return allowed
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -108,9 +140,10 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.core import errors
+    from app.core import errors, headers
 
     errors.init_app(app)
+    headers.init_app(app)
 
 
 def _register_cli(app: Flask) -> None:

@@ -114,3 +114,10 @@ def api_login_required(view):
 
     wrapper.requires_auth = True
     return wrapper
+
+
+def login_account_key() -> str:
+    """Rate-limit key of a login attempt: the account's email (from the form or the JSON body)."""
+    body = request.get_json(silent=True) if request.is_json else None
+    email = body.get("email") if isinstance(body, dict) else request.form.get("email")
+    return "login-account:" + (email.strip().lower() if isinstance(email, str) else "")

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, g, jsonify
 from flask_login import current_user
 
 from app.accounts import service
-from app.accounts.auth import api_login_required, csrf_exempt
+from app.accounts.auth import api_login_required, csrf_exempt, login_account_key
 from app.accounts.models import User
 from app.accounts.schemas import SpecialistQuery, TokenRequest, token_json, user_json
 from app.accounts.specialties import INSTITUTION_LEVELS, SPECIALTIES
@@ -26,6 +26,7 @@ def _login_limit() -> str:
 @bp.post("/auth/token")
 @csrf_exempt
 @limiter.limit(_login_limit)
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=login_account_key)
 @api_doc(body=TokenRequest, responses={200: "a token and the user", 401: "wrong email or password",
                                        429: "too many attempts"}, tag="auth")
 def create_token():

@@ -122,6 +122,16 @@ def _note_use(record: ApiToken, now) -> None:
     set_committed_value(record, "last_used_at", now)  # already stored: not a pending change
 
 
+def live_tokens(*, token_ids: set[int]) -> set[int]:
+    """Return those of the token ids that are still valid: not revoked, not expired, user active."""
+    if not token_ids:
+        return set()
+    return set(db.session.scalars(
+        sa.select(ApiToken.id).join(User, ApiToken.user_id == User.id)
+        .where(ApiToken.id.in_(token_ids), ApiToken.revoked_at.is_(None), ApiToken.expires_at > utcnow(),
+               User.active.is_(True))))
+
+
 def revoke_token(*, record: ApiToken) -> None:
     """Revoke an API token at once."""
     record.revoked_at = utcnow()

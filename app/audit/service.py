@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import threading
 import time
 
@@ -65,12 +66,23 @@ def event_json(e: AuditEvent) -> dict:
 CSV_FIELDS = ("id", "at", "user_id", "case_id", "action", "status", "ip", "user_agent", "detail")
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value) -> str:
+    """Return a value as a CSV cell a spreadsheet shows as text: a formula prefix gets a leading '."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
 def export_csv() -> str:
-    """Return the whole audit log as CSV."""
+    """Return the whole audit log as CSV: detail as JSON, every cell safe to open in a spreadsheet."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_FIELDS)
     for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
-        writer.writerow([e.id, isoformat(e.at), e.user_id, e.case_id, e.action, e.status, e.ip or "",
-                         e.user_agent or "", "" if e.detail is None else e.detail])
+        detail = None if e.detail is None else json.dumps(e.detail, ensure_ascii=False, sort_keys=True)
+        writer.writerow([csv_cell(v) for v in (e.id, isoformat(e.at), e.user_id, e.case_id, e.action, e.status,
+                                               e.ip, e.user_agent, detail)])
     return out.getvalue()

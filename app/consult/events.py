@@ -11,7 +11,7 @@ import logging
 import threading
 from functools import wraps
 
-from flask import request
+from flask import Flask, current_app, request
 from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
@@ -24,6 +24,7 @@ from app.consult.broadcast import NAMESPACE, room_of
 from app.consult.schemas import (
     AnnotationDeleteIn,
     AnnotationIn,
+    CaseRef,
     JoinIn,
     MessageIn,
     PresentIn,
@@ -40,22 +41,65 @@ log = logging.getLogger(__name__)
 # This process's connections: sid -> user id, and sid -> the case rooms it joined.
 _users: dict[str, int] = {}
 _rooms: dict[str, set[int]] = {}
+# Connections opened with an API token: sid -> (app, token id), and the apps sweeping theirs.
+_tokens: dict[str, tuple[Flask, int]] = {}
+_sweeping: set[Flask] = set()
 _lock = threading.Lock()
 
 
 def _user() -> User | None:
     uid = _users.get(request.sid)
     user = db.session.get(User, uid) if uid is not None else None
-    return user if user is not None and user.active else None
+    if user is None or not user.active:
+        return None
+    held = _tokens.get(request.sid)
+    # A revoked or expired token sends nothing more (one indexed lookup per event).
+    if held is not None and not accounts.live_tokens(token_ids={held[1]}):
+        return None
+    return user
+
+
+def _watch_token(token_id: int) -> None:
+    """Remember the connection's token and make sure this process sweeps its token connections."""
+    app = current_app._get_current_object()
+    with _lock:
+        _tokens[request.sid] = (app, token_id)
+        start = app not in _sweeping
+        _sweeping.add(app)
+    if start:
+        socketio.start_background_task(_sweep, app)
+
+
+def _sweep(app: Flask) -> None:
+    """Disconnect this process's connections whose token was revoked or expired (every process runs one).
+
+    Without it a revoked token's socket would go on receiving the room's broadcasts; each process
+    checks only the connections it holds, so no cross-process bookkeeping is needed.
+    """
+    while True:
+        socketio.sleep(app.config["SOCKET_AUTH_RECHECK_SECONDS"])
+        with _lock:
+            held = {sid: tid for sid, (a, tid) in _tokens.items() if a is app}
+            if not held:
+                _sweeping.discard(app)
+                return
+        try:
+            with app.app_context():
+                live = accounts.live_tokens(token_ids=set(held.values()))
+                db.session.remove()
+        except Exception:  # noqa: BLE001 - database briefly away: the per-event check still holds
+            log.warning("socket token sweep failed; retrying")
+            continue
+        for sid, token_id in held.items():
+            if token_id not in live:
+                socketio.server.disconnect(sid, namespace=NAMESPACE)
 
 
 def _case_id(data) -> int:
     if not isinstance(data, dict):
         raise DomainError("payload must be an object", status=400)
-    try:
-        return int(data.get("case_id"))
-    except (TypeError, ValueError):
-        raise DomainError("case_id is required", status=400) from None
+    # Validated, not int(): 1.5 is not case 1, and an id past the database's range is a 400.
+    return validate(CaseRef, data).case_id
 
 
 def handler(action: Action, *, audit: str | None = None):
@@ -91,9 +135,10 @@ def on_connect(auth=None):
     """Authenticate a connection: an API token in ``auth``, or the browser's login session."""
     user = None
     token = auth.get("token") if isinstance(auth, dict) else None
+    token_id = None
     if token:
         found = accounts.user_for_token(token)
-        user = found[0] if found else None
+        user, token_id = (found[0], found[1].id) if found else (None, None)
     elif current_user.is_authenticated:
         user = current_user._get_current_object()
     if user is None:
@@ -101,6 +146,8 @@ def on_connect(auth=None):
     with _lock:
         _users[request.sid] = user.id
         _rooms[request.sid] = set()
+    if token_id is not None:
+        _watch_token(token_id)
     return True
 
 
@@ -110,6 +157,7 @@ def on_disconnect(*args):
     with _lock:
         user_id = _users.pop(request.sid, None)
         rooms = _rooms.pop(request.sid, set())
+        _tokens.pop(request.sid, None)
     for case_id in rooms:
         _left(case_id, request.sid, user_id)
 

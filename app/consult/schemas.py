@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from pydantic import Field, FiniteFloat, field_validator
+from pydantic import Field, FiniteFloat, StrictInt, field_validator
 
 from app.cases.schemas import ImageRef
 from app.consult.models import ANNOTATION_KINDS, Annotation, Message
@@ -13,6 +13,12 @@ MAX_BODY = 4000
 # A client_id is echoed to every member's page, so it is held to a plain token.
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 Uid = Annotated[str, Field(max_length=64)]
+
+
+class CaseRef(Schema):
+    """The case a socket event is about; strict, so neither 1.5 nor "1" nor true is read as an id."""
+
+    case_id: StrictInt = Field(ge=1)
 
 
 class JoinIn(Schema):

@@ -1,19 +1,59 @@
-"""Request parsing with pydantic models; a bad body is a 400 naming each bad field."""
+"""Request parsing with pydantic models; a bad body is a 400 naming each bad field.
 
+Numbers from outside are finite and fit the database: every float a Schema takes rejects
+NaN/Infinity, every int lies in the range of the database's INTEGER columns (PostgreSQL's is
+32-bit; a larger id would raise DataError there and OverflowError on SQLite past 2**63), and a
+JSON body with a ``NaN``/``Infinity`` literal (not JSON, but Python's parser takes it) is a 400.
+"""
+
+import json
+import math
 from typing import TypeVar
 
 import pydantic
 from flask import request
+from flask.json.provider import DefaultJSONProvider
+from werkzeug.routing import IntegerConverter
 
 from app.core.errors import BadRequest
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
+# The range of an INTEGER column on every database we run on (PostgreSQL's is the narrowest).
+DB_INT_MIN = -(2**31)
+DB_INT_MAX = 2**31 - 1
+
+
+def _check_numbers(value, path: str = "") -> None:
+    """Raise ValueError if value holds an int outside the database range or a non-finite float."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not DB_INT_MIN <= value <= DB_INT_MAX:
+            raise ValueError(f"number{path} is outside the supported range {DB_INT_MIN}..{DB_INT_MAX}")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"number{path} must be finite")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for i, item in enumerate(value):
+            _check_numbers(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_numbers(item, f"{path}.{key}")
+
 
 class Schema(pydantic.BaseModel):
-    """Base for request bodies: unknown fields are ignored, strings are stripped."""
+    """Base for request bodies: unknown fields are ignored, strings are stripped, numbers bounded."""
 
-    model_config = pydantic.ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = pydantic.ConfigDict(extra="ignore", str_strip_whitespace=True, allow_inf_nan=False)
+
+    @pydantic.field_validator("*", mode="after")
+    @classmethod
+    def _bounded_numbers(cls, v):
+        # Nested Schemas check their own fields; this covers ints, floats and their containers.
+        if not isinstance(v, pydantic.BaseModel):
+            _check_numbers(v)
+        return v
 
 
 class Query(Schema):
@@ -25,6 +65,26 @@ class Query(Schema):
         if isinstance(data, dict):
             return {k: v for k, v in data.items() if v != ""}
         return data
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in URLs: only ids the database can hold match (others are a 404, not a 500)."""
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002 - werkzeug's names
+                 max: int | None = DB_INT_MAX, signed: bool = False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, except that ``NaN``/``Infinity``/``-Infinity`` literals are refused on input."""
+
+    def loads(self, s, **kwargs):
+        kwargs.setdefault("parse_constant", _no_constant)
+        return json.loads(s, **kwargs)
 
 
 def parse_body(model: type[M]) -> M:

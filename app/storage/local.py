@@ -69,7 +69,9 @@ class LocalStore:
         base = self.root / prefix
         if not base.exists():
             return
+        # Temp files (.part-*) left by a crash mid-write are listed too, so storage-gc removes them
+        # once older than its grace period; one still being written has a fresh mtime and stays.
         for path in base.rglob("*"):
-            if path.is_file() and not path.name.startswith(".part-"):
+            if path.is_file():
                 modified = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
                 yield path.relative_to(self.root).as_posix(), modified

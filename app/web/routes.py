@@ -8,12 +8,25 @@ session cookie and the CSRF token.
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_file, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    send_from_directory,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from pydantic import ValidationError
 
 from app.accounts import service as accounts
+from app.accounts.auth import login_account_key
 from app.accounts.specialties import SPECIALTIES
 from app.audit import service as audit_log
 from app.cases import service as cases
@@ -51,6 +64,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"], key_func=login_account_key)
 def login():
     """Show the login form (GET) or log the user in with email and password (POST)."""
     if request.method == "POST":
@@ -150,6 +164,12 @@ def viewer_page(case):
                                                  if series else None)
     return render_template("viewer.html", case=summary_json(case, viewer=current_user), studies=studies,
                            series_uid=chosen, people=people)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Serve the site icon where browsers and crawlers look for it by default."""
+    return send_from_directory(bp.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 @bp.get("/vendor/<path:name>")

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -93,3 +94,24 @@ def test_admin_manages_accounts(api_as, make_user, client):
     assert any(u["id"] == uid for u in admin.get("/api/admin/users").json["items"])
     doctor = api_as(make_user())
     assert doctor.get("/api/admin/users").status_code == 403
+
+
+def test_the_audit_csv_neutralises_formulas_and_gives_detail_as_json(api_as, make_user, client):
+    admin = api_as(make_user(role="admin"))
+    hostile = ("=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1)", "-@x")
+    for n, ua in enumerate(hostile):
+        admin.post("/api/admin/users", headers={"User-Agent": ua},
+                   json={"email": f"u{n}@test.huizhen", "name": "x", "password": "long-enough-1",
+                         "specialty": "radiology", "institution": "院"})
+    r = admin.post("/api/admin/users", json={"email": "=cmd@test.huizhen", "name": "x", "password": "long-enough-1",
+                                             "specialty": "radiology", "institution": "院"})
+    assert r.status_code == 201
+    admin.patch(f"/api/admin/users/{r.json['id']}", json={"active": False})
+    rows = list(csv.DictReader(io.StringIO(admin.get("/api/admin/audit.csv").get_data(as_text=True))))
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    agents = {row["user_agent"] for row in rows}
+    assert {"'" + ua for ua in hostile} <= agents
+    update = next(row for row in rows if row["action"] == "admin.update_user")
+    assert json.loads(update["detail"]) == {"user_id": r.json["id"], "active": False}

@@ -6,6 +6,7 @@ chromium the tests are skipped, unless HZ_REQUIRE_BROWSER=1 (set by .ci/run) mak
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,7 +83,23 @@ def open_as(browser, live):
         context.close()
 
 
+def _cjk_fonts() -> bool:
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return False
+    out = subprocess.run([fc_list], capture_output=True, text=True, check=False).stdout  # noqa: S603
+    return "noto sans cjk" in out.lower()
+
+
 def screenshot(page, name: str) -> None:
-    """Save a screenshot of the page for the README (docs/screenshots/<name>.png)."""
+    """Save a screenshot for the README (docs/screenshots/<name>.png), only when HZ_SCREENSHOTS=1.
+
+    The committed screenshots are rewritten on request only, and never without the CJK fonts
+    (fonts-noto-cjk): without them every Chinese character would be an empty box.
+    """
+    if os.environ.get("HZ_SCREENSHOTS") != "1":
+        return
+    if not _cjk_fonts():
+        pytest.fail("HZ_SCREENSHOTS=1 needs the Noto Sans CJK fonts (apt-get install fonts-noto-cjk)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=False)

@@ -1,0 +1,69 @@
+"""Numbers from outside: NaN/Infinity and ids past the database's range are a 4xx, never a 500."""
+
+import json
+
+import pytest
+
+from tests.imaging.dicom_samples import sample, upload
+
+HUGE = (2**31, 2**63, 2**64, 10**30)
+
+
+@pytest.fixture
+def world(make_case_in_progress, api_as):
+    case_id, ids = make_case_in_progress(users={"radiology": {"specialty": "radiology"}})
+    return case_id, ids, api_as(ids["consultant"])
+
+
+@pytest.mark.parametrize("n", HUGE)
+def test_ids_past_the_database_range_in_paths_are_404(world, n):
+    case_id, _, api = world
+    for method, path in (("get", f"/api/cases/{n}"), ("get", f"/api/cases/{n}/messages"),
+                         ("post", f"/api/cases/{n}/accept"), ("delete", f"/api/cases/{case_id}/participants/{n}"),
+                         ("delete", f"/api/cases/{case_id}/annotations/{n}"), ("get", f"/api/specialists/{n}")):
+        r = getattr(api, method)(path)
+        assert r.status_code == 404, (method, path, r.status_code, r.data[:200])
+
+
+@pytest.mark.parametrize("n", HUGE)
+def test_ids_past_the_database_range_in_queries_and_bodies_are_400(world, n):
+    case_id, ids, api = world
+    assert api.get(f"/api/cases/{case_id}/messages?since={n}").status_code == 400
+    assert api.get(f"/api/specialists?case_id={n}").status_code == 400
+    r = api.post(f"/api/cases/{case_id}/participants", json={"user_id": n, "discipline": "radiology"})
+    assert r.status_code == 400, r.json
+    assert r.json["detail"][0]["field"] == "user_id"
+    r = api.post(f"/api/cases/{case_id}/messages", json={"body": "x", "client_id": "c1", "image_ref": {"frame": n}})
+    assert r.status_code == 400, r.json
+    assert api.get(f"/api/cases/{case_id}/messages").json["items"] == []
+
+
+def test_a_superscript_digit_or_a_fraction_is_not_an_id(world):
+    case_id, _, api = world
+    assert api.get(f"/api/cases/{case_id}/messages?since=²").status_code == 400
+    assert api.get(f"/api/cases/{case_id}/messages?since=1.5").status_code == 400
+    r = api.post(f"/api/cases/{case_id}/participants", json={"user_id": 1.5, "discipline": "radiology"})
+    assert r.status_code == 400
+
+
+def test_json_bodies_with_nan_or_infinity_literals_are_400(api):
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        raw = f'{{"title": "t", "clinical_question": "q", "note": {literal}}}'
+        r = api.post("/api/cases", data=raw, content_type="application/json")
+        assert r.status_code == 400, (literal, r.status_code, r.json)
+    assert api.get("/api/cases").json["items"] == []
+
+
+def test_non_finite_annotation_points_over_http_are_400_and_the_list_stays_json(world, api_as):
+    case_id, ids, api = world
+    owner = api_as(ids["owner"])
+    r = owner.post(f"/api/cases/{case_id}/files", data={"files": upload([sample("CT_small.dcm")])},
+                   content_type="multipart/form-data")
+    sop = r.json["accepted"][0]["sop_instance_uid"]
+    for points in ("[[NaN, 0], [1, Infinity]]", "[[1e999, 0], [1, 2]]"):
+        raw = f'{{"sop_instance_uid": "{sop}", "kind": "line", "points": {points}}}'
+        r = api.post(f"/api/cases/{case_id}/annotations", data=raw, content_type="application/json")
+        assert r.status_code == 400, (points, r.status_code, r.data[:200])
+    r = api.get(f"/api/cases/{case_id}/annotations")
+    assert r.status_code == 200
+    assert json.loads(r.data, parse_constant=lambda c: pytest.fail(f"{c} in the answer")) == {"items": []}
