@@ -52,6 +52,7 @@ def _load_secret_key(app: Flask) -> None:
 def _init_extensions(app: Flask) -> None:
 
     from app.audit import models as _audit_models  # noqa: F401 - registers the append-only guard
+    from app.cases import search
 
     # Socket handlers must be declared before the first socketio.init_app: Flask-SocketIO keeps
     # handlers declared while no server exists and re-registers them on every later app; a
@@ -61,6 +62,7 @@ def _init_extensions(app: Flask) -> None:
 
     db.init_app(app)
     signals.init_app(app)
+    search.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
