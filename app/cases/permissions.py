@@ -145,6 +145,23 @@ def visible_case_filter(user: User):
     )
 
 
+def visible_case_ids(user: User):
+    """The ids of exactly the cases :func:`visible_case_filter` selects, as a UNION of indexed lookups.
+
+    The OR of the filter is checked row by row; over a large table a search first narrows to the
+    user's own cases with this, then applies the filter as well.
+    """
+    live = Case.status != "draft"
+    return sa.union(
+        sa.select(Case.id).where(Case.owner_id == user.id),
+        sa.select(Case.id).where(Case.consultant_id == user.id, live),
+        sa.select(Case.id).join(Participant, Participant.case_id == Case.id).where(
+            Participant.user_id == user.id, Participant.removed_at.is_(None), live),
+        # The pools are looked up now: as values, the planner can tell how many cases they hold.
+        sa.select(Case.id).where(Case.pool_id.in_(list(db.session.scalars(coordinated_pools(user.id)))), live),
+    )
+
+
 def case_route(action: Action, *, audit: str | None = None):
     """Declare a case route: login, access check for ``action``, then the audit row.
 

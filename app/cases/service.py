@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from app.accounts.models import User
 from app.cases import search, workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
-from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
+from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter, visible_case_ids
 from app.cases.signals import participant_removed
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.signals import send_after_commit
@@ -67,7 +67,8 @@ def waiting_for(user: User):
 
 
 def _filters(viewer: User, query: CaseListQuery) -> list:
-    conditions = [visible_case_filter(viewer)]  # first and always: a search never reaches past it
+    # First and always, so a search never reaches past it; the id list lets the planner start there.
+    conditions = [visible_case_filter(viewer), Case.id.in_(visible_case_ids(viewer))]
     for column, value in ((Case.status, query.status), (Case.specialty, query.specialty),
                           (Case.urgency, query.urgency)):
         if value:
