@@ -87,6 +87,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.imaging.routes import bp as imaging_api
     from app.notifications.routes import bp as notifications_api
     from app.orgs.routes import bp as orgs_api
+    from app.teaching.pages import bp as teaching_pages
+    from app.teaching.routes import bp as teaching_api
     from app.web import i18n
     from app.web.routes import bp as web_bp
 
@@ -99,10 +101,12 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_api)
     consult.init_app(app)
     app.register_blueprint(orgs_api)
+    app.register_blueprint(teaching_api)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     i18n.init_app(app)
     app.register_blueprint(web_bp)
+    app.register_blueprint(teaching_pages)
 
 
 def _register_error_handlers(app: Flask) -> None:

@@ -86,9 +86,6 @@ def load(conn, n_cases: int, rng: random.Random) -> dict[str, int]:
     _copy(conn, "case_search", ["case_id", "title", "body", "updated_at"], docs)
     conn.execute(sa.text("UPDATE case_search SET tsv = setweight(to_tsvector('simple'::regconfig, title), 'A') "
                          "|| to_tsvector('simple'::regconfig, body)"))
-    for table in ("users", "cases", "case_search", "orgs"):
-        conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
-                             if table != "case_search" else "SELECT 1"))
     conn.execute(sa.text("ANALYZE"))
     busiest_owner = conn.execute(sa.text("SELECT owner_id FROM cases GROUP BY owner_id ORDER BY count(*) DESC "
                                          "LIMIT 1")).scalar()

@@ -19,6 +19,7 @@ from app.cases.models import Case, Participant
 from app.core.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.orgs.permissions import coordinated_pools, coordinates
+from app.teaching.permissions import reads_images_of
 
 
 class Action(StrEnum):
@@ -43,22 +44,27 @@ class Action(StrEnum):
     ASSIGN = "assign"
     REROUTE = "reroute"
     RETURN_TO_POOL = "return_to_pool"  # a workflow step (the designated specialist's decline), not a grant
+    VIEW_IMAGES = "view_images"  # list, render and thumbnail the de-identified images
+    PROPOSE_TEACHING = "propose_teaching"
 
 
 OWNER, CONSULTANT, PARTICIPANT = "owner", "consultant", "participant"
 ROLES = (OWNER, CONSULTANT, PARTICIPANT)
 COORDINATOR = "coordinator"  # a triage coordinator of the pool the case waits in
+TEACHING_VIEWER = "teaching_viewer"  # a reader of a teaching collection the closed case is published in
 
-_READ = {Action.VIEW, Action.DOWNLOAD, Action.CHAT}
+_READ = {Action.VIEW, Action.VIEW_IMAGES, Action.DOWNLOAD, Action.CHAT}
 ALLOWED: dict[str, frozenset[Action]] = {
     OWNER: frozenset(_READ | {Action.UPLOAD, Action.SHARE, Action.WITHDRAW, Action.ANSWER, Action.CLOSE,
                               Action.READ_AUDIT}),
     CONSULTANT: frozenset(_READ | {Action.UPLOAD, Action.ACCEPT, Action.DECLINE, Action.INVITE, Action.REMOVE,
                                    Action.ASK, Action.REPORT, Action.WRITE_OPINION, Action.SIGN_OPINION,
-                                   Action.AMEND_OPINION, Action.READ_AUDIT}),
+                                   Action.AMEND_OPINION, Action.READ_AUDIT, Action.PROPOSE_TEACHING}),
     PARTICIPANT: frozenset(_READ | {Action.REPORT}),
     # The case and its images, to triage it: no chat, no reports, no opinion.
-    COORDINATOR: frozenset({Action.VIEW, Action.DOWNLOAD, Action.ASSIGN, Action.REROUTE}),
+    COORDINATOR: frozenset({Action.VIEW, Action.VIEW_IMAGES, Action.DOWNLOAD, Action.ASSIGN, Action.REROUTE}),
+    # The de-identified images, through the same routes and viewer: not the case, chat, audit or names.
+    TEACHING_VIEWER: frozenset({Action.VIEW_IMAGES}),
 }
 
 
@@ -76,6 +82,8 @@ def role_of(user: User, case: Case) -> str | None:
         return PARTICIPANT
     if case.pool_id is not None and coordinates(user.id, case.pool_id):
         return COORDINATOR
+    if case.status == "closed" and reads_images_of(user, case.id):
+        return TEACHING_VIEWER
     return None
 
 
@@ -135,7 +143,8 @@ def authorize_case(user: User, case_id: int, action: Action, *, audit: str) -> C
 
 
 def visible_case_filter(user: User):
-    """A SQL condition selecting the cases the user may see (mirrors role_of)."""
+    """A SQL condition selecting the cases the user may see (mirrors role_of; a teaching viewer sees
+    only the images of a published case, from the teaching collection, never the case in a list)."""
     participant = sa.select(Participant.case_id).where(
         Participant.user_id == user.id, Participant.removed_at.is_(None))
     return sa.or_(
