@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from app.accounts.specialties import SPECIALTIES
+from app.cases.schemas import known_specialty
 from app.core.schemas import Query, Schema
 from app.core.time import isoformat
 from app.orgs.schemas import Id
@@ -16,12 +16,7 @@ class Tags(Schema):
     keywords: list[str] = Field(default_factory=list, max_length=20)
     difficulty: Literal["basic", "intermediate", "advanced"] = "intermediate"
 
-    @field_validator("specialty")
-    @classmethod
-    def _known_specialty(cls, v):
-        if v is not None and v not in SPECIALTIES:
-            raise ValueError(f"unknown specialty {v!r}")
-        return v
+    _known_specialty = field_validator("specialty")(classmethod(lambda cls, v: known_specialty(v)))
 
     @field_validator("keywords")
     @classmethod
