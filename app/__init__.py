@@ -62,6 +62,7 @@ def _load_secret_key(app: Flask) -> None:
 def _init_extensions(app: Flask) -> None:
 
     from app.audit import models as _audit_models  # noqa: F401 - registers the append-only guard
+    from app.cases import search
 
     # Socket handlers must be declared before the first socketio.init_app: Flask-SocketIO keeps
     # handlers declared while no server exists and re-registers them on every later app; a
@@ -71,6 +72,7 @@ def _init_extensions(app: Flask) -> None:
 
     db.init_app(app)
     signals.init_app(app)
+    search.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     login_manager.init_app(app)
     csrf.init_app(app)
@@ -118,6 +120,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.notifications.routes import bp as notifications_api
     from app.orgs.pages import bp as org_pages
     from app.orgs.routes import bp as orgs_api
+    from app.teaching.pages import bp as teaching_pages
+    from app.teaching.routes import bp as teaching_api
     from app.web import i18n
     from app.web.routes import bp as web_bp
 
@@ -132,11 +136,13 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_api)
     consult.init_app(app)
     app.register_blueprint(orgs_api)
+    app.register_blueprint(teaching_api)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     i18n.init_app(app)
     app.register_blueprint(web_bp)
     app.register_blueprint(org_pages)
+    app.register_blueprint(teaching_pages)
 
 
 def _register_error_handlers(app: Flask) -> None:

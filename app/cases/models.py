@@ -5,6 +5,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import orm as so
+from sqlalchemy.dialects.postgresql import TSVECTOR
 
 from app.accounts.models import User
 from app.core.db import in_list
@@ -133,3 +134,18 @@ class Opinion(db.Model):
     updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)
 
     author: so.Mapped[User] = so.relationship(lazy="joined")
+
+
+class CaseSearch(db.Model):
+    """A case's search document (app/core/fulltext.py): title tokens, the other texts' tokens, and on
+    PostgreSQL their tsvector; on SQLite the FTS5 table ``case_search_fts`` mirrors it."""
+
+    __tablename__ = "case_search"
+    __table_args__ = (sa.Index("ix_case_search_tsv", "tsv", postgresql_using="gin"),)
+
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True,
+                                               autoincrement=False)
+    title: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    body: so.Mapped[str] = so.mapped_column(sa.Text, default="")
+    tsv: so.Mapped[str | None] = so.mapped_column(sa.Text().with_variant(TSVECTOR(), "postgresql"))
+    updated_at: so.Mapped[datetime] = so.mapped_column(default=utcnow, onupdate=utcnow)

@@ -19,6 +19,7 @@ from app.cases.models import Case, Participant
 from app.core.errors import DomainError, Forbidden, NotFound
 from app.extensions import db
 from app.orgs.permissions import coordinated_pools, coordinates
+from app.teaching.permissions import reads_images_of
 
 
 class Action(StrEnum):
@@ -44,22 +45,28 @@ class Action(StrEnum):
     REROUTE = "reroute"
     RETURN_TO_POOL = "return_to_pool"  # a workflow step (the designated specialist's decline), not a grant
     MANAGE_LINKS = "manage_links"
+    VIEW_IMAGES = "view_images"  # list, render and thumbnail the de-identified images
+    PROPOSE_TEACHING = "propose_teaching"
 
 
 OWNER, CONSULTANT, PARTICIPANT = "owner", "consultant", "participant"
 ROLES = (OWNER, CONSULTANT, PARTICIPANT)
 COORDINATOR = "coordinator"  # a triage coordinator of the pool the case waits in
+TEACHING_VIEWER = "teaching_viewer"  # a reader of a teaching collection the closed case is published in
 
-_READ = {Action.VIEW, Action.DOWNLOAD, Action.CHAT}
+_READ = {Action.VIEW, Action.VIEW_IMAGES, Action.DOWNLOAD, Action.CHAT}
 ALLOWED: dict[str, frozenset[Action]] = {
     OWNER: frozenset(_READ | {Action.UPLOAD, Action.SHARE, Action.WITHDRAW, Action.ANSWER, Action.CLOSE,
                               Action.READ_AUDIT, Action.MANAGE_LINKS}),
     CONSULTANT: frozenset(_READ | {Action.UPLOAD, Action.ACCEPT, Action.DECLINE, Action.INVITE, Action.REMOVE,
                                    Action.ASK, Action.REPORT, Action.WRITE_OPINION, Action.SIGN_OPINION,
-                                   Action.AMEND_OPINION, Action.READ_AUDIT, Action.MANAGE_LINKS}),
+                                   Action.AMEND_OPINION, Action.READ_AUDIT, Action.MANAGE_LINKS,
+                                   Action.PROPOSE_TEACHING}),
     PARTICIPANT: frozenset(_READ | {Action.REPORT}),
     # The case and its images, to triage it: no chat, no reports, no opinion.
-    COORDINATOR: frozenset({Action.VIEW, Action.DOWNLOAD, Action.ASSIGN, Action.REROUTE}),
+    COORDINATOR: frozenset({Action.VIEW, Action.VIEW_IMAGES, Action.DOWNLOAD, Action.ASSIGN, Action.REROUTE}),
+    # The de-identified images, through the same routes and viewer: not the case, chat, audit or names.
+    TEACHING_VIEWER: frozenset({Action.VIEW_IMAGES}),
 }
 
 
@@ -77,6 +84,8 @@ def role_of(user: User, case: Case) -> str | None:
         return PARTICIPANT
     if case.pool_id is not None and coordinates(user.id, case.pool_id):
         return COORDINATOR
+    if case.status == "closed" and reads_images_of(user, case.id):
+        return TEACHING_VIEWER
     return None
 
 
@@ -136,13 +145,31 @@ def authorize_case(user: User, case_id: int, action: Action, *, audit: str) -> C
 
 
 def visible_case_filter(user: User):
-    """A SQL condition selecting the cases the user may see (mirrors role_of)."""
+    """A SQL condition selecting the cases the user may see (mirrors role_of; a teaching viewer sees
+    only the images of a published case, from the teaching collection, never the case in a list)."""
     participant = sa.select(Participant.case_id).where(
         Participant.user_id == user.id, Participant.removed_at.is_(None))
     return sa.or_(
         Case.owner_id == user.id,
         sa.and_(Case.status != "draft", sa.or_(Case.consultant_id == user.id, Case.id.in_(participant),
                                                Case.pool_id.in_(coordinated_pools(user.id)))),
+    )
+
+
+def visible_case_ids(user: User):
+    """The ids of exactly the cases :func:`visible_case_filter` selects, as a UNION of indexed lookups.
+
+    The OR of the filter is checked row by row; over a large table a search first narrows to the
+    user's own cases with this, then applies the filter as well.
+    """
+    live = Case.status != "draft"
+    return sa.union(
+        sa.select(Case.id).where(Case.owner_id == user.id),
+        sa.select(Case.id).where(Case.consultant_id == user.id, live),
+        sa.select(Case.id).join(Participant, Participant.case_id == Case.id).where(
+            Participant.user_id == user.id, Participant.removed_at.is_(None), live),
+        # The pools are looked up now: as values, the planner can tell how many cases they hold.
+        sa.select(Case.id).where(Case.pool_id.in_(list(db.session.scalars(coordinated_pools(user.id)))), live),
     )
 
 

@@ -52,12 +52,11 @@ def create_case():
 
 @bp.get("")
 @api_login_required
-@api_doc(query=CaseListQuery, responses={200: "the cases the caller may see"})
+@api_doc(query=CaseListQuery, responses={200: "the matching cases the caller may see, and their total"})
 def list_cases():
-    """List the cases the caller may see, newest first (``status`` filters)."""
-    query = parse_query(CaseListQuery)
-    return jsonify({"items": [summary_json(c, viewer=current_user)
-                              for c in service.list_cases(viewer=current_user, status=query.status)]})
+    """Search the cases the caller may see: ``q`` words ranked best first, else newest first; filters AND-ed."""
+    items, total = service.search_cases(viewer=current_user, query=parse_query(CaseListQuery))
+    return jsonify({"items": [summary_json(c, viewer=current_user) for c in items], "total": total})
 
 
 @bp.get("/<int:case_id>")

@@ -1,8 +1,9 @@
 """Request bodies, query models and JSON forms of cases (the API and the pages share them)."""
 
+from datetime import date
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.accounts.models import User
 from app.accounts.schemas import user_json
@@ -35,12 +36,14 @@ class CaseCreate(Schema):
     urgency: Literal["routine", "urgent", "emergency"] = "routine"
     specialty: str | None = Field(default=None, max_length=50)
 
-    @field_validator("specialty")
-    @classmethod
-    def _known_specialty(cls, v):
-        if v is not None and v not in SPECIALTIES:
-            raise ValueError(f"unknown specialty {v!r}")
-        return v
+    _known_specialty = field_validator("specialty")(classmethod(lambda cls, v: known_specialty(v)))
+
+
+def known_specialty(v: str | None) -> str | None:
+    """Validate a specialty code (None passes): the request models' one check."""
+    if v is not None and v not in SPECIALTIES:
+        raise ValueError(f"unknown specialty {v!r}")
+    return v
 
 
 def case_json(case: Case) -> dict:
@@ -125,7 +128,24 @@ def case_detail_json(case: Case, *, viewer: User) -> dict:
 
 
 class CaseListQuery(Query):
+    """Search and filters of the case list; all optional, AND-ed, over the cases the caller may see."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    q: str | None = Field(default=None, max_length=200)
+    specialty: str | None = Field(default=None, max_length=50)
     status: str | None = Field(default=None, max_length=20)
+    modality: str | None = Field(default=None, max_length=16)
+    urgency: Literal["routine", "urgent", "emergency"] | None = None
+    from_: date | None = Field(default=None, alias="from")
+    to: date | None = None
+    waiting_for_me: bool = False
+    limit: int | None = Field(default=None, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+
+    @field_validator("modality")
+    @classmethod
+    def _upper(cls, v):
+        return v.upper() if v else v
 
 
 class InboxStatusQuery(Query):

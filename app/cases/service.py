@@ -10,24 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from app.accounts.models import User
-from app.cases import workflow
+from app.cases import search, workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
-from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
+from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter, visible_case_ids
 from app.cases.signals import participant_removed
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.signals import send_after_commit
 from app.core.time import utcnow
 from app.extensions import db
+from app.imaging.models import Series
 from app.notifications.service import notify
+from app.orgs.permissions import coordinated_pools
 
 if TYPE_CHECKING:  # the schemas serialise through this module, so only their types are needed here
-    from app.cases.schemas import CaseCreate, OpinionIn
+    from app.cases.schemas import CaseCreate, CaseListQuery, OpinionIn
 
 # How soon an opinion is expected after sharing, by urgency.
 RESPONSE_TIME = {"emergency": timedelta(hours=6), "urgent": timedelta(hours=48), "routine": timedelta(days=7)}
@@ -49,10 +51,54 @@ def create_case(*, owner: User, data: CaseCreate) -> Case:
 
 def list_cases(*, viewer: User, status: str | None = None) -> list[Case]:
     """Return the cases the user may see, newest first."""
-    stmt = sa.select(Case).where(visible_case_filter(viewer))
-    if status:
-        stmt = stmt.where(Case.status == status)
-    return list(db.session.scalars(stmt.order_by(Case.created_at.desc(), Case.id.desc())))
+    from app.cases.schemas import CaseListQuery
+
+    return search_cases(viewer=viewer, query=CaseListQuery(status=status))[0]
+
+
+def waiting_for(user: User):
+    """A SQL condition selecting the cases whose next step is the user's (待我处理)."""
+    return sa.or_(
+        sa.and_(Case.consultant_id == user.id, Case.status.in_(("submitted", "accepted"))),
+        sa.and_(Case.owner_id == user.id, Case.status.in_(("info_requested", "answered"))),
+        sa.and_(Case.pool_id.in_(coordinated_pools(user.id)), Case.consultant_id.is_(None),
+                Case.status == "submitted"),
+    )
+
+
+def _filters(viewer: User, query: CaseListQuery) -> list:
+    # First and always, so a search never reaches past it; the id list lets the planner start there.
+    conditions = [visible_case_filter(viewer), Case.id.in_(visible_case_ids(viewer))]
+    for column, value in ((Case.status, query.status), (Case.specialty, query.specialty),
+                          (Case.urgency, query.urgency)):
+        if value:
+            conditions.append(column == value)
+    if query.modality:
+        conditions.append(Case.id.in_(sa.select(Series.case_id).where(Series.modality == query.modality)))
+    if query.from_:
+        conditions.append(Case.created_at >= datetime.combine(query.from_, time.min))
+    if query.to:
+        conditions.append(Case.created_at < datetime.combine(query.to + timedelta(days=1), time.min))
+    if query.waiting_for_me:
+        conditions.append(waiting_for(viewer))
+    return conditions
+
+
+def search_cases(*, viewer: User, query: CaseListQuery) -> tuple[list[Case], int]:
+    """Return the cases the user may see that match the words and filters, and how many match in all.
+
+    With words (``q``) the best match comes first; without, the newest.
+    """
+    conditions = _filters(viewer, query)
+    hits = search.ranked(query.q) if query.q else None
+    order = [Case.created_at.desc(), Case.id.desc()]
+    stmt, count = sa.select(Case).where(*conditions), sa.select(sa.func.count(Case.id)).where(*conditions)
+    if hits is not None:
+        stmt, count = stmt.join(hits, hits.c.id == Case.id), count.join(hits, hits.c.id == Case.id)
+        order.insert(0, hits.c.score.desc())
+    total = db.session.scalar(count)
+    stmt = stmt.order_by(*order).offset(query.offset).limit(query.limit)
+    return list(db.session.scalars(stmt)), total
 
 
 def dashboard(*, viewer: User, status: str | None = None) -> dict[str, list[Case]]:

@@ -59,6 +59,7 @@ STATUS_GATES: dict[Action, frozenset[str]] = {
     Action.REPORT: WORKING_STATUSES,
     Action.WRITE_OPINION: WORKING_STATUSES,
     Action.AMEND_OPINION: AMENDABLE_STATUSES,
+    Action.PROPOSE_TEACHING: frozenset({"closed"}),
 }
 
 

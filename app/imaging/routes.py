@@ -58,7 +58,7 @@ def upload_files(case):
 
 
 @bp.get("/instances")
-@case_route(Action.VIEW)
+@case_route(Action.VIEW_IMAGES)
 @api_doc(query=InstanceQuery, responses={200: "instances in display order"}, tag="imaging")
 def list_instances(case):
     """List the case's DICOM instances, optionally of one series, in display order."""
@@ -93,7 +93,7 @@ def instance_file(case, sop: str):
 
 
 @bp.get("/instances/<sop>/rendered")
-@case_route(Action.VIEW, audit="none")
+@case_route(Action.VIEW_IMAGES, audit="none")
 @api_doc(responses={200: "image/png or image/jpeg of the frame; X-Window-Center/-Width: the window used",
                     422: "the instance cannot be rendered"}, tag="imaging")
 def instance_rendered(case, sop: str):
@@ -114,7 +114,7 @@ def instance_rendered(case, sop: str):
 
 
 @bp.get("/series/<series_uid>/thumbnail")
-@case_route(Action.VIEW, audit="none")
+@case_route(Action.VIEW_IMAGES, audit="none")
 @api_doc(query=ThumbnailQuery, responses={200: "image/jpeg thumbnail of the series' middle slice"}, tag="imaging")
 def series_thumbnail(case, series_uid: str):
     """Return a small JPEG of the series' middle image."""

@@ -38,6 +38,8 @@ TEXTS = {
     "assigned": ("{actor} 为您分派了病例 #{case} 的会诊", "{actor} assigned case #{case} to you"),
     "routed": ("病例 #{case} 的分诊有新进展（{actor}）", "Case #{case} was routed by {actor}"),
     "dicom_received": ("病例 #{case} 经 {actor} 收到影像", "Case #{case} received images over {actor}"),
+    "teaching_proposed": ("{actor} 提议将病例 #{case} 收入教学病例库，请您同意或拒绝",
+                          "{actor} proposes case #{case} for the teaching collection: agree or refuse"),
 }
 
 

@@ -31,7 +31,7 @@ from app.accounts.specialties import SPECIALTIES
 from app.audit import service as audit_log
 from app.cases import service as cases
 from app.cases.permissions import Action, case_route
-from app.cases.schemas import CaseCreate, InboxStatusQuery, case_detail_json, summary_json
+from app.cases.schemas import CaseCreate, CaseListQuery, InboxStatusQuery, case_detail_json, summary_json
 from app.core.schemas import parse_query
 from app.extensions import db, limiter
 from app.imaging import service as imaging
@@ -51,8 +51,18 @@ VENDOR_FILES = {
     "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
     "socket.io.esm.min.js.map": "socket.io-client/dist/socket.io.esm.min.js.map",
 }
+MODALITIES = ("CT", "MR", "US", "DX", "CR", "MG", "PT", "NM", "XA")
+URGENCIES = ("routine", "urgent", "emergency")
 STATUS_FILTERS = ("draft", "submitted", "accepted", "info_requested", "answered", "declined", "closed",
                   "withdrawn")
+
+
+def _inbox_search(status: str | None) -> CaseListQuery:
+    # A hand-edited filter (a bad date) shows the unfiltered inbox rather than an error page.
+    try:
+        return CaseListQuery.model_validate({**request.args.to_dict(), "status": status})
+    except ValidationError:
+        return CaseListQuery(status=status)
 
 
 def _safe_next(target: str | None) -> str:
@@ -103,9 +113,15 @@ def index():
     """Show the inbox: what awaits the doctor, their cases, invitations, notifications, orgs and away switch."""
     status = parse_query(InboxStatusQuery).status
     sections = cases.dashboard(viewer=current_user, status=status)
+    search = _inbox_search(status)
+    results = None
+    if search.q or search.model_fields_set - {"status"}:  # words or a filter beyond status: one ranked list
+        results = [summary_json(c, viewer=current_user)
+                   for c in cases.search_cases(viewer=current_user, query=search.model_copy(update={"limit": 100}))[0]]
     return render_template(
         "inbox.html",
         sections={name: [summary_json(c, viewer=current_user) for c in items] for name, items in sections.items()},
+        search=search, results=results, specialties=SPECIALTIES, modalities=MODALITIES, urgencies=URGENCIES,
         status=status, statuses=STATUS_FILTERS,
         notifications=notifications.inbox(user=current_user, limit=20),
         unread=notifications.unread_count(user=current_user),

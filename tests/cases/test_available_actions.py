@@ -14,7 +14,7 @@ from app.cases.permissions import available_actions
 from app.extensions import db
 from tests.support.statuses import PATHS, case_in_status
 
-READ = {"view", "download", "chat"}
+READ = {"view", "view_images", "download", "chat"}
 # Share links can be made and revoked in any status (revoking matters most once a case is over).
 OWNER_READ = READ | {"read_audit", "manage_links"}
 CONSULTANT_READ = READ | {"read_audit", "remove", "manage_links"}
@@ -36,7 +36,7 @@ EXPECTED = {
                                                    "sign_opinion"},
     ("consultant", "info_requested"): CONSULTANT_READ | {"upload", "invite", "report", "write_opinion"},
     ("consultant", "answered"): CONSULTANT_READ | {"amend_opinion"},
-    ("consultant", "closed"): CONSULTANT_READ | {"amend_opinion"},
+    ("consultant", "closed"): CONSULTANT_READ | {"amend_opinion", "propose_teaching"},
     ("participant", "accepted"): READ | {"report"},
     ("participant", "info_requested"): READ | {"report"},
     ("participant", "answered"): READ,

@@ -176,7 +176,8 @@ def test_decline_returns_to_the_queue_then_reassign_and_accept(app, world, poole
     assert steps == [("created", None), ("share", "submitted"), ("assign", "submitted"),
                      ("return_to_pool", "submitted"), ("assign", "submitted"), ("accept", "accepted")]
     # The coordinator still follows the case, but has no chat and no opinion.
-    assert coord.get(f"/api/cases/{pooled_case}").json["allowed_actions"] == ["assign", "download", "reroute", "view"]
+    assert coord.get(f"/api/cases/{pooled_case}").json["allowed_actions"] == ["assign", "download", "reroute", "view",
+                                                                             "view_images"]
     assert coord.get(f"/api/cases/{pooled_case}/messages").status_code == 403
     assert coord.post(f"/api/cases/{pooled_case}/opinion", json={"diagnosis": "x"}).status_code == 403
 

@@ -117,7 +117,7 @@ export class Viewer {
     state.slices = items.flatMap((instance) =>
       Array.from({ length: instance.frames || 1 }, (_, f) => ({ instance, frame: f + 1 })));
     this.slider.max = String(Math.max(0, state.slices.length - 1));
-    const { items: notes } = await api(`/api/cases/${this.caseId}/annotations`);
+    const { items: notes } = this.room ? await api(`/api/cases/${this.caseId}/annotations`) : { items: [] };
     state.annotations = new Map(notes.map((a) => [a.id, a]));
     const start = index ?? Math.floor(state.slices.length / 2);
     const url = new URL(window.location.href);

@@ -16,7 +16,8 @@ const viewer = new Viewer({
 });
 new Tools(viewer);
 new Controls(viewer);
-viewer.room = new Room({
+// A teaching case's images are read-only: no room, no shared view, no annotations.
+if (!data.read_only) viewer.room = new Room({
   caseId: data.case_id, me: data.me, people: data.people,
   onViewer(view) { if (document.getElementById("follow").checked) viewer.applyView(view); },
   onAnnotation: (a) => viewer.setAnnotation(a),

@@ -1,0 +1,94 @@
+"""Searching cases: each case's search document, kept in step in one place, and the ranked match.
+
+The document is the case's title (weighted higher), clinical question, summary, discipline
+reports and the latest signed opinion. It is refreshed by a session hook rather than by each
+service that changes those texts: after every flush the cases whose texts changed are noted,
+and just before the commit their documents are rebuilt, so a new edit path cannot forget it.
+"""
+
+import sqlalchemy as sa
+from flask import Flask
+from sqlalchemy import event, orm
+
+from app.cases.models import Case, CaseSearch, DisciplineReport, Opinion
+from app.core import fulltext
+from app.extensions import db
+
+INDEX = fulltext.Index(table="case_search", key="case_id", title="title", body="body", tsv="tsv",
+                       fts="case_search_fts")
+CASE_TEXTS = ("title", "clinical_question", "summary")
+_PENDING = "case_search_pending"
+
+
+def opinion_text(content: dict | None) -> str:
+    """Return the searchable text of an opinion's content: diagnosis, differential, advice, contributions."""
+    content = content or {}
+    parts = [content.get(k) or "" for k in ("diagnosis", "recommendations", "follow_up")]
+    parts += [d for d in content.get("differential") or [] if isinstance(d, str)]
+    parts += [(c or {}).get("summary") or "" for c in content.get("contributions") or []]
+    return "\n".join(parts)
+
+
+def _row_values(title: str, body: str, dialect: str) -> dict:
+    tsv = fulltext.tsvector(sa.literal(title), sa.literal(body)) if dialect == "postgresql" else None
+    return {"title": title, "body": body, "tsv": tsv}
+
+
+def refresh(session: orm.Session, case_ids: set[int]) -> None:
+    """Rebuild the search documents of these cases (from their current texts) in the session."""
+    dialect = session.get_bind().dialect.name
+    for case in session.scalars(sa.select(Case).where(Case.id.in_(case_ids))):
+        reports = session.scalars(sa.select(DisciplineReport.body).where(DisciplineReport.case_id == case.id))
+        signed = session.scalar(sa.select(Opinion.content).where(
+            Opinion.case_id == case.id, Opinion.state == "signed").order_by(Opinion.version.desc()).limit(1))
+        title = fulltext.document(case.title)
+        body = fulltext.document(case.clinical_question, case.summary, *reports, opinion_text(signed))
+        row = session.get(CaseSearch, case.id) or CaseSearch(case_id=case.id)
+        for name, value in _row_values(title, body, dialect).items():
+            setattr(row, name, value)
+        session.add(row)
+    session.flush()
+
+
+def _changed_case_id(obj, *, new: bool) -> int | None:
+    if isinstance(obj, Case):
+        texts_changed = any(sa.inspect(obj).attrs[name].history.has_changes() for name in CASE_TEXTS)
+        return obj.id if new or texts_changed else None
+    if isinstance(obj, DisciplineReport):
+        return obj.case_id
+    if isinstance(obj, Opinion) and obj.state == "signed":
+        return obj.case_id
+    return None
+
+
+def _after_flush(session, _context) -> None:
+    # Still the pre-flush view here: new/dirty and the attributes' history tell what this flush wrote.
+    for objs, new in ((session.new, True), (session.dirty, False)):
+        for obj in objs:
+            case_id = _changed_case_id(obj, new=new)
+            if case_id is not None:
+                session.info.setdefault(_PENDING, set()).add(case_id)
+
+
+def _before_commit(session) -> None:
+    session.flush()  # commit flushes only after this hook: flush first so the last changes are noted
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        refresh(session, pending)
+
+
+def _forget(session, *_args) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def init_app(app: Flask) -> None:
+    """Keep every case's search document in step with its texts, whichever code changed them."""
+    for name, listener in (("after_flush", _after_flush), ("before_commit", _before_commit),
+                           ("after_rollback", _forget)):
+        if not event.contains(orm.Session, name, listener):
+            event.listen(orm.Session, name, listener)
+
+
+def ranked(q: str):
+    """Return the subquery (id, score) of the cases whose documents match q, or None if q has no terms."""
+    return fulltext.ranked(INDEX, q, db.session.get_bind().dialect.name)

@@ -1,0 +1,77 @@
+"""Teaching collection API: propose a closed case, consent, browse and search, unpublish."""
+
+from flask import Blueprint, jsonify
+from flask_login import current_user
+
+from app.accounts.auth import api_login_required
+from app.cases.permissions import Action, case_route
+from app.core.openapi import api_doc
+from app.core.schemas import parse_body, parse_query
+from app.extensions import db
+from app.teaching import service
+from app.teaching.schemas import ConsentIn, ProposeIn, TeachingQuery, teaching_json
+
+bp = Blueprint("teaching", __name__, url_prefix="/api")
+
+
+@bp.post("/cases/<int:case_id>/teaching")
+@case_route(Action.PROPOSE_TEACHING)
+@api_doc(body=ProposeIn, responses={201: "proposed; the referring doctor is asked to consent",
+                                    400: "not an org you belong to", 409: "case not closed, or already proposed"},
+         tag="teaching")
+def propose(case):
+    """Propose the closed case for a consortium's or pool's teaching collection (its consultant)."""
+    body = parse_body(ProposeIn)
+    t = service.propose(case=case, actor=current_user, org_id=body.org_id, note=body.note, tags=body.tags)
+    db.session.commit()
+    return jsonify(teaching_json(t)), 201
+
+
+@bp.get("/teaching")
+@api_login_required
+@api_doc(query=TeachingQuery, responses={200: "published teaching cases the caller may read, best match first"},
+         tag="teaching")
+def collection():
+    """Browse and search the teaching collections of the caller's consortia and pools."""
+    items = service.collection(user=current_user, query=parse_query(TeachingQuery))
+    return jsonify({"items": [teaching_json(t) for t in items]})
+
+
+@bp.get("/teaching/pending")
+@api_login_required
+@api_doc(responses={200: "proposals awaiting the caller's consent, or that the caller made"}, tag="teaching")
+def pending():
+    """List the proposals waiting for the caller's consent and those they proposed."""
+    return jsonify({"items": [teaching_json(t) for t in service.awaiting_consent(user=current_user)]})
+
+
+@bp.get("/teaching/<int:teaching_id>")
+@api_login_required
+@api_doc(responses={200: "the teaching case", 404: "not visible to you"}, tag="teaching")
+def get(teaching_id: int):
+    """Return one teaching case (readers of its collection, its consultant, the referring doctor)."""
+    t, _role = service.get(user=current_user, teaching_id=teaching_id)
+    return jsonify(teaching_json(t))
+
+
+@bp.post("/teaching/<int:teaching_id>/consent")
+@api_login_required
+@api_doc(body=ConsentIn, responses={200: "published, or refused", 403: "not the referring doctor",
+                                    409: "already decided"}, tag="teaching")
+def consent(teaching_id: int):
+    """Agree (published at once; ``show_hospital`` names the referring hospital) or refuse (the owner)."""
+    body = parse_body(ConsentIn)
+    t = service.consent(user=current_user, teaching_id=teaching_id, agree=body.agree,
+                        show_hospital=body.show_hospital)
+    db.session.commit()
+    return jsonify(teaching_json(t))
+
+
+@bp.delete("/teaching/<int:teaching_id>")
+@api_login_required
+@api_doc(responses={204: "removed from the collection at once"}, tag="teaching")
+def unpublish(teaching_id: int):
+    """Remove a teaching case from the collection (its consultant, the referring doctor, an org admin)."""
+    service.unpublish(user=current_user, teaching_id=teaching_id)
+    db.session.commit()
+    return "", 204
