@@ -57,6 +57,7 @@ class Prepared:
     uid_map: dict[str, str] = field(default_factory=dict)
     key: str = ""
     sha256: str = ""
+    source_sha256: str = ""  # of the bytes as uploaded, before de-identification
 
 
 @dataclass
@@ -166,6 +167,7 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
                     except RejectedFile as exc:
                         stored.rejected.append(Rejected(entry.filename, str(exc)))
                         continue
+                    item.source_sha256 = _source_sha256(entry.stream)
                     if _is_duplicate(item, seen_sops, seen_hashes):
                         stored.duplicates.append(_accepted(item, duplicate=True))
                         continue
@@ -185,6 +187,15 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
         _discard(store, [item.key for item in stored.items])
         raise
     return stored
+
+
+def _source_sha256(stream: BinaryIO) -> str:
+    """Hash the file as the client sent it, so a resuming client can ask whether it is stored."""
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _put(store: ObjectStore, item: Prepared) -> None:
@@ -241,7 +252,7 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
         if item.kind != "dicom":
             att = Attachment(case_id=case.id, filename=item.filename, kind=item.kind,
                              content_type=item.content_type, object_key=item.key, size=item.size,
-                             sha256=item.sha256, uploaded_by_id=user.id)
+                             sha256=item.sha256, source_sha256=item.source_sha256, uploaded_by_id=user.id)
             db.session.add(att)
             db.session.flush()
             accepted.append(_accepted(item, attachment_id=att.id))
@@ -253,7 +264,8 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
             instance_number=f.instance_number, slice_position=f.slice_position, frames=f.frames,
             rows=f.rows, columns=f.columns, pixel_spacing=f.pixel_spacing, photometric=f.photometric,
             render_error=f.render_error, burned_in_annotation=f.burned_in_annotation,
-            object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id))
+            object_key=item.key, size=item.size, sha256=item.sha256, source_sha256=item.source_sha256,
+            uploaded_by_id=user.id))
         uid_map.update(item.uid_map)
         accepted.append(_accepted(item))
     _insert_missing(UidMap, ("case_id", "original_uid"),
