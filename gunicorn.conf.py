@@ -1,9 +1,10 @@
 """Gunicorn settings of the production server (``make serve-production``), taken from config.py.
 
 The threaded worker (gthread) serves HTTP and, through simple-websocket, Socket.IO's WebSockets:
-each open WebSocket holds one of the worker's threads. Socket.IO keeps a connection's state in
-the worker that accepted it, so keep one worker per server unless the proxy is sticky per worker;
-scale out with more servers sharing the Redis message queue (README, "Production").
+each open WebSocket holds one of the worker's threads. Socket.IO keeps a long-polling session in
+the worker that accepted it and gunicorn cannot route by session, so keep one worker per server
+for browsers; scale out with more servers behind a sticky proxy, sharing the Redis message queue
+(README, "Production").
 """
 
 from config import config_for_env
