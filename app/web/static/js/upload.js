@@ -203,7 +203,8 @@ export class Uploader {
       batch = await this.skipStored(batch);
       response = batch.length ? await this.post(batch) : { status: 200, body: {} };
     } catch (error) {
-      response = { status: error.status || 0, body: {}, error };
+      // The check answered an error (its message is readable), or the network failed (status 0).
+      response = { status: error.status || 0, body: error.status ? { error: error.message } : {}, error };
     }
     const { status, body } = response;
     if (status === 200) {
