@@ -1,11 +1,12 @@
-# Huizhen: `make run` serves the app on the embedded default; `make test` runs the whole suite.
+# Huizhen: `make run` serves the app on the embedded default (gunicorn when HUIZHEN_ENV=production);
+# `make test` runs the whole suite.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev db seed test test-sqlite test-pg lint bench clean i18n
+.PHONY: run serve-production install install-dev db seed test test-sqlite test-pg lint bench clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +31,18 @@ db: install
 seed: db
 	$(BIN)/flask --app run seed-demo
 
+ifeq ($(strip $(HUIZHEN_ENV)),production)
+## HUIZHEN_ENV=production: install, migrate (no demo accounts) and serve with gunicorn
+run: serve-production
+else
 ## Install, migrate, seed the demo accounts and serve http://127.0.0.1:5000
 run: seed
 	$(BIN)/python run.py
+endif
+
+## The production server: gunicorn's threaded worker with WebSockets (settings in gunicorn.conf.py)
+serve-production: db
+	$(BIN)/gunicorn -c gunicorn.conf.py
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -56,6 +56,11 @@ class Config:
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))
+    # The production server (gunicorn, see gunicorn.conf.py): worker processes and threads per worker.
+    # A WebSocket holds a thread for as long as it is open. Socket.IO's long-polling sessions live
+    # in one worker, so browsers need WORKERS=1 per server (README, "Production").
+    WORKERS = int(_env("WORKERS", "1"))
+    THREADS = int(_env("THREADS", "100"))
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "512"))
     # Per-process caches of stored DICOM instances and rendered frames.
     INSTANCE_CACHE_MB = int(_env("INSTANCE_CACHE_MB", "256"))

@@ -75,11 +75,21 @@ def prepare_app(env: dict) -> None:
                        check=True, capture_output=True)
 
 
-def serve_app(env: dict) -> tuple[Proc, str]:
-    """Serve the app (python run.py) on a free port over an already prepared database."""
+SERVERS = {
+    "run.py": [PY, "run.py"],
+    # The production server, as `make serve-production` runs it (gunicorn.conf.py).
+    "gunicorn": [PY, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
+}
+
+
+def serve_app(env: dict, server: str = "run.py") -> tuple[Proc, str]:
+    """Serve the app (python run.py, or gunicorn) on a free port over an already prepared database."""
     port = free_port()
     env = {**env, "PORT": str(port), "HOST": "127.0.0.1"}
-    proc = Proc([PY, "run.py"], env={"DICOM_SCP_ENABLED": "0", **env}, log=env.get("BENCH_APP_LOG"))
+    if server == "gunicorn":
+        env = {"HUIZHEN_ENV": "production", "SECRET_KEY": "bench", **env}
+    env = {"DICOM_SCP_ENABLED": "0", **env}
+    proc = Proc(SERVERS[server], env=env, log=env.get("BENCH_APP_LOG"))
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/login")
     return proc, url

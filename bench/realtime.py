@@ -10,6 +10,7 @@ Targets: app p99 < 50 ms and within 2x of bare; app x2 within 3x of bare. Under 
 latency of a PostgreSQL commit sampled during each phase (the disk's fsync, which bounds the app's tail).
 
     python bench/realtime.py [--clients 50] [--messages 200] [--rate 20] [--pg postgresql+psycopg://postgres@127.0.0.1/test]
+                             [--server run.py|gunicorn]
 """
 
 import argparse
@@ -154,6 +155,8 @@ def main():
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--rate", type=float, default=20.0)
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--server", choices=["run.py", "gunicorn"], default="run.py",
+                    help="what serves the app phases: python run.py, or the production server (gunicorn)")
     args = ap.parse_args()
     results, commits = {}, {}
     db_url, drop = prepare_database(args.pg)
@@ -179,7 +182,7 @@ def main():
            "CHAT_RATE_LIMIT": "100000"}
     try:
         prepare_app(env)  # once: the three app processes share the database
-        app, url = serve_app(env)
+        app, url = serve_app(env, args.server)
         try:
             gp, gyn = token(url, "gp@demo.huizhen"), token(url, "gyn@demo.huizhen")
             h = {"Authorization": f"Bearer {gp}"}
@@ -192,8 +195,8 @@ def main():
             app.stop()
         redis_env = {**env, "SOCKETIO_MESSAGE_QUEUE": REDIS, "SOCKETIO_CHANNEL": f"hz-bench-{tag}",
                      "REDIS_KEY_PREFIX": f"hz-bench-{tag}:"}
-        a, url_a = serve_app(redis_env)
-        b, url_b = serve_app(redis_env)
+        a, url_a = serve_app(redis_env, args.server)
+        b, url_b = serve_app(redis_env, args.server)
         try:
             phase("app x2 (redis)", [url_a, url_b], [gp, gyn], case_id)
         finally:
@@ -209,7 +212,8 @@ def main():
         probe.engine.dispose()
         drop()
 
-    print(f"{args.clients} clients in one room, {args.messages} messages at {args.rate:g}/s, WebSocket")
+    print(f"{args.clients} clients in one room, {args.messages} messages at {args.rate:g}/s, WebSocket, "
+          f"app served by {args.server}")
     base = results["bare"]
     for name, r in results.items():
         ratio = "" if name == "bare" else f"   p99 vs bare: {r['p99'] / base['p99']:.2f}x"

@@ -64,6 +64,7 @@ class Prepared:
     uid_map: dict[str, str] = field(default_factory=dict)
     key: str = ""
     sha256: str = ""
+    source_sha256: str = ""  # of the bytes as uploaded, before de-identification
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _prepare_dicom(name: str, data: bytes, case: Case, force: bool = False) -> P
 def _prepared(name: str, source: bytes, result: DicomFile) -> Prepared:
     data = dicom.assemble(result.pieces, source)
     return Prepared(name, "dicom", io.BytesIO(data), len(data), "application/dicom", facts=result.facts,
-                    uid_map=result.uid_map)
+                    uid_map=result.uid_map, source_sha256=hashlib.sha256(source).hexdigest())
 
 
 def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> IngestResult:
@@ -259,7 +260,9 @@ def _start(entry: Entry | Rejected, case: Case, pool: ProcessPoolExecutor | None
                 else:
                     return _Pending(entry.filename, future, source, pool)
             entry.stream.seek(0)
-        return _Pending(entry.filename, prepare(entry.filename, entry.stream, case))
+        item = prepare(entry.filename, entry.stream, case)
+        item.source_sha256 = item.source_sha256 or _source_sha256(entry.stream)
+        return _Pending(entry.filename, item)
     except RejectedFile as exc:
         return _Pending(entry.filename, Rejected(entry.filename, str(exc)))
 
@@ -282,6 +285,15 @@ def _outcome(pending: _Pending, case: Case) -> Prepared | Rejected:
                                   force=not dicom.looks_like_dicom(pending.source[:132]))
         except RejectedFile as exc:
             return Rejected(pending.filename, str(exc))
+
+
+def _source_sha256(stream: BinaryIO) -> str:
+    """Hash the file as the client sent it, so a resuming client can ask whether it is stored."""
+    stream.seek(0)
+    digest = hashlib.sha256()
+    while chunk := stream.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _put(store: ObjectStore, item: Prepared) -> None:
@@ -339,7 +351,7 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
         if item.kind != "dicom":
             att = Attachment(case_id=case.id, filename=item.filename, kind=item.kind,
                              content_type=item.content_type, object_key=item.key, size=item.size,
-                             sha256=item.sha256, uploaded_by_id=user.id)
+                             sha256=item.sha256, source_sha256=item.source_sha256, uploaded_by_id=user.id)
             db.session.add(att)
             db.session.flush()
             accepted.append(_accepted(item, attachment_id=att.id))
@@ -351,7 +363,8 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
             instance_number=f.instance_number, slice_position=f.slice_position, frames=f.frames,
             rows=f.rows, columns=f.columns, pixel_spacing=f.pixel_spacing, photometric=f.photometric,
             render_error=f.render_error, burned_in_annotation=f.burned_in_annotation,
-            object_key=item.key, size=item.size, sha256=item.sha256, uploaded_by_id=user.id, created_at=utcnow()))
+            object_key=item.key, size=item.size, sha256=item.sha256, source_sha256=item.source_sha256,
+            uploaded_by_id=user.id, created_at=utcnow()))
         uid_map.update(item.uid_map)
         accepted.append(_accepted(item))
     if instances:

@@ -67,6 +67,8 @@ class Instance(db.Model):
     object_key: so.Mapped[str] = so.mapped_column(sa.String(200), unique=True)
     size: so.Mapped[int] = so.mapped_column(sa.BigInteger)
     sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    # sha256 of the file as uploaded (before de-identification): what a resuming browser can hash.
+    source_sha256: so.Mapped[str | None] = so.mapped_column(sa.String(64))
     uploaded_by_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
 
@@ -102,5 +104,7 @@ class Attachment(db.Model):
     object_key: so.Mapped[str] = so.mapped_column(sa.String(200), unique=True)
     size: so.Mapped[int] = so.mapped_column(sa.BigInteger)
     sha256: so.Mapped[str] = so.mapped_column(sa.String(64))
+    # sha256 of the file as uploaded (before its metadata was stripped).
+    source_sha256: so.Mapped[str | None] = so.mapped_column(sa.String(64))
     uploaded_by_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)

@@ -11,10 +11,10 @@ from app.cases import workflow
 from app.cases.permissions import Action, case_route
 from app.core.errors import BadRequest
 from app.core.openapi import api_doc
-from app.core.schemas import parse_query
+from app.core.schemas import parse_body, parse_query
 from app.imaging import ingest, multipart
 from app.imaging import service as imaging
-from app.imaging.schemas import InstanceQuery, ThumbnailQuery
+from app.imaging.schemas import FilesCheckBody, InstanceQuery, ThumbnailQuery
 
 bp = Blueprint("imaging", __name__, url_prefix="/api/cases/<int:case_id>")
 
@@ -55,6 +55,17 @@ def upload_files(case):
     if not result.accepted and not result.rejected:
         raise BadRequest("no files: send multipart/form-data with one or more 'files' fields")
     return jsonify({"accepted": result.accepted, "rejected": result.rejected})
+
+
+@bp.post("/files/check")
+@case_route(Action.UPLOAD)
+@api_doc(body=FilesCheckBody, responses={200: "which of the given files the case already holds"}, tag="imaging")
+def check_files(case):
+    """Tell a resuming uploader which of its files (sha256 as sent, original SOP Instance UID) are stored."""
+    body = parse_body(FilesCheckBody)
+    have_sha256, have_uids = imaging.stored_files(case=case, sha256=body.sha256,
+                                                  sop_instance_uids=body.sop_instance_uids)
+    return jsonify({"have_sha256": have_sha256, "have_sop_instance_uids": have_uids})
 
 
 @bp.get("/instances")

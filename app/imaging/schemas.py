@@ -1,8 +1,10 @@
 """Query models of the imaging API."""
 
-from pydantic import Field
+from typing import Annotated
 
-from app.core.schemas import Query
+from pydantic import Field, StringConstraints
+
+from app.core.schemas import Query, Schema
 
 
 class InstanceQuery(Query):
@@ -11,3 +13,14 @@ class InstanceQuery(Query):
 
 class ThumbnailQuery(Query):
     size: int = Field(default=128, ge=16, le=512)
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Uid = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9.]+$")]
+
+
+class FilesCheckBody(Schema):
+    """Files a client is about to upload: sha256 of each as it has it, and the DICOM SOP Instance UIDs it read."""
+
+    sha256: list[Sha256] = Field(default_factory=list, max_length=1000)
+    sop_instance_uids: list[Uid] = Field(default_factory=list, max_length=1000)

@@ -9,7 +9,7 @@ from app.cases.models import Case
 from app.core.errors import BadRequest, DomainError, NotFound
 from app.extensions import db
 from app.imaging.dicom import frame_size_problem
-from app.imaging.models import Attachment, Instance, Series, Study
+from app.imaging.models import Attachment, Instance, Series, Study, UidMap
 from app.imaging.render import Rendered, RenderError, RenderRequest, render
 from app.storage import get_store
 
@@ -169,3 +169,22 @@ def series_thumbnail(case: Case, series_uid: str, size: int = 128) -> bytes:
         raise NotRenderable(detail="the series has no renderable instance")
     middle = instances[len(instances) // 2]
     return rendered_frame(middle, RenderRequest(frame=1 + (middle.frames - 1) // 2, size=size, fmt="jpeg")).data
+
+
+def stored_files(*, case: Case, sha256: list[str], sop_instance_uids: list[str]) -> tuple[list[str], list[str]]:
+    """Return which of the given file hashes (as uploaded) and original SOP Instance UIDs the case holds."""
+    hashes = sorted(set(sha256))
+    have_sha256: set[str] = set()
+    if hashes:
+        for model in (Instance, Attachment):
+            have_sha256.update(db.session.scalars(sa.select(model.source_sha256).where(
+                model.case_id == case.id, model.source_sha256.in_(hashes))))
+    have_uids: list[str] = []
+    uids = sorted(set(sop_instance_uids))
+    if uids:
+        # The index holds de-identified UIDs; the case's UID map says which original each one was.
+        have_uids = list(db.session.scalars(
+            sa.select(UidMap.original_uid)
+            .join(Instance, sa.and_(Instance.case_id == UidMap.case_id, Instance.sop_instance_uid == UidMap.new_uid))
+            .where(UidMap.case_id == case.id, UidMap.original_uid.in_(uids))))
+    return sorted(have_sha256), sorted(have_uids)

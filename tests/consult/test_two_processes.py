@@ -6,20 +6,22 @@ import pytest
 import redis
 import requests
 
-from tests.support.live import ProcessServer, client_id
+from tests.support.live import ProcessServer, ProductionServer, client_id
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def two_servers(database_url, tmp_path):
+@pytest.fixture(params=[ProcessServer, ProductionServer], ids=["run.py", "gunicorn"])
+def two_servers(request, database_url, tmp_path):
+    """Two servers on the real Redis: ``python run.py``, and the production server (gunicorn)."""
+    server = request.param
     tag = uuid.uuid4().hex[:10]
     prefix = f"huizhen-test-{tag}:"
     env = {"DATABASE_URL": database_url, "SECRET_KEY": "two-process-test", "UPLOAD_FOLDER": str(tmp_path / "up"),
            "SOCKETIO_MESSAGE_QUEUE": REDIS_URL, "SOCKETIO_CHANNEL": f"huizhen-test-{tag}",
            "REDIS_KEY_PREFIX": prefix}
-    servers = [ProcessServer(env, tmp_path), ProcessServer(env, tmp_path)]
+    servers = [server(env, tmp_path), server(env, tmp_path)]
     try:
         for s in servers:
             s.wait()
@@ -72,3 +74,15 @@ def test_message_presence_viewer_and_removal_cross_processes(two_servers, mdt, c
     # An abrupt loss of the owner's connection on process one is seen on process two.
     owner.sio.eio.ws.sock.shutdown(2)
     consultant.wait_for("presence", lambda d: d["online"] == [ids["consultant"]], timeout=20)
+
+
+def test_production_server_refuses_to_start_without_secret_key(database_url, tmp_path):
+    server = ProductionServer({"DATABASE_URL": database_url, "SECRET_KEY": ""}, tmp_path)
+    try:
+        assert server.proc.wait(30) != 0
+    finally:
+        server.stop()
+    log = (tmp_path / f"server-{server.port}.log").read_text()
+    assert "HUIZHEN_ENV=production requires SECRET_KEY" in log
+    with pytest.raises(requests.ConnectionError):
+        requests.get(server.url + "/login", timeout=2)

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -50,6 +51,8 @@ class ThreadServer:
 class ProcessServer:
     """``python run.py`` in its own process, with the given environment."""
 
+    command = [sys.executable, "run.py"]
+
     def __init__(self, env: dict, log_dir: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,7 +60,8 @@ class ProcessServer:
         # The DICOM listener stays off unless a test asks for it: parallel servers would all
         # reach for the default port 11112.
         full = {**os.environ, "DICOM_SCP_ENABLED": "0", **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
-        self.proc = subprocess.Popen([sys.executable, "run.py"], cwd=ROOT, env=full,  # noqa: S603
+        # Its own process group, so that stop() reaches a server's worker processes too.
+        self.proc = subprocess.Popen(self.command, cwd=ROOT, env=full, start_new_session=True,  # noqa: S603
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait(self, timeout: float = 30) -> "ProcessServer":
@@ -75,10 +79,20 @@ class ProcessServer:
     def stop(self) -> None:
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(15)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
         self.log.close()
+
+
+class ProductionServer(ProcessServer):
+    """The production server (gunicorn with gunicorn.conf.py, as ``make serve-production`` runs it)."""
+
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+
+    def __init__(self, env: dict, log_dir: Path):
+        super().__init__({"HUIZHEN_ENV": "production", **env}, log_dir)
 
 
 class RoomClient:

@@ -1,14 +1,73 @@
 // Upload files to a case: picker, folder, drag-and-drop (folders too), camera; batched XHRs with
 // per-file and overall progress, automatic retries on network/server failure, per-file reasons.
-import { csrfToken, el, t } from "./common.js";
+// Resumable: before each batch (and each retry) the server is asked which of its files the case
+// already holds (by the SHA-256 of the file and, for DICOM, its SOP Instance UID), and those are
+// skipped, so a batch whose answer was lost on a dropping 4G link is not sent again.
+import { api, csrfToken, el, t } from "./common.js";
 
 const BATCH_FILES = 8;
 const BATCH_BYTES = 8 * 1024 * 1024;
 const PARALLEL = 2;
 const RETRY_DELAYS = [1000, 3000, 9000];
+// Larger files are not hashed in the browser (a phone would hold all of it in memory); the
+// server still refuses to store the same instance or attachment twice.
+const HASH_MAX_BYTES = 64 * 1024 * 1024;
+const HEADER_BYTES = 64 * 1024;
+const IMPLICIT_LE = "1.2.840.10008.1.2";
+const UNREADABLE_SYNTAXES = new Set(["1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"]); // big endian, deflated
+const LONG_VRS = new Set(["OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"]);
 
 function formatSize(bytes) {
   return bytes > 1048576 ? `${(bytes / 1048576).toFixed(1)} MB` : `${Math.max(1, Math.round(bytes / 1024))} KB`;
+}
+
+function ascii(bytes, start, length) {
+  return String.fromCharCode(...bytes.subarray(start, start + length)).replace(/[\0 ]+$/, "");
+}
+
+/** Read (0008,0018) SOP Instance UID from the start of a DICOM file, or null (not DICOM, or not simply readable). */
+export function readSopInstanceUid(buffer) {
+  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
+  let pos = bytes.length >= 132 && ascii(bytes, 128, 4) === "DICM" ? 132 : 0;
+  let syntax = "";
+  // File meta information (group 0002): always explicit VR little endian.
+  while (pos + 8 <= bytes.length && view.getUint16(pos, true) === 0x0002) {
+    const vr = ascii(bytes, pos + 4, 2);
+    const long = LONG_VRS.has(vr);
+    const length = long ? view.getUint32(pos + 8, true) : view.getUint16(pos + 6, true);
+    const header = long ? 12 : 8;
+    if (view.getUint16(pos + 2, true) === 0x0010) syntax = ascii(bytes, pos + header, length);
+    pos += header + length;
+  }
+  if (UNREADABLE_SYNTAXES.has(syntax)) return null;
+  const explicit = syntax ? syntax !== IMPLICIT_LE : /^[A-Z]{2}$/.test(ascii(bytes, pos + 4, 2));
+  while (pos + 8 <= bytes.length) {
+    const group = view.getUint16(pos, true);
+    const element = view.getUint16(pos + 2, true);
+    if (group > 0x0008 || (group === 0x0008 && element > 0x0018)) return null;
+    let length = view.getUint32(pos + 4, true);
+    let header = 8;
+    if (explicit) {
+      const long = LONG_VRS.has(ascii(bytes, pos + 4, 2));
+      length = long ? view.getUint32(pos + 8, true) : view.getUint16(pos + 6, true);
+      header = long ? 12 : 8;
+    }
+    if (length === 0xffffffff) return null; // a sequence of undefined length: give up, the hash still counts
+    if (group === 0x0008 && element === 0x0018) {
+      const uid = ascii(bytes, pos + header, Math.min(length, 64));
+      return /^[0-9.]{1,64}$/.test(uid) ? uid : null;
+    }
+    pos += header + length;
+  }
+  return null;
+}
+
+/** The SHA-256 (hex) of a file, or null where the browser cannot hash (no secure context) or it is too big. */
+async function sha256Of(file) {
+  if (!globalThis.crypto?.subtle || file.size > HASH_MAX_BYTES) return null;
+  const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 class Item {
@@ -26,6 +85,15 @@ class Item {
     list.append(this.node);
   }
 
+  /** Hash the file and read its SOP Instance UID, once. */
+  async fingerprint() {
+    if (this.sha256 === undefined) {
+      this.sha256 = await sha256Of(this.file).catch(() => null);
+      this.sop = readSopInstanceUid(await this.file.slice(0, HEADER_BYTES).arrayBuffer()) || null;
+    }
+    return this;
+  }
+
   set(state, text) {
     this.state = state;
     this.node.className = `upload-item ${state}`;
@@ -41,6 +109,14 @@ export class Uploader {
     this.items = [];
     this.queue = [];
     this.running = 0;
+    this.resuming = false; // a batch failed on the way: progress says the upload is being resumed
+    // Back online (a phone leaving a dead zone): resume what gave up, without waiting for a click.
+    window.addEventListener("online", () => {
+      const failed = this.items.filter((i) => i.state === "failed");
+      failed.forEach((i) => i.set("queued", t("queued")));
+      this.queue.push(...failed);
+      this.pump();
+    });
   }
 
   add(entries) {
@@ -88,7 +164,11 @@ export class Uploader {
     const rejected = this.items.filter((i) => i.state === "rejected").length;
     const failed = this.items.filter((i) => i.state === "failed").length;
     let text = `${finished}/${this.items.length} ${t("files")} · ${Math.round((100 * done) / total)}%`;
+    if (this.resuming) {
+      text = t("resuming").replace("{done}", String(accepted)).replace("{total}", String(this.items.length));
+    }
     if (finished === this.items.length && !this.running) {
+      this.resuming = false;
       text = `${t("all_done")}: ${t("accepted")} ${accepted}` + (rejected ? ` · ${t("rejected")} ${rejected}` : "")
         + (failed ? ` · ${t("failed")} ${failed}` : "");
       if (accepted && this.onDone) this.onDone();
@@ -96,13 +176,35 @@ export class Uploader {
     this.overallText.textContent = text;
   }
 
+  /** Ask the server which of the batch's files the case holds; mark those done and return the rest. */
+  async skipStored(batch) {
+    await Promise.all(batch.map((i) => i.fingerprint()));
+    const sha256 = batch.map((i) => i.sha256).filter(Boolean);
+    const uids = batch.map((i) => i.sop).filter(Boolean);
+    if (!sha256.length && !uids.length) return batch;
+    const have = await api(`${this.endpoint}/check`, { method: "POST", body: { sha256, sop_instance_uids: uids } });
+    const hashes = new Set(have.have_sha256 || []);
+    const sops = new Set(have.have_sop_instance_uids || []);
+    const rest = [];
+    for (const item of batch) {
+      if ((item.sha256 && hashes.has(item.sha256)) || (item.sop && sops.has(item.sop))) {
+        item.set("accepted", t("already_stored"));
+      } else {
+        rest.push(item);
+      }
+    }
+    return rest;
+  }
+
   async send(batch, attempt) {
     batch.forEach((i) => { i.loaded = 0; i.set("uploading", `${t("uploading")}…`); });
     let response;
     try {
-      response = await this.post(batch);
+      batch = await this.skipStored(batch);
+      response = batch.length ? await this.post(batch) : { status: 200, body: {} };
     } catch (error) {
-      response = { status: 0, body: {}, error };
+      // The check answered an error (its message is readable), or the network failed (status 0).
+      response = { status: error.status || 0, body: error.status ? { error: error.message } : {}, error };
     }
     const { status, body } = response;
     if (status === 200) {
@@ -111,8 +213,18 @@ export class Uploader {
     }
     // 409: a concurrent batch created the same study first; the API asks for the request again.
     const retryable = status === 0 || status >= 500 || status === 429 || status === 409;
+    if (retryable && status === 0 && navigator.onLine === false) {
+      // Offline: wait for the network instead of spending the retries.
+      this.resuming = true;
+      batch.forEach((i) => i.set("uploading", t("waiting_network")));
+      this.progress();
+      await new Promise((r) => window.addEventListener("online", r, { once: true }));
+      return this.send(batch, attempt);
+    }
     if (retryable && attempt < RETRY_DELAYS.length) {
+      this.resuming = true;
       batch.forEach((i) => i.set("uploading", `${t("retrying")} (${attempt + 1})…`));
+      this.progress();
       await new Promise((r) => setTimeout(r, RETRY_DELAYS[attempt]));
       return this.send(batch, attempt + 1);
     }
