@@ -83,8 +83,10 @@ def _register_blueprints(app: Flask) -> None:
     from app.cases.routes import bp as cases_api
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
+    from app.metrics.routes import bp as metrics_api
     from app.notifications.routes import bp as notifications_api
     from app.orgs.routes import bp as orgs_api
+    from app.postings.routes import bp as postings_api
     from app.web import i18n
     from app.web.routes import bp as web_bp
 
@@ -97,6 +99,8 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(notifications_api)
     consult.init_app(app)
     app.register_blueprint(orgs_api)
+    app.register_blueprint(metrics_api)
+    app.register_blueprint(postings_api)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     i18n.init_app(app)
