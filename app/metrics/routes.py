@@ -1,7 +1,42 @@
-"""Metrics API."""
+"""Metrics API: the definitions, an org's dashboard (JSON or CSV), close-out follow-ups,
+doctor evaluations and blinded peer reviews."""
 
-from flask import Blueprint
+from flask import Blueprint, Response, jsonify
+from flask_login import current_user
 
-from app.metrics import models as _models  # noqa: F401
+from app.accounts.auth import api_login_required
+from app.core.openapi import api_doc
+from app.core.schemas import parse_query
+from app.core.time import utcnow
+from app.metrics import dashboard
+from app.metrics import models as _models  # noqa: F401 - the tables and indexes of this package
+from app.metrics.definitions import METRICS
+from app.metrics.schemas import DashboardQuery, dashboard_csv, metric_json
+from app.orgs.permissions import OrgAction, require_org
 
 bp = Blueprint("metrics", __name__, url_prefix="/api")
+
+
+@bp.get("/metrics")
+@api_login_required
+@api_doc(responses={200: "every metric's code, label, unit, direction, definition, minimum n and method"})
+def list_metrics():
+    """List the metrics and how each is defined."""
+    return jsonify({"items": [metric_json(m) for m in METRICS]})
+
+
+@bp.get("/orgs/<int:org_id>/dashboard")
+@api_login_required
+@api_doc(query=DashboardQuery, responses={200: "the dashboard (or one of its tables as CSV with format=csv)",
+                                          400: "a bad period or peer group", 404: "no such org visible to you"})
+def org_dashboard(org_id: int):
+    """Return an org's figures, each member against its peers, the gap table and monthly trends."""
+    query = parse_query(DashboardQuery)
+    org = require_org(current_user, org_id, OrgAction.VIEW)
+    span = dashboard.period(query.from_, query.to, today=utcnow().date())
+    board = dashboard.build(org=org, span=span, peers=query.peers)
+    if query.format == "csv":
+        name = f"dashboard-{org.id}-{query.table}-{span.start}-{span.end}.csv"
+        return Response(dashboard_csv(board, query.table), mimetype="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return jsonify(board)
