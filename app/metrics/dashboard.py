@@ -199,11 +199,12 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None) -> dict:
     monthly = compute(level=level, ids=member_ids, start=start, end=end, collapse=True, by_month=True)
     # Members are named to whoever may see the org; other peers only if the org agreed to naming.
     names = dict(members) if org.name_peers_ok else {}
+    who = "user" if level == "doctor" else level
     member_rows = []
     for mid, name in members:
         metrics = [metric_value(m, stat_of(stats, (mid,), m), [(p, stat_of(stats, (p,), m)) for p in groups[mid]],
                                 days=span.days, names=names) for m in METRICS]
-        member_rows.append({level: {"id": mid, "name": name}, "metrics": metrics})
+        member_rows.append({who: {"id": mid, "name": name}, "metrics": metrics})
     overall = [metric_value(m, stat_of(whole, (), m), None, days=span.days, names=names) for m in METRICS]
     for item, m in zip(overall, METRICS, strict=True):
         spread = [s.value for s in (stat_of(stats, (mid,), m) for mid in member_ids) if shown(m, s) is not None]
@@ -216,9 +217,10 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None) -> dict:
         "period": {"from": span.start.isoformat(), "to": span.end.isoformat()},
         "peers": peers,
         "level": level,
+        "member_key": who,
         "metrics": overall,
         "members": member_rows,
-        "gaps": gap_table(member_rows, level),
+        "gaps": gap_table(member_rows, who),
         "trends": trends(monthly, span),
     }
 

@@ -70,7 +70,7 @@ METRIC_HEADER = ["code", "value", "n", "suppressed", "peer_p25", "peer_p50", "pe
 
 def dashboard_csv(board: dict, table: str) -> str:
     """One table of a dashboard as CSV text."""
-    level = board["level"]
+    level = board["member_key"]
     if table == "metrics":
         rows = [METRIC_HEADER] + [_metric_columns(mv) for mv in board["metrics"]]
     elif table == "members":

@@ -109,6 +109,8 @@ def compute(*, level: str, ids: list[int], start: datetime, end: datetime, codes
             for row in db.session.execute(grouped_median(keys, m.value(), frm, [*where, m.include()])).all():
                 key = tuple(row[: len(keys)])
                 n, median, lo, hi = row[len(keys):]
+                if not n:  # an ungrouped window over no rows still returns one row
+                    continue
                 out[key][m.code] = Stat(int(n), float(median), float(lo), float(hi))
     return out
 
