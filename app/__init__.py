@@ -115,7 +115,9 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from app.accounts import cli
+    from app.metrics import cli as metrics_cli
     from app.storage import cli as storage_cli
 
     cli.init_app(app)
     storage_cli.init_app(app)
+    metrics_cli.init_app(app)

@@ -5,13 +5,15 @@ from flask import Blueprint, Response, jsonify
 from flask_login import current_user
 
 from app.accounts.auth import api_login_required
+from app.cases.permissions import Action, case_route
 from app.core.openapi import api_doc
-from app.core.schemas import parse_query
-from app.core.time import utcnow
-from app.metrics import dashboard
+from app.core.schemas import parse_body, parse_query
+from app.core.time import isoformat, utcnow
+from app.extensions import db
+from app.metrics import dashboard, followup
 from app.metrics import models as _models  # noqa: F401 - the tables and indexes of this package
 from app.metrics.definitions import METRICS
-from app.metrics.schemas import DashboardQuery, dashboard_csv, metric_json
+from app.metrics.schemas import DashboardQuery, FollowUpIn, dashboard_csv, metric_json
 from app.orgs.permissions import OrgAction, require_org
 
 bp = Blueprint("metrics", __name__, url_prefix="/api")
@@ -40,3 +42,15 @@ def org_dashboard(org_id: int):
         return Response(dashboard_csv(board, query.table), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return jsonify(board)
+
+
+@bp.post("/cases/<int:case_id>/follow-up")
+@case_route(Action.CLOSE)
+@api_doc(body=FollowUpIn, responses={200: "the answer recorded", 409: "not asked yet, or already answered"})
+def answer_follow_up(case):
+    """Answer the 30-day follow-up: was the advice followed? (the owner, once)"""
+    body = parse_body(FollowUpIn)
+    answer = followup.answer_follow_up(case=case, actor=current_user, followed=body.followed)
+    db.session.commit()
+    return jsonify({"case_id": case.id, "followed": answer.followed, "asked_at": isoformat(answer.asked_at),
+                    "answered_at": isoformat(answer.answered_at)})

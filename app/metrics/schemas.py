@@ -6,14 +6,18 @@ from datetime import date
 from typing import Literal
 
 from flask_babel import get_locale
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
-from app.core.schemas import Query
+from app.core.schemas import Query, Schema
 from app.metrics.dashboard import MAX_PEERS
 from app.metrics.definitions import Metric
 
 PEER_GROUPS = ("consortium", "pool", "members", "level", "region", "specialty", "institution")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class FollowUpIn(Schema):
+    followed: StrictBool
 
 
 class DashboardQuery(Query):
