@@ -133,7 +133,7 @@ def metric_value(metric: Metric, stat: Stat, peers: list[tuple[int, Stat]] | Non
         gap_best_quartile=round(_shortfall(metric, stat.value, best_quartile), 2),
         opportunity=_per_year(metric, gap, stat, days),
         opportunity_best_quartile=_per_year(metric, _shortfall(metric, stat.value, best_quartile), stat, days),
-        opportunity_unit=OPPORTUNITY_UNITS[metric.kind],
+        opportunity_unit=OPPORTUNITY_UNITS.get(metric.kind),
         best_peer={"name": names.get(best_id) or ANONYMOUS, "anonymous": not names.get(best_id),
                    "value": round(best_value, 2)},
     )
