@@ -165,13 +165,13 @@ def peer_groups(*, org: Org, level: str, member_ids: list[int], peers: str | lis
         raise BadRequest("unknown peer group for this org", {"peers": peers})
     model = Institution if level == "institution" else User
     own = dict(db.session.execute(sa.select(model.id, attribute).where(model.id.in_(member_ids))).all())
-    groups = {}
-    for m in member_ids:
-        stmt = sa.select(model.id).where(attribute == own[m], model.id != m).order_by(model.id).limit(MAX_PEERS)
-        if model is User:
-            stmt = stmt.where(~User.is_admin)
-        groups[m] = list(db.session.scalars(stmt))
-    return groups
+    stmt = sa.select(model.id, attribute).where(attribute.in_(set(own.values()))).order_by(model.id)
+    if model is User:
+        stmt = stmt.where(~User.is_admin)
+    alike: dict = {}
+    for pid, value in db.session.execute(stmt).all():  # one query for every member's group
+        alike.setdefault(value, []).append(pid)
+    return {m: [p for p in alike.get(own[m], []) if p != m][:MAX_PEERS] for m in member_ids}
 
 
 def members_of(org: Org) -> tuple[str, list[tuple[int, str]]]:

@@ -22,7 +22,8 @@ def _hours_sqlite(element, compiler, **kw):
 @compiles(hours_between, "postgresql")
 def _hours_postgresql(element, compiler, **kw):
     end, start = (compiler.process(c, **kw) for c in element.clauses)
-    return f"(EXTRACT(EPOCH FROM ({end} - {start})) / 3600.0)"
+    # date_part gives a double; EXTRACT gives numeric, several times slower to sort and average.
+    return f"(date_part('epoch', {end} - {start}) / 3600.0)"
 
 
 class month_of(FunctionElement):  # noqa: N801
