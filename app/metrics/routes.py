@@ -5,15 +5,24 @@ from flask import Blueprint, Response, jsonify
 from flask_login import current_user
 
 from app.accounts.auth import api_login_required
+from app.accounts.models import User
 from app.cases.permissions import Action, case_route
+from app.core.errors import NotFound
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
 from app.core.time import isoformat, utcnow
 from app.extensions import db
-from app.metrics import dashboard, followup
+from app.metrics import dashboard, evaluation, followup
 from app.metrics import models as _models  # noqa: F401 - the tables and indexes of this package
 from app.metrics.definitions import METRICS
-from app.metrics.schemas import DashboardQuery, FollowUpIn, dashboard_csv, metric_json
+from app.metrics.schemas import (
+    DashboardQuery,
+    FollowUpIn,
+    PeerReviewIn,
+    PeriodQuery,
+    dashboard_csv,
+    metric_json,
+)
 from app.orgs.permissions import OrgAction, require_org
 
 bp = Blueprint("metrics", __name__, url_prefix="/api")
@@ -54,3 +63,39 @@ def answer_follow_up(case):
     db.session.commit()
     return jsonify({"case_id": case.id, "followed": answer.followed, "asked_at": isoformat(answer.asked_at),
                     "answered_at": isoformat(answer.answered_at)})
+
+
+@bp.get("/users/<int:user_id>/evaluation")
+@api_login_required
+@api_doc(query=PeriodQuery, responses={200: "the doctor's metrics against pool and specialty (or the public profile)",
+                                       404: "no such user"})
+def user_evaluation(user_id: int):
+    """Return a doctor's evaluation: in full to them, their coordinators and admins; else the public profile."""
+    query = parse_query(PeriodQuery)
+    subject = db.session.get(User, user_id) if user_id <= 2**31 - 1 else None
+    if subject is None or subject.is_admin:
+        raise NotFound("user not found")
+    span = dashboard.period(query.from_, query.to, today=utcnow().date())
+    return jsonify(evaluation.evaluation(viewer=current_user, subject=subject, span=span))
+
+
+@bp.get("/peer-reviews/next")
+@api_login_required
+@api_doc(responses={200: "a colleague's signed opinion to review blind, or null"})
+def next_peer_review():
+    """Offer a same-specialty colleague's signed opinion for blinded review (author not shown)."""
+    return jsonify({"item": evaluation.next_for_review(reviewer=current_user)})
+
+
+@bp.post("/cases/<int:case_id>/peer-reviews")
+@api_login_required
+@api_doc(body=PeerReviewIn, responses={201: "the review recorded", 404: "not a case you may review",
+                                       409: "already reviewed"})
+def create_peer_review(case_id: int):
+    """Review a colleague's signed opinion blind: agree, minor or major disagreement (with a teaching note)."""
+    body = parse_body(PeerReviewIn)
+    entry = evaluation.review(case_id=case_id, reviewer=current_user, score=body.score,
+                              teaching_note=body.teaching_note)
+    db.session.commit()
+    return jsonify({"id": entry.id, "case_id": entry.case_id, "score": entry.score,
+                    "teaching_note": entry.teaching_note, "created_at": isoformat(entry.created_at)}), 201

@@ -20,6 +20,16 @@ class FollowUpIn(Schema):
     followed: StrictBool
 
 
+class PeriodQuery(Query):
+    from_: date | None = Field(default=None, alias="from")
+    to: date | None = None
+
+
+class PeerReviewIn(Schema):
+    score: Literal["agree", "minor", "major"]
+    teaching_note: str = Field(default="", max_length=10_000)
+
+
 class DashboardQuery(Query):
     from_: date | None = Field(default=None, alias="from")
     to: date | None = None
