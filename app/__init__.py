@@ -83,6 +83,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.cases.routes import bp as cases_api
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
+    from app.metrics.pages import bp as metrics_pages
     from app.metrics.routes import bp as metrics_api
     from app.notifications.routes import bp as notifications_api
     from app.orgs.routes import bp as orgs_api
@@ -105,6 +106,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(openapi_bp)
     i18n.init_app(app)
     app.register_blueprint(web_bp)
+    app.register_blueprint(metrics_pages)
 
 
 def _register_error_handlers(app: Flask) -> None:

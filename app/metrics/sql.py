@@ -68,7 +68,39 @@ def grouped_median(keys: list[sa.ColumnElement], value: sa.ColumnElement, source
     group = [ranked.c[f"k{i}"] for i in range(len(keys))]
     return sa.select(
         *group, sa.func.max(c).label("n"),
-        sa.func.avg(sa.case((r.in_([(c + 1) // 2, (c + 2) // 2]), x))).label("median"),
+        sa.func.avg(sa.case((_middle(r, c), x))).label("median"),
         sa.func.min(sa.case((in_band, x))).label("lo"),
         sa.func.max(sa.case((in_band, x))).label("hi"),
     ).group_by(*group)
+
+
+def _middle(r, c):
+    return r.in_([(c + 1) // 2, (c + 2) // 2])
+
+
+def median_rollup(entity, month, member, value, source, where: list) -> sa.Select:
+    """Per (entity, month) partial sums from which medians are assembled for each entity (with its
+    95% interval), for the members as a whole, and for the members by month — one scan.
+
+    Each row is numbered three ways: within its entity, within all member (or non-member) rows,
+    and within its month among them. A group's median is the mean of its middle rows, so summing
+    the middle rows' values and counts over the (entity, month) cells gives each median exactly.
+    """
+    ranked = sa.select(
+        entity.label("e"), month.label("m"), value.label("x"),
+        sa.func.row_number().over(partition_by=[entity], order_by=value).label("r_e"),
+        sa.func.count().over(partition_by=[entity]).label("c_e"),
+        sa.func.row_number().over(partition_by=[member], order_by=value).label("r_a"),
+        sa.func.count().over(partition_by=[member]).label("c_a"),
+        sa.func.row_number().over(partition_by=[member, month], order_by=value).label("r_m"),
+        sa.func.count().over(partition_by=[member, month]).label("c_m"),
+    ).select_from(source).where(*where).subquery()
+    q = ranked.c
+    band = (q.c_e + 1 - 2 * q.r_e) * (q.c_e + 1 - 2 * q.r_e) <= Z2 * q.c_e
+    cells = []
+    for name, r, c in (("e", q.r_e, q.c_e), ("a", q.r_a, q.c_a), ("m", q.r_m, q.c_m)):
+        cells += [sa.func.max(c).label(f"{name}_n"),
+                  sa.func.sum(sa.case((_middle(r, c), q.x))).label(f"{name}_sum"),
+                  sa.func.sum(sa.case((_middle(r, c), 1), else_=0)).label(f"{name}_cnt")]
+    return sa.select(q.e, q.m, *cells, sa.func.min(sa.case((band, q.x))).label("e_lo"),
+                     sa.func.max(sa.case((band, q.x))).label("e_hi")).group_by(q.e, q.m)

@@ -133,3 +133,19 @@ def test_metric_definitions(api_as, mworld):
     assert codes >= {"cases_received", "median_hours_to_accept", "median_hours_to_opinion", "within_due_pct",
                      "acceptance_pct", "info_request_pct", "referral_avoided_pct", "mean_rating", "mdt_pct"}
     assert all(set(i) >= {"code", "label", "unit", "direction", "definition"} for i in items)
+
+
+def test_dashboard_follows_new_data(api_as, mworld, app):
+    """The rollup is cached per data version: a new workflow step shows at once."""
+    from datetime import datetime
+
+    from tests.metrics.conftest import add_case
+
+    url = f"/api/orgs/{mworld['consortium']}/dashboard?{Q}"
+    api = api_as(mworld["cadmin"])
+    assert _metric(api.get(url).json["metrics"], "cases_received")["value"] == 6
+    assert _metric(api.get(url).json["metrics"], "cases_received")["value"] == 6  # from the cache
+    with app.app_context():
+        add_case(owner=mworld["gp"], consultant=mworld["dB"], submitted=datetime(2025, 1, 20), accepted=1)
+        db.session.commit()
+    assert _metric(api.get(url).json["metrics"], "cases_received")["value"] == 7

@@ -77,3 +77,24 @@ def test_median_interval_contains_median(app, mworld):
     assert (s.lo, s.hi) == (pytest.approx(10.0), pytest.approx(50.0))  # n = 3: the whole range
     r = got["within_due_pct"]
     assert r.lo < 50 < r.hi
+
+
+def test_rollup_matches_separate_passes(app, mworld):
+    """The dashboard's one-pass rollup gives the same figures as computing each view on its own."""
+    from app.metrics.service import compute_rollup
+
+    ids = [mworld[k] for k in ("dA1", "dA2", "dB", "dC")]
+    members = ids[:3]
+    span = (datetime(2024, 12, 1), datetime(2025, 3, 1))
+    with app.app_context():
+        rolled = compute_rollup(level="doctor", ids=ids, members=members, start=span[0], end=span[1])
+        entities = compute(level="doctor", ids=ids, start=span[0], end=span[1])
+        whole = compute(level="doctor", ids=members, start=span[0], end=span[1], collapse=True)
+        months = compute(level="doctor", ids=members, start=span[0], end=span[1], collapse=True, by_month=True)
+    for got, want in ((rolled.entities, entities), (rolled.whole, whole), (rolled.months, months)):
+        for key, stats in want.items():
+            for code, stat in stats.items():
+                assert got[key][code].n == stat.n, (key, code)
+                assert got[key][code].value == pytest.approx(stat.value), (key, code)
+                if code.startswith("median") and key and not isinstance(key[0], str):
+                    assert (got[key][code].lo, got[key][code].hi) == (pytest.approx(stat.lo), pytest.approx(stat.hi))
