@@ -21,10 +21,9 @@ from app.metrics.definitions import BY_CODE, METRICS
 from app.metrics.models import PeerReview
 from app.metrics.service import compute, shown, stat_of
 from app.orgs.models import ConsortiumInstitution, Org, OrgMember
-from app.orgs.permissions import coordinates, is_admin
+from app.orgs.permissions import MAX_ID, coordinates, is_admin
 
 PUBLIC = ("cases_received", "median_hours_to_opinion", "mean_rating")
-MAX_ID = 2**31 - 1
 
 
 def _pools_of(user_id: int) -> list[Org]:

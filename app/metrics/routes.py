@@ -23,7 +23,7 @@ from app.metrics.schemas import (
     dashboard_csv,
     metric_json,
 )
-from app.orgs.permissions import OrgAction, require_org
+from app.orgs.permissions import MAX_ID, OrgAction, require_org
 
 bp = Blueprint("metrics", __name__, url_prefix="/api")
 
@@ -72,7 +72,7 @@ def answer_follow_up(case):
 def user_evaluation(user_id: int):
     """Return a doctor's evaluation: in full to them, their coordinators and admins; else the public profile."""
     query = parse_query(PeriodQuery)
-    subject = db.session.get(User, user_id) if user_id <= 2**31 - 1 else None
+    subject = db.session.get(User, user_id) if user_id <= MAX_ID else None
     if subject is None or subject.is_admin:
         raise NotFound("user not found")
     span = dashboard.period(query.from_, query.to, today=utcnow().date())

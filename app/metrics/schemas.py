@@ -11,6 +11,7 @@ from pydantic import Field, StrictBool, field_validator
 from app.core.schemas import Query, Schema
 from app.metrics.dashboard import MAX_PEERS
 from app.metrics.definitions import Metric
+from app.orgs.permissions import MAX_ID
 
 PEER_GROUPS = ("consortium", "pool", "members", "level", "region", "specialty", "institution")
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -30,9 +31,7 @@ class PeerReviewIn(Schema):
     teaching_note: str = Field(default="", max_length=10_000)
 
 
-class DashboardQuery(Query):
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
+class DashboardQuery(PeriodQuery):
     peers: str | list[int] | None = Field(default=None, max_length=4000)
     format: Literal["json", "csv"] = "json"
     table: Literal["metrics", "members", "gaps", "trends"] = "members"
@@ -46,7 +45,7 @@ class DashboardQuery(Query):
             ids = [int(p) for p in str(v).split(",") if p.strip()]
         except ValueError:
             raise ValueError(f"peers is one of {', '.join(PEER_GROUPS)} or a comma-separated list of ids") from None
-        if not ids or len(ids) > MAX_PEERS or any(not 1 <= i <= 2**31 - 1 for i in ids):
+        if not ids or len(ids) > MAX_PEERS or any(not 1 <= i <= MAX_ID for i in ids):
             raise ValueError(f"give between 1 and {MAX_PEERS} peer ids")
         return ids
 

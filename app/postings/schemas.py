@@ -5,20 +5,13 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from app.accounts.schemas import institution_json
-from app.accounts.specialties import SPECIALTIES
 from app.core.schemas import Query, Schema
 from app.core.time import isoformat
-from app.orgs.schemas import Id
+from app.orgs.schemas import Id, _known_specialty
 from app.postings.models import Posting
 
 Kind = Literal["demand", "supply"]
 Service = Literal["remote_imaging", "remote_pathology", "mdt", "consultation", "training", "visiting_expert"]
-
-
-def _specialty(v):
-    if v is not None and v not in SPECIALTIES:
-        raise ValueError(f"unknown specialty {v!r}")
-    return v
 
 
 class PostingIn(Schema):
@@ -32,7 +25,7 @@ class PostingIn(Schema):
     @field_validator("specialty")
     @classmethod
     def _known(cls, v):
-        return _specialty(v)
+        return _known_specialty(v)
 
 
 class PostingQuery(Query):

@@ -20,10 +20,10 @@ from app.metrics.definitions import BY_CODE
 from app.metrics.service import compute, shown, stat_of
 from app.orgs.models import SERVICES as ORG_SERVICES
 from app.orgs.models import ConsortiumInstitution, Org, OrgMember
+from app.orgs.permissions import MAX_ID
 from app.postings.models import Posting
 from app.postings.schemas import PostingIn, PostingQuery
 
-MAX_ID = 2**31 - 1
 WITHIN_DUE = BY_CODE["within_due_pct"]
 RANK = {level: len(LEVELS) - i for i, level in enumerate(LEVELS)}  # tertiary highest
 
