@@ -87,14 +87,16 @@ def next_peer_review():
     return jsonify({"item": evaluation.next_for_review(reviewer=current_user)})
 
 
-@bp.post("/cases/<int:case_id>/peer-reviews")
+# Not under /api/cases/{id}: every route there is a case_route for the case's own people, and a
+# blinded reviewer is deliberately none of them (the eligibility rule is evaluation.review's).
+@bp.post("/peer-reviews")
 @api_login_required
 @api_doc(body=PeerReviewIn, responses={201: "the review recorded", 404: "not a case you may review",
                                        409: "already reviewed"})
-def create_peer_review(case_id: int):
+def create_peer_review():
     """Review a colleague's signed opinion blind: agree, minor or major disagreement (with a teaching note)."""
     body = parse_body(PeerReviewIn)
-    entry = evaluation.review(case_id=case_id, reviewer=current_user, score=body.score,
+    entry = evaluation.review(case_id=body.case_id, reviewer=current_user, score=body.score,
                               teaching_note=body.teaching_note)
     db.session.commit()
     return jsonify({"id": entry.id, "case_id": entry.case_id, "score": entry.score,

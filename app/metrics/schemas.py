@@ -27,6 +27,7 @@ class PeriodQuery(Query):
 
 
 class PeerReviewIn(Schema):
+    case_id: int = Field(ge=1, le=MAX_ID)
     score: Literal["agree", "minor", "major"]
     teaching_note: str = Field(default="", max_length=10_000)
 

@@ -54,13 +54,13 @@ def test_blinded_peer_review(make_case_in_progress, api_as, make_user):
     assert "author" not in str(offered)
     # Not reviewable: another specialty, the author, the owner.
     for uid in (make_user(specialty="radiology"), ids["consultant"], ids["owner"]):
-        assert api_as(uid).post(f"/api/cases/{case_id}/peer-reviews", json={"score": "agree"}).status_code == 404
-    assert reviewer.post(f"/api/cases/{case_id}/peer-reviews", json={"score": "major"}).status_code == 400
-    assert reviewer.post(f"/api/cases/{case_id}/peer-reviews", json={"score": "wrong"}).status_code == 400
-    r = reviewer.post(f"/api/cases/{case_id}/peer-reviews", json={"score": "major",
+        assert api_as(uid).post("/api/peer-reviews", json={"case_id": case_id, "score": "agree"}).status_code == 404
+    assert reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "major"}).status_code == 400
+    assert reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "wrong"}).status_code == 400
+    r = reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "major",
                                                                  "teaching_note": "应先排除子宫肉瘤"})
     assert r.status_code == 201, r.json
-    assert reviewer.post(f"/api/cases/{case_id}/peer-reviews", json={"score": "agree"}).status_code == 409
+    assert reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "agree"}).status_code == 409
     assert reviewer.get("/api/peer-reviews/next").json["item"] is None
     ev = consultant.get(f"/api/users/{ids['consultant']}/evaluation").json
     assert ev["peer_review"] == {"n": 1, "agree": 0, "minor": 0, "major": 1, "agreement_pct": 0.0}
