@@ -117,9 +117,12 @@ def _register_blueprints(app: Flask) -> None:
     from app.cases.routes import bp as cases_api
     from app.core.openapi import bp as openapi_bp
     from app.imaging.routes import bp as imaging_api
+    from app.metrics.pages import bp as metrics_pages
+    from app.metrics.routes import bp as metrics_api
     from app.notifications.routes import bp as notifications_api
     from app.orgs.pages import bp as org_pages
     from app.orgs.routes import bp as orgs_api
+    from app.postings.routes import bp as postings_api
     from app.teaching.pages import bp as teaching_pages
     from app.teaching.routes import bp as teaching_api
     from app.web import i18n
@@ -137,12 +140,17 @@ def _register_blueprints(app: Flask) -> None:
     consult.init_app(app)
     app.register_blueprint(orgs_api)
     app.register_blueprint(teaching_api)
+
+    app.register_blueprint(metrics_api)
+    app.register_blueprint(postings_api)
     app.register_blueprint(admin_api)
     app.register_blueprint(openapi_bp)
     i18n.init_app(app)
     app.register_blueprint(web_bp)
     app.register_blueprint(org_pages)
     app.register_blueprint(teaching_pages)
+
+    app.register_blueprint(metrics_pages)
 
 
 def _register_error_handlers(app: Flask) -> None:
@@ -154,7 +162,9 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _register_cli(app: Flask) -> None:
     from app.accounts import cli
+    from app.metrics import cli as metrics_cli
     from app.storage import cli as storage_cli
 
     cli.init_app(app)
     storage_cli.init_app(app)
+    metrics_cli.init_app(app)

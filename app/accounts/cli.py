@@ -12,12 +12,19 @@ def init_app(app: Flask) -> None:
     """Register the accounts commands on the app's CLI."""
 
     @app.cli.command("seed-demo")
-    def seed_demo_command():
+    @click.option("--history", is_flag=True, help="also twelve months of synthetic, labelled demo activity")
+    def seed_demo_command(history):
         """Create the demo institutions and accounts (idempotent)."""
         result = seed_demo()
         click.echo(f"demo data ready: {result['users']} accounts ({result['users_created']} new), "
                    f"{result['institutions']} institutions, the demo consortium ({result['orgs_created']} new orgs); "
                    "password: huizhen-demo")
+        if history:
+            from app.metrics.history import seed_history  # the metrics build on accounts, not the reverse
+
+            added = seed_history()
+            db.session.commit()
+            click.echo(f"demo history: {added} synthetic cases added" if added else "demo history already present")
 
     @app.cli.command("create-user")
     @click.option("--email", required=True)

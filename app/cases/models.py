@@ -15,6 +15,9 @@ from app.extensions import db
 STATUSES = ("draft", "submitted", "accepted", "declined", "info_requested", "answered", "closed", "withdrawn")
 URGENCIES = ("routine", "urgent", "emergency")
 SEXES = ("female", "male", "other", "unknown")
+# The close-out survey: what happened to the patient, and what the advice was worth.
+OUTCOMES = ("referral_avoided", "referral_needed", "already_planned", "other")
+ADVICE_VALUES = ("confirmed_plan", "new_advice", "not_useful")
 
 
 class Case(db.Model):
@@ -27,6 +30,8 @@ class Case(db.Model):
         sa.CheckConstraint(in_list("patient_sex", SEXES), name="patient_sex"),
         sa.CheckConstraint("patient_age IS NULL OR (patient_age >= 0 AND patient_age <= 150)", name="patient_age"),
         sa.CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating"),
+        sa.CheckConstraint("outcome IS NULL OR " + in_list("outcome", OUTCOMES), name="outcome"),
+        sa.CheckConstraint("advice IS NULL OR " + in_list("advice", ADVICE_VALUES), name="advice"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -47,10 +52,14 @@ class Case(db.Model):
     # When it was last shared, and by when an opinion is expected (set from the urgency).
     submitted_at: so.Mapped[datetime | None]
     due_at: so.Mapped[datetime | None]
+    accepted_at: so.Mapped[datetime | None]
     answered_at: so.Mapped[datetime | None]
     closed_at: so.Mapped[datetime | None]
     rating: so.Mapped[int | None]
     rating_comment: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # The close-out survey (cases closed before it existed keep NULL).
+    outcome: so.Mapped[str | None] = so.mapped_column(sa.String(20))
+    advice: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     # The triage pool (an org) the case waits in or was assigned from; None when shared by name.
     pool_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("orgs.id", ondelete="SET NULL"), index=True)
     # The due clock stops while information is requested: since when, and how long in total.

@@ -142,7 +142,8 @@ def answer(case):
 def close(case):
     """Acknowledge the opinion and rate its usefulness 1–5 (the owner)."""
     body = parse_body(CloseIn)
-    return _done(service.close(case=case, actor=current_user, rating=body.rating, comment=body.comment))
+    return _done(service.close(case=case, actor=current_user, rating=body.rating, comment=body.comment,
+                                outcome=body.outcome, advice=body.advice))
 
 
 @bp.get("/<int:case_id>/participants")

@@ -121,6 +121,8 @@ def case_detail_json(case: Case, *, viewer: User) -> dict:
         "opinion": opinion_json(signed[-1]) if signed else None,
         "rating": case.rating,
         "rating_comment": case.rating_comment,
+        "outcome": case.outcome,
+        "advice": case.advice,
         "allowed_actions": allowed_actions(viewer, case),
         "transitions": allowed_from(case.status),
         "actions_now": sorted(available_actions(viewer, case)),
@@ -192,6 +194,8 @@ class AnswerIn(Schema):
 class CloseIn(Schema):
     rating: int = Field(ge=1, le=5)
     comment: str = Field(default="", max_length=4000)
+    outcome: Literal["referral_avoided", "referral_needed", "already_planned", "other"] | None = None
+    advice: Literal["confirmed_plan", "new_advice", "not_useful"] | None = None
 
 
 class ParticipantIn(Schema):

@@ -169,7 +169,7 @@ def share(*, case: Case, actor: User, specialist_id: int, message: str = "") -> 
 
 def accept(*, case: Case, actor: User) -> Case:
     """The specialist takes the case: status accepted."""
-    workflow.apply(case, Action.ACCEPT, actor=actor)
+    workflow.apply(case, Action.ACCEPT, actor=actor, values={"accepted_at": utcnow()})
     notify(users=[case.owner], case_id=case.id, kind="accepted", actor=actor)
     return case
 
@@ -207,10 +207,13 @@ def withdraw(*, case: Case, actor: User, reason: str = "") -> Case:
     return case
 
 
-def close(*, case: Case, actor: User, rating: int, comment: str = "") -> Case:
-    """The owner acknowledges the opinion and rates its usefulness: status closed."""
-    workflow.apply(case, Action.CLOSE, actor=actor, note=comment or None, data={"rating": rating},
-                   values={"rating": rating, "rating_comment": comment or None, "closed_at": utcnow()})
+def close(*, case: Case, actor: User, rating: int, comment: str = "", outcome: str | None = None,
+          advice: str | None = None) -> Case:
+    """The owner acknowledges the opinion, rates it and answers the close-out survey: status closed."""
+    workflow.apply(case, Action.CLOSE, actor=actor, note=comment or None,
+                   data={"rating": rating, "outcome": outcome, "advice": advice},
+                   values={"rating": rating, "rating_comment": comment or None, "closed_at": utcnow(),
+                           "outcome": outcome, "advice": advice})
     notify(users=[case.consultant], case_id=case.id, kind="closed", actor=actor)
     return case
 

@@ -36,6 +36,8 @@ TEXTS = {
     "withdrawn": ("病例 #{case} 已撤回", "Case #{case} was withdrawn"),
     "pool_queued": ("病例 #{case} 进入分诊队列，等待分派", "Case #{case} is waiting in your triage queue"),
     "assigned": ("{actor} 为您分派了病例 #{case} 的会诊", "{actor} assigned case #{case} to you"),
+    "follow_up": ("病例 #{case} 结案已满30天：{actor} 的建议是否已采纳？",
+                  "Case #{case} closed 30 days ago: was {actor}'s advice followed?"),
     "routed": ("病例 #{case} 的分诊有新进展（{actor}）", "Case #{case} was routed by {actor}"),
     "dicom_received": ("病例 #{case} 经 {actor} 收到影像", "Case #{case} received images over {actor}"),
     "teaching_proposed": ("{actor} 提议将病例 #{case} 收入教学病例库，请您同意或拒绝",

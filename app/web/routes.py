@@ -50,6 +50,7 @@ NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 VENDOR_FILES = {
     "socket.io.esm.min.js": "socket.io-client/dist/socket.io.esm.min.js",
     "socket.io.esm.min.js.map": "socket.io-client/dist/socket.io.esm.min.js.map",
+    "echarts.esm.min.js": "echarts/dist/echarts.esm.min.js",
 }
 MODALITIES = ("CT", "MR", "US", "DX", "CR", "MG", "PT", "NM", "XA")
 URGENCIES = ("routine", "urgent", "emergency")

@@ -1,0 +1,1 @@
+"""Metrics defined once, computed in SQL; close-out follow-ups, peer reviews and dashboards."""

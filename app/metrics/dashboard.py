@@ -1,0 +1,291 @@
+"""Peer comparison and gap analysis for an org's dashboard.
+
+A consortium's dashboard compares its member institutions; a pool's or department's compares its
+doctors. Each member is set against a peer group: the other members (the default), institutions
+of the same level or region, doctors of the same specialty, or a list the user chose. For each
+metric: the peers' quartiles, the member's percentile among them, a verdict from the member's 95%
+interval against the peer median (better / no different / worse, as CMS Care Compare does), the
+gap to the peer median and to the best quartile, the opportunity (gap × yearly volume), and the
+best-performing peer, named only when its org agreed to be named (``Org.name_peers_ok``).
+"""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.accounts.models import Institution, User
+from app.cases.models import CaseEvent
+from app.core.errors import BadRequest
+from app.core.time import utcnow
+from app.extensions import db
+from app.metrics.definitions import HIGHER, LOWER, METRICS, Metric
+from app.metrics.service import Rollup, Stat, compute_rollup, shown, stat_of
+from app.orgs.models import ConsortiumInstitution, Org, OrgMember
+
+ANONYMOUS = "an anonymous peer"
+MAX_PEERS = 200
+
+
+@dataclass(frozen=True)
+class Period:
+    start: date
+    end: date  # inclusive
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return datetime.combine(self.start, time()), datetime.combine(self.end + timedelta(days=1), time())
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def period(start: date | None, end: date | None, *, today: date) -> Period:
+    """The period asked for; by default the twelve months up to today."""
+    end = end or today
+    start = start or end - timedelta(days=364)
+    if start > end:
+        raise BadRequest("from must not be after to", {"from": start.isoformat(), "to": end.isoformat()})
+    if (end - start).days > 366 * 5:
+        raise BadRequest("the period may span at most five years")
+    return Period(start, end)
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """p25, p50 and p75 with linear interpolation (as percentile_cont)."""
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        pos = q * (len(ordered) - 1)
+        low = int(pos)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+    return at(0.25), at(0.5), at(0.75)
+
+
+def _better(metric: Metric, a: float, b: float) -> bool:
+    return a < b if metric.direction == LOWER else a > b
+
+
+def percentile(metric: Metric, value: float, peers: list[float]) -> int:
+    """The share of peers the value does better than (ties count half), 0–100."""
+    if metric.direction not in (HIGHER, LOWER):
+        beaten = sum(p < value for p in peers) + sum(p == value for p in peers) / 2
+    else:
+        beaten = sum(_better(metric, value, p) for p in peers) + sum(p == value for p in peers) / 2
+    return round(100 * beaten / len(peers))
+
+
+def verdict(metric: Metric, stat: Stat, p50: float) -> str | None:
+    """better / no_different / worse: does the value's 95% interval exclude the peer median?"""
+    if metric.direction not in (HIGHER, LOWER) or stat.lo is None:
+        return None
+    if stat.lo > p50:
+        return "better" if metric.direction == HIGHER else "worse"
+    if stat.hi < p50:
+        return "worse" if metric.direction == HIGHER else "better"
+    return "no_different"
+
+
+def _shortfall(metric: Metric, value: float, target: float) -> float:
+    """How far the value is behind the target, in the metric's unit (negative: ahead)."""
+    return target - value if metric.direction == HIGHER else value - target
+
+
+def _per_year(metric: Metric, gap: float, stat: Stat, days: int) -> float | None:
+    if metric.kind not in ("rate", "median") or gap <= 0:
+        return 0.0 if metric.kind in ("rate", "median") else None
+    yearly = stat.n * 365 / days
+    return round((gap / 100 if metric.kind == "rate" else gap) * yearly, 1)
+
+
+OPPORTUNITY_UNITS = {"rate": "cases/year", "median": "case-hours/year"}
+
+
+def metric_value(metric: Metric, stat: Stat, peers: list[tuple[int, Stat]] | None, *, days: int,
+                 names: dict[int, str | None]) -> dict:
+    """A metric value of the contract: value (or suppressed), n, the peer block, gap and opportunity."""
+    value = shown(metric, stat)
+    out = {"code": metric.code, "value": value, "n": stat.n}
+    if value is None:
+        out["suppressed"] = True
+    ci = None if value is None or stat.lo is None else [round(stat.lo, 2), round(stat.hi, 2)]
+    out["ci95"] = ci
+    comparable = [(pid, s.value) for pid, s in (peers or []) if shown(metric, s) is not None]
+    if not comparable:
+        out.update(peer=None, verdict=None, gap=None, gap_best_quartile=None, opportunity=None, best_peer=None)
+        return out
+    values = [v for _, v in comparable]
+    p25, p50, p75 = quartiles(values)
+    out["peer"] = {"p25": round(p25, 2), "p50": round(p50, 2), "p75": round(p75, 2),
+                   "percentile": percentile(metric, stat.value, values) if value is not None else None,
+                   "n_peers": len(values)}
+    directed = metric.direction in (HIGHER, LOWER)
+    if value is None or not directed:
+        out.update(verdict=None, gap=None, gap_best_quartile=None, opportunity=None, best_peer=None)
+        return out
+    best_quartile = p75 if metric.direction == HIGHER else p25
+    gap = _shortfall(metric, stat.value, p50)
+    best_id, best_value = max(comparable, key=lambda pv: pv[1] if metric.direction == HIGHER else -pv[1])
+    out.update(
+        verdict=verdict(metric, stat, p50),
+        gap=round(gap, 2),
+        gap_best_quartile=round(_shortfall(metric, stat.value, best_quartile), 2),
+        opportunity=_per_year(metric, gap, stat, days),
+        opportunity_best_quartile=_per_year(metric, _shortfall(metric, stat.value, best_quartile), stat, days),
+        opportunity_unit=OPPORTUNITY_UNITS.get(metric.kind),
+        best_peer={"name": names.get(best_id) or ANONYMOUS, "anonymous": not names.get(best_id),
+                   "value": round(best_value, 2)},
+    )
+    return out
+
+
+# ---- the heavy part, cached until the data changes ------------------------------------------
+
+CACHE_SIZE = 64
+CLOCK_BUCKET = 300  # seconds: "past due" depends on the time, so a cached rollup lives at most this long
+
+
+def data_version() -> int:
+    """The newest timeline entry's id: every step that moves a metric (share, accept, decline, ask,
+    answer, sign, close, invite) writes one, so an unchanged id means unchanged figures."""
+    return db.session.scalar(sa.select(sa.func.max(CaseEvent.id))) or 0
+
+
+def cached_rollup(*, level: str, ids: list[int], members: list[int], start: datetime, end: datetime) -> Rollup:
+    """compute_rollup, remembered per app process for the same question, data version and 5 minutes."""
+    cache = current_app.extensions.setdefault("metrics_rollups", OrderedDict())
+    key = (level, tuple(ids), tuple(members), start, end, data_version(),
+           int(utcnow().timestamp()) // CLOCK_BUCKET)
+    with _cache_lock:
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+    rolled = compute_rollup(level=level, ids=ids, members=members, start=start, end=end)
+    with _cache_lock:
+        cache[key] = rolled
+        while len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
+    return rolled
+
+
+_cache_lock = threading.Lock()
+
+
+# ---- peer groups ------------------------------------------------------------------------------
+
+def _ids_where(model, column, value) -> list[int]:
+    return list(db.session.scalars(sa.select(model.id).where(column == value)))
+
+
+def peer_groups(*, org: Org, level: str, member_ids: list[int], peers: str | list[int]) -> dict[int, list[int]]:
+    """Each member's peer ids: the other members, same level/region/specialty, or a chosen list."""
+    if isinstance(peers, list):
+        chosen = list(dict.fromkeys(peers))[:MAX_PEERS]
+        model = Institution if level == "institution" else User
+        known = set(db.session.scalars(sa.select(model.id).where(model.id.in_(chosen))))
+        unknown = [i for i in chosen if i not in known]
+        if unknown:
+            raise BadRequest("unknown peers", {"peers": unknown})
+        return {m: [p for p in chosen if p != m] for m in member_ids}
+    if peers in ("consortium", "pool", "members"):
+        return {m: [p for p in member_ids if p != m] for m in member_ids}
+    attribute = {("institution", "level"): Institution.level, ("institution", "region"): Institution.region,
+                 ("doctor", "specialty"): User.specialty, ("doctor", "institution"): User.institution_id}.get(
+        (level, peers))
+    if attribute is None:
+        raise BadRequest("unknown peer group for this org", {"peers": peers})
+    model = Institution if level == "institution" else User
+    own = dict(db.session.execute(sa.select(model.id, attribute).where(model.id.in_(member_ids))).all())
+    stmt = sa.select(model.id, attribute).where(attribute.in_(set(own.values()))).order_by(model.id)
+    if model is User:
+        stmt = stmt.where(~User.is_admin)
+    alike: dict = {}
+    for pid, value in db.session.execute(stmt).all():  # one query for every member's group
+        alike.setdefault(value, []).append(pid)
+    return {m: [p for p in alike.get(own[m], []) if p != m][:MAX_PEERS] for m in member_ids}
+
+
+def members_of(org: Org) -> tuple[str, list[tuple[int, str]]]:
+    """The level compared and the org's members as (id, name): institutions or doctors."""
+    if org.kind == "consortium":
+        rows = db.session.execute(sa.select(Institution.id, Institution.name).join(
+            ConsortiumInstitution, ConsortiumInstitution.institution_id == Institution.id).where(
+            ConsortiumInstitution.org_id == org.id).order_by(Institution.id)).all()
+        return "institution", [tuple(r) for r in rows]
+    rows = db.session.execute(sa.select(User.id, User.name).join(OrgMember, OrgMember.user_id == User.id).where(
+        OrgMember.org_id == org.id, OrgMember.role != "coordinator").order_by(User.id)).all()
+    return "doctor", [tuple(r) for r in rows]
+
+
+def build(*, org: Org, span: Period, peers: str | list[int] | None) -> dict:
+    """Compute an org's dashboard: its own figures, each member against its peers, trends and gaps."""
+    level, members = members_of(org)
+    member_ids = [m for m, _ in members]
+    peers = peers or ("consortium" if level == "institution" else "pool")
+    groups = peer_groups(org=org, level=level, member_ids=member_ids, peers=peers)
+    everyone = sorted(set(member_ids) | {p for ps in groups.values() for p in ps})
+    start, end = span.bounds
+    rolled = cached_rollup(level=level, ids=everyone, members=member_ids, start=start, end=end)
+    stats, whole, monthly = rolled.entities, rolled.whole, rolled.months
+    # Members are named to whoever may see the org; other peers only if the org agreed to naming.
+    names = dict(members) if org.name_peers_ok else {}
+    who = "user" if level == "doctor" else level
+    member_rows = []
+    for mid, name in members:
+        metrics = [metric_value(m, stat_of(stats, (mid,), m), [(p, stat_of(stats, (p,), m)) for p in groups[mid]],
+                                days=span.days, names=names) for m in METRICS]
+        member_rows.append({who: {"id": mid, "name": name}, "metrics": metrics})
+    overall = [metric_value(m, stat_of(whole, (), m), None, days=span.days, names=names) for m in METRICS]
+    for item, m in zip(overall, METRICS, strict=True):
+        spread = [s.value for s in (stat_of(stats, (mid,), m) for mid in member_ids) if shown(m, s) is not None]
+        if spread:  # the spread of the members, so the whole can be read against its parts
+            p25, p50, p75 = quartiles(spread)
+            item["peer"] = {"p25": round(p25, 2), "p50": round(p50, 2), "p75": round(p75, 2),
+                            "percentile": None, "n_peers": len(spread)}
+    return {
+        "org": {"id": org.id, "kind": org.kind, "name": org.name},
+        "period": {"from": span.start.isoformat(), "to": span.end.isoformat()},
+        "peers": peers,
+        "level": level,
+        "member_key": who,
+        "metrics": overall,
+        "members": member_rows,
+        "gaps": gap_table(member_rows, who),
+        "trends": trends(monthly, span),
+    }
+
+
+def gap_table(member_rows: list[dict], level: str) -> list[dict]:
+    """Every member's shortfalls against its peer median, largest opportunity first."""
+    rows = []
+    for row in member_rows:
+        for mv in row["metrics"]:
+            if mv.get("opportunity"):
+                rows.append({level: row[level], "code": mv["code"], "value": mv["value"], "n": mv["n"],
+                             "peer_p50": mv["peer"]["p50"], "gap": mv["gap"],
+                             "gap_best_quartile": mv["gap_best_quartile"], "opportunity": mv["opportunity"],
+                             "opportunity_unit": mv["opportunity_unit"], "verdict": mv["verdict"],
+                             "best_peer": mv["best_peer"]["name"]})
+    return sorted(rows, key=lambda r: (-r["opportunity"], r["code"], r[level]["id"]))
+
+
+def months(span: Period) -> list[str]:
+    """The calendar months the period touches, ``YYYY-MM``."""
+    out, y, m = [], span.start.year, span.start.month
+    while (y, m) <= (span.end.year, span.end.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def trends(monthly: dict[tuple, dict[str, Stat]], span: Period) -> dict:
+    """Monthly values of every metric for the org as a whole (suppressed months are null)."""
+    labels = months(span)
+    return {"months": labels,
+            "series": {m.code: [shown(m, stat_of(monthly, (month,), m)) for month in labels] for m in METRICS}}

@@ -1,0 +1,111 @@
+"""Every metric, defined once: code, labels, unit, direction, the definition users read, the
+minimum ``n`` below which it is suppressed, the verdict's method, and its SQL.
+
+A metric reads one of two sources. ``cases``: the cases whose submission (``submitted_at``) falls in
+the period, credited to the specialist who holds the case (its consultant; a case declined and
+shared again counts for the one who took it). ``events``: the accept and decline steps of the
+timeline dated in the period, credited to the specialist who took the step. ``include`` selects the
+rows counted in ``n``; ``value`` is what is measured on them: for a rate the condition counted in
+the numerator, for a median or mean the number. Everything is SQLAlchemy Core, so the same
+definitions run on PostgreSQL and SQLite (see :mod:`app.metrics.sql` for the two dialect helpers).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from app.cases.models import Case, CaseEvent, Participant
+from app.core.time import utcnow
+from app.metrics.sql import hours_between
+
+HIGHER, LOWER, NEUTRAL = "higher", "lower", "none"
+RESPONSES = ("accept", "decline", "return_to_pool")  # a specialist's answer to a case put to them
+
+WILSON = "Wilson 95% interval of the rate; better/worse when it excludes the peer median"
+MEDIAN_CI = ("distribution-free 95% interval of the median (order statistics, normal approximation "
+             "of the binomial); better/worse when it excludes the peer median")
+MEAN_CI = "95% interval of the mean (t ≈ 1.96 × standard error); better/worse when it excludes the peer median"
+
+
+@dataclass(frozen=True)
+class Metric:
+    code: str
+    zh: str
+    en: str
+    unit: str  # cases, hours, %, score
+    direction: str  # higher or lower is better; none for volumes
+    kind: str  # count, rate, median, mean
+    source: str  # cases or events
+    min_n: int
+    definition: str
+    method: str
+    include: Callable[[], sa.ColumnElement[bool]]
+    value: Callable[[], sa.ColumnElement] | None = None
+
+
+def _received():
+    return Case.status.notin_(("draft", "withdrawn"))
+
+
+def _accepted():
+    return Case.accepted_at.is_not(None)
+
+
+def _opinion_hours():
+    # The clock stands still while information is requested: the pauses are taken off.
+    return hours_between(Case.answered_at, Case.submitted_at) - sa.func.coalesce(Case.paused_seconds, 0) / 3600.0
+
+
+def _due_known():
+    """Answered, or still open with its due time passed (and not paused waiting for information)."""
+    return sa.and_(Case.due_at.is_not(None), sa.or_(
+        Case.answered_at.is_not(None),
+        sa.and_(Case.status.in_(("submitted", "accepted")), Case.paused_at.is_(None), Case.due_at < utcnow())))
+
+
+# IN (subquery) rather than a correlated EXISTS: PostgreSQL hashes the subquery once instead of
+# probing an index for every case (SQLite runs both the same way).
+def _asked():
+    return Case.id.in_(sa.select(CaseEvent.case_id).where(CaseEvent.action == "ask"))
+
+
+def _mdt():
+    return Case.id.in_(sa.select(Participant.case_id))
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("cases_received", "收到会诊数", "Cases received", "cases", NEUTRAL, "count", "cases", 0,
+           "Cases shared in the period and held by the specialist (declined cases count for whoever took "
+           "them next; drafts and withdrawn cases are not counted).", "a count; no verdict", _received),
+    Metric("median_hours_to_accept", "接诊时间中位数", "Median hours to accept", "hours", LOWER, "median", "cases",
+           5, "Median hours from sharing (or sharing again after a decline) to acceptance, over the cases "
+           "accepted.", MEDIAN_CI, _accepted, lambda: hours_between(Case.accepted_at, Case.submitted_at)),
+    Metric("median_hours_to_opinion", "出具意见时间中位数", "Median hours to opinion", "hours", LOWER, "median",
+           "cases", 5, "Median hours from sharing to the signed opinion, without the time spent waiting for "
+           "information the specialist asked for.", MEDIAN_CI, lambda: Case.answered_at.is_not(None),
+           _opinion_hours),
+    Metric("within_due_pct", "按时答复率", "Answered within due time", "%", HIGHER, "rate", "cases", 10,
+           "Share of cases answered by their due time (set by urgency, moved by information-request pauses), "
+           "among the cases answered or already past due.", WILSON, _due_known,
+           lambda: sa.and_(Case.answered_at.is_not(None), Case.answered_at <= Case.due_at)),
+    Metric("acceptance_pct", "接诊率", "Acceptance rate", "%", HIGHER, "rate", "events", 10,
+           "Share of the cases put to the specialist (shared or assigned) that they accepted rather than "
+           "declined, by the date of their answer.", WILSON, lambda: CaseEvent.action.in_(RESPONSES),
+           lambda: CaseEvent.action == "accept"),
+    Metric("info_request_pct", "补充资料率", "Information requested", "%", LOWER, "rate", "cases", 10,
+           "Share of accepted cases in which the specialist had to ask the referring doctor for more "
+           "information.", WILSON, _accepted, _asked),
+    Metric("referral_avoided_pct", "避免转诊率", "Referral avoided", "%", HIGHER, "rate", "cases", 10,
+           "Share of closed cases whose referring doctor answered the close-out survey that the advice "
+           "avoided a referral of the patient.", WILSON, lambda: Case.outcome.is_not(None),
+           lambda: Case.outcome == "referral_avoided"),
+    Metric("mean_rating", "平均评分", "Mean rating", "score", HIGHER, "mean", "cases", 5,
+           "Mean of the referring doctors' ratings (1–5) given when closing.", MEAN_CI,
+           lambda: Case.rating.is_not(None), lambda: Case.rating),
+    Metric("mdt_pct", "多学科会诊比例", "Cases with an MDT participant", "%", NEUTRAL, "rate", "cases", 10,
+           "Share of accepted cases into which the specialist brought at least one colleague of another "
+           "discipline.", WILSON, _accepted, _mdt),
+)
+
+BY_CODE = {m.code: m for m in METRICS}

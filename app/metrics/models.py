@@ -1,0 +1,54 @@
+"""The close-out follow-up, blinded peer reviews, and the indexes the metric aggregates need."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import orm as so
+
+from app.cases.models import Case, CaseEvent
+from app.core.db import in_list
+from app.core.time import utcnow
+from app.extensions import db
+
+PEER_SCORES = ("agree", "minor", "major")
+
+# The aggregates group cases by consultant or pool within a submission period, and look up a case's
+# accept/decline/ask events by actor or by case; without these every dashboard scans the tables.
+sa.Index("ix_cases_consultant_submitted", Case.__table__.c.consultant_id, Case.__table__.c.submitted_at)
+sa.Index("ix_cases_pool_submitted", Case.__table__.c.pool_id, Case.__table__.c.submitted_at)
+sa.Index("ix_cases_submitted_at", Case.__table__.c.submitted_at)
+sa.Index("ix_case_events_actor_action_at", CaseEvent.__table__.c.actor_id, CaseEvent.__table__.c.action,
+         CaseEvent.__table__.c.at)
+sa.Index("ix_case_events_case_action", CaseEvent.__table__.c.case_id, CaseEvent.__table__.c.action)
+
+
+class FollowUp(db.Model):
+    """Thirty days after closing, the owner is asked once whether the advice was followed."""
+
+    __tablename__ = "case_follow_ups"
+
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    asked_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    answered_at: so.Mapped[datetime | None]
+    followed: so.Mapped[bool | None]
+
+
+class PeerReview(db.Model):
+    """A blinded RADPEER-style review of a signed opinion by a colleague of the same specialty."""
+
+    __tablename__ = "peer_reviews"
+    __table_args__ = (
+        sa.UniqueConstraint("opinion_id", "reviewer_id", name="uq_peer_reviews_opinion_reviewer"),
+        sa.CheckConstraint(in_list("score", PEER_SCORES), name="score"),
+        sa.CheckConstraint("reviewer_id != reviewee_id", name="not_self"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    opinion_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("opinions.id", ondelete="CASCADE"))
+    reviewer_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
+    reviewee_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"), index=True)
+    score: so.Mapped[str] = so.mapped_column(sa.String(10))
+    # Written when there is disagreement: what the colleague would teach from this case.
+    teaching_note: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)

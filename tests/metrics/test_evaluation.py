@@ -1,0 +1,66 @@
+"""Doctor evaluation by role, and blinded peer review of signed opinions."""
+
+import pytest
+
+Q = "from=2025-01-01&to=2025-01-31"
+
+
+def test_own_evaluation_is_full(api_as, mworld):
+    r = api_as(mworld["dA1"]).get(f"/api/users/{mworld['dA1']}/evaluation?{Q}")
+    assert r.status_code == 200, r.json
+    assert r.json["scope"] == "full"
+    pool = {m["code"]: m for m in r.json["against"]["pool"]}
+    assert pool["cases_received"]["value"] == 4
+    assert pool["cases_received"]["peer"]["n_peers"] == 2  # dA2 and dB
+    specialty = {m["code"]: m for m in r.json["against"]["specialty"]}
+    assert specialty["cases_received"]["peer"]["n_peers"] == 3  # dA2, dB, dC
+    assert specialty["mean_rating"]["suppressed"] is True  # three ratings, minimum five
+    assert r.json["peer_review"] == {"n": 0, "agree": 0, "minor": 0, "major": 0, "agreement_pct": None}
+
+
+@pytest.mark.parametrize(("who", "scope"), [("cadmin", "full"), ("dB", "public"), ("outsider", "public")])
+def test_who_sees_what(api_as, mworld, who, scope):
+    r = api_as(mworld[who]).get(f"/api/users/{mworld['dA1']}/evaluation?{Q}")
+    assert r.status_code == 200, r.json
+    assert r.json["scope"] == scope
+    if scope == "public":
+        assert set(r.json) == {"user", "period", "scope", "public"}
+        assert r.json["public"] == {"cases_received": 4.0, "median_hours_to_opinion": None, "mean_rating": None}
+
+
+def test_pool_coordinator_sees_members(api_as, mworld, make_user, app):
+    from app.extensions import db
+    from app.orgs.models import OrgMember
+
+    coord = make_user()
+    with app.app_context():
+        db.session.add(OrgMember(org_id=mworld["pool"], user_id=coord, role="coordinator"))
+        db.session.commit()
+    assert api_as(coord).get(f"/api/users/{mworld['dA1']}/evaluation").json["scope"] == "full"
+    assert api_as(coord).get("/api/users/999999/evaluation").status_code == 404
+
+
+def test_blinded_peer_review(make_case_in_progress, api_as, make_user):
+    case_id, ids = make_case_in_progress()
+    consultant = api_as(ids["consultant"])
+    r = consultant.post(f"/api/cases/{case_id}/opinion", json={"diagnosis": "子宫肌瘤", "recommendations": "随访"})
+    assert r.status_code == 200, r.json
+    colleague = make_user(specialty="gynecology")
+    reviewer = api_as(colleague)
+    offered = reviewer.get("/api/peer-reviews/next").json["item"]
+    assert offered["case_id"] == case_id
+    assert offered["opinion"]["diagnosis"] == "子宫肌瘤"
+    assert "signed_by" not in offered["opinion"]
+    assert "author" not in str(offered)
+    # Not reviewable: another specialty, the author, the owner.
+    for uid in (make_user(specialty="radiology"), ids["consultant"], ids["owner"]):
+        assert api_as(uid).post("/api/peer-reviews", json={"case_id": case_id, "score": "agree"}).status_code == 404
+    assert reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "major"}).status_code == 400
+    assert reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "wrong"}).status_code == 400
+    r = reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "major",
+                                                                 "teaching_note": "应先排除子宫肉瘤"})
+    assert r.status_code == 201, r.json
+    assert reviewer.post("/api/peer-reviews", json={"case_id": case_id, "score": "agree"}).status_code == 409
+    assert reviewer.get("/api/peer-reviews/next").json["item"] is None
+    ev = consultant.get(f"/api/users/{ids['consultant']}/evaluation").json
+    assert ev["peer_review"] == {"n": 1, "agree": 0, "minor": 0, "major": 1, "agreement_pct": 0.0}

@@ -1,0 +1,100 @@
+"""Exact metric values on the hand-made world, computed in SQL (run on SQLite and PostgreSQL)."""
+
+from datetime import datetime
+
+import pytest
+
+from app.metrics.definitions import BY_CODE
+from app.metrics.service import compute, stat_of
+
+JAN = (datetime(2025, 1, 1), datetime(2025, 2, 1))
+
+
+def _values(app, level, ids, *, span=JAN, **kw):
+    with app.app_context():
+        return compute(level=level, ids=ids, start=span[0], end=span[1], **kw)
+
+
+def test_doctor_values_with_ties_pauses_declines(app, mworld):
+    got = _values(app, "doctor", [mworld["dA1"]])[(mworld["dA1"],)]
+    assert got["cases_received"].n == 4
+    assert got["median_hours_to_accept"].value == pytest.approx(3.0)  # 1, 3, 3: the tie is the median
+    assert got["median_hours_to_opinion"].value == pytest.approx(16.0)  # 10, 20 − 4 h paused, 50
+    assert got["within_due_pct"].n == 4  # three answered and the open one past due
+    assert got["within_due_pct"].value == pytest.approx(50.0)
+    assert got["acceptance_pct"].n == 4  # three accepts and the decline
+    assert got["acceptance_pct"].value == pytest.approx(75.0)
+    assert got["info_request_pct"].value == pytest.approx(100 / 3)
+    assert got["referral_avoided_pct"].n == 2  # the case closed before the survey is not counted
+    assert got["referral_avoided_pct"].value == pytest.approx(50.0)
+    assert got["mean_rating"].value == pytest.approx(4.0)
+    assert got["mdt_pct"].value == pytest.approx(100 / 3)
+
+
+def test_declined_case_counts_for_who_took_it(app, mworld):
+    got = _values(app, "doctor", [mworld["dB"]])[(mworld["dB"],)]
+    assert got["cases_received"].n == 1
+    assert got["median_hours_to_accept"].value == pytest.approx(2.0)  # from the second sharing
+    assert got["acceptance_pct"].value == pytest.approx(100.0)
+
+
+def test_institution_even_median_and_collapse(app, mworld):
+    got = _values(app, "institution", [mworld["A"], mworld["B"], mworld["C"]])
+    a = got[(mworld["A"],)]
+    assert a["cases_received"].n == 5
+    assert a["median_hours_to_accept"].value == pytest.approx(2.5)  # 1, 2, 3, 3
+    assert a["mean_rating"].value == pytest.approx(3.5)
+    assert got[(mworld["C"],)]["cases_received"].n == 0  # only a withdrawn case
+    whole = _values(app, "institution", [mworld["A"], mworld["B"], mworld["C"]], collapse=True)[()]
+    assert whole["cases_received"].n == 6
+    assert whole["median_hours_to_accept"].value == pytest.approx(2.0)  # 1, 2, 2, 3, 3
+
+
+def test_pool_level(app, mworld):
+    got = _values(app, "pool", [mworld["pool"]])[(mworld["pool"],)]
+    assert got["cases_received"].n == 1
+    assert got["mdt_pct"].value == pytest.approx(100.0)
+
+
+def test_empty_period(app, mworld):
+    got = _values(app, "doctor", [mworld["dA1"]], span=(datetime(2025, 2, 1), datetime(2025, 3, 1)))
+    assert got == {}
+    assert stat_of(got, (mworld["dA1"],), BY_CODE["cases_received"]).value == 0
+    assert stat_of(got, (mworld["dA1"],), BY_CODE["mean_rating"]).value is None
+
+
+def test_by_month(app, mworld):
+    got = _values(app, "doctor", [mworld["dA1"]], span=(datetime(2024, 12, 1), datetime(2025, 3, 1)),
+                  by_month=True, collapse=True)
+    assert set(got) == {("2025-01",)}
+    assert got[("2025-01",)]["cases_received"].n == 4
+
+
+def test_median_interval_contains_median(app, mworld):
+    got = _values(app, "doctor", [mworld["dA1"]])[(mworld["dA1"],)]
+    s = got["median_hours_to_opinion"]
+    assert s.lo <= s.value <= s.hi
+    assert (s.lo, s.hi) == (pytest.approx(10.0), pytest.approx(50.0))  # n = 3: the whole range
+    r = got["within_due_pct"]
+    assert r.lo < 50 < r.hi
+
+
+def test_rollup_matches_separate_passes(app, mworld):
+    """The dashboard's one-pass rollup gives the same figures as computing each view on its own."""
+    from app.metrics.service import compute_rollup
+
+    ids = [mworld[k] for k in ("dA1", "dA2", "dB", "dC")]
+    members = ids[:3]
+    span = (datetime(2024, 12, 1), datetime(2025, 3, 1))
+    with app.app_context():
+        rolled = compute_rollup(level="doctor", ids=ids, members=members, start=span[0], end=span[1])
+        entities = compute(level="doctor", ids=ids, start=span[0], end=span[1])
+        whole = compute(level="doctor", ids=members, start=span[0], end=span[1], collapse=True)
+        months = compute(level="doctor", ids=members, start=span[0], end=span[1], collapse=True, by_month=True)
+    for got, want in ((rolled.entities, entities), (rolled.whole, whole), (rolled.months, months)):
+        for key, stats in want.items():
+            for code, stat in stats.items():
+                assert got[key][code].n == stat.n, (key, code)
+                assert got[key][code].value == pytest.approx(stat.value), (key, code)
+                if code.startswith("median") and key and not isinstance(key[0], str):
+                    assert (got[key][code].lo, got[key][code].hi) == (pytest.approx(stat.lo), pytest.approx(stat.hi))
