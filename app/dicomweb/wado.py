@@ -229,7 +229,7 @@ def render_request(args, *, frame: int, fmt: str, default_size: int | None = Non
 
 def rendered(inst: Instance, req: RenderRequest) -> bytes:
     """Render a frame of an instance (reusing the viewer's renderer and cache)."""
-    return imaging.rendered_frame(inst, req)
+    return imaging.rendered_frame(inst, req).data
 
 
 def thumbnail(case: Case, instances: list[Instance], fmt: str, size: int) -> bytes:
@@ -240,4 +240,4 @@ def thumbnail(case: Case, instances: list[Instance], fmt: str, size: int) -> byt
     if len({i.series_id for i in shown}) > 1:
         shown = [i for i in shown if i.series_id == shown[0].series_id]
     middle = shown[len(shown) // 2]
-    return imaging.rendered_frame(middle, RenderRequest(frame=1 + (middle.frames - 1) // 2, size=size, fmt=fmt))
+    return imaging.rendered_frame(middle, RenderRequest(frame=1 + (middle.frames - 1) // 2, size=size, fmt=fmt)).data
