@@ -79,6 +79,9 @@ class Config:
     MAIL_USE_TLS = _env("MAIL_USE_TLS", "0") == "1"
     MAIL_SENDER = _env("MAIL_SENDER", "huizhen@localhost")
     PUBLIC_URL = _env("PUBLIC_URL", "http://127.0.0.1:5000")
+    # The OHIF Viewer's build is fetched once (`flask --app run ohif-fetch`, part of `make run`) into
+    # this folder, shared by every checkout of the machine's user.
+    OHIF_CACHE = _env("OHIF_CACHE", str(Path.home() / ".cache" / "huizhen"))
 
     API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")

@@ -76,7 +76,7 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import consult, dicomnet, dicomweb, imaging, storage
+    from app import consult, dicomnet, dicomweb, imaging, ohif, storage
     from app.accounts import auth
     from app.accounts.routes import bp as accounts_api
     from app.admin.routes import bp as admin_api
@@ -96,6 +96,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(imaging_api)
     dicomnet.init_app(app)
     dicomweb.init_app(app)
+    ohif.init_app(app)
     app.register_blueprint(notifications_api)
     consult.init_app(app)
     app.register_blueprint(orgs_api)
