@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev db seed test test-sqlite test-pg lint bench clean i18n
+.PHONY: run install install-dev ohif db seed test test-sqlite test-pg lint bench clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ install: $(VENV)/.deps
 
 install-dev: $(VENV)/.dev-deps
 
+## The OHIF Viewer's prebuilt files: fetched with npm once into OHIF_CACHE (~/.cache/huizhen), then a no-op
+ohif: install
+	$(BIN)/flask --app run ohif-fetch
+
 db: install
 	$(BIN)/flask --app run db upgrade
 
@@ -31,7 +35,7 @@ seed: db
 	$(BIN)/flask --app run seed-demo
 
 ## Install, migrate, seed the demo accounts and serve http://127.0.0.1:5000
-run: seed
+run: seed ohif
 	$(BIN)/python run.py
 
 lint: install-dev
@@ -40,10 +44,10 @@ lint: install-dev
 ## Lint, then the whole suite on SQLite and again on the PostgreSQL of this machine
 test: lint test-sqlite test-pg
 
-test-sqlite: install-dev
+test-sqlite: install-dev ohif
 	DATABASE_URL= $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-pg: install-dev
+test-pg: install-dev ohif
 	DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-dev
