@@ -18,7 +18,7 @@ from app.accounts.models import User
 from app.audit import service as audit_log
 from app.cases.models import Case
 from app.cases.permissions import Action, case_route, require
-from app.cases.workflow import UPLOAD_STATUSES, require_status
+from app.cases.workflow import require_status
 from app.core.errors import DomainError, Unauthorized
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body
@@ -353,7 +353,7 @@ _STOW = {200: "all stored (application/dicom+json Store Instances Response)", 20
 
 
 def _store(access: Access, study: str | None) -> Response:
-    require_status(access.case, UPLOAD_STATUSES, "upload")
+    require_status(access.case, Action.UPLOAD)
     boundary = stow.boundary_of(request.content_type)
 
     def retrieve_url(entry: dict) -> str:
