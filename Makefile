@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
 
-.PHONY: run serve-production install install-dev db seed test test-sqlite test-pg lint bench clean i18n
+.PHONY: run serve-production install install-dev ohif db seed test test-sqlite test-pg lint bench clean i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ install: $(VENV)/.deps
 
 install-dev: $(VENV)/.dev-deps
 
+## The OHIF Viewer's prebuilt files: fetched with npm once into OHIF_CACHE (~/.cache/huizhen), then a no-op
+ohif: install
+	$(BIN)/flask --app run ohif-fetch
+
 db: install
 	$(BIN)/flask --app run db upgrade
 
@@ -36,12 +40,12 @@ ifeq ($(strip $(HUIZHEN_ENV)),production)
 run: serve-production
 else
 ## Install, migrate, seed the demo accounts and serve http://127.0.0.1:5000
-run: seed
+run: seed ohif
 	$(BIN)/python run.py
 endif
 
 ## The production server: gunicorn's threaded worker with WebSockets (settings in gunicorn.conf.py)
-serve-production: db
+serve-production: db ohif
 	$(BIN)/gunicorn -c gunicorn.conf.py
 
 lint: install-dev
@@ -50,10 +54,10 @@ lint: install-dev
 ## Lint, then the whole suite on SQLite and again on the PostgreSQL of this machine
 test: lint test-sqlite test-pg
 
-test-sqlite: install-dev
+test-sqlite: install-dev ohif
 	DATABASE_URL= $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-pg: install-dev
+test-pg: install-dev ohif
 	DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-dev

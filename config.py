@@ -94,6 +94,9 @@ class Config:
     # Origins (scheme://host[:port], comma-separated) whose pages may open the Socket.IO
     # connection besides the page's own and PUBLIC_URL's: e.g. the public name behind a proxy.
     ALLOWED_ORIGINS = [o.strip() for o in (_env("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
+    # The OHIF Viewer's build is fetched once (`flask --app run ohif-fetch`, part of `make run`) into
+    # this folder, shared by every checkout of the machine's user.
+    OHIF_CACHE = _env("OHIF_CACHE", str(Path.home() / ".cache" / "huizhen"))
 
     API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")

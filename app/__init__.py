@@ -110,7 +110,7 @@ def _origin(url: str) -> str:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import consult, dicomnet, dicomweb, imaging, storage
+    from app import consult, dicomnet, dicomweb, imaging, ohif, storage
     from app.accounts import auth
     from app.accounts.routes import bp as accounts_api
     from app.admin.routes import bp as admin_api
@@ -136,6 +136,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(imaging_api)
     dicomnet.init_app(app)
     dicomweb.init_app(app)
+    ohif.init_app(app)
     app.register_blueprint(notifications_api)
     consult.init_app(app)
     app.register_blueprint(orgs_api)

@@ -1,4 +1,4 @@
-"""Page tests log the Flask test client in through the login form and read the page's CSRF token."""
+"""Page tests: log the Flask test client in through the login form."""
 
 import re
 
@@ -8,7 +8,7 @@ from tests.conftest import PASSWORD
 
 
 def page_csrf(client, path="/login") -> str:
-    """Return the CSRF token of the page at path."""
+    """Return the CSRF token a page (the login form by default) carries."""
     html = client.get(path).get_data(as_text=True)
     return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
 

@@ -8,7 +8,7 @@ from babel.messages.pofile import read_po
 
 from app.web.i18n import SOURCE_DIR
 from tests.imaging.dicom_samples import sample, upload
-from tests.web.conftest import page_csrf as _csrf
+from tests.web.conftest import page_csrf
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_inbox_sorts_cases_into_what_awaits_each_doctor(client, login, team, api
     assert f'data-case-id="{asked}"' in section(html, "consulting")
     assert f'data-case-id="{draft}"' not in html  # a draft is the owner's alone
 
-    client.post("/logout", data={"csrf_token": _csrf(client, "/")})
+    client.post("/logout", data={"csrf_token": page_csrf(client, "/")})
     login(team["gp"])
     html = client.get("/").get_data(as_text=True)
     assert f'data-case-id="{asked}"' in section(html, "questions")
@@ -49,7 +49,7 @@ def test_inbox_sorts_cases_into_what_awaits_each_doctor(client, login, team, api
     assert f'data-case-id="{draft}"' in only_drafts
     assert f'data-case-id="{waiting}"' not in only_drafts
 
-    client.post("/logout", data={"csrf_token": _csrf(client, "/")})
+    client.post("/logout", data={"csrf_token": page_csrf(client, "/")})
     login(team["rad"])
     assert f'data-case-id="{asked}"' in section(client.get("/").get_data(as_text=True), "invited")
 
@@ -83,7 +83,7 @@ def test_case_and_viewer_pages_follow_the_api_permissions(client, login, team, a
         r = client.get(path)
         assert r.status_code == 404
         assert "页面不存在" in r.get_data(as_text=True)
-    client.post("/logout", data={"csrf_token": _csrf(client, "/")})
+    client.post("/logout", data={"csrf_token": page_csrf(client, "/")})
     login(team["gyn"])
     page = client.get(f"/cases/{case_id}").get_data(as_text=True)
     assert 'id="accept-btn"' in page
