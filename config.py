@@ -99,6 +99,9 @@ class Config:
     OHIF_CACHE = _env("OHIF_CACHE", str(Path.home() / ".cache" / "huizhen"))
 
     API_TOKEN_TTL_HOURS = int(_env("API_TOKEN_TTL_HOURS", str(24 * 7)))
+    # Seconds a valid token's lookup is kept per process: the bound on honouring a revocation made
+    # by another process (one made through the same process takes effect at once). 0: no cache.
+    API_TOKEN_CACHE_SECONDS = float(_env("API_TOKEN_CACHE_SECONDS", "5"))
     LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", "10 per minute")
     # Per account as well as per address, so a botnet cannot try one account from many addresses.
     LOGIN_ACCOUNT_RATE_LIMIT = _env("LOGIN_ACCOUNT_RATE_LIMIT", "30 per 10 minutes")

@@ -2,10 +2,13 @@
 
 import hashlib
 import secrets
-from datetime import timedelta
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import ApiToken, Institution, User
@@ -95,24 +98,74 @@ def issue_token(*, user: User, ttl: timedelta | None = None) -> tuple[str, ApiTo
     return clear, record
 
 
+@dataclass(frozen=True)
+class _KnownToken:
+    id: int
+    user_id: int
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    until: float  # time.monotonic() after which the database is asked again
+
+
+def _known_tokens() -> dict[str, _KnownToken]:
+    # A valid token's lookup is kept API_TOKEN_CACHE_SECONDS per process. A revocation through this
+    # process drops it at once; one made by another process (or straight in the database) is
+    # honoured within that bound. The user is re-read on every request, so deactivation is at once.
+    # One cache per app, as the audit memo: ids are only unique within one database.
+    return current_app.extensions.setdefault("known_tokens", {})
+
+
+def _remember(record: ApiToken) -> None:
+    seconds = current_app.config["API_TOKEN_CACHE_SECONDS"]
+    if seconds <= 0:
+        return
+    _known_tokens()[record.token_hash] = _KnownToken(
+        record.id, record.user_id, record.token_hash, record.created_at, record.expires_at, record.last_used_at,
+        time.monotonic() + seconds)
+
+
+def _from_cache(known: _KnownToken, user: User) -> ApiToken:
+    """Return the token's record as loaded (persistent, unchanged) without asking the database."""
+    record = ApiToken(id=known.id, user_id=known.user_id, token_hash=known.token_hash, created_at=known.created_at,
+                      expires_at=known.expires_at, revoked_at=None, last_used_at=known.last_used_at)
+    make_transient_to_detached(record)
+    record = db.session.merge(record, load=False)
+    set_committed_value(record, "user", user)
+    return record
+
+
 def user_for_token(token: str) -> tuple[User, ApiToken] | None:
-    """Return the user and token record for a valid, unexpired, unrevoked token."""
+    """Return the user and token record for a valid, unexpired, unrevoked token (lookup cached briefly)."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
-    record = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == _token_digest(token)))
-    now = utcnow()
-    if record is None or record.revoked_at is not None or record.expires_at <= now:
-        return None
-    if not record.user.active:
-        return None
-    _note_use(record, now)
+    digest, now = _token_digest(token), utcnow()
+    known = _known_tokens().get(digest)
+    if known is not None and known.until > time.monotonic() and known.expires_at > now:
+        user = db.session.get(User, known.user_id)
+        if user is None or not user.active:
+            return None
+        record = _from_cache(known, user)
+    else:
+        _known_tokens().pop(digest, None)
+        record = db.session.scalar(sa.select(ApiToken).where(ApiToken.token_hash == digest))
+        if record is None or record.revoked_at is not None or record.expires_at <= now:
+            return None
+        if not record.user.active:
+            return None
+        _remember(record)
+    if _note_use(record, now):
+        entry = _known_tokens().get(digest)
+        if entry is not None:
+            _known_tokens()[digest] = replace(entry, last_used_at=now)
     return record.user, record
 
 
-def _note_use(record: ApiToken, now) -> None:
+def _note_use(record: ApiToken, now) -> bool:
     stale = now - TOKEN_USE_RESOLUTION
     if record.last_used_at is not None and record.last_used_at > stale:
-        return
+        return False
     # Its own short transaction, so read-only requests record the use too; the condition keeps
     # concurrent requests (or processes) with the same token to one write a minute.
     with db.engine.begin() as conn:
@@ -120,6 +173,7 @@ def _note_use(record: ApiToken, now) -> None:
             ApiToken.id == record.id, sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= stale),
         ).values(last_used_at=now))
     set_committed_value(record, "last_used_at", now)  # already stored: not a pending change
+    return True
 
 
 def live_tokens(*, token_ids: set[int]) -> set[int]:
@@ -133,8 +187,9 @@ def live_tokens(*, token_ids: set[int]) -> set[int]:
 
 
 def revoke_token(*, record: ApiToken) -> None:
-    """Revoke an API token at once."""
+    """Revoke an API token at once (this process forgets it now; others within API_TOKEN_CACHE_SECONDS)."""
     record.revoked_at = utcnow()
+    _known_tokens().pop(record.token_hash, None)
 
 
 # ---- the specialist directory -------------------------------------------------------------

@@ -1,4 +1,15 @@
-"""Recording and reading the audit log; the one helper every case route goes through."""
+"""Recording and reading the audit log; the one helper every case route goes through.
+
+Every row is written synchronously, in its own transaction (kept even if the request fails).
+Reads that repeat are aggregated rather than queued: :func:`record_once` writes the first of a
+run of identical accesses and skips the repeats within its window — rendered frames and DICOMweb
+frame reads per caller, case and series for 30 minutes; DICOMweb (QIDO) searches per caller, case,
+search and query string for :data:`SEARCH_AGGREGATE_SECONDS`. A denial is never aggregated. This
+was chosen over writing rows from a background queue (which would lose the last rows of a killed
+process and make rows lag their requests) and over writing in the request's own transaction (the
+commit, the costly part, stays); on the DICOMweb benchmark the audit commit was the largest
+single cost of a search (docs/BENCHMARKS.md).
+"""
 
 import csv
 import io
@@ -15,6 +26,8 @@ from app.extensions import db
 
 # Rendered-frame views are logged once per user, case and series per window, not per frame.
 AGGREGATE_SECONDS = 30 * 60
+# Identical searches (same caller, case, search and query string) are logged once per minute.
+SEARCH_AGGREGATE_SECONDS = 60
 _recent_lock = threading.Lock()
 
 
@@ -34,19 +47,20 @@ def record(*, user_id: int | None, action: str, case_id: int | None = None, stat
         conn.execute(sa.insert(AuditEvent).values(**row))
 
 
-def record_once(*, key: tuple, **kwargs) -> None:
-    """Record unless the same key was recorded within the aggregation window."""
+def record_once(*, key: tuple, window: float = AGGREGATE_SECONDS, **kwargs) -> None:
+    """Record unless the same key was recorded within the window (seconds)."""
     now = time.monotonic()
     # One memo per app: ids are only unique within one database, and one process may hold several
     # apps (tests, or an app rebuilt over an emptied database), so a module-level memo would
     # swallow the first record for ids it saw elsewhere.
     _recent: dict[tuple, float] = current_app.extensions.setdefault("audit_recent", {})
     with _recent_lock:
-        if now - _recent.get(key, -AGGREGATE_SECONDS - 1) < AGGREGATE_SECONDS:
+        seen = _recent.get(key)
+        if seen is not None and now - seen[0] < seen[1]:
             return
-        _recent[key] = now
+        _recent[key] = (now, window)
         if len(_recent) > 50_000:  # keep the memo bounded
-            for old in [k for k, t in _recent.items() if now - t >= AGGREGATE_SECONDS]:
+            for old in [k for k, (t, w) in _recent.items() if now - t >= w]:
                 del _recent[old]
     record(**kwargs)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pydicom
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -179,10 +180,8 @@ def _read_attrs(series: Series) -> dict[str, dict] | None:
     return sub.to_json_dict()
 
 
-def _series_attrs(case: Case, all_series: list[Series]) -> dict[int, dict[str, dict]]:
-    """Return the cached attributes of each series, reading and storing the missing ones."""
-    cached = dict(db.session.execute(
-        sa.select(SeriesAttributes.series_id, SeriesAttributes.attrs).where(SeriesAttributes.case_id == case.id)).all())
+def _series_attrs(case: Case, all_series: list[Series], cached: dict[int, dict]) -> dict[int, dict[str, dict]]:
+    """Return the attributes of each series: the cached ones, the missing ones read and stored."""
     missing = [s for s in all_series if s.id not in cached]
     fresh = {}
     for s in missing:
@@ -207,20 +206,24 @@ class _Index:
 
 
 def _load(case: Case, study_uid: str | None, series_uid: str | None) -> _Index:
-    # One query: each series with its study (joined eagerly by the model) and its instance count.
+    # One query: each series with its study, its instance count and its cached attributes.
     counts = (sa.select(Instance.series_id, sa.func.count().label("n")).where(Instance.case_id == case.id)
               .group_by(Instance.series_id).subquery())
-    stmt = (sa.select(Series, sa.func.coalesce(counts.c.n, 0)).join(Study, Series.study_id == Study.id)
-            .outerjoin(counts, counts.c.series_id == Series.id).where(Series.case_id == case.id)
+    stmt = (sa.select(Series, sa.func.coalesce(counts.c.n, 0), SeriesAttributes.attrs)
+            .join(Study, Series.study_id == Study.id)
+            .outerjoin(counts, counts.c.series_id == Series.id)
+            .outerjoin(SeriesAttributes, SeriesAttributes.series_id == Series.id).where(Series.case_id == case.id)
+            .options(so.contains_eager(Series.study))  # the study from the join above, not joined again
             .order_by(Series.series_number.is_(None), Series.series_number, Series.id))
     if study_uid:
         stmt = stmt.where(Study.study_uid == study_uid)
     if series_uid:
         stmt = stmt.where(Series.series_uid == series_uid)
     rows = db.session.execute(stmt).all()
-    series = [s for s, _ in rows]
+    series = [s for s, _, _ in rows]
     studies = sorted({s.study.id: s.study for s in series}.values(), key=lambda st: st.id)
-    return _Index(studies, series, {s.id: n for s, n in rows}, _series_attrs(case, series))
+    cached = {s.id: attrs for s, _, attrs in rows if attrs is not None}
+    return _Index(studies, series, {s.id: n for s, n, _ in rows}, _series_attrs(case, series, cached))
 
 
 def _study_record(study: Study, series: list[Series], ix: _Index, root: str) -> dict:

@@ -96,23 +96,26 @@ def _resolve(action: Action, case_id: int | None, token: str | None, seen: dict)
 
 
 def _audit(name: str, status: int, *, case_id: int | None, link: ShareLink | None, detail: dict | None = None,
-           once: tuple | None = None) -> None:
+           once: tuple | None = None, window: float = audit_log.AGGREGATE_SECONDS) -> None:
     """Log a use of a root: by the token's user, or by the link (its id, never its token)."""
     user_id = current_user.id if link is None and current_user.is_authenticated else None
     if link is not None:
         detail = {**(detail or {}), "link_id": link.id}
     if once is not None:
         audit_log.record_once(key=(user_id, link.id if link else None, case_id, *once), user_id=user_id,
-                              case_id=case_id, action=name, status=status, detail=detail)
+                              case_id=case_id, action=name, status=status, detail=detail, window=window)
     else:
         audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail)
 
 
-def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bool = False, doc: dict | None = None):
+def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bool = False, search: bool = False,
+                   doc: dict | None = None):
     """Register a view under both DICOMweb roots with access check and audit.
 
     ``aggregate``: frame-by-frame reads are logged once per caller, case and study/series per
-    window (as the viewer's rendered frames are), not once per request.
+    window (as the viewer's rendered frames are), not once per request. ``search``: a QIDO search
+    repeated with the same query string is logged once per caller, case and search per
+    ``audit_log.SEARCH_AGGREGATE_SECONDS``. Refusals are always logged, each one.
     """
 
     def decorate(view):
@@ -128,8 +131,13 @@ def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bo
                 _audit(name, exc.status, case_id=link.case_id if link else case_id, link=link,
                        detail={"error": exc.error})
                 raise
-            once = (kwargs.get("study"), kwargs.get("series")) if aggregate else None
-            _audit(name, response.status_code, case_id=access.case.id, link=access.link, once=once)
+            once, window = None, audit_log.AGGREGATE_SECONDS
+            if aggregate:
+                once = (kwargs.get("study"), kwargs.get("series"))
+            elif search:
+                once = (name, *kwargs.values(), request.query_string)
+                window = audit_log.SEARCH_AGGREGATE_SECONDS
+            _audit(name, response.status_code, case_id=access.case.id, link=access.link, once=once, window=window)
             return response
 
         @wraps(view)
@@ -186,37 +194,37 @@ def _search(access: Access, search, **scope) -> Response:
     return json_response(qido.to_json(search(access.case, qido.parse_query(request.args), root=access.root, **scope)))
 
 
-@dicomweb_route("/studies", Action.VIEW, doc=_QIDO)
+@dicomweb_route("/studies", Action.VIEW, search=True, doc=_QIDO)
 def search_studies(access: Access):
     """QIDO-RS: search the case's studies."""
     return _search(access, qido.search_studies)
 
 
-@dicomweb_route("/series", Action.VIEW, doc=_QIDO)
+@dicomweb_route("/series", Action.VIEW, search=True, doc=_QIDO)
 def search_all_series(access: Access):
     """QIDO-RS: search the case's series."""
     return _search(access, qido.search_series)
 
 
-@dicomweb_route("/studies/<study>/series", Action.VIEW, doc=_QIDO)
+@dicomweb_route("/studies/<study>/series", Action.VIEW, search=True, doc=_QIDO)
 def search_series(access: Access, study: str):
     """QIDO-RS: search the series of a study."""
     return _search(access, qido.search_series, study_uid=study)
 
 
-@dicomweb_route("/instances", Action.VIEW, doc=_QIDO)
+@dicomweb_route("/instances", Action.VIEW, search=True, doc=_QIDO)
 def search_all_instances(access: Access):
     """QIDO-RS: search the case's instances."""
     return _search(access, qido.search_instances)
 
 
-@dicomweb_route("/studies/<study>/instances", Action.VIEW, doc=_QIDO)
+@dicomweb_route("/studies/<study>/instances", Action.VIEW, search=True, doc=_QIDO)
 def search_study_instances(access: Access, study: str):
     """QIDO-RS: search the instances of a study."""
     return _search(access, qido.search_instances, study_uid=study)
 
 
-@dicomweb_route("/studies/<study>/series/<series>/instances", Action.VIEW, doc=_QIDO)
+@dicomweb_route("/studies/<study>/series/<series>/instances", Action.VIEW, search=True, doc=_QIDO)
 def search_instances(access: Access, study: str, series: str):
     """QIDO-RS: search the instances of a series."""
     return _search(access, qido.search_instances, study_uid=study, series_uid=series)

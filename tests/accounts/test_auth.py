@@ -77,6 +77,7 @@ def test_revoked_token_is_refused_at_once(api_as, make_user):
     assert api.get("/api/me").status_code == 401
 
 
+@pytest.mark.parametrize("app_overrides", [{"API_TOKEN_CACHE_SECONDS": 0}])  # rewinds the stored time below
 def test_token_use_is_recorded_at_most_once_a_minute(app, client, make_user, token_for):
     from app.accounts.models import ApiToken
     from app.core.time import utcnow
@@ -100,6 +101,36 @@ def test_token_use_is_recorded_at_most_once_a_minute(app, client, make_user, tok
         db.session.commit()
     assert client.get("/api/me", headers=headers).status_code == 200
     assert last_used() >= first
+
+
+def test_a_token_revoked_elsewhere_is_refused_within_the_cache_bound_and_through_this_process_at_once(
+        app, client, make_user, token_for):
+    import time
+
+    from app.accounts.models import ApiToken
+    from app.core.time import utcnow
+    from app.extensions import db
+
+    bound = app.config["API_TOKEN_CACHE_SECONDS"]
+    assert 0 < bound <= 5
+    first, second = (token_for(make_user()) for _ in range(2))
+    for token in (first, second):
+        assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    # Another process revokes the first token straight in the database.
+    started = time.monotonic()
+    with app.app_context():
+        db.session.execute(db.update(ApiToken).where(ApiToken.user_id == db.select(ApiToken.user_id).order_by(
+            ApiToken.id).limit(1).scalar_subquery()).values(revoked_at=utcnow()))
+        db.session.commit()
+    while client.get("/api/me", headers={"Authorization": f"Bearer {first}"}).status_code == 200:
+        assert time.monotonic() - started <= bound + 1
+        time.sleep(0.2)
+    # Revoked through this process: refused on the very next request, cache or not.
+    assert client.delete("/api/auth/token", headers={"Authorization": f"Bearer {second}"}).status_code == 204
+    assert client.get("/api/me", headers={"Authorization": f"Bearer {second}"}).status_code == 401
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(ApiToken).where(
+            ApiToken.revoked_at.is_not(None))) == 2
 
 
 def test_tokens_are_stored_hashed(app, make_user, token_for):

@@ -127,3 +127,22 @@ def test_a_uid_of_another_case_is_never_found(api_as, make_case, world, stored):
     assert owner.get(f"{root}/studies/{study}/series/{series}/instances/{sop}/frames/1").status_code == 404
     # The owner's own root of the other case finds it, of course.
     assert len(owner.get(f"/dicomweb/cases/{other}/studies?StudyInstanceUID={study}").json) == 1
+
+
+def test_a_repeated_search_is_audited_once_per_window_and_every_refusal_each_time(app, client, token_for, world,
+                                                                                 stored):
+    case_id, owner = world["case_id"], world["ids"]["owner"]
+    study = stored["CT_small.dcm"][0]
+    headers = {"Authorization": f"Bearer {token_for(owner)}", "Accept": "application/dicom+json"}
+    root = f"/dicomweb/cases/{case_id}"
+    for url in [f"{root}/studies"] * 3 + [f"{root}/studies?Modality=CT"] * 2 + [f"{root}/studies/{study}/series"] * 2:
+        assert client.get(url, headers=headers).status_code == 200
+    outsider = {"Authorization": f"Bearer {token_for(world['ids']['outsider'])}", "Accept": "application/dicom+json"}
+    for _ in range(3):
+        assert client.get(f"{root}/studies", headers=outsider).status_code == 404
+    with app.app_context():
+        rows = db.session.scalars(sa.select(AuditEvent).where(
+            AuditEvent.case_id == case_id, AuditEvent.action.like("dicomweb_search%"))).all()
+    assert sorted((e.user_id, e.action, e.status) for e in rows) == sorted([
+        (owner, "dicomweb_search_studies", 200), (owner, "dicomweb_search_studies", 200),
+        (owner, "dicomweb_search_series", 200)] + [(world["ids"]["outsider"], "dicomweb_search_studies", 404)] * 3)
