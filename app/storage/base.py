@@ -48,6 +48,9 @@ class ObjectStore(Protocol):
     def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         """Yield (key, last modified, naive UTC) for every object under prefix."""
 
+    def abort_unfinished(self, prefix: str, *, started_before: datetime) -> list[str]:
+        """Abort uploads under prefix begun before started_before and never finished; return their keys."""
+
 
 CASES_PREFIX = "cases/"
 

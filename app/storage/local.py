@@ -65,6 +65,10 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def abort_unfinished(self, prefix: str, *, started_before: datetime) -> list[str]:
+        # An unfinished write here is a .part-* temp file, which keys() lists for storage-gc.
+        return []
+
     def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         base = self.root / prefix
         if not base.exists():
