@@ -18,6 +18,13 @@ class StorageUnavailable(ServiceUnavailable):
     error = "object store unavailable"
 
 
+class StorageFull(StorageUnavailable):
+    """The object store has no room left (ENOSPC, a quota); nothing was recorded."""
+
+    status = 507
+    error = "object store full"
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """What the database keeps about a stored object."""

@@ -1,5 +1,6 @@
 """The embedded object store: files under UPLOAD_FOLDER."""
 
+import errno
 import os
 import shutil
 import tempfile
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from app.storage.base import CHUNK, HashingReader, StorageUnavailable, StoredObject
+from app.storage.base import CHUNK, HashingReader, StorageFull, StorageUnavailable, StoredObject
 
 
 class LocalStore:
@@ -37,6 +38,8 @@ class LocalStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(detail="the local store has no space left; ask the operator") from exc
             raise StorageUnavailable(detail=f"local store: {exc.strerror}") from exc
         return StoredObject(key=key, size=reader.size, sha256=reader.sha256)
 
