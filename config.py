@@ -62,6 +62,9 @@ class Config:
     WORKERS = int(_env("WORKERS", "1"))
     THREADS = int(_env("THREADS", "100"))
     MAX_UPLOAD_MB = int(_env("MAX_UPLOAD_MB", "512"))
+    # Longest wait for the next bytes of a request (or for a client to take the next chunk of an
+    # answer): a stalled upload then frees its server thread. 0 turns the bound off.
+    UPLOAD_READ_TIMEOUT_SECONDS = float(_env("UPLOAD_READ_TIMEOUT_SECONDS", "60"))
     # Per-process caches of stored DICOM instances and rendered frames.
     INSTANCE_CACHE_MB = int(_env("INSTANCE_CACHE_MB", "256"))
     RENDER_CACHE_MB = int(_env("RENDER_CACHE_MB", "128"))

@@ -20,7 +20,9 @@ worker_class = "gthread"
 workers = _config.WORKERS
 threads = _config.THREADS
 # Uploads of a whole study can take minutes on a county hospital's link; the worker's heartbeat
-# keeps running meanwhile (gthread), so this only bounds a worker that hangs.
+# keeps running meanwhile (gthread), so this only bounds a worker that hangs. A stalled client is
+# cut off by the app itself (UPLOAD_READ_TIMEOUT_SECONDS on the request socket, app/core/wsgi.py),
+# which frees its thread; gunicorn has no such per-read bound of its own.
 timeout = 120
 graceful_timeout = 10
 # gunicorn's control socket sits at one path per user, shared by every server of that user:

@@ -39,9 +39,9 @@ def _configure(app: Flask, config_class: type[Config], overrides: dict) -> None:
     app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
     app.url_map.converters["int"] = IdConverter
-    from app.core.wsgi import Utf8QueryString
+    from app.core.wsgi import ReadTimeout, Utf8QueryString
 
-    app.wsgi_app = Utf8QueryString(app.wsgi_app)
+    app.wsgi_app = ReadTimeout(Utf8QueryString(app.wsgi_app), app.config["UPLOAD_READ_TIMEOUT_SECONDS"])
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         raise RuntimeError("SQLALCHEMY_DATABASE_URI is not configured")

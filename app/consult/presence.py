@@ -91,6 +91,9 @@ class RedisPresence:
         self.r = redis.Redis.from_url(url, decode_responses=True)
         self.prefix = prefix
         self.process = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # This process's own room entries, to put back if Redis restarts and loses them.
+        self._local: dict[tuple[int, str], int] = {}
+        self._local_lock = threading.Lock()
         self._beat()
         threading.Thread(target=self._heartbeat, daemon=True, name="presence-heartbeat").start()
 
@@ -98,7 +101,12 @@ class RedisPresence:
         return self.prefix + ":".join(str(p) for p in parts)
 
     def _beat(self) -> None:
-        self.r.set(self._k("proc", self.process), "1", ex=PROCESS_TTL)
+        if self.r.set(self._k("proc", self.process), "1", ex=PROCESS_TTL, get=True) is None:
+            # Our key was gone: a fresh start, or Redis restarted empty. Put our rooms back.
+            with self._local_lock:
+                entries = list(self._local.items())
+            for (case_id, sid), user_id in entries:
+                self.r.hset(self._k("room", case_id), sid, f"{user_id}|{self.process}")
 
     def _heartbeat(self) -> None:
         while True:
@@ -109,10 +117,15 @@ class RedisPresence:
                 continue
 
     def join(self, case_id, sid, user_id):
+        with self._local_lock:
+            self._local[(case_id, sid)] = user_id
+        self._beat()  # after a Redis restart, before the next heartbeat, this process counts as alive
         self.r.hset(self._k("room", case_id), sid, f"{user_id}|{self.process}")
         return self.online(case_id)
 
     def leave(self, case_id, sid):
+        with self._local_lock:
+            self._local.pop((case_id, sid), None)
         self.r.hdel(self._k("room", case_id), sid)
         return self.online(case_id)
 

@@ -1,9 +1,11 @@
 """Domain errors and the one place that turns any error into JSON (for /api) or a page."""
 
+import contextlib
 import logging
 import traceback
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
@@ -90,6 +92,20 @@ def init_app(app: Flask) -> None:
         elif exc.code == 429 or exc.code == 400 and exc.description:
             detail = str(exc.description)
         return error_response(exc.code or 500, error, detail)
+
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def _database_down(exc: sa.exc.DBAPIError):
+        # The database restarting or out of reach: a retryable 503, not a 500 with a traceback.
+        # pool_pre_ping gives the next request a fresh connection once it is back.
+        with contextlib.suppress(sa.exc.SQLAlchemyError):
+            db.session.rollback()
+        if app.config.get("PROPAGATE_EXCEPTIONS"):
+            raise exc
+        log.warning("database unavailable on %s %s: %s", request.method, request.url_rule, type(exc.orig).__name__)
+        response, status = error_response(503, "database unavailable", "try again in a moment")
+        response.headers["Retry-After"] = "5"
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

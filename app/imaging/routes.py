@@ -43,7 +43,8 @@ def _quote(name: str) -> str:
 @bp.post("/files")
 @case_route(Action.UPLOAD)
 @api_doc(responses={200: "per-file accepted and rejected lists", 413: "upload too large",
-                    503: "object store unavailable; nothing recorded"}, tag="imaging")
+                    503: "object store unavailable; nothing recorded",
+                    507: "object store full; nothing recorded"}, tag="imaging")
 def upload_files(case):
     """Upload DICOM files, ZIPs of studies, photos and PDFs (multipart field ``files``)."""
     workflow.require_status(case, Action.UPLOAD)

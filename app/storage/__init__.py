@@ -2,7 +2,15 @@
 
 from flask import Flask, current_app
 
-from app.storage.base import CASES_PREFIX, ObjectStore, StorageUnavailable, StoredObject, case_key, case_prefix
+from app.storage.base import (
+    CASES_PREFIX,
+    ObjectStore,
+    StorageFull,
+    StorageUnavailable,
+    StoredObject,
+    case_key,
+    case_prefix,
+)
 
 
 def build_store(config) -> ObjectStore:
@@ -35,5 +43,5 @@ def get_store() -> ObjectStore:
     return current_app.extensions["object_store"]
 
 
-__all__ = ["CASES_PREFIX", "ObjectStore", "StorageUnavailable", "StoredObject", "build_store", "case_key",
-           "case_prefix", "get_store", "init_app"]
+__all__ = ["CASES_PREFIX", "ObjectStore", "StorageFull", "StorageUnavailable", "StoredObject", "build_store",
+           "case_key", "case_prefix", "get_store", "init_app"]

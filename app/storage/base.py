@@ -18,6 +18,13 @@ class StorageUnavailable(ServiceUnavailable):
     error = "object store unavailable"
 
 
+class StorageFull(StorageUnavailable):
+    """The object store has no room left (ENOSPC, a quota); nothing was recorded."""
+
+    status = 507
+    error = "object store full"
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """What the database keeps about a stored object."""
@@ -47,6 +54,9 @@ class ObjectStore(Protocol):
 
     def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         """Yield (key, last modified, naive UTC) for every object under prefix."""
+
+    def abort_unfinished(self, prefix: str, *, started_before: datetime) -> list[str]:
+        """Abort uploads under prefix begun before started_before and never finished; return their keys."""
 
 
 CASES_PREFIX = "cases/"

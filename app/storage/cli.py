@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from app.storage import get_store
-from app.storage.gc import collect_garbage
+from app.storage.gc import abort_unfinished_uploads, collect_garbage
 
 
 def init_app(app: Flask) -> None:
@@ -16,6 +16,8 @@ def init_app(app: Flask) -> None:
     @click.option("--older-than-minutes", default=60, show_default=True,
                   help="leave younger objects alone (uploads may still be in progress)")
     def storage_gc(older_than_minutes: int):
-        """Delete stored objects that no database row refers to."""
-        removed = collect_garbage(get_store(), older_than=timedelta(minutes=older_than_minutes))
-        click.echo(f"removed {len(removed)} unreferenced object(s)")
+        """Delete stored objects that no database row refers to and abort abandoned uploads."""
+        grace = timedelta(minutes=older_than_minutes)
+        aborted = abort_unfinished_uploads(get_store(), older_than=grace)
+        removed = collect_garbage(get_store(), older_than=grace)
+        click.echo(f"removed {len(removed)} unreferenced object(s), aborted {len(aborted)} unfinished upload(s)")

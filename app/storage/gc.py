@@ -32,3 +32,9 @@ def collect_garbage(store: ObjectStore, *, older_than: timedelta = timedelta(hou
             store.delete(key)
             removed.append(key)
     return removed
+
+
+def abort_unfinished_uploads(store: ObjectStore, *, older_than: timedelta = timedelta(hours=1),
+                             prefix: str = CASES_PREFIX) -> list[str]:
+    """Abort uploads begun before the grace period and never finished (a crash mid multipart upload)."""
+    return store.abort_unfinished(prefix, started_before=utcnow() - older_than)

@@ -1,5 +1,6 @@
 """The embedded object store: files under UPLOAD_FOLDER."""
 
+import errno
 import os
 import shutil
 import tempfile
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from app.storage.base import CHUNK, HashingReader, StorageUnavailable, StoredObject
+from app.storage.base import CHUNK, HashingReader, StorageFull, StorageUnavailable, StoredObject
 
 
 class LocalStore:
@@ -37,6 +38,8 @@ class LocalStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(detail="the local store has no space left; ask the operator") from exc
             raise StorageUnavailable(detail=f"local store: {exc.strerror}") from exc
         return StoredObject(key=key, size=reader.size, sha256=reader.sha256)
 
@@ -64,6 +67,10 @@ class LocalStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def abort_unfinished(self, prefix: str, *, started_before: datetime) -> list[str]:
+        # An unfinished write here is a .part-* temp file, which keys() lists for storage-gc.
+        return []
 
     def keys(self, prefix: str) -> Iterator[tuple[str, datetime]]:
         base = self.root / prefix

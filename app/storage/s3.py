@@ -106,3 +106,22 @@ class S3Store:
             (o.object_name, o.last_modified.astimezone(UTC).replace(tzinfo=None))
             for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)])
         yield from listing
+
+    def abort_unfinished(self, prefix: str, *, started_before: datetime) -> list[str]:
+        self._ensure_bucket()
+        # A process killed mid put_object leaves its multipart upload open: the parts stay in the
+        # bucket, invisible to list_objects, until aborted. minio has no public call for these.
+        aborted, key_marker, id_marker = [], None, None
+        while True:
+            page = self._call(self.client._list_multipart_uploads, self.bucket, prefix=prefix,
+                              key_marker=key_marker, upload_id_marker=id_marker)
+            for upload in page.uploads:
+                started = upload.initiated_time
+                if started is not None and started.astimezone(UTC).replace(tzinfo=None) > started_before:
+                    continue
+                self._call(self.client._abort_multipart_upload, self.bucket, upload.object_name,
+                           upload.upload_id)
+                aborted.append(upload.object_name)
+            if not page.is_truncated:
+                return aborted
+            key_marker, id_marker = page.next_key_marker, page.next_upload_id_marker
