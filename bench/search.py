@@ -87,6 +87,7 @@ def load(conn, n_cases: int, rng: random.Random) -> dict[str, int]:
     _copy(conn, "case_search", ["case_id", "title", "body", "updated_at"], docs)
     conn.execute(sa.text("UPDATE case_search SET tsv = setweight(to_tsvector('simple'::regconfig, title), 'A') "
                          "|| to_tsvector('simple'::regconfig, body)"))
+    conn.execute(sa.text("ANALYZE cases, case_search"))  # without statistics the join below is planned as a loop
     conn.execute(sa.text("UPDATE cases SET search_tsv = case_search.tsv FROM case_search "  # as app/cases/search.py
                          "WHERE case_search.case_id = cases.id"))
     conn.execute(sa.text("ANALYZE"))

@@ -96,14 +96,17 @@ def init_app(app: Flask) -> None:
             event.listen(orm.Session, name, listener)
 
 
-def matching(q: str):
+def matching(q: str, *, indexed: bool = True):
     """Return (condition, score, join) selecting the cases whose documents match q, higher score
     better, or None if q has no terms. ``join`` is a subquery (id, score) to join cases with
     (SQLite's FTS5 table), or None when the condition and score are on the case row itself
-    (PostgreSQL's Case.search_tsv, so the planner ANDs it with visibility and filters in one scan)."""
+    (PostgreSQL's Case.search_tsv, so the planner ANDs it with visibility and filters in one scan;
+    not ``indexed``, the condition cannot use the GIN index and is checked on the rows the other
+    conditions select, for callers who see few cases)."""
     dialect = db.session.get_bind().dialect.name
     if dialect == "postgresql":
-        match = fulltext.tsv_match(Case.search_tsv, q)
+        tsv = Case.search_tsv if indexed else sa.func.coalesce(Case.search_tsv, sa.literal_column("''::tsvector"))
+        match = fulltext.tsv_match(tsv, q)
         return None if match is None else (*match, None)
     hits = fulltext.ranked(INDEX, q, dialect)
     return None if hits is None else (hits.c.id == Case.id, hits.c.score, hits)
