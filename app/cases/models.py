@@ -27,7 +27,7 @@ class Case(db.Model):
         sa.CheckConstraint(in_list("patient_sex", SEXES), name="patient_sex"),
         sa.CheckConstraint("patient_age IS NULL OR (patient_age >= 0 AND patient_age <= 150)", name="patient_age"),
         sa.CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating"),
-        sa.Index("ix_cases_search_tsv", "search_tsv", postgresql_using="gin"),
+        sa.Index("ix_cases_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)

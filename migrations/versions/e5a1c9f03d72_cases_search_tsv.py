@@ -28,7 +28,9 @@ def upgrade():
     if op.get_bind().dialect.name == 'postgresql':
         op.execute("UPDATE cases SET search_tsv = case_search.tsv FROM case_search "
                    "WHERE case_search.case_id = cases.id")
-    op.create_index('ix_cases_search_tsv', 'cases', ['search_tsv'], unique=False, postgresql_using='gin')
+    # fastupdate off: no pending list of new entries for every search to scan until a vacuum merges it.
+    op.create_index('ix_cases_search_tsv', 'cases', ['search_tsv'], unique=False, postgresql_using='gin',
+                    postgresql_with={'fastupdate': 'off'})
 
 
 def downgrade():
