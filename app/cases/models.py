@@ -32,6 +32,7 @@ class Case(db.Model):
         sa.CheckConstraint("rating IS NULL OR (rating >= 1 AND rating <= 5)", name="rating"),
         sa.CheckConstraint("outcome IS NULL OR " + in_list("outcome", OUTCOMES), name="outcome"),
         sa.CheckConstraint("advice IS NULL OR " + in_list("advice", ADVICE_VALUES), name="advice"),
+        sa.Index("ix_cases_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -65,6 +66,10 @@ class Case(db.Model):
     # The due clock stops while information is requested: since when, and how long in total.
     paused_at: so.Mapped[datetime | None]
     paused_seconds: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
+    # PostgreSQL: a copy of case_search.tsv kept by app/cases/search.py, so one bitmap scan of this
+    # table ANDs the words with visibility and filters. Never loaded; empty on SQLite (FTS5 there).
+    search_tsv: so.Mapped[str | None] = so.mapped_column(sa.Text().with_variant(TSVECTOR(), "postgresql"),
+                                                         deferred=True)
 
     owner: so.Mapped[User] = so.relationship(foreign_keys=[owner_id], lazy="joined")
     consultant: so.Mapped[User | None] = so.relationship(foreign_keys=[consultant_id], lazy="joined")

@@ -52,11 +52,13 @@ def create_case():
 
 @bp.get("")
 @api_login_required
-@api_doc(query=CaseListQuery, responses={200: "the matching cases the caller may see, and their total"})
+@api_doc(query=CaseListQuery, responses={200: "the matching cases the caller may see, and their total "
+                                              "(at most 1000; total_capped: there are more)"})
 def list_cases():
     """Search the cases the caller may see: ``q`` words ranked best first, else newest first; filters AND-ed."""
     items, total = service.search_cases(viewer=current_user, query=parse_query(CaseListQuery))
-    return jsonify({"items": [summary_json(c, viewer=current_user) for c in items], "total": total})
+    return jsonify({"items": [summary_json(c, viewer=current_user) for c in items],
+                    "total": min(total, service.COUNT_CAP), "total_capped": total > service.COUNT_CAP})
 
 
 @bp.get("/<int:case_id>")

@@ -48,6 +48,13 @@ def refresh(session: orm.Session, case_ids: set[int]) -> None:
             setattr(row, name, value)
         session.add(row)
     session.flush()
+    if dialect == "postgresql":
+        # The copy on the case row that searches use (Case.search_tsv); updated_at is kept as it
+        # was, since a report or an opinion is not an edit of the case itself.
+        cases = Case.__table__
+        session.execute(sa.update(cases).where(cases.c.id.in_(case_ids)).values(
+            search_tsv=sa.select(CaseSearch.tsv).where(CaseSearch.case_id == cases.c.id).scalar_subquery(),
+            updated_at=cases.c.updated_at))
 
 
 def _changed_case_id(obj, *, new: bool) -> int | None:
@@ -89,6 +96,17 @@ def init_app(app: Flask) -> None:
             event.listen(orm.Session, name, listener)
 
 
-def ranked(q: str):
-    """Return the subquery (id, score) of the cases whose documents match q, or None if q has no terms."""
-    return fulltext.ranked(INDEX, q, db.session.get_bind().dialect.name)
+def matching(q: str, *, indexed: bool = True):
+    """Return (condition, score, join) selecting the cases whose documents match q, higher score
+    better, or None if q has no terms. ``join`` is a subquery (id, score) to join cases with
+    (SQLite's FTS5 table), or None when the condition and score are on the case row itself
+    (PostgreSQL's Case.search_tsv, so the planner ANDs it with visibility and filters in one scan;
+    not ``indexed``, the condition cannot use the GIN index and is checked on the rows the other
+    conditions select, for callers who see few cases)."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        tsv = Case.search_tsv if indexed else sa.func.coalesce(Case.search_tsv, sa.literal_column("''::tsvector"))
+        match = fulltext.tsv_match(tsv, q)
+        return None if match is None else (*match, None)
+    hits = fulltext.ranked(INDEX, q, dialect)
+    return None if hits is None else (hits.c.id == Case.id, hits.c.score, hits)

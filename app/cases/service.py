@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from app.accounts.models import User
 from app.cases import search, workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
-from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter, visible_case_ids
+from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
 from app.cases.signals import participant_removed
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.signals import send_after_commit
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the schemas serialise through this module, so only their ty
 # How soon an opinion is expected after sharing, by urgency.
 RESPONSE_TIME = {"emergency": timedelta(hours=6), "urgent": timedelta(hours=48), "routine": timedelta(days=7)}
 OPINION_REQUIRED = ("diagnosis", "recommendations")
+COUNT_CAP = 1000  # a search counts its matches up to this many, then answers "1000+"
 
 
 def create_case(*, owner: User, data: CaseCreate) -> Case:
@@ -67,8 +68,8 @@ def waiting_for(user: User):
 
 
 def _filters(viewer: User, query: CaseListQuery) -> list:
-    # First and always, so a search never reaches past it; the id list lets the planner start there.
-    conditions = [visible_case_filter(viewer), Case.id.in_(visible_case_ids(viewer))]
+    # First and always, so a search never reaches past it.
+    conditions = [visible_case_filter(viewer)]
     for column, value in ((Case.status, query.status), (Case.specialty, query.specialty),
                           (Case.urgency, query.urgency)):
         if value:
@@ -85,20 +86,43 @@ def _filters(viewer: User, query: CaseListQuery) -> list:
 
 
 def search_cases(*, viewer: User, query: CaseListQuery) -> tuple[list[Case], int]:
-    """Return the cases the user may see that match the words and filters, and how many match in all.
+    """Return the cases the user may see that match the words and filters, and how many match,
+    counted no further than COUNT_CAP + 1 (more than COUNT_CAP means "at least that many").
 
     With words (``q``) the best match comes first; without, the newest.
     """
     conditions = _filters(viewer, query)
-    hits = search.ranked(query.q) if query.q else None
+    # Only a pool's coordinator sees tens of thousands of cases; anyone else sees hundreds, whose rows
+    # are read faster than a common word's index entries (which the planner underestimates).
+    match = search.matching(query.q, indexed=_coordinates_a_pool(viewer)) if query.q else None
     order = [Case.created_at.desc(), Case.id.desc()]
-    stmt, count = sa.select(Case).where(*conditions), sa.select(sa.func.count(Case.id)).where(*conditions)
-    if hits is not None:
-        stmt, count = stmt.join(hits, hits.c.id == Case.id), count.join(hits, hits.c.id == Case.id)
-        order.insert(0, hits.c.score.desc())
-    total = db.session.scalar(count)
-    stmt = stmt.order_by(*order).offset(query.offset).limit(query.limit)
-    return list(db.session.scalars(stmt)), total
+    ids = sa.select(Case.id)
+    if match is not None:
+        condition, score, hits = match
+        if hits is None:
+            conditions.append(condition)
+        else:
+            ids = ids.join(hits, condition)
+        order.insert(0, score.desc())
+    ids = ids.where(*conditions)
+    # The page is chosen by id alone, so the people and institutions are joined to its rows only.
+    page = ids.order_by(*order).offset(query.offset).limit(query.limit)
+    total = None
+    if match is not None:  # every match is scored to rank them anyway: count them in the same pass
+        rows = db.session.execute(page.add_columns(sa.func.count().over())).all()
+        if rows or not query.offset:
+            total = min(rows[0][1] if rows else 0, COUNT_CAP + 1)
+        page_ids = [case_id for case_id, _n in rows]
+    else:
+        page_ids = list(db.session.scalars(page))
+    if total is None:  # counting every case of a broad list costs more than the page; nobody reads past "1000+"
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery()))
+    cases = {c.id: c for c in db.session.scalars(sa.select(Case).where(Case.id.in_(page_ids)))}
+    return [cases[case_id] for case_id in page_ids], total
+
+
+def _coordinates_a_pool(user: User) -> bool:
+    return bool(db.session.scalar(sa.select(sa.exists(coordinated_pools(user.id)))))
 
 
 def dashboard(*, viewer: User, status: str | None = None) -> dict[str, list[Case]]:

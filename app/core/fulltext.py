@@ -78,6 +78,16 @@ def tsvector(title, body):
     return weighted.op("||")(sa.func.to_tsvector(SIMPLE, body))
 
 
+def tsv_match(tsv, q: str):
+    """Return (condition, score) matching a PostgreSQL tsvector column against every term of q,
+    higher score better; None when q has no searchable term."""
+    terms = query_terms(q)
+    if not terms:
+        return None
+    tsquery = sa.func.to_tsquery(SIMPLE, " & ".join(f"{t}:*" if prefix else t for t, prefix in terms))
+    return tsv.op("@@")(tsquery), sa.func.ts_rank(tsv, tsquery)
+
+
 def ranked(index: Index, q: str, dialect: str):
     """Return a subquery (id, score) of the documents matching every term of q, higher score better;
     None when q has no searchable term."""
@@ -85,10 +95,9 @@ def ranked(index: Index, q: str, dialect: str):
     if not terms:
         return None
     if dialect == "postgresql":
-        tsquery = sa.func.to_tsquery(SIMPLE, " & ".join(f"{t}:*" if prefix else t for t, prefix in terms))
-        tsv = sa.column(index.tsv)
-        return (sa.select(sa.column(index.key).label("id"), sa.func.ts_rank(tsv, tsquery).label("score"))
-                .select_from(sa.table(index.table)).where(tsv.op("@@")(tsquery)).subquery())
+        condition, score = tsv_match(sa.column(index.tsv), q)
+        return (sa.select(sa.column(index.key).label("id"), score.label("score"))
+                .select_from(sa.table(index.table)).where(condition).subquery())
     match = " AND ".join(f'"{t}"*' if prefix else f'"{t}"' for t, prefix in terms)  # tokens hold no quotes
     fts = sa.literal_column(index.fts)
     return (sa.select(sa.literal_column("rowid").label("id"),

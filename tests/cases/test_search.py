@@ -117,13 +117,35 @@ def test_paging_reports_the_total(doctor, make_case):
     assert set(ids(r)) <= set(made)
 
 
+def test_the_count_stops_at_1000_and_says_there_are_more(doctor, make_user, app, api_as):
+    from app.cases.models import Case
+
+    uid, api = doctor
+
+    def add(n: int) -> None:
+        with app.app_context():
+            db.session.add_all(Case(owner_id=uid, title=f"卵巢囊肿 {i}", clinical_question="q") for i in range(n))
+            db.session.commit()
+
+    add(1000)
+    for params in ({"q": "卵巢"}, {}):
+        r = api.get("/api/cases", query_string={**params, "limit": 5})
+        assert (r.json["total"], r.json["total_capped"], len(r.json["items"])) == (1000, False, 5), params
+    add(1)
+    for params in ({"q": "卵巢"}, {}):
+        r = api.get("/api/cases", query_string={**params, "limit": 5})
+        assert (r.json["total"], r.json["total_capped"], len(r.json["items"])) == (1000, True, 5), params
+    outsider = api_as(make_user())  # a capped count is still only of the caller's own cases
+    assert outsider.get("/api/cases", query_string={"q": "卵巢"}).json["total"] == 0
+
+
 def test_outsiders_search_never_returns_or_counts_others_cases(doctor, make_case, make_user, api_as):
     uid, api = doctor
     make_case(uid, title="卵巢囊肿", clinical_question="ovarian cyst")
     outsider = api_as(make_user())
     for params in ({"q": "卵巢囊肿"}, {"q": "ovarian"}, {}, {"status": "draft"}):
         r = outsider.get("/api/cases", query_string=params)
-        assert r.json == {"items": [], "total": 0}, params
+        assert r.json == {"items": [], "total": 0, "total_capped": False}, params
 
 
 def test_documents_follow_edits_and_are_removed_with_the_case(doctor, make_case, app):
