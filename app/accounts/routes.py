@@ -6,7 +6,7 @@ from flask_login import current_user
 from app.accounts import service
 from app.accounts.auth import api_login_required, csrf_exempt, login_account_key
 from app.accounts.models import User
-from app.accounts.schemas import SpecialistQuery, TokenRequest, token_json, user_json
+from app.accounts.schemas import TOKEN_SCHEMA, USER_SCHEMA, SpecialistQuery, TokenRequest, token_json, user_json
 from app.accounts.specialties import INSTITUTION_LEVELS, SPECIALTIES
 from app.cases import matching
 from app.cases.permissions import Action, authorize_case
@@ -27,7 +27,7 @@ def _login_limit() -> str:
 @csrf_exempt
 @limiter.limit(_login_limit)
 @limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=login_account_key)
-@api_doc(body=TokenRequest, responses={200: "a token and the user", 401: "wrong email or password",
+@api_doc(body=TokenRequest, responses={200: ("a token and the user", TOKEN_SCHEMA), 401: "wrong email or password",
                                        429: "too many attempts"}, tag="auth")
 def create_token():
     """Exchange an email and password for an API bearer token."""
@@ -55,7 +55,7 @@ def revoke_token():
 
 @bp.get("/me")
 @api_login_required
-@api_doc(responses={200: "the current user"}, tag="accounts")
+@api_doc(responses={200: ("the current user", USER_SCHEMA)}, tag="accounts")
 def me():
     """Return the calling user."""
     return jsonify(user_json(current_user))

@@ -4,6 +4,7 @@ from pydantic import Field
 
 from app.accounts.models import Institution, User
 from app.accounts.specialties import specialty_names
+from app.core.openapi import AT, ID, TEXT, obj
 from app.core.schemas import Schema
 from app.core.time import isoformat
 
@@ -18,6 +19,12 @@ class SpecialistQuery(Schema):
     q: str | None = Field(default=None, max_length=100)
     case_id: int | None = None
     limit: int = Field(default=50, ge=1, le=200)
+
+
+INSTITUTION_SCHEMA = obj({"id": ID, "name": TEXT, "level": TEXT, "region": {"type": ["string", "null"]}})
+USER_SCHEMA = obj({"id": ID, "email": TEXT, "name": TEXT, "specialty": TEXT, "specialty_name": {},
+                   "title": {"type": ["string", "null"]}, "role": TEXT, "institution": INSTITUTION_SCHEMA})
+TOKEN_SCHEMA = obj({"token": TEXT, "token_type": {"const": "Bearer"}, "expires_at": AT, "user": USER_SCHEMA})
 
 
 def institution_json(inst: Institution) -> dict:

@@ -5,9 +5,18 @@ from flask_login import current_user
 
 from app.cases.permissions import Action, case_route
 from app.consult import service
-from app.consult.schemas import AnnotationIn, AnnotationsQuery, MessageIn, MessagesQuery, annotation_json, message_json
+from app.consult.schemas import (
+    ANNOTATION_SCHEMA,
+    MESSAGE_SCHEMA,
+    AnnotationIn,
+    AnnotationsQuery,
+    MessageIn,
+    MessagesQuery,
+    annotation_json,
+    message_json,
+)
 from app.core.errors import BadRequest
-from app.core.openapi import api_doc
+from app.core.openapi import api_doc, items_of
 from app.core.schemas import parse_query, validate
 
 bp = Blueprint("consult", __name__, url_prefix="/api/cases/<int:case_id>")
@@ -23,7 +32,8 @@ def _body(model, case):
 
 @bp.get("/messages")
 @case_route(Action.CHAT, audit="none")
-@api_doc(responses={200: "messages with seq > since, in seq order"}, tag="consult")
+@api_doc(query=MessagesQuery, responses={200: ("messages with seq > since, in seq order", items_of(MESSAGE_SCHEMA))},
+         tag="consult")
 def list_messages(case):
     """Return the room's messages after ``since`` (0 for all), as the ``message`` event sends them."""
     since = parse_query(MessagesQuery).since
@@ -32,7 +42,9 @@ def list_messages(case):
 
 @bp.post("/messages")
 @case_route(Action.CHAT)
-@api_doc(responses={201: "the stored message (200 if the client_id was already used)"}, tag="consult")
+@api_doc(body=MessageIn, responses={201: ("the stored message", MESSAGE_SCHEMA),
+                                    200: ("the message stored before with this client_id", MESSAGE_SCHEMA)},
+         tag="consult")
 def post_message(case):
     """Post a chat message over HTTP; it is broadcast to the room like a socket message."""
     msg, new = service.post_message(case=case, author=current_user, data=_body(MessageIn, case))
@@ -41,7 +53,9 @@ def post_message(case):
 
 @bp.get("/annotations")
 @case_route(Action.VIEW, audit="none")
-@api_doc(responses={200: "live annotations (of one instance with sop_instance_uid)"}, tag="consult")
+@api_doc(query=AnnotationsQuery,
+         responses={200: ("live annotations (of one instance with sop_instance_uid)", items_of(ANNOTATION_SCHEMA))},
+         tag="consult")
 def list_annotations(case):
     """Return the annotations drawn on the case's images."""
     items = service.annotations(case=case, sop_instance_uid=parse_query(AnnotationsQuery).sop_instance_uid)
@@ -50,7 +64,7 @@ def list_annotations(case):
 
 @bp.post("/annotations")
 @case_route(Action.CHAT)
-@api_doc(responses={201: "the stored annotation"}, tag="consult")
+@api_doc(body=AnnotationIn, responses={201: ("the stored annotation", ANNOTATION_SCHEMA)}, tag="consult")
 def add_annotation(case):
     """Draw an annotation over HTTP; it is broadcast to the room."""
     return jsonify(service.add_annotation(case=case, author=current_user, data=_body(AnnotationIn, case))), 201

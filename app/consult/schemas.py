@@ -6,6 +6,7 @@ from pydantic import Field, FiniteFloat, StrictInt, field_validator
 
 from app.cases.schemas import ImageRef
 from app.consult.models import ANNOTATION_KINDS, Annotation, Message
+from app.core.openapi import AT, ID, TEXT, obj
 from app.core.schemas import Schema
 from app.core.time import isoformat
 
@@ -104,6 +105,17 @@ class AnnotationsQuery(Schema):
 class AnnotationDeleteIn(Schema):
     case_id: int
     id: int
+
+
+AUTHOR_SCHEMA = obj({"id": ID, "name": TEXT})
+MESSAGE_SCHEMA = obj({"case_id": ID, "seq": ID, "client_id": {"type": ["string", "null"]}, "author": AUTHOR_SCHEMA,
+                      "body": TEXT, "image_ref": {"type": ["object", "null"]}, "at": AT})
+ANNOTATION_SCHEMA = obj({
+    "id": ID, "case_id": ID, "sop_instance_uid": TEXT, "frame": ID, "kind": {"enum": list(ANNOTATION_KINDS)},
+    "points": {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 2,
+                                          "maxItems": 2}},
+    "text": {"type": ["string", "null"]}, "length_mm": {"type": ["number", "null"]}, "author": AUTHOR_SCHEMA,
+    "at": AT})
 
 
 def message_json(m: Message) -> dict:

@@ -19,8 +19,13 @@ DOCUMENTED_PREFIXES = ("/api/", "/dicomweb/")
 _ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
-def api_doc(*, body=None, query=None, responses: dict[int, str] | None = None, tag: str | None = None):
-    """Attach request/response facts to a view for the OpenAPI document."""
+def api_doc(*, body=None, query=None, responses: dict[int, str | tuple[str, dict]] | None = None,
+            tag: str | None = None):
+    """Attach request/response facts to a view for the OpenAPI document.
+
+    ``body`` and ``query`` are the pydantic models the view parses; a response is a description,
+    or (description, JSON schema of the JSON answer).
+    """
 
     def decorate(view):
         view.openapi = {"body": body, "query": query, "responses": responses or {}, "tag": tag}
@@ -31,6 +36,28 @@ def api_doc(*, body=None, query=None, responses: dict[int, str] | None = None, t
 
 def _schema_of(model) -> dict:
     return model.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def obj(required: dict[str, dict], **optional: dict) -> dict:
+    """JSON schema of an object answer: the required properties and their schemas, then optional ones."""
+    return {"type": "object", "required": list(required), "properties": {**required, **optional}}
+
+
+def items_of(item: dict) -> dict:
+    """JSON schema of a ``{"items": [...]}`` answer."""
+    return obj({"items": {"type": "array", "items": item}})
+
+
+ID = {"type": "integer", "minimum": 1}
+TEXT = {"type": "string"}
+AT = {"type": "string", "format": "date-time"}
+
+
+def _response(answer: str | tuple[str, dict]) -> dict:
+    if isinstance(answer, str):
+        return {"description": answer}
+    text, schema = answer
+    return {"description": text, "content": {"application/json": {"schema": schema}}}
 
 
 def build_spec(app) -> dict:
@@ -65,8 +92,14 @@ def build_spec(app) -> dict:
                 components[model.__name__] = schema
                 op["requestBody"] = {"required": True, "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
-            responses = {str(code): {"description": text} for code, text in meta.get("responses", {}).items()}
+            responses = {str(code): _response(answer) for code, answer in meta.get("responses", {}).items()}
             responses.setdefault("200", {"description": "OK"})
+            if rule.rule.startswith("/api/"):
+                # Every client error of the JSON API has the one error shape (app.core.errors).
+                for code, answer in responses.items():
+                    if code.startswith("4"):
+                        answer.setdefault("content", _ERROR_CONTENT)
+                responses["4XX"] = {"description": "the request cannot be served", "content": _ERROR_CONTENT}
             if getattr(view, "requires_auth", False):
                 op["security"] = [{"bearer": []}]
                 responses.setdefault("401", {"description": "missing or invalid credentials",

@@ -25,8 +25,13 @@ DB_INT_MAX = 2**31 - 1
 
 
 def _check_numbers(value, path: str = "") -> None:
-    """Raise ValueError if value holds an int outside the database range or a non-finite float."""
+    """Raise ValueError if value holds an int outside the database range, a non-finite float or a NUL."""
     if isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        # PostgreSQL text cannot hold NUL (psycopg raises, a 500); no field of ours needs one.
+        if "\x00" in value:
+            raise ValueError(f"text{path} must not contain NUL characters")
         return
     if isinstance(value, int):
         if not DB_INT_MIN <= value <= DB_INT_MAX:

@@ -14,7 +14,7 @@ from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
 from app.imaging import ingest, multipart
 from app.imaging import service as imaging
-from app.imaging.schemas import FilesCheckBody, InstanceQuery, ThumbnailQuery
+from app.imaging.schemas import FilesCheckBody, InstanceQuery, RenderQuery, ThumbnailQuery
 
 bp = Blueprint("imaging", __name__, url_prefix="/api/cases/<int:case_id>")
 
@@ -106,7 +106,8 @@ def instance_file(case, sop: str):
 
 @bp.get("/instances/<sop>/rendered")
 @case_route(Action.VIEW_IMAGES, audit="none")
-@api_doc(responses={200: "image/png or image/jpeg of the frame; X-Window-Center/-Width: the window used",
+@api_doc(query=RenderQuery,
+         responses={200: "image/png or image/jpeg of the frame; X-Window-Center/-Width: the window used",
                     422: "the instance cannot be rendered"}, tag="imaging")
 def instance_rendered(case, sop: str):
     """Render one frame (``frame``, 1-based) with an optional window (``wc``, ``ww``) and ``size``."""

@@ -1,6 +1,6 @@
 """Query models of the imaging API."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -13,6 +13,16 @@ class InstanceQuery(Query):
 
 class ThumbnailQuery(Query):
     size: int = Field(default=128, ge=16, le=512)
+
+
+class RenderQuery(Query):
+    """The rendered endpoint's query, for the OpenAPI document (imaging.service.parse_render_request reads it)."""
+
+    frame: int = Field(default=1, ge=0)
+    wc: float | None = None
+    ww: float | None = Field(default=None, gt=0)
+    size: int | None = Field(default=None, ge=16, le=4096)
+    format: Literal["png", "jpeg", "jpg", "PNG", "JPEG", "JPG"] = "png"  # noqa: A003 - the query's name
 
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]

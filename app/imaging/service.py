@@ -1,5 +1,6 @@
 """Reading a case's image index and serving its files and rendered frames."""
 
+import math
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -114,15 +115,18 @@ def instance_bytes(inst: Instance) -> bytes:
 
 
 def parse_render_request(args) -> RenderRequest:
-    """Validate the rendered endpoint's query (frame, wc, ww, size, format)."""
+    """Validate the rendered endpoint's query (frame, wc, ww, size, format; documented as RenderQuery)."""
     def number(name, cast=float):
         raw = args.get(name)
         if raw in (None, ""):
             return None
         try:
-            return cast(raw)
+            value = cast(raw)
         except ValueError:
             raise BadRequest(f"invalid {name}", {name: raw}) from None
+        if not math.isfinite(value):  # float() reads "nan" and "inf"; a window of NaN is no window
+            raise BadRequest(f"invalid {name}", {name: raw})
+        return value
 
     frame = number("frame", int) or 1
     wc, ww = number("wc"), number("ww")

@@ -65,3 +65,18 @@ def test_openapi_document_is_valid_and_lists_every_api_route(app, client):
 def test_openapi_marks_routes_that_need_a_token(client, path):
     spec = client.get("/api/openapi.json").json
     assert spec["paths"][path]["get"]["security"] == [{"bearer": []}]
+
+
+def test_openapi_describes_bodies_queries_answers_and_the_error_shape(client):
+    spec = client.get("/api/openapi.json").json
+    messages = spec["paths"]["/api/cases/{case_id}/messages"]
+    assert [p["name"] for p in messages["get"]["parameters"] if p["in"] == "query"] == ["since"]
+    assert messages["post"]["requestBody"]["content"]["application/json"]["schema"]
+    listed = messages["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["properties"]["items"]["items"]["required"][:2] == ["case_id", "seq"]
+    me = spec["paths"]["/api/me"]["get"]["responses"]
+    assert "email" in me["200"]["content"]["application/json"]["schema"]["required"]
+    error = {"$ref": "#/components/schemas/Error"}
+    assert me["4XX"]["content"]["application/json"]["schema"] == error
+    rendered = spec["paths"]["/api/cases/{case_id}/instances/{sop}/rendered"]["get"]
+    assert {p["name"] for p in rendered["parameters"] if p["in"] == "query"} == {"frame", "wc", "ww", "size", "format"}

@@ -144,3 +144,10 @@ def test_unknown_instance_is_404(api, case_id):
     r = api.get(f"/api/cases/{case_id}/instances/2.25.999/rendered")
     assert r.status_code == 404
     assert r.json["error"] == "instance not found"
+
+
+@pytest.mark.parametrize("query", ["wc=nan&ww=400", "wc=40&ww=inf", "wc=-Infinity&ww=1", "wc=40&ww=NaN"])
+def test_non_finite_windows_are_400(api, case_id, query):
+    sop = put(api, case_id, "CT_small.dcm")
+    r = api.get(f"/api/cases/{case_id}/instances/{sop}/rendered?{query}")
+    assert r.status_code == 400, (r.status_code, r.data[:200])
