@@ -51,8 +51,9 @@ serve-production: db ohif
 lint: install-dev
 	$(BIN)/ruff check .
 
-## Lint, then the whole suite on SQLite and again on the PostgreSQL of this machine
-test: lint test-sqlite test-pg
+## Lint, then the suite on SQLite and again on the PostgreSQL of this machine (engine-agnostic tests in one pass: tests/conftest.py)
+test: lint
+	HZ_SPLIT_PASSES=1 $(MAKE) test-sqlite test-pg
 
 test-sqlite: install-dev ohif
 	DATABASE_URL= $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ shared ``test`` database is left as it was found. The schema is built once per r
 real Alembic migrations; each test then starts from empty tables.
 """
 
+import os
 import uuid
 from datetime import timedelta
 from urllib.parse import quote
@@ -20,6 +21,29 @@ from app.extensions import db, limiter
 from config import TestingConfig
 
 PASSWORD = "correct-horse-battery"  # noqa: S105 - test accounts only
+
+# `make test` runs the suite twice, on SQLite and then on PostgreSQL (HZ_SPLIT_PASSES=1). Tests whose
+# subject does not depend on the database engine (browsers, crash and restart faults, the hostile
+# file corpus, Orthanc) run in the SQLite pass only; the API fuzzer runs in the PostgreSQL pass
+# only, where strict types and lengths turn bad input into server errors. Run alone, each pass
+# runs everything.
+ENGINE_AGNOSTIC = ("tests/e2e/", "tests/faults/", "tests/imaging/test_hostile", "tests/dicomnet/test_orthanc.py")
+POSTGRES_PASS = ("tests/fuzz/",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """With HZ_SPLIT_PASSES=1, leave out what the other pass of ``make test`` runs."""
+    if os.environ.get("HZ_SPLIT_PASSES") != "1":
+        return
+    url = TestingConfig.SQLALCHEMY_DATABASE_URI or ""
+    elsewhere = ENGINE_AGNOSTIC if url.startswith("postgresql") else POSTGRES_PASS
+    keep, drop = [], []
+    for item in items:
+        path = os.path.relpath(str(item.path), config.rootpath)
+        (drop if path.startswith(elsewhere) else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 # Shared worlds (a doctor with a draft case, a case in progress, a consortium) live in tests/support.
 pytest_plugins = ["tests.support.worlds", "tests.support.consortium"]
