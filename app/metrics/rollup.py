@@ -10,8 +10,9 @@ for; the pieces of a period that are not whole months (and the current month whi
 are computed from the cases on each request by the same query.
 
 The change log is the timeline: every step that moves a metric writes a ``case_events`` row. A
-stored month is rebuilt when a timeline entry newer than the month's ``built_upto`` is dated in it
-or belongs to a case shared in it (a case shared in March and closed in May rebuilds March), and
+stored month is rebuilt when a timeline entry newer than the month's ``built_upto`` belongs to a
+case whose timeline or sharing touches the month (a case shared in March and closed in May
+rebuilds March and May), and
 when its ``stale_after`` time passes (an open case becomes past due, which moves "answered within
 due time" without any step). Untouched months stay frozen.
 """
@@ -131,17 +132,20 @@ def live_cells(*, level: str, start: datetime, end: datetime, ids: list[int] | N
 # ---- the stored months ----------------------------------------------------------------------
 
 def _touched(since: int) -> dict[str, int]:
-    """Months moved by timeline entries newer than ``since``: month -> newest such entry id."""
-    out: dict[str, int] = {}
-    newer = CaseEvent.id > since
-    by_case = sa.select(month_of(Case.submitted_at), sa.func.max(CaseEvent.id)).join(
-        Case, Case.id == CaseEvent.case_id).where(newer, Case.submitted_at.is_not(None)).group_by(
-        month_of(Case.submitted_at))
-    by_step = sa.select(month_of(CaseEvent.at), sa.func.max(CaseEvent.id)).where(newer).group_by(month_of(CaseEvent.at))
-    for stmt in (by_case, by_step):
-        for month, top in db.session.execute(stmt):
-            out[month] = max(out.get(month, 0), top)
-    return out
+    """Months moved by timeline entries newer than ``since``: month -> newest such entry id.
+
+    A case touched by a new entry moves the months of its whole timeline, not only the month it is
+    shared in now: shared again after a decline, it leaves the month of its first sharing (dated
+    by that sharing's entry).
+    """
+    touched = sa.select(CaseEvent.case_id, sa.func.max(CaseEvent.id).label("top")).where(
+        CaseEvent.id > since).group_by(CaseEvent.case_id).subquery()
+    history = sa.select(month_of(CaseEvent.at).label("m"), touched.c.top).join(
+        touched, touched.c.case_id == CaseEvent.case_id)
+    current = sa.select(month_of(Case.submitted_at).label("m"), touched.c.top).join(
+        touched, touched.c.case_id == Case.id).where(Case.submitted_at.is_not(None))
+    both = sa.union_all(history, current).subquery()
+    return {m: top for m, top in db.session.execute(sa.select(both.c.m, sa.func.max(both.c.top)).group_by(both.c.m))}
 
 
 def _next_past_due(month: str, now: datetime) -> datetime | None:

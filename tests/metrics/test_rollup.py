@@ -75,3 +75,23 @@ def test_medians_count_each_time_to_the_nearest_half_hour(app, mworld):
         got = _doctor(app, mworld["dC"], span)["median_hours_to_accept"]
         assert (got.n, got.value) == (5, pytest.approx(1.0))  # 0, 1, 1, 1.5, 1.5
         assert (got.lo, got.hi) == (pytest.approx(0.0), pytest.approx(1.5))
+
+
+def test_a_case_shared_again_leaves_its_old_month(app, make_case, make_user, api_as):
+    """Declined and shared again, a case counts in the month of the new sharing and no longer in the old."""
+    from app.cases.models import Case, CaseEvent
+
+    owner, first, second = make_user(), make_user(specialty="gynecology"), make_user(specialty="gynecology")
+    case_id = make_case(owner)
+    assert api_as(owner).post(f"/api/cases/{case_id}/share", json={"specialist_id": first}).status_code == 200
+    now = utcnow()
+    last_month = (datetime(now.year, now.month, 1) - timedelta(days=1)).replace(day=1)
+    span = (last_month, datetime(now.year, now.month, 1))
+    with app.app_context():  # as if shared last month
+        db.session.get(Case, case_id).submitted_at = last_month + H
+        db.session.execute(sa.update(CaseEvent).where(CaseEvent.case_id == case_id).values(at=last_month + H))
+        db.session.commit()
+    assert _doctor(app, first, span)["cases_received"].n == 1  # last month is stored now
+    assert api_as(first).post(f"/api/cases/{case_id}/decline", json={"reason": "出差"}).status_code == 200
+    assert api_as(owner).post(f"/api/cases/{case_id}/share", json={"specialist_id": second}).status_code == 200
+    assert _doctor(app, first, span).get("cases_received") is None  # no case of theirs left in the month
