@@ -4,20 +4,11 @@ import html as htmllib
 import re
 from datetime import timedelta
 
-import pytest
-
 from app.cases.models import ADVICE_VALUES, OUTCOMES, Case
 from app.extensions import db
+from tests.metrics import test_closeout
 
-
-@pytest.fixture
-def answered(make_case_in_progress, api_as):
-    """A case shared, accepted and answered: (case id, ids)."""
-    case_id, ids = make_case_in_progress()
-    r = api_as(ids["consultant"]).post(f"/api/cases/{case_id}/opinion",
-                                       json={"diagnosis": "子宫肌瘤", "recommendations": "随访"})
-    assert r.status_code == 200, r.json
-    return case_id, ids
+answered = test_closeout.answered  # the fixture: a case shared, accepted and answered
 
 
 def _close_form(page: str) -> str:
