@@ -9,21 +9,16 @@ gap to the peer median and to the best quartile, the opportunity (gap × yearly 
 best-performing peer, named only when its org agreed to be named (``Org.name_peers_ok``).
 """
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
 
 from app.accounts.models import Institution, User
-from app.cases.models import CaseEvent
 from app.core.errors import BadRequest
-from app.core.time import utcnow
 from app.extensions import db
 from app.metrics.definitions import HIGHER, LOWER, METRICS, Metric
-from app.metrics.service import Rollup, Stat, compute_rollup, shown, stat_of
+from app.metrics.service import Stat, compute_rollup, shown, stat_of
 from app.orgs.models import ConsortiumInstitution, Org, OrgMember
 
 ANONYMOUS = "an anonymous peer"
@@ -145,38 +140,6 @@ def metric_value(metric: Metric, stat: Stat, peers: list[tuple[int, Stat]] | Non
     return out
 
 
-# ---- the heavy part, cached until the data changes ------------------------------------------
-
-CACHE_SIZE = 64
-CLOCK_BUCKET = 300  # seconds: "past due" depends on the time, so a cached rollup lives at most this long
-
-
-def data_version() -> int:
-    """The newest timeline entry's id: every step that moves a metric (share, accept, decline, ask,
-    answer, sign, close, invite) writes one, so an unchanged id means unchanged figures."""
-    return db.session.scalar(sa.select(sa.func.max(CaseEvent.id))) or 0
-
-
-def cached_rollup(*, level: str, ids: list[int], members: list[int], start: datetime, end: datetime) -> Rollup:
-    """compute_rollup, remembered per app process for the same question, data version and 5 minutes."""
-    cache = current_app.extensions.setdefault("metrics_rollups", OrderedDict())
-    key = (level, tuple(ids), tuple(members), start, end, data_version(),
-           int(utcnow().timestamp()) // CLOCK_BUCKET)
-    with _cache_lock:
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
-    rolled = compute_rollup(level=level, ids=ids, members=members, start=start, end=end)
-    with _cache_lock:
-        cache[key] = rolled
-        while len(cache) > CACHE_SIZE:
-            cache.popitem(last=False)
-    return rolled
-
-
-_cache_lock = threading.Lock()
-
-
 # ---- peer groups ------------------------------------------------------------------------------
 
 def _ids_where(model, column, value) -> list[int]:
@@ -231,7 +194,7 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None) -> dict:
     groups = peer_groups(org=org, level=level, member_ids=member_ids, peers=peers)
     everyone = sorted(set(member_ids) | {p for ps in groups.values() for p in ps})
     start, end = span.bounds
-    rolled = cached_rollup(level=level, ids=everyone, members=member_ids, start=start, end=end)
+    rolled = compute_rollup(level=level, ids=everyone, members=member_ids, start=start, end=end)
     stats, whole, monthly = rolled.entities, rolled.whole, rolled.months
     # Members are named to whoever may see the org; other peers only if the org agreed to naming.
     names = dict(members) if org.name_peers_ok else {}

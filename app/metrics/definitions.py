@@ -7,7 +7,9 @@ shared again counts for the one who took it). ``events``: the accept and decline
 timeline dated in the period, credited to the specialist who took the step. ``include`` selects the
 rows counted in ``n``; ``value`` is what is measured on them: for a rate the condition counted in
 the numerator, for a median or mean the number. Everything is SQLAlchemy Core, so the same
-definitions run on PostgreSQL and SQLite (see :mod:`app.metrics.sql` for the two dialect helpers).
+definitions run on PostgreSQL and SQLite (see :mod:`app.metrics.sql` for the dialect helpers). The
+figures are added up from monthly cells (:mod:`app.metrics.rollup`); medians are read from the
+times counted to the nearest half hour, which is the resolution their definitions state.
 """
 
 from collections.abc import Callable
@@ -24,7 +26,8 @@ RESPONSES = ("accept", "decline", "return_to_pool")  # a specialist's answer to 
 
 WILSON = "Wilson 95% interval of the rate; better/worse when it excludes the peer median"
 MEDIAN_CI = ("distribution-free 95% interval of the median (order statistics, normal approximation "
-             "of the binomial); better/worse when it excludes the peer median")
+             "of the binomial, on the times counted to the nearest 0.5 h); better/worse when it excludes "
+             "the peer median")
 MEAN_CI = "95% interval of the mean (t ≈ 1.96 × standard error); better/worse when it excludes the peer median"
 
 
@@ -80,10 +83,12 @@ METRICS: tuple[Metric, ...] = (
            "them next; drafts and withdrawn cases are not counted).", "a count; no verdict", _received),
     Metric("median_hours_to_accept", "接诊时间中位数", "Median hours to accept", "hours", LOWER, "median", "cases",
            5, "Median hours from sharing (or sharing again after a decline) to acceptance, over the cases "
-           "accepted.", MEDIAN_CI, _accepted, lambda: hours_between(Case.accepted_at, Case.submitted_at)),
+           "accepted; each time is counted to the nearest 0.5 h.", MEDIAN_CI, _accepted,
+           lambda: hours_between(Case.accepted_at, Case.submitted_at)),
     Metric("median_hours_to_opinion", "出具意见时间中位数", "Median hours to opinion", "hours", LOWER, "median",
            "cases", 5, "Median hours from sharing to the signed opinion, without the time spent waiting for "
-           "information the specialist asked for.", MEDIAN_CI, lambda: Case.answered_at.is_not(None),
+           "information the specialist asked for; each time is counted to the nearest 0.5 h.", MEDIAN_CI,
+           lambda: Case.answered_at.is_not(None),
            _opinion_hours),
     Metric("within_due_pct", "按时答复率", "Answered within due time", "%", HIGHER, "rate", "cases", 10,
            "Share of cases answered by their due time (set by urgency, moved by information-request pauses), "

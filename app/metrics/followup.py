@@ -44,3 +44,11 @@ def answer_follow_up(*, case: Case, actor: User, followed: bool) -> FollowUp:
         raise Conflict("the follow-up is already answered", {"followed": follow_up.followed})
     db.session.refresh(follow_up)
     return follow_up
+
+
+def unanswered(*, case_ids: list[int]) -> set[int]:
+    """Which of these cases have a follow-up asked and not yet answered."""
+    if not case_ids:
+        return set()
+    return set(db.session.scalars(sa.select(FollowUp.case_id).where(
+        FollowUp.case_id.in_(case_ids), FollowUp.answered_at.is_(None))))

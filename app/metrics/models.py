@@ -52,3 +52,33 @@ class PeerReview(db.Model):
     # Written when there is disagreement: what the colleague would teach from this case.
     teaching_note: so.Mapped[str | None] = so.mapped_column(sa.Text)
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+
+class MetricMonth(db.Model):
+    """A stored month of the metric rollup at one level: up to which timeline entry it is built, and
+    when it goes stale on its own (the next open case to pass its due time)."""
+
+    __tablename__ = "metric_months"
+
+    kind: so.Mapped[str] = so.mapped_column(sa.String(12), primary_key=True)  # doctor, institution, pool
+    month: so.Mapped[str] = so.mapped_column(sa.String(7), primary_key=True)  # YYYY-MM
+    built_upto: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    stale_after: so.Mapped[datetime | None]
+    built_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+
+
+class MetricCell(db.Model):
+    """One metric for one unit in one stored month: its additive sums, and for a median the count of
+    values per half-hour bucket (little-endian int32 (bucket, count) pairs)."""
+
+    __tablename__ = "metric_cells"
+
+    kind: so.Mapped[str] = so.mapped_column(sa.String(12), primary_key=True)
+    month: so.Mapped[str] = so.mapped_column(sa.String(7), primary_key=True)
+    unit_id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    code: so.Mapped[str] = so.mapped_column(sa.String(40), primary_key=True)
+    n: so.Mapped[int]
+    k: so.Mapped[int]
+    s: so.Mapped[float]
+    ss: so.Mapped[float]
+    hist: so.Mapped[bytes | None] = so.mapped_column(sa.LargeBinary)

@@ -35,6 +35,7 @@ from app.cases.schemas import CaseCreate, CaseListQuery, InboxStatusQuery, case_
 from app.core.schemas import parse_query
 from app.extensions import db, limiter
 from app.imaging import service as imaging
+from app.metrics import followup
 from app.notifications import service as notifications
 from app.orgs import service as orgs
 from app.orgs.pages import my_orgs
@@ -119,12 +120,14 @@ def index():
     if search.q or search.model_fields_set - {"status"}:  # words or a filter beyond status: one ranked list
         results = [summary_json(c, viewer=current_user)
                    for c in cases.search_cases(viewer=current_user, query=search.model_copy(update={"limit": 100}))[0]]
+    notes = notifications.inbox(user=current_user, limit=20)
     return render_template(
         "inbox.html",
         sections={name: [summary_json(c, viewer=current_user) for c in items] for name, items in sections.items()},
         search=search, results=results, specialties=SPECIALTIES, modalities=MODALITIES, urgencies=URGENCIES,
         status=status, statuses=STATUS_FILTERS,
-        notifications=notifications.inbox(user=current_user, limit=20),
+        notifications=notes,
+        open_follow_ups=followup.unanswered(case_ids=[n.case_id for n in notes if n.kind == "follow_up"]),
         unread=notifications.unread_count(user=current_user),
         orgs=my_orgs(current_user), away_until=orgs.away_now(current_user))
 

@@ -169,6 +169,8 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
     assert download.value.path().read_bytes()[:5] == b"%PDF-"
     gp.locator("#close input[name=rating][value='4']").check()
     gp.fill("#close textarea[name=comment]", "意见很有帮助")
+    gp.locator("#close input[name=outcome][value='referral_avoided']").check()
+    gp.locator("#close input[name=advice][value='new_advice']").check()
     gp.click("#close-btn")
     expect(gp.locator(".case-head [data-status]")).to_have_attribute("data-status", "closed")
     expect(gp.locator("#rating")).to_contain_text("★★★★☆")
