@@ -1,7 +1,7 @@
 """metrics: monthly rollup cells and their build state
 
 Revision ID: 9b3e5d1c7a20
-Revises: 71cdbcc6d061
+Revises: e5a1c9f03d72
 Create Date: 2026-11-26 15:40:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '9b3e5d1c7a20'
-down_revision = '71cdbcc6d061'
+down_revision = 'e5a1c9f03d72'
 branch_labels = None
 depends_on = None
 
