@@ -95,14 +95,17 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(sa.exc.OperationalError)
     @app.errorhandler(sa.exc.InterfaceError)
-    def _database_down(exc: sa.exc.DBAPIError):
+    # What the session raises when a connection died earlier in the same request.
+    @app.errorhandler(sa.exc.PendingRollbackError)
+    def _database_down(exc: sa.exc.SQLAlchemyError):
         # The database restarting or out of reach: a retryable 503, not a 500 with a traceback.
         # pool_pre_ping gives the next request a fresh connection once it is back.
         with contextlib.suppress(sa.exc.SQLAlchemyError):
             db.session.rollback()
         if app.config.get("PROPAGATE_EXCEPTIONS"):
             raise exc
-        log.warning("database unavailable on %s %s: %s", request.method, request.url_rule, type(exc.orig).__name__)
+        cause = type(getattr(exc, "orig", None) or exc).__name__
+        log.warning("database unavailable on %s %s: %s", request.method, request.url_rule, cause)
         response, status = error_response(503, "database unavailable", "try again in a moment")
         response.headers["Retry-After"] = "5"
         return response, status

@@ -74,6 +74,8 @@ def test_consultation_from_phone_upload_to_rated_opinion(open_as, demo, material
     screenshot(gyn, "desktop-inbox")
     gyn.locator(f"#section-awaiting_decision [data-case-id='{case_id}'] a").click()
     screenshot(gyn, "desktop-case-to-accept")
+    # Until actions.js has loaded, a click would submit the form natively (a reload).
+    expect(gyn.locator("html")).to_have_attribute("data-actions", "ready")
     gyn.click("#accept-btn")
     expect(gyn.locator(".case-head [data-status]")).to_have_attribute("data-status", "accepted")
     invite = gyn.locator(f"#invite-picker li[data-user-id='{demo['radiology']}']")

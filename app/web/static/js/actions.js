@@ -97,3 +97,6 @@ document.addEventListener("click", (event) => {
 for (const field of document.querySelectorAll("select[data-autosubmit]")) {
   field.addEventListener("change", () => field.form.submit());
 }
+
+// The page's forms now post through the API: tests (and styles) can wait for this.
+document.documentElement.dataset.actions = "ready";
