@@ -112,16 +112,10 @@ def app_overrides():
     return {}
 
 
-@pytest.fixture
-def app(database_url, tmp_path, app_overrides):
-    """Yield an app on empty tables, with its object store in a temp folder."""
-    app = create_app(
-        TestingConfig,
-        SQLALCHEMY_DATABASE_URI=database_url,
-        UPLOAD_FOLDER=str(tmp_path / "uploads"),
-        INSTANCE_PATH=str(tmp_path / "instance"),
-        **app_overrides,
-    )
+def app_on_empty_tables(database_url: str, folder, **overrides):
+    """Yield an app on empty tables with its object store and instance folder under ``folder``."""
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url, UPLOAD_FOLDER=str(folder / "uploads"),
+                     INSTANCE_PATH=str(folder / "instance"), **overrides)
     with app.app_context():
         _empty_tables()
         limiter.reset()
@@ -130,6 +124,12 @@ def app(database_url, tmp_path, app_overrides):
         db.session.remove()
         _empty_tables()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url, tmp_path, app_overrides):
+    """Yield an app on empty tables, with its object store in a temp folder."""
+    yield from app_on_empty_tables(database_url, tmp_path, **app_overrides)
 
 
 @pytest.fixture

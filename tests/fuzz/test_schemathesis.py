@@ -18,9 +18,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from app import create_app
 from app.accounts import service as accounts
-from app.extensions import db, limiter
+from app.extensions import db
 from config import TestingConfig
-from tests.conftest import PASSWORD, _empty_tables
+from tests.conftest import PASSWORD, app_on_empty_tables
 from tests.imaging.dicom_samples import sample, upload
 
 # Enough to hit odd unicode, huge and negative numbers and wrong types in every field, while the
@@ -57,17 +57,7 @@ schema = _load_schema()
 @pytest.fixture(scope="module")
 def fuzz_app(database_url, tmp_path_factory):
     """Yield one app on empty tables for the whole module: a world per operation would cost minutes."""
-    tmp = tmp_path_factory.mktemp("fuzz")
-    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=database_url, UPLOAD_FOLDER=str(tmp / "uploads"),
-                     INSTANCE_PATH=str(tmp / "instance"))
-    with app.app_context():
-        _empty_tables()
-        limiter.reset()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        _empty_tables()
-        db.engine.dispose()
+    yield from app_on_empty_tables(database_url, tmp_path_factory.mktemp("fuzz"))
 
 
 @pytest.fixture(scope="module")
