@@ -107,12 +107,12 @@ def available_actions(user: User, case: Case) -> frozenset[Action]:
     Pages and templates offer exactly these; the role half is ``ALLOWED``, the status half is
     ``workflow.STATUS_GATES`` (the same table the services enforce).
     """
-    from app.cases.workflow import STATUS_GATES  # workflow imports Action from this module
+    from app.cases.workflow import status_allows  # workflow imports Action from this module
 
     role = role_of(user, case)
     if role is None:
         return frozenset()
-    return frozenset(a for a in ALLOWED[role] if a not in STATUS_GATES or case.status in STATUS_GATES[a])
+    return frozenset(a for a in ALLOWED[role] if status_allows(case, a))
 
 
 def require(user: User, case_id: int, action: Action) -> Case:

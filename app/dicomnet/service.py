@@ -79,7 +79,7 @@ def admit(*, called_ae: str, calling_ae: str) -> Admission:
     case = db.session.scalar(sa.select(Case).join(DicomNode, DicomNode.case_id == Case.id)
                              .where(DicomNode.ae_title == called_ae.strip()))
     # A case that no longer takes uploads is as unknown as a title never issued.
-    if case is None or case.status not in workflow.STATUS_GATES[Action.UPLOAD]:
+    if case is None or not workflow.status_allows(case, Action.UPLOAD):
         return Admission(reject_diagnostic=CALLED_AE_NOT_RECOGNISED)
     allowed = set(db.session.scalars(sa.select(DicomPeer.ae_title).where(
         DicomPeer.institution_id == case.owner.institution_id)))
