@@ -8,6 +8,8 @@ from app.audit import service as audit_log
 from app.cases import opinion_pdf, service
 from app.cases.permissions import Action, can, case_route
 from app.cases.schemas import (
+    CASE_DETAIL_SCHEMA,
+    CASE_LIST_SCHEMA,
     AmendmentIn,
     AnswerIn,
     CaseCreate,
@@ -52,8 +54,8 @@ def create_case():
 
 @bp.get("")
 @api_login_required
-@api_doc(query=CaseListQuery, responses={200: "the matching cases the caller may see, and their total "
-                                              "(at most 1000; total_capped: there are more)"})
+@api_doc(query=CaseListQuery, responses={200: ("the matching cases the caller may see, and their total "
+                                               "(at most 1000; total_capped: there are more)", CASE_LIST_SCHEMA)})
 def list_cases():
     """Search the cases the caller may see: ``q`` words ranked best first, else newest first; filters AND-ed."""
     items, total = service.search_cases(viewer=current_user, query=parse_query(CaseListQuery))
@@ -63,7 +65,7 @@ def list_cases():
 
 @bp.get("/<int:case_id>")
 @case_route(Action.VIEW)
-@api_doc(responses={200: "the case with studies, attachments, people and opinion",
+@api_doc(responses={200: ("the case with studies, attachments, people and opinion", CASE_DETAIL_SCHEMA),
                     404: "no such case visible to you"})
 def get_case(case):
     """Return a case with its studies, series, attachments, people and opinion."""

@@ -6,12 +6,13 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.accounts.models import User
-from app.accounts.schemas import user_json
+from app.accounts.schemas import USER_SCHEMA, user_json
 from app.accounts.specialties import SPECIALTIES
 from app.cases import service
 from app.cases.models import STATUSES, Case, DisciplineReport, Opinion, Participant
 from app.cases.permissions import allowed_actions, available_actions, role_of
 from app.cases.workflow import allowed_from
+from app.core.openapi import AT, ID, TEXT, items_of, obj
 from app.core.schemas import Query, Schema
 from app.core.time import isoformat
 from app.imaging import service as imaging
@@ -127,6 +128,35 @@ def case_detail_json(case: Case, *, viewer: User) -> dict:
         "transitions": allowed_from(case.status),
         "actions_now": sorted(available_actions(viewer, case)),
     }
+
+
+def _nullable(schema: dict) -> dict:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_TEXTS = {"type": "array", "items": TEXT}
+# JSON schemas of the answers, for the OpenAPI document (the fuzzer checks every answer against them).
+CASE_SUMMARY_SCHEMA = obj({
+    "id": ID, "title": TEXT, "clinical_question": TEXT, "summary": TEXT, "status": {"enum": list(STATUSES)},
+    "urgency": {"enum": ["routine", "urgent", "emergency"]}, "specialty": _nullable(TEXT),
+    "patient": obj({"age": _nullable({"type": "integer"}), "sex": _nullable(TEXT)}),
+    "owner": USER_SCHEMA, "consultant": _nullable(USER_SCHEMA), "pool": _nullable(obj({"id": ID, "name": TEXT})),
+    "created_at": AT, "updated_at": AT, "due_at": _nullable(AT), "overdue": {"type": "boolean"},
+    "role": _nullable(TEXT)})
+CASE_LIST_SCHEMA = obj({**items_of(CASE_SUMMARY_SCHEMA)["properties"], "total": {"type": "integer", "minimum": 0},
+                        "total_capped": {"type": "boolean"}})
+CASE_DETAIL_SCHEMA = obj({
+    **CASE_SUMMARY_SCHEMA["properties"],
+    "studies": {"type": "array", "items": {"type": "object"}},
+    "attachments": {"type": "array", "items": obj({"id": ID, "filename": TEXT, "kind": TEXT,
+                                                   "size": {"type": "integer"}, "content_type": TEXT, "url": TEXT})},
+    "participants": {"type": "array", "items": obj({"user": USER_SCHEMA, "user_id": ID, "discipline": _nullable(TEXT),
+                                                    "added_at": AT})},
+    "reports": {"type": "array", "items": obj({"id": ID, "discipline": _nullable(TEXT), "author": USER_SCHEMA,
+                                               "body": TEXT, "updated_at": AT})},
+    "opinion": _nullable({"type": "object"}), "rating": _nullable({"type": "integer"}),
+    "rating_comment": _nullable(TEXT), "outcome": _nullable(TEXT), "advice": _nullable(TEXT),
+    "allowed_actions": _TEXTS, "transitions": _TEXTS, "actions_now": _TEXTS})
 
 
 class CaseListQuery(Query):

@@ -1,5 +1,6 @@
 """Central error handling and the OpenAPI document."""
 
+import io
 import re
 
 import pytest
@@ -80,3 +81,35 @@ def test_openapi_describes_bodies_queries_answers_and_the_error_shape(client):
     assert me["4XX"]["content"]["application/json"]["schema"] == error
     rendered = spec["paths"]["/api/cases/{case_id}/instances/{sop}/rendered"]["get"]
     assert {p["name"] for p in rendered["parameters"] if p["in"] == "query"} == {"frame", "wc", "ww", "size", "format"}
+
+
+def test_case_list_and_detail_answers_match_their_documented_schemas(client, api_as, make_case_in_progress):
+    """The documented answers are the real ones: a case with a team, a report and files validates."""
+    from jsonschema import Draft202012Validator
+
+    spec = client.get("/api/openapi.json").json
+    case_id, ids = make_case_in_progress(users={"radiologist": {"specialty": "radiology"}},
+                                         participants={"radiologist": "radiology"}, specialty="gynecology")
+    consultant = api_as(ids["consultant"])
+    r = api_as(ids["radiologist"]).post(f"/api/cases/{case_id}/reports",
+                                        json={"body": "左附件区囊实性包块", "discipline": "radiology"})
+    assert r.status_code == 201, r.json
+    r = consultant.post(f"/api/cases/{case_id}/files", data={"files": [
+        (io.BytesIO(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"), "labs.pdf")]},
+        content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+
+    def check(path: str, answer: dict) -> None:
+        schema = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        errors = [e.message for e in Draft202012Validator(schema).iter_errors(answer)]
+        assert errors == []
+
+    detail = consultant.get(f"/api/cases/{case_id}").json
+    assert all(detail[k] for k in ("participants", "reports", "attachments"))
+    check("/api/cases/{case_id}", detail)
+    listed = consultant.get("/api/cases").json
+    assert [c["id"] for c in listed["items"]] == [case_id]
+    check("/api/cases", listed)
+    # A schema that is wrong about a field fails: the check is not vacuous.
+    schema = spec["paths"]["/api/cases"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert list(Draft202012Validator(schema).iter_errors({**listed, "total": "many"}))
