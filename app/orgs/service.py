@@ -334,7 +334,10 @@ def queue(org: Org) -> list[tuple[Case, list]]:
     cases = db.session.scalars(sa.select(Case).where(Case.pool_id == org.id, Case.status == "submitted",
                                                      Case.consultant_id.is_(None))).all()
     cases = sorted(cases, key=lambda c: (URGENCY_ORDER.get(c.urgency, 9), c.due_at or utcnow(), c.id))
-    return [(c, routing.suggest(org, c)) for c in cases]
+    if not cases:
+        return []
+    ready = routing.available(org)  # the members, their load and track records: once for the whole queue
+    return [(c, routing.suggest(org, c, ready=ready)) for c in cases]
 
 
 def workload(org: Org) -> tuple[list[Case], list[tuple[OrgMember, int]]]:
