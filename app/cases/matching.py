@@ -15,10 +15,13 @@ helps nor hurts — and the reasons say "样本不足".
 from dataclasses import dataclass, field
 from datetime import date
 
+import sqlalchemy as sa
+
 from app.accounts.models import User
 from app.accounts.specialties import LEVEL_RANK, specialty_names
 from app.cases.service import open_case_counts
 from app.core.time import utcnow
+from app.extensions import db
 from app.metrics.dashboard import Period, period
 from app.metrics.definitions import BY_CODE, LOWER, Metric
 from app.metrics.service import Stat, compute, shown, stat_of
@@ -91,6 +94,19 @@ def track_records(user_ids: list[int], *, span: Period | None = None) -> dict[in
     return {uid: TrackRecord(span, dict(found.get((uid,), {}))) for uid in user_ids}
 
 
+def records_for(users: list[User]) -> dict[int, TrackRecord]:
+    """Return the users' track records, the users still loaded afterwards.
+
+    Reading the metrics may commit (the rollup stores the months it built), which expires every loaded
+    object; the users are then read again in one query rather than one by one as they are used.
+    """
+    ids = [u.id for u in users]  # taken now: reading an expired object's id would load it
+    records = track_records(ids)
+    if any(sa.inspect(u).expired for u in users):
+        db.session.scalars(sa.select(User).where(User.id.in_(ids))).all()
+    return records
+
+
 @dataclass
 class Ranked:
     user: User
@@ -143,7 +159,7 @@ def rank(users: list[User], *, specialty: str | None, workload: dict[int, int] |
     """
     ids = [u.id for u in users]
     workload = open_case_counts(ids) if workload is None else workload
-    records = track_records(ids) if records is None else records
+    records = records_for(users) if records is None else records
     ranked = []
     for user in users:
         score, reasons = 0.0, []

@@ -116,7 +116,7 @@ def available(pool: Org) -> Available:
     away = away_until([u.id for u in users])
     load = open_case_counts([u.id for u in users])
     users = [u for u in users if u.id not in away and load.get(u.id, 0) < OVERLOADED_AT]
-    return Available(users, load, matching.track_records([u.id for u in users]))
+    return Available(users, load, matching.records_for(users))
 
 
 def candidates(pool: Org, case: Case, *, ready: Available | None = None) -> list[User]:
