@@ -88,20 +88,21 @@ def specialists():
     ranked = matching.rank(users, specialty=specialty)[:query.limit]
     return jsonify({"items": [
         {**user_json(r.user), "open_cases": r.open_cases, "score": r.score, "reasons": r.reasons,
-         "stats": r.stats.as_json()}
+         "stats": r.stats.as_json(), "track_record": r.stats.metrics_json()}
         for r in ranked
     ]})
 
 
 @bp.get("/specialists/<int:user_id>")
 @api_login_required
-@api_doc(responses={200: "a specialist's profile with answered cases, response time and rating"},
+@api_doc(responses={200: "a specialist's profile with answered cases, response time and rating (last 12 months, "
+                         "suppressed below each metric's minimum n)"},
          tag="accounts")
 def specialist(user_id: int):
     """Return a doctor's profile with their consultation record."""
     user = db.session.get(User, user_id)
     if user is None or not user.active or user.is_admin:
         raise NotFound("specialist not found")
-    stats = matching.specialist_stats([user.id])[user.id]
+    record = matching.track_records([user.id])[user.id]
     return jsonify({**user_json(user), "open_cases": open_case_counts([user.id]).get(user.id, 0),
-                    "stats": stats.as_json()})
+                    "stats": record.as_json(), "track_record": record.metrics_json()})

@@ -1,71 +1,165 @@
 """Ranking specialists for a referral, with the reasons shown to the referring doctor.
 
-Score = specialty fit + hospital level − current open workload + speed of past answers + ratings.
-Each term that applies adds a human-readable reason, so the ranking can be checked by eye.
+Score = specialty fit + hospital level − current open workload + the doctor's track record. Each
+term that applies adds a human-readable reason, so the ranking can be checked by eye.
+
+The track record is the metrics module's figures (:mod:`app.metrics.definitions`) over the same
+window as a doctor's evaluation (``GET /api/users/{id}/evaluation`` with no dates: the twelve months
+up to today), computed for every candidate in one :func:`app.metrics.service.compute` call. Only
+metrics with a direction count (cases received is shown, not scored: volume is not merit, and
+scoring it would hold new doctors back). Each scored figure counts from a fixed neutral point
+(:data:`SCORED`), so a figure suppressed below its metric's minimum ``n`` adds nothing — it neither
+helps nor hurts — and the reasons say "样本不足".
 """
 
-import statistics
 from dataclasses import dataclass, field
+from datetime import date
 
 import sqlalchemy as sa
 
 from app.accounts.models import User
 from app.accounts.specialties import LEVEL_RANK, specialty_names
-from app.cases.models import Case
 from app.cases.service import open_case_counts
+from app.core.time import utcnow
 from app.extensions import db
+from app.metrics.dashboard import Period, period
+from app.metrics.definitions import BY_CODE, LOWER, Metric
+from app.metrics.service import Stat, compute, shown, stat_of
 
 LEVEL_TEXT = {"tertiary": "三级医院", "provincial": "省级医院", "county": "县级医院", "community": "社区卫生服务中心"}
+WINDOW_ZH, WINDOW_EN = "近12个月", "last 12 months"
+
+
+@dataclass(frozen=True)
+class Term:
+    """How one metric moves the score: points per unit away from the neutral value, capped both ways."""
+
+    neutral: float
+    per_unit: float
+    cap: float
+
+
+# The neutral points are ordinary figures, not peer medians, so a doctor's score does not depend on
+# who else happens to be a candidate: 48 h is the urgent due time; 80 % and a rating of 3 are
+# "acceptable". Each term is worth at most ±10 points (acceptance ±5), against 50 for the specialty.
+SCORED: dict[str, Term] = {
+    "median_hours_to_opinion": Term(neutral=48, per_unit=10 / 48, cap=10),
+    "within_due_pct": Term(neutral=80, per_unit=0.5, cap=10),
+    "acceptance_pct": Term(neutral=80, per_unit=0.25, cap=5),
+    "mean_rating": Term(neutral=3, per_unit=5, cap=10),
+}
+SHOWN = ("cases_received",)
+CODES = (*SCORED, *SHOWN)
+
+
+def window(today: date | None = None) -> Period:
+    """The track record's window: the evaluation's default period, the twelve months up to today."""
+    return period(None, None, today=today or utcnow().date())
 
 
 @dataclass
-class Stats:
-    """A specialist's record: answered cases, median hours to answer, mean rating."""
+class TrackRecord:
+    """A specialist's figures from the metrics module over :func:`window`."""
 
-    answered: int = 0
-    median_response_hours: float | None = None
-    mean_rating: float | None = None
-    ratings: int = 0
+    span: Period
+    stats: dict[str, Stat]
+
+    def stat(self, code: str) -> Stat:
+        return self.stats.get(code) or stat_of({}, (), BY_CODE[code])
+
+    def value(self, code: str) -> float | None:
+        """The figure users may see: None when suppressed (n below the metric's minimum)."""
+        return shown(BY_CODE[code], self.stat(code))
 
     def as_json(self) -> dict:
-        return {"answered_cases": self.answered,
-                "median_response_hours": None if self.median_response_hours is None
-                else round(self.median_response_hours, 1),
-                "mean_rating": None if self.mean_rating is None else round(self.mean_rating, 2),
-                "ratings": self.ratings}
+        """The profile's record (the older ``stats`` shape): answered cases, median response, rating."""
+        return {"answered_cases": self.stat("median_hours_to_opinion").n,
+                "median_response_hours": self.value("median_hours_to_opinion"),
+                "mean_rating": self.value("mean_rating"),
+                "ratings": self.stat("mean_rating").n}
+
+    def metrics_json(self) -> dict:
+        """Each figure as the evaluation reports it (value or suppressed, n), with the window."""
+        return {"period": {"from": self.span.start.isoformat(), "to": self.span.end.isoformat()},
+                "metrics": [{"code": code, "value": self.value(code), "n": self.stat(code).n,
+                             "min_n": BY_CODE[code].min_n, "suppressed": self.value(code) is None}
+                            for code in CODES]}
+
+
+def track_records(user_ids: list[int], *, span: Period | None = None) -> dict[int, TrackRecord]:
+    """Return each specialist's track record, from one batched metrics computation for them all."""
+    span = span or window()
+    start, end = span.bounds
+    found = compute(level="doctor", ids=sorted(set(user_ids)), start=start, end=end, codes=list(CODES))
+    return {uid: TrackRecord(span, dict(found.get((uid,), {}))) for uid in user_ids}
+
+
+def records_for(users: list[User]) -> dict[int, TrackRecord]:
+    """Return the users' track records, the users still loaded afterwards.
+
+    Reading the metrics may commit (the rollup stores the months it built), which expires every loaded
+    object; the users are then read again in one query rather than one by one as they are used.
+    """
+    ids = [u.id for u in users]  # taken now: reading an expired object's id would load it
+    records = track_records(ids)
+    if any(sa.inspect(u).expired for u in users):
+        db.session.scalars(sa.select(User).where(User.id.in_(ids))).all()
+    return records
 
 
 @dataclass
 class Ranked:
     user: User
     open_cases: int
-    stats: Stats
+    stats: TrackRecord
     score: float
     reasons: list[str] = field(default_factory=list)
 
 
-def specialist_stats(user_ids: list[int]) -> dict[int, Stats]:
-    """Return each specialist's answered count, median response time and mean rating."""
-    rows = db.session.execute(sa.select(Case.consultant_id, Case.submitted_at, Case.answered_at, Case.rating)
-                              .where(Case.consultant_id.in_(user_ids), Case.answered_at.is_not(None))).all()
-    by_user: dict[int, list] = {}
-    for uid, submitted, answered, rating in rows:
-        by_user.setdefault(uid, []).append((submitted, answered, rating))
-    out = {}
-    for uid in user_ids:
-        cases = by_user.get(uid, [])
-        hours = [(a - s).total_seconds() / 3600 for s, a, _ in cases if s and a]
-        ratings = [r for _, _, r in cases if r is not None]
-        out[uid] = Stats(answered=len(cases), median_response_hours=statistics.median(hours) if hours else None,
-                         mean_rating=statistics.fmean(ratings) if ratings else None, ratings=len(ratings))
-    return out
+def _fmt(x: float) -> str:
+    return f"{x:.1f}".removesuffix(".0")
 
 
-def rank(users: list[User], *, specialty: str | None) -> list[Ranked]:
-    """Rank the candidate specialists for a case asking for ``specialty``, best first."""
+def _figure_reason(m: Metric, value: float, n: int) -> str:
+    if m.code == "median_hours_to_opinion":
+        return (f"出具意见中位 {_fmt(value)} 小时（{WINDOW_ZH} {n} 例）"
+                f"(median hours to opinion: {_fmt(value)} h over {n} cases, {WINDOW_EN})")
+    if m.code == "mean_rating":
+        return f"平均评分 {value:.1f}/5（{WINDOW_ZH} {n} 次）(mean rating {value:.1f} of {n}, {WINDOW_EN})"
+    if m.code == "cases_received":
+        return f"{WINDOW_ZH}收到会诊 {n} 例 (cases received: {n}, {WINDOW_EN})"
+    return f"{m.zh} {value:.0f}%（{WINDOW_ZH} {n} 例）({m.en.lower()}: {value:.0f}% of {n}, {WINDOW_EN})"
+
+
+def _record_terms(record: TrackRecord) -> tuple[float, list[str]]:
+    """The track record's points and reasons; suppressed figures add nothing and are named once."""
+    points, reasons, thin = 0.0, [], []
+    for code, term in SCORED.items():
+        m, stat, value = BY_CODE[code], record.stat(code), record.value(code)
+        if value is None:
+            thin.append((m, stat.n))
+            continue
+        away = (term.neutral - value) if m.direction == LOWER else (value - term.neutral)
+        points += max(-term.cap, min(term.cap, away * term.per_unit))
+        reasons.append(_figure_reason(m, value, stat.n))
+    if thin:
+        reasons.append("样本不足，不计入排序：" + "、".join(f"{m.zh}（{n}/{m.min_n}）" for m, n in thin)
+                       + f"（{WINDOW_ZH}）(too few to count, {WINDOW_EN}: "
+                       + ", ".join(f"{m.en.lower()} {n} of {m.min_n}" for m, n in thin) + ")")
+    received = record.stat("cases_received").n
+    reasons.append(_figure_reason(BY_CODE["cases_received"], received, received))
+    return points, reasons
+
+
+def rank(users: list[User], *, specialty: str | None, workload: dict[int, int] | None = None,
+         records: dict[int, TrackRecord] | None = None) -> list[Ranked]:
+    """Rank the candidate specialists for a case asking for ``specialty``, best first (ties by id).
+
+    ``workload`` and ``records`` may be given when ranking the same people for many cases (the queue).
+    """
     ids = [u.id for u in users]
-    workload = open_case_counts(ids)
-    stats = specialist_stats(ids)
+    workload = open_case_counts(ids) if workload is None else workload
+    records = records_for(users) if records is None else records
     ranked = []
     for user in users:
         score, reasons = 0.0, []
@@ -78,14 +172,10 @@ def rank(users: list[User], *, specialty: str | None) -> list[Ranked]:
         open_cases = workload.get(user.id, 0)
         score -= open_cases * 4
         reasons.append(f"在办会诊 {open_cases} 例 (open cases: {open_cases})")
-        s = stats[user.id]
-        if s.median_response_hours is not None:
-            score += max(0.0, 10 - s.median_response_hours / 12)
-            reasons.append(f"中位回复 {s.median_response_hours:.0f} 小时 "
-                           f"(median response: {s.median_response_hours:.0f} h over {s.answered} cases)")
-        if s.mean_rating is not None:
-            score += (s.mean_rating - 3) * 5
-            reasons.append(f"平均评分 {s.mean_rating:.1f}/5（{s.ratings} 次）(mean rating {s.mean_rating:.1f})")
-        ranked.append(Ranked(user=user, open_cases=open_cases, stats=s, score=round(score, 2), reasons=reasons))
-    ranked.sort(key=lambda r: (-r.score, r.open_cases, r.user.name))
+        record = records[user.id]
+        points, why = _record_terms(record)
+        score += points
+        reasons += why
+        ranked.append(Ranked(user=user, open_cases=open_cases, stats=record, score=round(score, 2), reasons=reasons))
+    ranked.sort(key=lambda r: (-r.score, r.open_cases, r.user.id))
     return ranked

@@ -97,19 +97,43 @@ def pick(consortium: Org, case: Case) -> Route | None:
     return None
 
 
-def candidates(pool: Org, case: Case) -> list[User]:
-    """Return the pool's members who could take the case now (not away, not overloaded, not the owner)."""
+@dataclass
+class Available:
+    """A pool's members who could take a case now, their open cases and their track records."""
+
+    users: list[User]
+    load: dict[int, int]
+    records: dict[int, matching.TrackRecord]
+
+
+def available(pool: Org) -> Available:
+    """Return the pool's members who are not away nor overloaded, with what ranking them needs.
+
+    A fixed number of queries however many members, so one call serves every case of a queue.
+    """
     users = list(db.session.scalars(sa.select(User).join(OrgMember, OrgMember.user_id == User.id).where(
-        OrgMember.org_id == pool.id, OrgMember.role == MEMBER, User.active.is_(True), User.id != case.owner_id)
-        .order_by(User.id)))
+        OrgMember.org_id == pool.id, OrgMember.role == MEMBER, User.active.is_(True)).order_by(User.id)))
     away = away_until([u.id for u in users])
     load = open_case_counts([u.id for u in users])
-    return [u for u in users if u.id not in away and load.get(u.id, 0) < OVERLOADED_AT]
+    users = [u for u in users if u.id not in away and load.get(u.id, 0) < OVERLOADED_AT]
+    return Available(users, load, matching.records_for(users))
 
 
-def suggest(pool: Org, case: Case, *, limit: int = SUGGESTIONS) -> list[matching.Ranked]:
-    """Rank the pool's available members for the case, best first, with the reasons."""
-    ranked = matching.rank(candidates(pool, case), specialty=case.specialty)[:limit]
+def candidates(pool: Org, case: Case, *, ready: Available | None = None) -> list[User]:
+    """Return the pool's members who could take the case now (not away, not overloaded, not the owner)."""
+    ready = ready or available(pool)
+    return [u for u in ready.users if u.id != case.owner_id]
+
+
+def suggest(pool: Org, case: Case, *, limit: int = SUGGESTIONS,
+            ready: Available | None = None) -> list[matching.Ranked]:
+    """Rank the pool's available members for the case, best first, with the reasons.
+
+    ``ready`` (from :func:`available`) lets a queue rank all its cases from one read of the members.
+    """
+    ready = ready or available(pool)
+    ranked = matching.rank(candidates(pool, case, ready=ready), specialty=case.specialty, workload=ready.load,
+                           records=ready.records)[:limit]
     for r in ranked:
         r.reasons.append("可接诊 (available)")
     return ranked

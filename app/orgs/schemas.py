@@ -156,4 +156,4 @@ def decision_json(d: RoutingDecision) -> dict:
 def suggestion_json(ranked) -> dict:
     """Serialise a ranked specialist as a queue suggestion."""
     return {"specialist": user_json(ranked.user), "score": ranked.score, "open_cases": ranked.open_cases,
-            "reasons": ranked.reasons}
+            "reasons": ranked.reasons, "track_record": ranked.stats.metrics_json()}

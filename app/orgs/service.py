@@ -331,10 +331,15 @@ def decisions(case: Case) -> list[RoutingDecision]:
 
 def queue(org: Org) -> list[tuple[Case, list]]:
     """Return the pool's cases waiting for triage, by urgency then due time, each with suggestions."""
-    cases = db.session.scalars(sa.select(Case).where(Case.pool_id == org.id, Case.status == "submitted",
-                                                     Case.consultant_id.is_(None))).all()
+    waiting = sa.select(Case).where(Case.pool_id == org.id, Case.status == "submitted", Case.consultant_id.is_(None))
+    if db.session.scalar(waiting.with_only_columns(Case.id).limit(1)) is None:
+        return []
+    # The members, their load and track records: once for the whole queue, and before the cases are
+    # loaded (reading the metrics may commit, which would expire them).
+    ready = routing.available(org)
+    cases = db.session.scalars(waiting).all()
     cases = sorted(cases, key=lambda c: (URGENCY_ORDER.get(c.urgency, 9), c.due_at or utcnow(), c.id))
-    return [(c, routing.suggest(org, c)) for c in cases]
+    return [(c, routing.suggest(org, c, ready=ready)) for c in cases]
 
 
 def workload(org: Org) -> tuple[list[Case], list[tuple[OrgMember, int]]]:

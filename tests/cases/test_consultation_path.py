@@ -128,8 +128,10 @@ def test_upload_share_accept_mdt_question_opinion_pdf_and_rating(demo):
     assert all(e["ip"] == "127.0.0.1" for e in audit)
 
     profile = gp.get(f"/api/specialists/{demo.ids['gyn']}").json
-    assert profile["stats"]["answered_cases"] == 1
-    assert profile["stats"]["mean_rating"] == 5
-    assert profile["stats"]["median_response_hours"] is not None
+    # The profile's figures are the metrics module's: one answer and one rating are counted but shown
+    # as suppressed (below the minimum n of 5), as in the doctor's public evaluation.
+    assert profile["stats"] == {"answered_cases": 1, "median_response_hours": None, "mean_rating": None, "ratings": 1}
+    rated = next(m for m in profile["track_record"]["metrics"] if m["code"] == "mean_rating")
+    assert rated == {"code": "mean_rating", "value": None, "n": 1, "min_n": 5, "suppressed": True}
     kinds = {n["kind"] for n in gp.get("/api/notifications").json["items"]}
     assert {"accepted", "question", "opinion_signed"} <= kinds
