@@ -25,6 +25,7 @@ NONE = "–"
 
 BLUE, GREY, LIGHT, HEAD = (51, 102, 204), (110, 110, 110), (215, 215, 215), (232, 240, 251)
 MARGIN = 12
+FOOTER_NAME = 40  # characters of the org's name in the one-line footer (the title shows it whole)
 
 
 def month_zh(month: str) -> str:
@@ -136,7 +137,7 @@ def _members(doc: _Doc, report: dict) -> None:
         if doc.will_page_break(30):
             doc.add_page()
         doc.set_font("cjk", size=10.5)
-        doc.cell(0, 7, row[key]["name"], new_x="LMARGIN", new_y="NEXT")
+        doc.multi_cell(0, 6, row[key]["name"], align="L", new_x="LMARGIN", new_y="NEXT")
         lines = []
         for mv, metric in zip(row["metrics"], report["metrics"], strict=True):
             peer = mv.get("peer") or {}
@@ -255,7 +256,8 @@ def _definitions(doc: _Doc, report: dict) -> None:
 def render(report: dict) -> bytes:
     """Build the PDF of an org's monthly report (see :func:`app.metrics.report.monthly_report`)."""
     org, month = report["org"], report["month"]
-    doc = _Doc(f"会诊 Huizhen · {org['name']} · {month_zh(month)}月度报告 · 生成于 {report['today']}")
+    name = org["name"] if len(org["name"]) <= FOOTER_NAME else org["name"][:FOOTER_NAME - 1] + "…"
+    doc = _Doc(f"会诊 Huizhen · {name} · {month_zh(month)}月度报告 · 生成于 {report['today']}")
     doc.set_title(f"{org['name']} {month} 月度报告")
     doc.set_creator("Huizhen")
     doc.add_page()

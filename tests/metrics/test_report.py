@@ -41,26 +41,42 @@ def test_report_shows_the_dashboards_figures(api_as, mworld, app):
     assert "本月无会诊数据" not in text
 
 
-def test_report_names_peers_verdicts_and_gaps(api_as, mworld):
-    """With the minimum lowered, member A's mean rating (3.5) gets peers, a verdict and a gap row."""
+def test_report_names_peers_verdicts_and_gaps(api_as, mworld, app):
+    """With the minimums lowered, the small world has peers, verdicts and gap rows, as on the dashboard."""
     from app.metrics import definitions
+    from app.orgs.models import Org
 
-    rating = definitions.BY_CODE["mean_rating"]
-    accept = definitions.BY_CODE["median_hours_to_accept"]
-    object.__setattr__(rating, "min_n", 1)
-    object.__setattr__(accept, "min_n", 1)
+    lowered = [definitions.BY_CODE[c] for c in ("mean_rating", "median_hours_to_accept",
+                                                  "median_hours_to_opinion")]
+    saved = [m.min_n for m in lowered]
+    for m in lowered:
+        object.__setattr__(m, "min_n", 1)
     try:
         api = api_as(mworld["cadmin"])
         board = api.get(f"/api/orgs/{mworld['consortium']}/dashboard?from=2025-01-01&to=2025-01-31").json
         text = pdf_text(_report(api, mworld["consortium"]).data)
+        with app.app_context():
+            db.session.get(Org, mworld["consortium"]).name_peers_ok = False
+            db.session.commit()
+        anonymous = pdf_text(_report(api, mworld["consortium"]).data)
     finally:
-        object.__setattr__(rating, "min_n", 5)
-        object.__setattr__(accept, "min_n", 5)
+        for m, n in zip(lowered, saved, strict=True):
+            object.__setattr__(m, "min_n", n)
     assert board["gaps"], board
     top = board["gaps"][0]
+    assert top["best_peer"] != "an anonymous peer"
+    row = "".join(f"{top['institution']['name']}{definitions.BY_CODE[top['code']].zh}".split())
+    assert row in text
     assert f"{top['opportunity']:g}" in text
+    assert "".join(top["best_peer"].split()) in text
     assert "向谁学习" in text
-    assert "2.5小时" in text  # institution A's median hours to accept: 1, 2, 3, 3
+    assert "2.5小时" in text  # institution A's median hours to accept: 1, 2, 3, 3 (the dashboard's value)
+    verdicts = {mv["verdict"] for r in board["members"] for mv in r["metrics"]} - {None}
+    assert verdicts
+    for verdict in verdicts:
+        assert {"better": "优于同行", "no_different": "与同行无差异", "worse": "差于同行"}[verdict] in text
+    assert "一位匿名同行" in anonymous
+    assert "一位匿名同行" not in text
 
 
 def test_empty_month_is_a_valid_pdf_saying_so(api_as, mworld):
@@ -79,6 +95,10 @@ def test_default_month_is_the_last_complete_one(api_as, mworld):
     r = _report(api_as(mworld["gp"]), mworld["consortium"], "")
     assert r.status_code == 200
     assert month in r.headers["Content-Disposition"]
+    current = f"{utcnow():%Y-%m}"
+    r = _report(api_as(mworld["gp"]), mworld["consortium"], f"month={current}")
+    assert r.status_code == 200
+    assert "本月尚未结束" in pdf_text(r.data)
 
 
 @pytest.mark.parametrize("month", ["2025-13", "2025-1", "2025/01", "jan", "1999-12", "9999-01", "2025-01-01"])
@@ -115,13 +135,22 @@ def test_pool_report_lists_its_doctors(api_as, mworld, app):
 
 
 def test_names_are_text_not_markup(api_as, mworld, app):
-    hostile = '<b>**粗体**</b> & "引号" =1+1 --'
+    """Markup-like names print as they are; the longest names the columns allow wrap instead of overflowing."""
+    from app.orgs.models import Org
+
+    hostile = '<b>**粗体**</b> & "引号" =1+1 -- 😀'
+    longest = "长" * 200
     with app.app_context():
         db.session.get(Institution, mworld["B"]).name = hostile
+        db.session.get(Institution, mworld["C"]).name = longest
+        db.session.get(Org, mworld["consortium"]).name = "医" * 200
         db.session.commit()
     r = _report(api_as(mworld["cadmin"]), mworld["consortium"])
     assert r.status_code == 200
-    assert "".join(hostile.split()) in pdf_text(r.data)
+    text = pdf_text(r.data)
+    assert "".join(hostile.replace("😀", "").split()) in text  # a glyph the font lacks is left out
+    assert longest in text
+    assert "医" * 200 in text
 
 
 def test_dashboard_page_links_the_report_in_both_languages(client, app, mworld):
