@@ -1,5 +1,5 @@
-"""Metrics API: the definitions, an org's dashboard (JSON or CSV), close-out follow-ups,
-doctor evaluations and blinded peer reviews."""
+"""Metrics API: the definitions, an org's dashboard (JSON or CSV) and its monthly PDF report,
+close-out follow-ups, doctor evaluations and blinded peer reviews."""
 
 from flask import Blueprint, Response, jsonify
 from flask_login import current_user
@@ -12,7 +12,7 @@ from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
 from app.core.time import isoformat, utcnow
 from app.extensions import db
-from app.metrics import dashboard, evaluation, followup
+from app.metrics import dashboard, evaluation, followup, report, report_pdf
 from app.metrics import models as _models  # noqa: F401 - the tables and indexes of this package
 from app.metrics.definitions import METRICS
 from app.metrics.schemas import (
@@ -20,6 +20,7 @@ from app.metrics.schemas import (
     FollowUpIn,
     PeerReviewIn,
     PeriodQuery,
+    ReportQuery,
     dashboard_csv,
     metric_json,
 )
@@ -51,6 +52,23 @@ def org_dashboard(org_id: int):
         return Response(dashboard_csv(board, query.table), mimetype="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return jsonify(board)
+
+
+@bp.get("/orgs/<int:org_id>/report.pdf")
+@api_login_required
+@api_doc(query=ReportQuery, responses={
+    200: "application/pdf: the month's report in Chinese (key figures against the previous month, members "
+         "against their peers, the gap table, a 12-month trend, definitions)",
+    400: "a bad month", 404: "no such org visible to you"})
+def org_report(org_id: int):
+    """Return an org's monthly report as a PDF, from the same figures as its dashboard."""
+    query = parse_query(ReportQuery)
+    org = require_org(current_user, org_id, OrgAction.VIEW)
+    today = utcnow().date()
+    month = report.check_month(query.month, today=today)
+    data = report_pdf.render(report.monthly_report(org=org, month=month, today=today))
+    return Response(data, mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="huizhen-report-{org.id}-{month}.pdf"'})
 
 
 @bp.post("/cases/<int:case_id>/follow-up")

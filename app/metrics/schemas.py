@@ -51,6 +51,11 @@ class DashboardQuery(PeriodQuery):
         return ids
 
 
+class ReportQuery(Query):
+    month: str | None = Field(default=None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+                              description="YYYY-MM; by default the last complete month")
+
+
 def label(metric: Metric) -> str:
     """The metric's label in the request's language."""
     return metric.en if str(get_locale() or "zh").startswith("en") else metric.zh

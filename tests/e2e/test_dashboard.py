@@ -1,5 +1,5 @@
 """The consortium dashboard in a phone browser: figures and charts drawn, the peer group switched,
-a CSV downloaded, no script errors; an outsider gets a 404."""
+a CSV and the monthly PDF report downloaded, no script errors; an outsider gets a 404."""
 
 import sqlalchemy as sa
 
@@ -31,6 +31,13 @@ def test_dashboard_on_a_phone(app, live, demo, open_as):
     text = open(info.value.path(), encoding="utf-8").read()  # noqa: SIM115 - read once
     assert text.startswith("institution_id,institution_name,code,value")
     assert "peers=level" in page.locator("a.csv[data-table=gaps]").get_attribute("href")
+    # The monthly PDF report: the link follows the month picker and downloads a PDF.
+    page.fill("#report-month", "2000-02")
+    assert page.locator("#report-link").get_attribute("href").endswith("/report.pdf?month=2000-02")
+    with page.expect_download() as info:
+        page.click("#report-link")
+    with open(info.value.path(), "rb") as f:
+        assert f.read(5) == b"%PDF-"
     assert errors == []
     outsider = open_as("outsider", phone=True)
     response = outsider.goto(f"/orgs/{consortium}/dashboard")

@@ -1,5 +1,6 @@
 // The dashboard page: fetch /api/orgs/<id>/dashboard, draw key figures, quartile strips (ECharts),
-// the monthly trend and the gap table; the peer-group switch and the period reload it.
+// the monthly trend and the gap table; the peer-group switch and the period reload it. The month
+// picker points the PDF report link at its month.
 import * as echarts from "/vendor/echarts.esm.min.js";
 import { api } from "/static/js/common.js";
 
@@ -123,6 +124,16 @@ async function load() {
   status.hidden = true;
   root.dataset.loaded = board.peers;
 }
+
+// The monthly report: the link follows the month picker (an emptied picker means the default month).
+const reportMonth = document.getElementById("report-month");
+const reportLink = document.getElementById("report-link");
+reportMonth.addEventListener("change", () => {
+  const url = new URL(reportLink.href);
+  if (reportMonth.value) url.searchParams.set("month", reportMonth.value);
+  else url.searchParams.delete("month");
+  reportLink.href = url.pathname + url.search;
+});
 
 form.addEventListener("submit", (e) => { e.preventDefault(); load(); });
 document.getElementById("peer-group").addEventListener("change", load);
