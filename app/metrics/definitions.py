@@ -45,6 +45,7 @@ class Metric:
     method: str
     include: Callable[[], sa.ColumnElement[bool]]
     value: Callable[[], sa.ColumnElement] | None = None
+    definition_zh: str = ""  # the definition as Chinese users read it (``definition`` is the English)
 
 
 def _received():
@@ -80,37 +81,46 @@ def _mdt():
 METRICS: tuple[Metric, ...] = (
     Metric("cases_received", "收到会诊数", "Cases received", "cases", NEUTRAL, "count", "cases", 0,
            "Cases shared in the period and held by the specialist (declined cases count for whoever took "
-           "them next; drafts and withdrawn cases are not counted).", "a count; no verdict", _received),
+           "them next; drafts and withdrawn cases are not counted).", "a count; no verdict", _received,
+           definition_zh="统计期内分享给该专家并由其承接的会诊病例数（被拒绝后再次分享的病例计入最终承接者；草稿和已撤回的病例不计）。"),
     Metric("median_hours_to_accept", "接诊时间中位数", "Median hours to accept", "hours", LOWER, "median", "cases",
            5, "Median hours from sharing (or sharing again after a decline) to acceptance, over the cases "
            "accepted; each time is counted to the nearest 0.5 h.", MEDIAN_CI, _accepted,
-           lambda: hours_between(Case.accepted_at, Case.submitted_at)),
+           lambda: hours_between(Case.accepted_at, Case.submitted_at),
+           definition_zh="从分享（或被拒绝后再次分享）到专家接诊的小时数的中位数，只计已接诊的病例；每个时间按0.5小时取整。"),
     Metric("median_hours_to_opinion", "出具意见时间中位数", "Median hours to opinion", "hours", LOWER, "median",
            "cases", 5, "Median hours from sharing to the signed opinion, without the time spent waiting for "
            "information the specialist asked for; each time is counted to the nearest 0.5 h.", MEDIAN_CI,
            lambda: Case.answered_at.is_not(None),
-           _opinion_hours),
+           _opinion_hours,
+           definition_zh="从分享到签署会诊意见的小时数的中位数，扣除专家请求补充资料后等待的时间；每个时间按0.5小时取整。"),
     Metric("within_due_pct", "按时答复率", "Answered within due time", "%", HIGHER, "rate", "cases", 10,
            "Share of cases answered by their due time (set by urgency, moved by information-request pauses), "
            "among the cases answered or already past due.", WILSON, _due_known,
-           lambda: sa.and_(Case.answered_at.is_not(None), Case.answered_at <= Case.due_at)),
+           lambda: sa.and_(Case.answered_at.is_not(None), Case.answered_at <= Case.due_at),
+           definition_zh="在应答期限内答复的病例占比（期限由紧急程度决定，补充资料期间顺延），分母为已答复或已超期的病例。"),
     Metric("acceptance_pct", "接诊率", "Acceptance rate", "%", HIGHER, "rate", "events", 10,
            "Share of the cases put to the specialist (shared or assigned) that they accepted rather than "
            "declined, by the date of their answer.", WILSON, lambda: CaseEvent.action.in_(RESPONSES),
-           lambda: CaseEvent.action == "accept"),
+           lambda: CaseEvent.action == "accept",
+           definition_zh="分享或指派给该专家的病例中，专家接诊而非拒绝的比例，按其答复日期统计。"),
     Metric("info_request_pct", "补充资料率", "Information requested", "%", LOWER, "rate", "cases", 10,
            "Share of accepted cases in which the specialist had to ask the referring doctor for more "
-           "information.", WILSON, _accepted, _asked),
+           "information.", WILSON, _accepted, _asked,
+           definition_zh="已接诊病例中，专家需要向申请医生请求补充资料的比例。"),
     Metric("referral_avoided_pct", "避免转诊率", "Referral avoided", "%", HIGHER, "rate", "cases", 10,
            "Share of closed cases whose referring doctor answered the close-out survey that the advice "
            "avoided a referral of the patient.", WILSON, lambda: Case.outcome.is_not(None),
-           lambda: Case.outcome == "referral_avoided"),
+           lambda: Case.outcome == "referral_avoided",
+           definition_zh="已结案且申请医生填写了结案问卷的病例中，答复“会诊意见避免了患者转诊”的比例。"),
     Metric("mean_rating", "平均评分", "Mean rating", "score", HIGHER, "mean", "cases", 5,
            "Mean of the referring doctors' ratings (1–5) given when closing.", MEAN_CI,
-           lambda: Case.rating.is_not(None), lambda: Case.rating),
+           lambda: Case.rating.is_not(None), lambda: Case.rating,
+           definition_zh="申请医生结案时给出的评分（1–5分）的平均值。"),
     Metric("mdt_pct", "多学科会诊比例", "Cases with an MDT participant", "%", NEUTRAL, "rate", "cases", 10,
            "Share of accepted cases into which the specialist brought at least one colleague of another "
-           "discipline.", WILSON, _accepted, _mdt),
+           "discipline.", WILSON, _accepted, _mdt,
+           definition_zh="已接诊病例中，专家邀请了至少一位其他学科同事参与的比例。"),
 )
 
 BY_CODE = {m.code: m for m in METRICS}

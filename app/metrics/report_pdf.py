@@ -249,7 +249,7 @@ def _definitions(doc: _Doc, report: dict) -> None:
     for metric in report["metrics"]:
         minimum = f"；样本数少于 {metric.min_n} 时不显示" if metric.min_n else ""
         better = {HIGHER: "越高越好", LOWER: "越低越好"}.get(metric.direction, "不评优劣")
-        doc.note(f"{metric.zh}（{metric.code}，{better}{minimum}）：{metric.definition}", size=7.5)
+        doc.note(f"{metric.zh}（{metric.code}，{better}{minimum}）：{metric.definition_zh}", size=7.5)
         doc.ln(0.8)
 
 

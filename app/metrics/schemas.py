@@ -58,14 +58,24 @@ class ReportQuery(Query):
 
 def label(metric: Metric) -> str:
     """The metric's label in the request's language."""
-    return metric.en if str(get_locale() or "zh").startswith("en") else metric.zh
+    return metric.en if _english() else metric.zh
+
+
+def _english() -> bool:
+    return str(get_locale() or "zh").startswith("en")
+
+
+def definition(metric: Metric) -> str:
+    """The metric's definition in the request's language."""
+    return metric.definition if _english() else metric.definition_zh
 
 
 def metric_json(metric: Metric) -> dict:
-    """Serialise a metric's definition."""
+    """Serialise a metric's definition: label and definition in the request's language, and both."""
     return {"code": metric.code, "label": label(metric), "label_zh": metric.zh, "label_en": metric.en,
             "unit": metric.unit, "direction": metric.direction, "kind": metric.kind,
-            "definition": metric.definition, "min_n": metric.min_n, "method": metric.method}
+            "definition": definition(metric), "definition_zh": metric.definition_zh,
+            "definition_en": metric.definition, "min_n": metric.min_n, "method": metric.method}
 
 
 def safe_cell(value):

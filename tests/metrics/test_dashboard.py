@@ -133,6 +133,12 @@ def test_metric_definitions(api_as, mworld):
     assert codes >= {"cases_received", "median_hours_to_accept", "median_hours_to_opinion", "within_due_pct",
                      "acceptance_pct", "info_request_pct", "referral_avoided_pct", "mean_rating", "mdt_pct"}
     assert all(set(i) >= {"code", "label", "unit", "direction", "definition"} for i in items)
+    # Chinese first: the definition a user reads is in Chinese by default, the English beside it.
+    for item in items:
+        assert item["definition"] == item["definition_zh"]
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in item["definition_zh"]), item["code"]
+        assert item["definition_en"]
+        assert item["definition_en"] != item["definition_zh"]
 
 
 def test_dashboard_follows_new_data(api_as, mworld, app):
