@@ -60,24 +60,25 @@ def acting_orgs(user: User) -> set[int]:
     return ids | set(db.session.scalars(coordinated_pools(user.id)))
 
 
-def review_capacity(user: User, review: PeerReview, case: Case) -> str | None:
+def review_capacity(user: User, review: PeerReview, case: Case, *, acting: set[int] | None = None) -> str | None:
     """Return how the user may turn the review into a teaching proposal (author, reviewer,
-    coordinator), or None. Platform admins get no clinical content, so none."""
+    coordinator), or None. Platform admins get no clinical content, so none. ``acting`` is
+    :func:`acting_orgs` if the caller already has it (a list checks many reviews)."""
     if user.is_admin:
         return None
     if user.id == review.reviewer_id:
         return REVIEWER
     if user.id in (review.reviewee_id, case.consultant_id):
         return AUTHOR
-    if case.pool_id is not None and case.pool_id in acting_orgs(user):
+    if case.pool_id is not None and case.pool_id in (acting_orgs(user) if acting is None else acting):
         return COORDINATOR
     return None
 
 
-def reviews_for(user: User):
+def reviews_for(user: User, acting: set[int]):
     """A SQL condition on PeerReview joined to Case: the reviews :func:`review_capacity` lets the
-    user act on (the same rule, written as SQL for the list)."""
+    user act on (the same rule, written as SQL for the list), given their :func:`acting_orgs`."""
     if user.is_admin:
         return sa.false()
     return sa.or_(PeerReview.reviewer_id == user.id, PeerReview.reviewee_id == user.id,
-                  Case.consultant_id == user.id, Case.pool_id.in_(acting_orgs(user)))
+                  Case.consultant_id == user.id, Case.pool_id.in_(acting))

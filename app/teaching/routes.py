@@ -36,7 +36,8 @@ def propose(case):
 
 
 # Not a case_route: the blinded reviewer is none of the case's people (see metrics.routes), and who
-# may act on a review is app.teaching.permissions.review_capacity's to decide.
+# may act on a review is app.teaching.permissions.review_capacity's to decide. Nor is it written to
+# the case's audit log, which the author reads: a row there would name the reviewer.
 @bp.post("/peer-reviews/<int:review_id>/teaching")
 @api_login_required
 @api_doc(body=ReviewTeachingIn,

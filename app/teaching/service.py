@@ -24,7 +24,7 @@ from app.notifications.service import notify
 from app.orgs.models import Org
 from app.orgs.permissions import MAX_ID, is_admin
 from app.teaching.models import TeachingCase, TeachingSearch
-from app.teaching.permissions import published_for, reader_orgs, review_capacity, reviews_for
+from app.teaching.permissions import acting_orgs, published_for, reader_orgs, review_capacity, reviews_for
 from app.teaching.schemas import Tags, TeachingQuery
 
 INDEX = fulltext.Index(table="teaching_search", key="teaching_id", title="title", body="body", tsv="tsv",
@@ -125,14 +125,15 @@ def propose_from_review(*, review_id: int, actor: User, org_id: int, tags: Tags)
 def teachable_reviews(*, user: User) -> list[tuple[PeerReview, Case, str, list[TeachingCase]]]:
     """Return the minor/major reviews the user may turn into teaching cases, newest first, each with
     the user's capacity and the teaching cases already proposed from it."""
+    acting = acting_orgs(user)
     rows = db.session.execute(sa.select(PeerReview, Case).join(Case, Case.id == PeerReview.case_id).where(
-        PeerReview.score != "agree", reviews_for(user)).order_by(PeerReview.id.desc()).limit(200)).all()
+        PeerReview.score != "agree", reviews_for(user, acting)).order_by(PeerReview.id.desc()).limit(200)).all()
     made: dict[int, list[TeachingCase]] = {}
     if rows:
         for t in db.session.scalars(sa.select(TeachingCase).where(
                 TeachingCase.peer_review_id.in_([r.id for r, _c in rows])).order_by(TeachingCase.id)):
             made.setdefault(t.peer_review_id, []).append(t)
-    return [(r, c, review_capacity(user, r, c), made.get(r.id, [])) for r, c in rows]
+    return [(r, c, review_capacity(user, r, c, acting=acting), made.get(r.id, [])) for r, c in rows]
 
 
 def proposable_orgs(*, user: User) -> list[Org]:
