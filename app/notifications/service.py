@@ -42,6 +42,10 @@ TEXTS = {
     "dicom_received": ("病例 #{case} 经 {actor} 收到影像", "Case #{case} received images over {actor}"),
     "teaching_proposed": ("{actor} 提议将病例 #{case} 收入教学病例库，请您同意或拒绝",
                           "{actor} proposes case #{case} for the teaching collection: agree or refuse"),
+    # From a blinded peer review: the proposer may be the reviewer, so no name.
+    "teaching_proposed_review": ("病例 #{case} 的同行评议分歧被提议收入教学病例库，请您同意或拒绝",
+                                 "A peer-review disagreement on case #{case} is proposed for the teaching "
+                                 "collection: agree or refuse"),
 }
 
 

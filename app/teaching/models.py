@@ -12,6 +12,7 @@ from app.extensions import db
 
 STATES = ("proposed", "published", "refused")
 DIFFICULTIES = ("basic", "intermediate", "advanced")
+DISAGREEMENTS = ("minor", "major")  # the peer-review scores a teaching case can come from
 
 
 class TeachingCase(db.Model):
@@ -23,6 +24,7 @@ class TeachingCase(db.Model):
         sa.UniqueConstraint("case_id", "org_id", name="uq_teaching_cases_case_org"),
         sa.CheckConstraint(in_list("state", STATES), name="state"),
         sa.CheckConstraint(in_list("difficulty", DIFFICULTIES), name="difficulty"),
+        sa.CheckConstraint(in_list("disagreement", DISAGREEMENTS), name="disagreement"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -38,6 +40,11 @@ class TeachingCase(db.Model):
     content: so.Mapped[dict] = so.mapped_column(sa.JSON)
     # The referring hospital's name, only when the referring doctor agreed to show it.
     hospital_name: so.Mapped[str | None] = so.mapped_column(sa.String(200))
+    # Proposed from a blinded peer review's disagreement: which review (never shown; it names no one)
+    # and its score, kept with the copy should the review go. The note is then the review's note.
+    peer_review_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("peer_reviews.id", ondelete="SET NULL"), index=True)
+    disagreement: so.Mapped[str | None] = so.mapped_column(sa.String(10))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
     decided_at: so.Mapped[datetime | None]
 

@@ -9,7 +9,8 @@ from app.core.schemas import parse_query
 from app.extensions import db
 from app.imaging import service as imaging
 from app.teaching import service
-from app.teaching.schemas import TeachingQuery, teaching_json
+from app.teaching.models import DIFFICULTIES
+from app.teaching.schemas import TeachingQuery, review_teaching_json, teaching_json
 from app.web.schemas import ViewerQuery
 
 bp = Blueprint("teaching_pages", __name__)
@@ -18,11 +19,15 @@ bp = Blueprint("teaching_pages", __name__)
 @bp.get("/teaching")
 @login_required
 def collection():
-    """Show the teaching collection the user may read, searchable, and proposals awaiting consent."""
+    """Show the teaching collection the user may read, searchable, proposals awaiting consent, and the
+    peer-review disagreements the user may propose (with the orgs they may propose to)."""
     query = parse_query(TeachingQuery)
+    reviews = [review_teaching_json(*row) for row in service.teachable_reviews(user=current_user)]
+    orgs = [{"id": o.id, "name": o.name} for o in service.proposable_orgs(user=current_user)] if reviews else []
     return render_template("teaching.html", query=query, specialties=SPECIALTIES,
                            items=[teaching_json(t) for t in service.collection(user=current_user, query=query)],
-                           pending=[teaching_json(t) for t in service.awaiting_consent(user=current_user)])
+                           pending=[teaching_json(t) for t in service.awaiting_consent(user=current_user)],
+                           reviews=reviews, orgs=orgs, difficulties=DIFFICULTIES)
 
 
 @bp.get("/teaching/<int:teaching_id>")

@@ -4,14 +4,26 @@ Readers are the org's members (any role), the members of its parent (a pool's co
 a consortium the doctors of its member institutions. Platform admins are not readers by that
 alone: they get no clinical content. The case permissions ask :func:`reads_images_of` for the
 ``teaching_viewer`` role, which opens the case's de-identified images and nothing else.
+
+Who may turn a blinded peer review's disagreement into a teaching proposal is decided here too
+(:func:`review_capacity`): the reviewed author (or the case's consultant), the reviewer, or a
+coordinator of the pool the case was shared to or an admin of that pool or an org above it (its
+consortium). Anyone else, platform admins included, is told the review does not exist. Each of
+them learns nothing new about the others: the proposal carries the review's score and note, never
+who reviewed, and the reviewer sees only the case's de-identified copy.
 """
 
 import sqlalchemy as sa
 
 from app.accounts.models import User
+from app.cases.models import Case
 from app.extensions import db
+from app.metrics.models import PeerReview
 from app.orgs.models import ConsortiumInstitution, Org, OrgMember
+from app.orgs.permissions import ADMIN, MAX_DEPTH, coordinated_pools
 from app.teaching.models import TeachingCase
+
+AUTHOR, REVIEWER, COORDINATOR = "author", "reviewer", "coordinator"
 
 
 def reader_orgs(user: User):
@@ -32,3 +44,41 @@ def reads_images_of(user: User, case_id: int) -> bool:
     """Tell whether the case is published in a teaching collection the user may read."""
     return db.session.scalar(sa.select(TeachingCase.id).where(
         TeachingCase.case_id == case_id, published_for(user)).limit(1)) is not None
+
+
+def acting_orgs(user: User) -> set[int]:
+    """The ids of the orgs whose cases' peer reviews the user may act on: the pools they coordinate,
+    and the orgs they administer with every org below them (a consortium admin: its pools)."""
+    ids = set(db.session.scalars(sa.select(OrgMember.org_id).where(OrgMember.user_id == user.id,
+                                                                   OrgMember.role == ADMIN)))
+    frontier = set(ids)
+    for _ in range(MAX_DEPTH):
+        if not frontier:
+            break
+        frontier = set(db.session.scalars(sa.select(Org.id).where(Org.parent_id.in_(frontier)))) - ids
+        ids |= frontier
+    return ids | set(db.session.scalars(coordinated_pools(user.id)))
+
+
+def review_capacity(user: User, review: PeerReview, case: Case, *, acting: set[int] | None = None) -> str | None:
+    """Return how the user may turn the review into a teaching proposal (author, reviewer,
+    coordinator), or None. Platform admins get no clinical content, so none. ``acting`` is
+    :func:`acting_orgs` if the caller already has it (a list checks many reviews)."""
+    if user.is_admin:
+        return None
+    if user.id == review.reviewer_id:
+        return REVIEWER
+    if user.id in (review.reviewee_id, case.consultant_id):
+        return AUTHOR
+    if case.pool_id is not None and case.pool_id in (acting_orgs(user) if acting is None else acting):
+        return COORDINATOR
+    return None
+
+
+def reviews_for(user: User, acting: set[int]):
+    """A SQL condition on PeerReview joined to Case: the reviews :func:`review_capacity` lets the
+    user act on (the same rule, written as SQL for the list), given their :func:`acting_orgs`."""
+    if user.is_admin:
+        return sa.false()
+    return sa.or_(PeerReview.reviewer_id == user.id, PeerReview.reviewee_id == user.id,
+                  Case.consultant_id == user.id, Case.pool_id.in_(acting))

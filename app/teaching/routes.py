@@ -1,4 +1,5 @@
-"""Teaching collection API: propose a closed case, consent, browse and search, unpublish."""
+"""Teaching collection API: propose a closed case (or a peer review's disagreement), consent, browse
+and search, unpublish."""
 
 from flask import Blueprint, jsonify
 from flask_login import current_user
@@ -9,7 +10,14 @@ from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
 from app.extensions import db
 from app.teaching import service
-from app.teaching.schemas import ConsentIn, ProposeIn, TeachingQuery, teaching_json
+from app.teaching.schemas import (
+    ConsentIn,
+    ProposeIn,
+    ReviewTeachingIn,
+    TeachingQuery,
+    review_teaching_json,
+    teaching_json,
+)
 
 bp = Blueprint("teaching", __name__, url_prefix="/api")
 
@@ -25,6 +33,34 @@ def propose(case):
     t = service.propose(case=case, actor=current_user, org_id=body.org_id, note=body.note, tags=body.tags)
     db.session.commit()
     return jsonify(teaching_json(t)), 201
+
+
+# Not a case_route: the blinded reviewer is none of the case's people (see metrics.routes), and who
+# may act on a review is app.teaching.permissions.review_capacity's to decide. Nor is it written to
+# the case's audit log, which the author reads: a row there would name the reviewer.
+@bp.post("/peer-reviews/<int:review_id>/teaching")
+@api_login_required
+@api_doc(body=ReviewTeachingIn,
+         responses={201: "proposed with the review's note and score; the referring doctor is asked to consent",
+                    400: "not an org you belong to", 404: "not a review you may act on",
+                    409: "the review agreed, the case is not closed, or already proposed to this collection"},
+         tag="teaching")
+def propose_from_review(review_id: int):
+    """Propose a peer review's minor/major disagreement for a teaching collection (the reviewed author,
+    the reviewer, or a coordinator/admin of the case's pool or consortium)."""
+    body = parse_body(ReviewTeachingIn)
+    t = service.propose_from_review(review_id=review_id, actor=current_user, org_id=body.org_id, tags=body.tags)
+    db.session.commit()
+    return jsonify(teaching_json(t)), 201
+
+
+@bp.get("/peer-reviews/teachable")
+@api_login_required
+@api_doc(responses={200: "the minor/major peer reviews the caller may turn into teaching cases, newest first"},
+         tag="teaching")
+def teachable_reviews():
+    """List the disagreements the caller may propose as teaching cases, blinded (no reviewer, no author)."""
+    return jsonify({"items": [review_teaching_json(*row) for row in service.teachable_reviews(user=current_user)]})
 
 
 @bp.get("/teaching")
@@ -71,7 +107,7 @@ def consent(teaching_id: int):
 @api_login_required
 @api_doc(responses={204: "removed from the collection at once"}, tag="teaching")
 def unpublish(teaching_id: int):
-    """Remove a teaching case from the collection (its consultant, the referring doctor, an org admin)."""
+    """Remove a teaching case from the collection (its consultant or proposer, the referring doctor, an org admin)."""
     service.unpublish(user=current_user, teaching_id=teaching_id)
     db.session.commit()
     return "", 204

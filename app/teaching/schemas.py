@@ -2,9 +2,11 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from app.cases.permissions import Action
 from app.cases.schemas import known_specialty
+from app.cases.workflow import STATUS_GATES
 from app.core.schemas import Query, Schema
 from app.core.time import isoformat
 from app.orgs.schemas import Id
@@ -33,6 +35,21 @@ class ProposeIn(Schema):
     tags: Tags = Field(default_factory=Tags)
 
 
+class ReviewTeachingIn(Schema):
+    """Propose a peer review's disagreement: the note is the review's, so only the org and tags."""
+
+    org_id: Id
+    tags: Tags = Field(default_factory=Tags)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _difficulty_in_tags(cls, data):
+        # Unknown fields are ignored elsewhere; a difficulty put beside the tags would be lost silently.
+        if isinstance(data, dict) and "difficulty" in data:
+            raise ValueError('difficulty goes inside "tags": {"tags": {"difficulty": "advanced"}}')
+        return data
+
+
 class ConsentIn(Schema):
     agree: bool
     show_hospital: bool = False
@@ -55,7 +72,21 @@ def teaching_json(t: TeachingCase) -> dict:
         "id": t.id, "case_id": t.case_id, "state": t.state,
         "org": {"id": org.id, "name": org.name, "kind": org.kind} if org else None,
         "note": t.note, "tags": {"specialty": t.specialty, "keywords": t.keywords or [], "difficulty": t.difficulty},
+        # From a blinded peer review: its score only (the note above is the review's); never who reviewed.
+        "peer_review": {"score": t.disagreement} if t.disagreement else None,
         **t.content, "hospital": t.hospital_name,
         "images": f"/teaching/{t.id}/viewer" if t.state == "published" else None,
         "created_at": isoformat(t.created_at), "decided_at": isoformat(t.decided_at),
+    }
+
+
+def review_teaching_json(review, case, capacity: str, made: list[TeachingCase]) -> dict:
+    """Serialise a disagreement the caller may turn into a teaching case: the review's score and note,
+    the case's question, never the reviewer's or the author's name."""
+    return {
+        "id": review.id, "case_id": case.id, "score": review.score, "teaching_note": review.teaching_note,
+        "created_at": isoformat(review.created_at), "as": capacity,
+        "clinical_question": case.clinical_question, "specialty": case.specialty,
+        "proposable": case.status in STATUS_GATES[Action.PROPOSE_TEACHING],
+        "teaching": [{"id": t.id, "org_id": t.org_id, "state": t.state} for t in made],
     }

@@ -1,5 +1,8 @@
 """The teaching collection: propose a closed case, the referring doctor's consent, browse, unpublish.
 
+A peer review's disagreement becomes a proposal through the same :func:`propose` (then the same
+consent and unpublishing): :func:`propose_from_review` only decides who may and what it carries.
+
 Like the cases service these functions flush and never commit; the route commits.
 """
 
@@ -16,16 +19,18 @@ from app.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.core.time import utcnow
 from app.extensions import db
 from app.imaging import service as imaging
+from app.metrics.models import PeerReview
 from app.notifications.service import notify
 from app.orgs.models import Org
 from app.orgs.permissions import MAX_ID, is_admin
 from app.teaching.models import TeachingCase, TeachingSearch
-from app.teaching.permissions import published_for, reader_orgs
-from app.teaching.schemas import TeachingQuery
+from app.teaching.permissions import acting_orgs, published_for, reader_orgs, review_capacity, reviews_for
+from app.teaching.schemas import Tags, TeachingQuery
 
 INDEX = fulltext.Index(table="teaching_search", key="teaching_id", title="title", body="body", tsv="tsv",
                        fts="teaching_search_fts")
 OPINION_FIELDS = ("diagnosis", "differential", "recommendations", "follow_up")
+DISAGREEMENT_TAG = "同行评议分歧"  # the keyword a teaching case from a peer review carries (searchable)
 
 
 def _copy(case: Case) -> dict:
@@ -54,30 +59,93 @@ def _index(t: TeachingCase) -> None:
     db.session.flush()
 
 
-def propose(*, case: Case, actor: User, org_id: int, note: str, tags) -> TeachingCase:
-    """Propose the closed case for the teaching collection of an org the consultant belongs to."""
+def _already_proposed(case: Case, org: Org, review: PeerReview | None) -> None:
+    """Raise the 409 if the case is already proposed to (or published in, or refused for) the org."""
+    existing = db.session.scalar(sa.select(TeachingCase).where(TeachingCase.case_id == case.id,
+                                                               TeachingCase.org_id == org.id))
+    if existing is None:
+        return
+    if review is not None and existing.peer_review_id == review.id:
+        raise Conflict("this peer review was already proposed to this collection",
+                       {"org_id": org.id, "teaching_id": existing.id, "state": existing.state})
+    raise Conflict("already proposed to this collection", {"org_id": org.id})
+
+
+def propose(*, case: Case, actor: User, org_id: int, note: str, tags, review: PeerReview | None = None
+            ) -> TeachingCase:
+    """Propose the closed case for the teaching collection of an org the proposer belongs to.
+
+    With ``review`` (a minor or major disagreement) the proposal records it, and the referring
+    doctor's notification does not name the proposer, who may be the blinded reviewer.
+    """
     require_status(case, Action.PROPOSE_TEACHING)
     org = db.session.get(Org, org_id)
     if org is None or org.id not in set(db.session.scalars(reader_orgs(actor))):
         raise BadRequest("you can propose only to a consortium or pool you belong to", {"org_id": org_id})
-    if db.session.scalar(sa.select(TeachingCase.id).where(TeachingCase.case_id == case.id,
-                                                          TeachingCase.org_id == org.id)) is not None:
-        raise Conflict("already proposed to this collection", {"org_id": org.id})
+    _already_proposed(case, org, review)
     t = TeachingCase(case_id=case.id, org_id=org.id, proposed_by_id=actor.id, note=note,
                      specialty=tags.specialty or case.specialty, keywords=tags.keywords,
-                     difficulty=tags.difficulty, content=_copy(case))
+                     difficulty=tags.difficulty, content=_copy(case),
+                     peer_review_id=review.id if review else None, disagreement=review.score if review else None)
     db.session.add(t)
-    db.session.flush()
+    try:
+        db.session.flush()
+    except sa.exc.IntegrityError:
+        # The same proposal raced itself (uq_teaching_cases_case_org): the first one stands.
+        db.session.rollback()
+        _already_proposed(case, org, review)
+        raise
     _index(t)
-    notify(users=[case.owner], case_id=case.id, kind="teaching_proposed", actor=actor)
+    notify(users=[case.owner], case_id=case.id, kind="teaching_proposed_review" if review else "teaching_proposed",
+           actor=actor)
     return t
+
+
+def _review(user: User, review_id: int) -> tuple[PeerReview, Case, str]:
+    review = db.session.get(PeerReview, review_id) if review_id <= MAX_ID else None
+    case = db.session.get(Case, review.case_id) if review is not None else None
+    capacity = review_capacity(user, review, case) if case is not None else None
+    if capacity is None:
+        raise NotFound("peer review not found")  # do not reveal that it exists
+    return review, case, capacity
+
+
+def propose_from_review(*, review_id: int, actor: User, org_id: int, tags: Tags) -> TeachingCase:
+    """Propose the case of a peer review's disagreement for an org's teaching collection, with the
+    review's teaching note and score (its author, its reviewer, or the case's pool coordinator/admin)."""
+    review, case, _capacity = _review(actor, review_id)
+    if review.score not in ("minor", "major"):
+        raise Conflict("only a minor or major disagreement can become a teaching case; this review agreed",
+                       {"score": review.score})
+    keywords = [*tags.keywords, *([] if DISAGREEMENT_TAG in tags.keywords else [DISAGREEMENT_TAG])]
+    return propose(case=case, actor=actor, org_id=org_id, note=review.teaching_note or "",
+                   tags=tags.model_copy(update={"keywords": keywords}), review=review)
+
+
+def teachable_reviews(*, user: User) -> list[tuple[PeerReview, Case, str, list[TeachingCase]]]:
+    """Return the minor/major reviews the user may turn into teaching cases, newest first, each with
+    the user's capacity and the teaching cases already proposed from it."""
+    acting = acting_orgs(user)
+    rows = db.session.execute(sa.select(PeerReview, Case).join(Case, Case.id == PeerReview.case_id).where(
+        PeerReview.score != "agree", reviews_for(user, acting)).order_by(PeerReview.id.desc()).limit(200)).all()
+    made: dict[int, list[TeachingCase]] = {}
+    if rows:
+        for t in db.session.scalars(sa.select(TeachingCase).where(
+                TeachingCase.peer_review_id.in_([r.id for r, _c in rows])).order_by(TeachingCase.id)):
+            made.setdefault(t.peer_review_id, []).append(t)
+    return [(r, c, review_capacity(user, r, c, acting=acting), made.get(r.id, [])) for r, c in rows]
+
+
+def proposable_orgs(*, user: User) -> list[Org]:
+    """Return the orgs the user may propose teaching cases to (those whose collection they read)."""
+    return list(db.session.scalars(sa.select(Org).where(Org.id.in_(reader_orgs(user))).order_by(Org.name, Org.id)))
 
 
 def _role(user: User, t: TeachingCase, case: Case) -> str | None:
     if user.id == case.owner_id:
         return "owner"
-    if user.id == t.proposed_by_id:
-        return "consultant"
+    if user.id in (t.proposed_by_id, case.consultant_id):
+        return "proposer"  # the consultant, or whoever proposed it from a peer review
     if db.session.scalar(sa.select(TeachingCase.id).where(TeachingCase.id == t.id, published_for(user))):
         return "reader"
     return None
@@ -106,10 +174,10 @@ def consent(*, user: User, teaching_id: int, agree: bool, show_hospital: bool) -
 
 
 def unpublish(*, user: User, teaching_id: int) -> None:
-    """Remove the teaching case from the collection at once (its consultant, the owner, an org admin)."""
+    """Remove the teaching case from the collection at once (its proposer or consultant, the owner, an org admin)."""
     t, role = get(user=user, teaching_id=teaching_id)
-    if role not in ("owner", "consultant") and not is_admin(user, db.session.get(Org, t.org_id)):
-        raise Forbidden("only its consultant, the referring doctor or an org admin can remove it")
+    if role not in ("owner", "proposer") and not is_admin(user, db.session.get(Org, t.org_id)):
+        raise Forbidden("only its consultant or proposer, the referring doctor or an org admin can remove it")
     db.session.delete(t)
     db.session.flush()
 
