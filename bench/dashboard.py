@@ -115,7 +115,7 @@ def profile(app, step, request) -> None:
     import pstats
 
     step()
-    timings: list[tuple[float, str]] = []
+    timings: list[tuple[float, str, str, object]] = []
     with app.app_context():
         engine = db.engine
 
@@ -123,7 +123,8 @@ def profile(app, step, request) -> None:
         conn.info.setdefault("t0", []).append(time.perf_counter())
 
     def after(conn, cursor, statement, parameters, context, executemany):
-        timings.append(((time.perf_counter() - conn.info["t0"].pop()) * 1000, " ".join(statement.split())[:150]))
+        timings.append(((time.perf_counter() - conn.info["t0"].pop()) * 1000, " ".join(statement.split())[:150],
+                        statement, parameters))
 
     sa.event.listen(engine, "before_cursor_execute", before)
     sa.event.listen(engine, "after_cursor_execute", after)
@@ -137,10 +138,20 @@ def profile(app, step, request) -> None:
     sa.event.remove(engine, "after_cursor_execute", after)
     assert r.status_code == 200
     print(f"\nprofiled request after a step: {total:.0f} ms under cProfile, {len(timings)} SQL statements, "
-          f"{sum(ms for ms, _ in timings):.0f} ms in the database")
-    for ms, sql in sorted(timings, reverse=True)[:12]:
-        print(f"  {ms:7.1f} ms  {sql}")
+          f"{sum(t[0] for t in timings):.0f} ms in the database")
+    ranked = sorted(timings, key=lambda t: -t[0])
+    for ms, short, _, _ in ranked[:12]:
+        print(f"  {ms:7.1f} ms  {short}")
     pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    # The plans of the slowest reads of the cases (the rebuild), run again with JIT off as the rollup sets it.
+    reads = [t for t in ranked if t[2].lstrip().startswith("SELECT")
+             and any(f" FROM {table} " in t[2] for table in ("cases", "case_events"))]
+    with app.app_context(), engine.connect() as conn:
+        for _, short, statement, parameters in reads[:3]:
+            conn.execute(sa.text("SET LOCAL jit = off"))
+            plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters).scalars().all()
+            print(f"\nEXPLAIN ANALYZE {short[:100]}\n  " + "\n  ".join(plan))
+            conn.rollback()
 
 
 def main() -> None:

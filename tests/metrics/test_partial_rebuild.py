@@ -1,6 +1,7 @@
 """Rebuilding only the units a change touched gives exactly the cells a full rebuild gives.
 
-After each kind of change (a new case, accept, opinion, close with rating, a pooled case assigned,
+After each kind of change (a new case, accept, information asked and answered, an MDT colleague
+invited, opinion, close with rating, a pooled case assigned,
 moved to another pool and given to another doctor, a step on a case of an old month, an open case
 passing its due time) the stored cells of every level and month are compared with the cells
 computed from the cases for the whole month, which is what a full rebuild stores.
@@ -93,12 +94,24 @@ def test_partial_rebuilds_equal_full_rebuilds(app, world, mworld, api_as, make_u
     gyn = api_as(world["gyn"])
     assert gyn.post(f"/api/cases/{direct}/accept").status_code == 200
     check()
+    # Information asked and answered (the paused clock, "information requested"), an MDT colleague.
+    assert gyn.post(f"/api/cases/{direct}/questions", json={"question": "请补充超声报告"}).status_code == 200
+    check()
+    assert gp.post(f"/api/cases/{direct}/answers", json={"answer": "已上传"}).status_code == 200
+    radiologist = make_user(specialty="radiology", institution_id=world["tertiary"])
+    r = gyn.post(f"/api/cases/{direct}/participants", json={"user_id": radiologist, "discipline": "radiology"})
+    assert r.status_code == 201, r.json
+    check()
     assert gyn.post(f"/api/cases/{direct}/opinion", json={"diagnosis": "子宫肌瘤", "recommendations": "随访"}
                     ).status_code == 200
     check()
     assert gp.post(f"/api/cases/{direct}/close", json={"rating": 4, "outcome": "referral_avoided",
                                                         "advice": "new_advice"}).status_code == 200
     check()
+    with app.app_context():
+        cells = _stored("doctor")
+    for code in ("info_request_pct", "mdt_pct"):  # rebuilt unit by unit, each case's rows looked up one by one
+        assert cells[(this_month, world["gyn"], code)][:2] == (1, 1)
 
     # A pooled case: assigned to gyn, moved to the other pool (gyn is no actor of that step, yet
     # loses the case), then given to gyn3 of another hospital.
