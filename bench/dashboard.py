@@ -145,7 +145,7 @@ def profile(app, step, request) -> None:
     pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
     # The plans of the slowest reads of the cases (the rebuild), run again with JIT off as the rollup sets it.
     reads = [t for t in ranked if t[2].lstrip().startswith("SELECT")
-             and any(f" FROM {table} " in t[2] for table in ("cases", "case_events"))]
+             and any(f" FROM {table} " in " ".join(t[2].split()) for table in ("cases", "case_events"))]
     with app.app_context(), engine.connect() as conn:
         for _, short, statement, parameters in reads[:3]:
             conn.execute(sa.text("SET LOCAL jit = off"))
