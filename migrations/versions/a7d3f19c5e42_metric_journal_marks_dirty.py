@@ -2,7 +2,7 @@
 
 Revision ID: a7d3f19c5e42
 Revises: 9b3e5d1c7a20
-Create Date: 2026-11-27 10:00:00
+Create Date: 2026-12-06 03:00:00
 
 """
 from alembic import op
