@@ -1,6 +1,6 @@
 """Time the consortium dashboard (peers and the gap table) over 200,000 cases on PostgreSQL.
 
-    .venv/bin/python bench/dashboard.py [--cases 200000] [--requests 30]
+    .venv/bin/python bench/dashboard.py [--cases 200000] [--requests 30] [--cold 20] [--profile]
 
 Makes its own schema in BENCH_DATABASE_URL (default: the local ``test`` database), migrates it,
 adds a consortium of 40 hospitals with 6 specialists each, bulk-inserts the cases with their
@@ -8,8 +8,9 @@ accept/decline/ask events and MDT participants, runs ANALYZE, then calls
 ``GET /api/orgs/{id}/dashboard`` through the app (Flask test client, bearer token). It prints the
 one-off build of the monthly rollup (the first request over a new database), then p50/p95 per
 variant: right after a workflow step (a case shared in a past month is closed and rated, so its
-month is rebuilt) and steady (no change since the last request). The schema is dropped at the
-end. Target: p95 < 300 ms.
+month's touched units are rebuilt) and steady (no change since the last request). The schema is dropped at the
+end. ``--profile`` adds one request after a step under cProfile, with the time of each SQL
+statement. Target: p95 < 300 ms.
 """
 
 import argparse
@@ -108,11 +109,58 @@ def populate(n_cases: int) -> tuple[int, int]:
     return consortium.id, admin_id
 
 
+def profile(app, step, request) -> None:
+    """One request after a step under cProfile, with the time of every SQL statement it ran."""
+    import cProfile
+    import pstats
+
+    step()
+    timings: list[tuple[float, str, str, object]] = []
+    with app.app_context():
+        engine = db.engine
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        conn.info.setdefault("t0", []).append(time.perf_counter())
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        timings.append(((time.perf_counter() - conn.info["t0"].pop()) * 1000, " ".join(statement.split())[:150],
+                        statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
+    prof = cProfile.Profile()
+    t = time.perf_counter()
+    prof.enable()
+    r = request()
+    prof.disable()
+    total = (time.perf_counter() - t) * 1000
+    sa.event.remove(engine, "before_cursor_execute", before)
+    sa.event.remove(engine, "after_cursor_execute", after)
+    assert r.status_code == 200
+    print(f"\nprofiled request after a step: {total:.0f} ms under cProfile, {len(timings)} SQL statements, "
+          f"{sum(t[0] for t in timings):.0f} ms in the database")
+    ranked = sorted(timings, key=lambda t: -t[0])
+    for ms, short, _, _ in ranked[:12]:
+        print(f"  {ms:7.1f} ms  {short}")
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    # The plans of the slowest reads of the cases (the rebuild), run again with JIT off as the rollup sets it.
+    reads = [t for t in ranked if t[2].lstrip().startswith("SELECT")
+             and any(f" FROM {table} " in " ".join(t[2].split()) for table in ("cases", "case_events"))]
+    with app.app_context(), engine.connect() as conn:
+        for _, short, statement, parameters in reads[:3]:
+            conn.execute(sa.text("SET LOCAL jit = off"))
+            plan = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters).scalars().all()
+            print(f"\nEXPLAIN ANALYZE {short[:100]}\n  " + "\n  ".join(plan))
+            conn.rollback()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=30)
     parser.add_argument("--cold", type=int, default=20, help="requests right after a workflow step")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one request after a step: cProfile, and each SQL statement's time")
     args = parser.parse_args()
     schema = f"hz_bench_{uuid.uuid4().hex[:10]}"
     admin_engine = sa.create_engine(BASE)
@@ -170,6 +218,9 @@ def main() -> None:
             print(f"{name:32s} after a step p50 {pct(stepped, 50):6.1f} ms p95 {pct(stepped, 95):6.1f} ms "
                   f"(n={args.cold})   steady p50 {pct(steady, 50):6.1f} ms p95 {pct(steady, 95):6.1f} ms "
                   f"(n={args.requests})", flush=True)
+        if args.profile:
+            profile(app, lambda: close_a_case(), lambda: client.get(variants["consortium, peers = members"],
+                                                                    headers=headers))
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -82,3 +82,39 @@ class MetricCell(db.Model):
     s: so.Mapped[float]
     ss: so.Mapped[float]
     hist: so.Mapped[bytes | None] = so.mapped_column(sa.LargeBinary)
+
+
+class MetricJournal(db.Model):
+    """The one row saying up to which timeline entry the changed cases have been turned into dirty
+    units (:class:`MetricDirty`) and their marks (:class:`MetricMark`) brought up to date."""
+
+    __tablename__ = "metric_journal"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)  # always 1
+    upto: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+
+
+class MetricMark(db.Model):
+    """Where a case was counted when the journal last looked at it: the month of its sharing, its
+    specialist, the specialist's institution and its pool. A change of any of them makes the old
+    units dirty as well as the new ones (a case reassigned leaves its previous doctor's cells)."""
+
+    __tablename__ = "metric_marks"
+
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    month: so.Mapped[str | None] = so.mapped_column(sa.String(7))
+    doctor_id: so.Mapped[int | None]
+    institution_id: so.Mapped[int | None]
+    pool_id: so.Mapped[int | None]
+
+
+class MetricDirty(db.Model):
+    """A unit whose cells of a stored month no longer match the cases, found by the journal at entry
+    ``upto``; the next refresh of that month rebuilds the unit's cells only."""
+
+    __tablename__ = "metric_dirty"
+
+    kind: so.Mapped[str] = so.mapped_column(sa.String(12), primary_key=True)
+    month: so.Mapped[str] = so.mapped_column(sa.String(7), primary_key=True)
+    unit_id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    upto: so.Mapped[int] = so.mapped_column(sa.BigInteger)

@@ -10,27 +10,36 @@ for; the pieces of a period that are not whole months (and the current month whi
 are computed from the cases on each request by the same query.
 
 The change log is the timeline: every step that moves a metric writes a ``case_events`` row. A
-stored month is rebuilt when a timeline entry newer than the month's ``built_upto`` belongs to a
-case whose timeline or sharing touches the month (a case shared in March and closed in May
-rebuilds March and May), and
-when its ``stale_after`` time passes (an open case becomes past due, which moves "answered within
-due time" without any step). Untouched months stay frozen.
+journal (``metric_journal``) reads the entries it has not seen and turns them into *dirty units* of
+the stored months (``metric_dirty``): per level, where each touched case was counted before (its
+*mark*, ``metric_marks``: month of sharing, specialist, the specialist's institution, pool), where it
+is counted now, and the month and actor (pool, for the pool level) of each new entry; a case moved to
+another pool also moves every entry of its timeline between the two pools. So a case reassigned
+to another doctor rebuilds the previous doctor's cells as well, and a case shared again leaves the
+month of its first sharing. A stored month is then rebuilt for its dirty units only (a query over the
+cases of those units), and, when its ``stale_after`` time passes (an open case becomes past due, which
+moves "answered within due time" without any step), for the units of the cases that passed their due
+time since ``built_at``. Untouched units and months stay frozen. A case written without any timeline
+entry (bulk loads) is not seen until its month is built again whole.
 """
 
 import math
 from collections import defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy import orm as so
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app.accounts.models import User
 from app.cases.models import Case, CaseEvent
 from app.core.time import utcnow
 from app.extensions import db
-from app.metrics.definitions import METRICS
-from app.metrics.models import MetricCell, MetricMonth
+from app.metrics.definitions import METRICS, probing
+from app.metrics.models import MetricCell, MetricDirty, MetricJournal, MetricMark, MetricMonth
 from app.metrics.sql import Z2, half_hour_bucket, month_of
 
 BUCKET_HOURS = 0.5  # the resolution of every median, stated in the metric definitions
@@ -131,21 +140,100 @@ def live_cells(*, level: str, start: datetime, end: datetime, ids: list[int] | N
 
 # ---- the stored months ----------------------------------------------------------------------
 
-def _touched(since: int) -> dict[str, int]:
-    """Months moved by timeline entries newer than ``since``: month -> newest such entry id.
+# Above this many dirty units in one month, building the whole month is as quick as the units one by one.
+PARTIAL_LIMIT = 64
 
-    A case touched by a new entry moves the months of its whole timeline, not only the month it is
-    shared in now: shared again after a decline, it leaves the month of its first sharing (dated
-    by that sharing's entry).
+
+def _insert(model):
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)
+
+
+def _lock_journal() -> int | None:
+    """Take the journal row (PostgreSQL: FOR UPDATE; SQLite serialises writers anyway) and return its position.
+
+    Every refresh that writes holds it until its commit, so journal runs and builds never interleave.
     """
-    touched = sa.select(CaseEvent.case_id, sa.func.max(CaseEvent.id).label("top")).where(
-        CaseEvent.id > since).group_by(CaseEvent.case_id).subquery()
-    history = sa.select(month_of(CaseEvent.at).label("m"), touched.c.top).join(
-        touched, touched.c.case_id == CaseEvent.case_id)
-    current = sa.select(month_of(Case.submitted_at).label("m"), touched.c.top).join(
-        touched, touched.c.case_id == Case.id).where(Case.submitted_at.is_not(None))
-    both = sa.union_all(history, current).subquery()
-    return {m: top for m, top in db.session.execute(sa.select(both.c.m, sa.func.max(both.c.top)).group_by(both.c.m))}
+    stmt = sa.select(MetricJournal.upto).where(MetricJournal.id == 1)
+    if db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return db.session.scalar(stmt)
+
+
+def _marks(touched) -> None:
+    """Write the marks of the cases (all when ``touched`` is None) as they stand now."""
+    consultant = so.aliased(User)
+    stmt = sa.select(Case.id, month_of(Case.submitted_at), Case.consultant_id, consultant.institution_id,
+                     Case.pool_id).outerjoin(consultant, consultant.id == Case.consultant_id)
+    if touched is not None:
+        stmt = stmt.join(touched, touched.c.case_id == Case.id)
+    stmt = stmt.where(Case.id.is_not(None))  # SQLite reads INSERT … SELECT … ON CONFLICT only with a WHERE
+    insert = _insert(MetricMark).from_select(["case_id", "month", "doctor_id", "institution_id", "pool_id"], stmt)
+    db.session.execute(insert.on_conflict_do_update(index_elements=["case_id"], set_={
+        k: insert.excluded[k] for k in ("month", "doctor_id", "institution_id", "pool_id")}))
+
+
+def _kind(level: str):
+    return sa.literal_column(f"'{level}'", sa.String)
+
+
+def _journal(top: int) -> int:
+    """Turn the timeline entries up to ``top`` that the journal has not seen into dirty units of the
+    stored months, bring the marks of their cases up to date, and return the journal's position.
+
+    The units a case moves, per level: where its mark says it was counted (month of sharing and
+    specialist, institution, pool), where it is counted now, and for the events source the
+    month and actor (or pool) of each new entry; when its pool changed, every entry of its timeline
+    moves from the old pool to the new one. Call with the journal row locked.
+    """
+    upto = _lock_journal()
+    if upto is None:  # the first run: mark every case; cells stored without marks cannot be trusted
+        for model in (MetricDirty, MetricCell, MetricMonth):
+            db.session.execute(sa.delete(model))
+        _marks(None)
+        db.session.execute(_insert(MetricJournal).values(id=1, upto=top).on_conflict_do_nothing())
+        return top
+    if upto >= top:
+        return upto
+    new = sa.and_(CaseEvent.id > upto, CaseEvent.id <= top)
+    touched = sa.select(CaseEvent.case_id).where(new).distinct().subquery()
+    mark, consultant, actor = MetricMark, so.aliased(User), so.aliased(User)
+    now_in = sa.select(Case.id, Case.submitted_at, Case.consultant_id, Case.pool_id).join(
+        touched, touched.c.case_id == Case.id).subquery()
+    was = sa.select(mark).join(touched, touched.c.case_id == mark.case_id).subquery()
+    here = month_of(now_in.c.submitted_at)
+    at = month_of(CaseEvent.at)
+    # Entries of cases whose pool changed (no mark: its pool before is unknown, so its entries move too).
+    moved = sa.select(CaseEvent.at, Case.pool_id.label("now"), mark.pool_id.label("was")).join(
+        touched, touched.c.case_id == CaseEvent.case_id).join(Case, Case.id == CaseEvent.case_id).outerjoin(
+        mark, mark.case_id == Case.id).where(mark.pool_id.is_distinct_from(Case.pool_id)).subquery()
+    moved_at = month_of(moved.c.at)
+    parts = [
+        sa.select(_kind("doctor").label("kind"), was.c.month.label("month"), was.c.doctor_id.label("unit")),
+        sa.select(_kind("doctor"), here, now_in.c.consultant_id),
+        sa.select(_kind("doctor"), at, CaseEvent.actor_id).where(new),
+        sa.select(_kind("institution"), was.c.month, was.c.institution_id),
+        sa.select(_kind("institution"), here, consultant.institution_id).join_from(
+            now_in, consultant, consultant.id == now_in.c.consultant_id),
+        sa.select(_kind("institution"), at, actor.institution_id).join_from(
+            CaseEvent, actor, actor.id == CaseEvent.actor_id).where(new),
+        sa.select(_kind("pool"), was.c.month, was.c.pool_id),
+        sa.select(_kind("pool"), here, now_in.c.pool_id),
+        sa.select(_kind("pool"), at, Case.pool_id).join_from(
+            CaseEvent, Case, Case.id == CaseEvent.case_id).where(new),
+        sa.select(_kind("pool"), moved_at, moved.c.now),
+        sa.select(_kind("pool"), moved_at, moved.c.was),
+    ]
+    units = sa.union(*parts).subquery()
+    kind, month, unit = units.c.kind, units.c.month, units.c.unit
+    stored = sa.select(kind, month, unit, sa.literal(top)).join(
+        MetricMonth, sa.and_(MetricMonth.kind == kind, MetricMonth.month == month)).where(unit.is_not(None))
+    insert = _insert(MetricDirty).from_select(["kind", "month", "unit_id", "upto"], stored)
+    db.session.execute(insert.on_conflict_do_update(index_elements=["kind", "month", "unit_id"],
+                                                    set_={"upto": insert.excluded.upto}))
+    _marks(touched)
+    db.session.execute(sa.update(MetricJournal).where(MetricJournal.id == 1).values(upto=top))
+    return top
 
 
 def _next_past_due(month: str, now: datetime) -> datetime | None:
@@ -156,49 +244,85 @@ def _next_past_due(month: str, now: datetime) -> datetime | None:
         Case.paused_at.is_(None), Case.answered_at.is_(None), Case.due_at >= now))
 
 
+def _passed_due(level: str, month: str, since: datetime, now: datetime) -> set[int]:
+    """The units of the open cases shared in the month that passed their due time in [since, now)."""
+    from app.metrics.service import _source
+
+    frm, entity, _ = _source("cases", level)
+    start, end = month_bounds(month)
+    return set(db.session.scalars(sa.select(entity).select_from(frm).where(
+        Case.submitted_at >= start, Case.submitted_at < end, Case.status.in_(("submitted", "accepted")),
+        Case.paused_at.is_(None), Case.answered_at.is_(None), Case.due_at >= since, Case.due_at < now,
+        entity.is_not(None)).distinct()))
+
+
 def _upsert_month(level: str, month: str, top: int, stale_after: datetime | None, now: datetime) -> None:
     values = {"kind": level, "month": month, "built_upto": top, "stale_after": stale_after, "built_at": now}
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    # Taking the month's row first also serialises two requests rebuilding the same month.
-    stmt = dialect.insert(MetricMonth).values(**values)
+    stmt = _insert(MetricMonth).values(**values)
     db.session.execute(stmt.on_conflict_do_update(index_elements=["kind", "month"], set_={
         k: stmt.excluded[k] for k in ("built_upto", "stale_after", "built_at")}))
 
 
-def _build(level: str, month: str, top: int, now: datetime) -> None:
-    _upsert_month(level, month, top, _next_past_due(month, now), now)
-    db.session.execute(sa.delete(MetricCell).where(MetricCell.kind == level, MetricCell.month == month))
+def _store(level: str, month: str, units: set[int] | None) -> None:
+    """Replace the month's cells of these units (None: of every unit) by cells computed from the cases."""
+    where = [MetricCell.kind == level, MetricCell.month == month]
+    if units is not None:
+        where.append(MetricCell.unit_id.in_(sorted(units)))
+    db.session.execute(sa.delete(MetricCell).where(*where))
     start, end = month_bounds(month)
+    with nullcontext() if units is None else probing():  # a few units: look up their cases' rows one by one
+        cells = live_cells(level=level, start=start, end=end, ids=None if units is None else sorted(units))
     rows = [{"kind": level, "month": month, "unit_id": unit, "code": code, "n": c.n, "k": c.k, "s": c.s, "ss": c.ss,
              "hist": None if c.hist is None else _encode(c.hist)}
-            for (unit, _), by_code in live_cells(level=level, start=start, end=end).items()
-            for code, c in by_code.items()]
+            for (unit, _), by_code in cells.items() for code, c in by_code.items()]
     if rows:
         db.session.execute(sa.insert(MetricCell), rows)
 
 
 def refresh(*, level: str, months: list[str]) -> None:
-    """Bring the stored cells of these months up to date (build missing, touched or stale months) and commit."""
+    """Bring the stored cells of these months up to date and commit.
+
+    Missing months are built whole; in a stored month only the dirty units (from the journal) and
+    the units of open cases that passed their due time since the month's ``built_at`` are rebuilt.
+    """
     if not months:
         return
     _jit_off()
     now = utcnow()
     top = db.session.scalar(sa.select(sa.func.max(CaseEvent.id))) or 0
-    state = {s.month: s for s in db.session.scalars(
-        sa.select(MetricMonth).where(MetricMonth.kind == level, MetricMonth.month.in_(months)))}
-    stale = {m for m in months if m not in state or (state[m].stale_after is not None and state[m].stale_after <= now)}
-    frozen = [m for m in state if m not in stale]
-    since = min((state[m].built_upto for m in frozen), default=top)
-    if since < top:
-        touched = _touched(since)
-        stale |= {m for m in frozen if touched.get(m, 0) > state[m].built_upto}
-        kept = [m for m in frozen if m not in stale]
-        if kept:  # checked up to the newest entry: the next request looks only at newer ones
-            db.session.execute(sa.update(MetricMonth).where(
-                MetricMonth.kind == level, MetricMonth.month.in_(kept), MetricMonth.built_upto < top).values(
-                built_upto=top))
-    for month in sorted(stale):
-        _build(level, month, top, now)
+
+    def state() -> tuple[dict[str, MetricMonth], dict[str, set[int]]]:
+        found = {s.month: s for s in db.session.execute(
+            sa.select(MetricMonth).where(MetricMonth.kind == level, MetricMonth.month.in_(months))
+            .execution_options(populate_existing=True)).scalars()}
+        dirty: dict[str, set[int]] = defaultdict(set)
+        for month, unit in db.session.execute(sa.select(MetricDirty.month, MetricDirty.unit_id).where(
+                MetricDirty.kind == level, MetricDirty.month.in_(months))):
+            dirty[month].add(unit)
+        return found, dirty
+
+    upto = db.session.scalar(sa.select(MetricJournal.upto).where(MetricJournal.id == 1))
+    found, dirty = state()
+    idle = upto is not None and upto >= top and not dirty and all(
+        m in found and (found[m].stale_after is None or found[m].stale_after > now) for m in months)
+    if idle:
+        db.session.commit()
+        return
+    upto = _journal(top)  # takes the journal row: from here on this request is the only writer
+    found, dirty = state()
+    for month in sorted(months):
+        have = found.get(month)
+        passed = have is not None and have.stale_after is not None and have.stale_after <= now
+        units = dirty.get(month, set()) | (_passed_due(level, month, have.built_at, now) if passed else set())
+        if have is not None and not units and not passed:
+            continue
+        whole = have is None or len(units) > PARTIAL_LIMIT
+        # built_at: the time up to which every cell of the month counts the cases past due.
+        since = now if whole or passed else have.built_at
+        _upsert_month(level, month, upto, _next_past_due(month, now), since)
+        _store(level, month, None if whole else units)
+    db.session.execute(sa.delete(MetricDirty).where(
+        MetricDirty.kind == level, MetricDirty.month.in_(months), MetricDirty.upto <= upto))
     db.session.commit()
 
 
