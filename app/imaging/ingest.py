@@ -1,10 +1,13 @@
 """Upload ingest: classify each file by content, de-identify DICOM, store, index, all or nothing.
 
-The request's DICOM files are prepared (parse, validate, de-identify, lay out) by a pool of
+The request's DICOM files are prepared (parse, validate, de-identify, lay out, hash) by a pool of
 worker processes (app.imaging.workers) a few files ahead of the request thread, which checks
 duplicates and writes up to a few objects to the store in parallel, so memory holds only the
-files in flight, never a whole study. A de-identified file is its new header plus the original
-file's bytes of every unchanged element (the pixel data above all), copied once. Rows are
+files in flight, never a whole study. A file reaches its worker through shared memory, and the
+worker sends back only the layout (new header bytes, spans of the source) and the digests of the
+source and of the file to store, so the server process neither pickles the file nor hashes it.
+A de-identified file is its new header plus the original file's bytes of every unchanged element
+(the pixel data above all), copied once. Rows are
 written only after every object is stored; if anything fails, the objects this request stored
 are deleted and nothing is recorded.
 
@@ -23,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.shared_memory import SharedMemory
 from typing import BinaryIO, NamedTuple
 
 import pydicom
@@ -45,7 +49,7 @@ from app.storage import ObjectStore, StorageUnavailable, case_key, get_store
 
 log = logging.getLogger(__name__)
 
-PUT_WORKERS = 4
+PUT_WORKERS = 2  # per request; 4 made the store (moto) slower per put than 2 (docs/BENCHMARKS.md)
 MAX_IN_FLIGHT = 8
 PREPARE_AHEAD_PER_WORKER = 2  # files handed to each worker before the request thread waits
 POOL_MAX_BYTES = 64 * 1024 * 1024  # larger files are prepared in the request thread (no pipe copies)
@@ -116,6 +120,8 @@ class DicomFile(NamedTuple):
     pieces: list[dicom.Piece]
     facts: dicom.IndexFacts
     uid_map: dict[str, str]
+    sha256: str = ""  # of the file the pieces make (set by prepare_shared)
+    source_sha256: str = ""  # of the source (set by prepare_shared)
 
 
 def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
@@ -143,6 +149,17 @@ def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
     return DicomFile(pieces, facts, uid_map)
 
 
+def prepare_shared(name: str, size: int, **options) -> DicomFile:
+    """prepare_dicom of a file in a shared memory segment (workers.share), with both digests (runs in the workers)."""
+    source = workers.read_shared(name, size)
+    result = prepare_dicom(source, **options)
+    view = memoryview(source)
+    digest = hashlib.sha256()
+    for piece in result.pieces:
+        digest.update(piece if isinstance(piece, bytes) else view[piece[0]:piece[1]])
+    return result._replace(sha256=digest.hexdigest(), source_sha256=hashlib.sha256(source).hexdigest())
+
+
 def _dicom_options(case: Case, force: bool) -> dict:
     max_frame_pixels, max_decoded_bytes = dicom.decode_limits()
     return {"force": force, "secret": case.uid_secret, "pseudonym": f"HUIZHEN^CASE{case.id}",
@@ -153,10 +170,11 @@ def _prepare_dicom(name: str, data: bytes, case: Case, force: bool = False) -> P
     return _prepared(name, data, prepare_dicom(data, **_dicom_options(case, force)))
 
 
-def _prepared(name: str, source: bytes, result: DicomFile) -> Prepared:
+def _prepared(name: str, source: bytes | memoryview, result: DicomFile) -> Prepared:
     data = dicom.assemble(result.pieces, source)
     return Prepared(name, "dicom", io.BytesIO(data), len(data), "application/dicom", facts=result.facts,
-                    uid_map=result.uid_map, source_sha256=hashlib.sha256(source).hexdigest())
+                    uid_map=result.uid_map, sha256=result.sha256,
+                    source_sha256=result.source_sha256 or hashlib.sha256(source).hexdigest())
 
 
 def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> IngestResult:
@@ -180,11 +198,12 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
 
 
 class _Pending(NamedTuple):
-    """A file on its way: its preparation (a worker's future, or already done) and the bytes it came from."""
+    """A file on its way: its preparation (a worker's future, or already done) and the segment holding its bytes."""
 
     filename: str
     outcome: Future | Prepared | Rejected
-    source: bytes = b""
+    segment: SharedMemory | None = None
+    size: int = 0
     pool: ProcessPoolExecutor | None = None
 
 
@@ -232,6 +251,8 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
                 for pending in preparing:
                     if isinstance(pending.outcome, Future):
                         pending.outcome.cancel()
+                    if pending.segment is not None:
+                        workers.release(pending.segment)
                 for _, future in in_flight:
                     future.cancel()
                 raise
@@ -251,15 +272,21 @@ def _start(entry: Entry | Rejected, case: Case, pool: ProcessPoolExecutor | None
         # The order of prepare(): Part 10 DICOM, then photos and PDFs, then DICOM without a preamble.
         bare = not dicom.looks_like_dicom(head) and photos.sniff(head) is None and dicom.looks_like_bare_dicom(head)
         if pool is not None and (dicom.looks_like_dicom(head) or bare):
-            source = entry.stream.read(POOL_MAX_BYTES + 1)
-            if len(source) <= POOL_MAX_BYTES:
-                try:
-                    future = pool.submit(prepare_dicom, source, **_dicom_options(case, bare))
-                except BrokenProcessPool:
-                    workers.discard_pool(pool)
-                else:
-                    return _Pending(entry.filename, future, source, pool)
+            size = entry.stream.seek(0, io.SEEK_END)
             entry.stream.seek(0)
+            if size <= POOL_MAX_BYTES:
+                segment = workers.share(entry.stream, size)
+                try:
+                    future = pool.submit(prepare_shared, segment.name, size, **_dicom_options(case, bare))
+                except BrokenProcessPool:
+                    workers.release(segment)
+                    workers.discard_pool(pool)
+                except BaseException:
+                    workers.release(segment)
+                    raise
+                else:
+                    return _Pending(entry.filename, future, segment, size, pool)
+                entry.stream.seek(0)
         item = prepare(entry.filename, entry.stream, case)
         item.source_sha256 = item.source_sha256 or _source_sha256(entry.stream)
         return _Pending(entry.filename, item)
@@ -272,7 +299,8 @@ def _outcome(pending: _Pending, case: Case) -> Prepared | Rejected:
     if not isinstance(pending.outcome, Future):
         return pending.outcome
     try:
-        return _prepared(pending.filename, pending.source, pending.outcome.result())
+        result = pending.outcome.result()
+        return _prepared(pending.filename, pending.segment.buf[:pending.size], result)
     except RejectedFile as exc:
         return Rejected(pending.filename, str(exc))
     except BrokenProcessPool:
@@ -280,11 +308,13 @@ def _outcome(pending: _Pending, case: Case) -> Prepared | Rejected:
         # it held. Those files are prepared here, and the next file starts a fresh pool.
         log.warning("an ingest worker process died; preparing its files in the server process")
         workers.discard_pool(pending.pool)
+        source = bytes(pending.segment.buf[:pending.size])
         try:
-            return _prepare_dicom(pending.filename, pending.source, case,
-                                  force=not dicom.looks_like_dicom(pending.source[:132]))
+            return _prepare_dicom(pending.filename, source, case, force=not dicom.looks_like_dicom(source[:132]))
         except RejectedFile as exc:
             return Rejected(pending.filename, str(exc))
+    finally:
+        workers.release(pending.segment)
 
 
 def _source_sha256(stream: BinaryIO) -> str:
@@ -297,7 +327,7 @@ def _source_sha256(stream: BinaryIO) -> str:
 
 
 def _put(store: ObjectStore, item: Prepared) -> None:
-    obj = store.put(item.key, item.data, item.size, item.content_type)
+    obj = store.put(item.key, item.data, item.size, item.content_type, sha256=item.sha256 or None)
     item.sha256 = obj.sha256
 
 

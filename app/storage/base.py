@@ -37,8 +37,13 @@ class StoredObject:
 class ObjectStore(Protocol):
     """Where case files live. Keys are opaque and never contain patient data."""
 
-    def put(self, key: str, stream: BinaryIO, size: int, content_type: str) -> StoredObject:
-        """Store size bytes read from stream under key, streaming, and return its digest."""
+    def put(self, key: str, stream: BinaryIO, size: int, content_type: str, *,
+            sha256: str | None = None) -> StoredObject:
+        """Store size bytes read from stream under key, streaming, and return its digest.
+
+        A caller that already hashed the bytes passes their ``sha256``: the store then does not
+        hash them again and returns that digest.
+        """
 
     def open(self, key: str) -> Iterator[bytes]:
         """Yield the object's bytes in chunks."""
@@ -73,19 +78,21 @@ def case_key(case_id: int, kind: str, *, suffix: str = "") -> str:
 
 
 class HashingReader:
-    """Wrap a stream so its sha256 and length are computed while it is read once."""
+    """Wrap a stream so its sha256 (unless already known) and length are computed while it is read once."""
 
-    def __init__(self, stream: BinaryIO):
+    def __init__(self, stream: BinaryIO, sha256: str | None = None):
         self._stream = stream
-        self._hash = hashlib.sha256()
+        self._known = sha256
+        self._hash = None if sha256 else hashlib.sha256()
         self.size = 0
 
     def read(self, n: int = -1) -> bytes:
         data = self._stream.read(n)
-        self._hash.update(data)
+        if self._hash is not None:
+            self._hash.update(data)
         self.size += len(data)
         return data
 
     @property
     def sha256(self) -> str:
-        return self._hash.hexdigest()
+        return self._known or self._hash.hexdigest()

@@ -24,11 +24,12 @@ class LocalStore:
             raise ValueError("object key escapes the store")
         return path
 
-    def put(self, key: str, stream: BinaryIO, size: int, content_type: str) -> StoredObject:
+    def put(self, key: str, stream: BinaryIO, size: int, content_type: str, *,
+            sha256: str | None = None) -> StoredObject:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            reader = HashingReader(stream)
+            reader = HashingReader(stream, sha256)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
             try:
                 with os.fdopen(fd, "wb") as out:

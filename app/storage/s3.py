@@ -62,9 +62,10 @@ class S3Store:
                             raise
                 self._bucket_ready = True
 
-    def put(self, key: str, stream: BinaryIO, size: int, content_type: str) -> StoredObject:
+    def put(self, key: str, stream: BinaryIO, size: int, content_type: str, *,
+            sha256: str | None = None) -> StoredObject:
         self._ensure_bucket()
-        reader = HashingReader(stream)
+        reader = HashingReader(stream, sha256)
         self._call(self.client.put_object, self.bucket, key, reader, size,
                    content_type=content_type, part_size=PART_SIZE)
         if reader.size != size:

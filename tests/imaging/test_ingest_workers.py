@@ -1,5 +1,6 @@
 """Uploads prepared by the pool of worker processes: same answers, same files, and a dead worker costs nothing."""
 
+import hashlib
 import io
 import os
 import signal
@@ -7,7 +8,9 @@ import signal
 import pydicom
 import pytest
 
+from app.extensions import db
 from app.imaging import workers
+from app.imaging.models import Instance
 from tests.imaging.dicom_samples import ct_series, read, sample, upload
 from tests.imaging.hostile import dicom_bytes, huge_frame_dicom, lying_transfer_syntax, truncated_dicom
 
@@ -80,3 +83,45 @@ def test_a_killed_worker_costs_no_file_and_the_next_upload_gets_a_fresh_pool(api
     assert len(r.json["accepted"]) == 3
     assert len(api.get(f"/api/cases/{case_id}/instances").json["items"]) == 1 + 6 + 3
 
+
+
+def test_recorded_digests_are_those_of_the_stored_files_and_the_uploads(app, api, case_id):
+    """The workers hash the layout and the source; the index must hold the digests of the real bytes."""
+    files = ct_series(4)
+    r = post(api, case_id, [(io.BytesIO(data), name) for name, data in files])
+    assert r.status_code == 200, r.json
+    sources = {hashlib.sha256(data).hexdigest() for _, data in files}
+    with app.app_context():
+        rows = db.session.execute(db.select(Instance.sop_instance_uid, Instance.sha256, Instance.source_sha256)
+                                  .where(Instance.case_id == case_id)).all()
+    assert len(rows) == 4
+    for uid, sha256, source_sha256 in rows:
+        stored = api.get(f"/api/cases/{case_id}/instances/{uid}/file").data
+        assert sha256 == hashlib.sha256(stored).hexdigest()
+        assert read(stored).PatientIdentityRemoved == "YES"
+        assert source_sha256 in sources
+
+
+def test_shared_memory_segments_are_given_back_after_success_rejection_and_a_dead_worker(api, case_id):
+    r = post(api, case_id, mixed_upload())
+    assert r.status_code == 200, r.json
+    assert workers.segments_in_use() == 0
+    assert len(workers._free) <= workers.KEEP_SEGMENTS  # noqa: SLF001 - the free list stays bounded
+    pool = workers.get_pool(2)
+    for pid in list(pool._processes):  # noqa: SLF001 - the test kills the processes this pool started
+        os.kill(pid, signal.SIGKILL)
+    r = post(api, case_id, [(io.BytesIO(data), name) for name, data in ct_series(5, first=20)])
+    assert r.status_code == 200, r.json
+    assert len(r.json["accepted"]) == 5
+    assert workers.segments_in_use() == 0
+
+
+def test_a_segment_too_big_to_keep_is_unlinked_on_release():
+    """release() of a segment too big to keep unlinks it at once: nothing is left in /dev/shm."""
+    data = os.urandom(workers.KEEP_MAX_BYTES + 1)
+    segment = workers.share(io.BytesIO(data), len(data))
+    assert workers.read_shared(segment.name, len(data)) == data
+    name = segment.name
+    workers.release(segment)
+    if workers.SHM_DIR.is_dir():
+        assert not (workers.SHM_DIR / name).exists()

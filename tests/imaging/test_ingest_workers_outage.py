@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from app.imaging import workers
 from tests.imaging.dicom_samples import ct_series
 from tests.storage import test_s3_store as s3_tests
 from tests.storage.test_s3_store import ACCESS, SECRET
@@ -33,3 +34,10 @@ def test_outage_mid_upload_is_503_and_records_nothing(api, case_id, s3):
     r = post(api, case_id, 3)
     assert r.status_code == 200
     assert len(r.json["accepted"]) == 3
+
+
+def test_outage_gives_back_every_shared_memory_segment(api, case_id, s3):
+    s3.fail_after_puts = s3.object_puts + 2
+    assert post(api, case_id, 12).status_code == 503
+    assert workers.segments_in_use() == 0
+    assert api.get(f"/api/cases/{case_id}/instances").json["items"] == []
