@@ -1,7 +1,7 @@
 """metrics: the rollup's journal, per-case marks and dirty units (partial rebuilds)
 
 Revision ID: a7d3f19c5e42
-Revises: 9b3e5d1c7a20
+Revises: a7d3e9b2c514
 Create Date: 2026-12-06 03:00:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a7d3f19c5e42'
-down_revision = '9b3e5d1c7a20'
+down_revision = 'a7d3e9b2c514'
 branch_labels = None
 depends_on = None
 
