@@ -18,7 +18,17 @@ import sqlalchemy as sa
 from app.accounts.models import User
 from app.cases import search, workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
-from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
+from app.cases.permissions import (
+    CONSULTANT,
+    OWNER,
+    PARTICIPANT,
+    Action,
+    Reach,
+    reach_of,
+    role_of,
+    roles_of,
+    visible_case_filter,
+)
 from app.cases.signals import participant_removed
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.signals import send_after_commit
@@ -50,11 +60,11 @@ def create_case(*, owner: User, data: CaseCreate) -> Case:
     return case
 
 
-def list_cases(*, viewer: User, status: str | None = None) -> list[Case]:
+def list_cases(*, viewer: User, status: str | None = None, reach: Reach | None = None) -> list[Case]:
     """Return the cases the user may see, newest first."""
     from app.cases.schemas import CaseListQuery
 
-    return search_cases(viewer=viewer, query=CaseListQuery(status=status))[0]
+    return search_cases(viewer=viewer, query=CaseListQuery(status=status), reach=reach)[0]
 
 
 def waiting_for(user: User):
@@ -67,9 +77,9 @@ def waiting_for(user: User):
     )
 
 
-def _filters(viewer: User, query: CaseListQuery) -> list:
+def _filters(viewer: User, query: CaseListQuery, reach: Reach) -> list:
     # First and always, so a search never reaches past it.
-    conditions = [visible_case_filter(viewer)]
+    conditions = [visible_case_filter(viewer, reach)]
     for column, value in ((Case.status, query.status), (Case.specialty, query.specialty),
                           (Case.urgency, query.urgency)):
         if value:
@@ -85,16 +95,18 @@ def _filters(viewer: User, query: CaseListQuery) -> list:
     return conditions
 
 
-def search_cases(*, viewer: User, query: CaseListQuery) -> tuple[list[Case], int]:
+def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = None) -> tuple[list[Case], int]:
     """Return the cases the user may see that match the words and filters, and how many match,
     counted no further than COUNT_CAP + 1 (more than COUNT_CAP means "at least that many").
 
-    With words (``q``) the best match comes first; without, the newest.
+    With words (``q``) the best match comes first; without, the newest. ``reach`` (the viewer's
+    participations and pools, looked up if not given) can be shared with the listing's roles.
     """
-    conditions = _filters(viewer, query)
+    reach = reach or reach_of(viewer)
+    conditions = _filters(viewer, query, reach)
     # Only a pool's coordinator sees tens of thousands of cases; anyone else sees hundreds, whose rows
     # are read faster than a common word's index entries (which the planner underestimates).
-    match = search.matching(query.q, indexed=_coordinates_a_pool(viewer)) if query.q else None
+    match = search.matching(query.q, indexed=bool(reach.pools)) if query.q else None
     order = [Case.created_at.desc(), Case.id.desc()]
     ids = sa.select(Case.id)
     if match is not None:
@@ -121,16 +133,15 @@ def search_cases(*, viewer: User, query: CaseListQuery) -> tuple[list[Case], int
     return [cases[case_id] for case_id in page_ids], total
 
 
-def _coordinates_a_pool(user: User) -> bool:
-    return bool(db.session.scalar(sa.select(sa.exists(coordinated_pools(user.id)))))
-
-
-def dashboard(*, viewer: User, status: str | None = None) -> dict[str, list[Case]]:
+def dashboard(*, viewer: User, status: str | None = None, reach: Reach | None = None) -> dict[str, list[Case]]:
     """Sort the cases the user may see into what awaits them and what they follow."""
+    reach = reach or reach_of(viewer)
     sections: dict[str, list[Case]] = {"awaiting_decision": [], "questions": [], "my_cases": [],
                                        "consulting": [], "invited": []}
-    for case in list_cases(viewer=viewer, status=status):
-        role = role_of(viewer, case)
+    listed = list_cases(viewer=viewer, status=status, reach=reach)
+    roles = roles_of(viewer, listed, reach)
+    for case in listed:
+        role = roles[case.id]
         if role == OWNER:
             sections["questions" if case.status == "info_requested" else "my_cases"].append(case)
         elif role == CONSULTANT:
