@@ -2,6 +2,7 @@
 
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import orm as so
@@ -11,6 +12,9 @@ from app.accounts.models import User
 from app.core.db import in_list
 from app.core.time import utcnow
 from app.extensions import db
+
+if TYPE_CHECKING:
+    from app.orgs.models import Org
 
 STATUSES = ("draft", "submitted", "accepted", "declined", "info_requested", "answered", "closed", "withdrawn")
 URGENCIES = ("routine", "urgent", "emergency")
@@ -73,6 +77,8 @@ class Case(db.Model):
 
     owner: so.Mapped[User] = so.relationship(foreign_keys=[owner_id], lazy="joined")
     consultant: so.Mapped[User | None] = so.relationship(foreign_keys=[consultant_id], lazy="joined")
+    # The pool's name for lists (joined by the list query; read-only here: pool_id is what is written).
+    pool: so.Mapped["Org | None"] = so.relationship(foreign_keys=[pool_id], viewonly=True)
 
 
 class CaseEvent(db.Model):

@@ -108,11 +108,16 @@ class Reach:
 
 
 def reach_of(user: User) -> Reach:
-    """Look up the user's participations and coordinated pools (two queries)."""
-    participating = db.session.scalars(sa.select(Participant.case_id).where(
-        Participant.user_id == user.id, Participant.removed_at.is_(None)))
-    pools = db.session.scalars(coordinated_pools(user.id))
-    return Reach(participating=frozenset(participating), pools=frozenset(pools))
+    """Look up the user's participations and coordinated pools (one query)."""
+    pools = coordinated_pools(user.id).subquery()
+    rows = db.session.execute(sa.union_all(
+        sa.select(sa.literal(PARTICIPANT).label("kind"), Participant.case_id.label("id")).where(
+            Participant.user_id == user.id, Participant.removed_at.is_(None)),
+        sa.select(sa.literal(COORDINATOR), pools.c.org_id)))
+    ids: dict[str, set[int]] = {PARTICIPANT: set(), COORDINATOR: set()}
+    for kind, id_ in rows:
+        ids[kind].add(id_)
+    return Reach(participating=frozenset(ids[PARTICIPANT]), pools=frozenset(ids[COORDINATOR]))
 
 
 def roles_of(user: User, cases: Iterable[Case], reach: Reach | None = None) -> dict[int, str | None]:

@@ -3,6 +3,7 @@
 from datetime import date
 from typing import Literal
 
+import sqlalchemy as sa
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from app.accounts.models import User
@@ -79,7 +80,9 @@ def summaries_json(cases: list[Case], *, viewer: User, reach: Reach | None = Non
     from one lookup of the viewer's participations and pools (``reach``, if not given), the pools'
     names in one query (the people come joined with the cases)."""
     roles = roles_of(viewer, cases, reach)
-    pools = pool_refs(c.pool_id for c in cases)
+    joined = {c.id for c in cases if "pool" not in sa.inspect(c).unloaded}  # the list query joins it
+    pools = pool_refs(c.pool_id for c in cases if c.id not in joined)
+    pools.update((c.pool.id, {"id": c.pool.id, "name": c.pool.name}) for c in cases if c.id in joined and c.pool)
     return [_summary(c, pools.get(c.pool_id), roles[c.id]) for c in cases]
 
 

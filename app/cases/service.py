@@ -14,6 +14,7 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy import orm as so
 
 from app.accounts.models import User
 from app.cases import search, workflow
@@ -36,6 +37,7 @@ from app.core.time import utcnow
 from app.extensions import db
 from app.imaging.models import Series
 from app.notifications.service import notify
+from app.orgs.models import Org
 from app.orgs.permissions import coordinated_pools
 
 if TYPE_CHECKING:  # the schemas serialise through this module, so only their types are needed here
@@ -107,30 +109,31 @@ def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = No
     # Only a pool's coordinator sees tens of thousands of cases; anyone else sees hundreds, whose rows
     # are read faster than a common word's index entries (which the planner underestimates).
     match = search.matching(query.q, indexed=bool(reach.pools)) if query.q else None
-    order = [Case.created_at.desc(), Case.id.desc()]
     ids = sa.select(Case.id)
+    ranked = []
     if match is not None:
         condition, score, hits = match
         if hits is None:
             conditions.append(condition)
         else:
             ids = ids.join(hits, condition)
-        order.insert(0, score.desc())
+        ranked = [score.label("score"), sa.func.count().over().label("n")]  # every match is scored: count them too
     ids = ids.where(*conditions)
-    # The page is chosen by id alone, so the people and institutions are joined to its rows only.
-    page = ids.order_by(*order).offset(query.offset).limit(query.limit)
+    # The page is chosen by id (and score) alone, and its rows are read with their people and pool in
+    # the same statement: one round trip for the page however long it is.
+    order = [Case.created_at.desc(), Case.id.desc()]
+    page = ids.add_columns(*ranked).order_by(*([ranked[0].element.desc()] if ranked else []), *order)
+    page = page.offset(query.offset).limit(query.limit).subquery()
+    rows = db.session.execute(
+        sa.select(Case, page.c.n if ranked else sa.null()).join(page, page.c.id == Case.id)
+        .options(so.joinedload(Case.pool).load_only(Org.id, Org.name).lazyload(Org.institution))
+        .order_by(*([page.c.score.desc()] if ranked else []), *order)).all()
     total = None
-    if match is not None:  # every match is scored to rank them anyway: count them in the same pass
-        rows = db.session.execute(page.add_columns(sa.func.count().over())).all()
-        if rows or not query.offset:
-            total = min(rows[0][1] if rows else 0, COUNT_CAP + 1)
-        page_ids = [case_id for case_id, _n in rows]
-    else:
-        page_ids = list(db.session.scalars(page))
+    if ranked and (rows or not query.offset):
+        total = min(rows[0][1] if rows else 0, COUNT_CAP + 1)
     if total is None:  # counting every case of a broad list costs more than the page; nobody reads past "1000+"
         total = db.session.scalar(sa.select(sa.func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery()))
-    cases = {c.id: c for c in db.session.scalars(sa.select(Case).where(Case.id.in_(page_ids)))}
-    return [cases[case_id] for case_id in page_ids], total
+    return [case for case, _n in rows], total
 
 
 def dashboard(*, viewer: User, status: str | None = None, reach: Reach | None = None) -> dict[str, list[Case]]:
