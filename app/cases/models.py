@@ -37,6 +37,8 @@ class Case(db.Model):
         sa.CheckConstraint("outcome IS NULL OR " + in_list("outcome", OUTCOMES), name="outcome"),
         sa.CheckConstraint("advice IS NULL OR " + in_list("advice", ADVICE_VALUES), name="advice"),
         sa.Index("ix_cases_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+        # A pool's cases, by date: a coordinator's search with a date range reads only that range's rows.
+        sa.Index("ix_cases_pool_created", "pool_id", "created_at"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -66,7 +68,7 @@ class Case(db.Model):
     outcome: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     advice: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     # The triage pool (an org) the case waits in or was assigned from; None when shared by name.
-    pool_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("orgs.id", ondelete="SET NULL"), index=True)
+    pool_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("orgs.id", ondelete="SET NULL"))
     # The due clock stops while information is requested: since when, and how long in total.
     paused_at: so.Mapped[datetime | None]
     paused_seconds: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
