@@ -93,9 +93,12 @@ def _role(user: User, case: Case, *, participates: Callable[[int], bool],
 
 def role_of(user: User, case: Case) -> str | None:
     """Return the user's role on the case, or None if they have none."""
-    return _role(user, case, participates=lambda case_id: db.session.scalar(sa.select(Participant.id).where(
-        Participant.case_id == case_id, Participant.user_id == user.id, Participant.removed_at.is_(None))) is not None,
-                 coordinates_pool=lambda pool_id: coordinates(user.id, pool_id))
+    def participates(case_id: int) -> bool:
+        active = db.session.scalar(sa.select(Participant.id).where(
+            Participant.case_id == case_id, Participant.user_id == user.id, Participant.removed_at.is_(None)))
+        return active is not None
+
+    return _role(user, case, participates=participates, coordinates_pool=lambda pool_id: coordinates(user.id, pool_id))
 
 
 @dataclass(frozen=True)

@@ -80,9 +80,15 @@ def summaries_json(cases: list[Case], *, viewer: User, reach: Reach | None = Non
     from one lookup of the viewer's participations and pools (``reach``, if not given), the pools'
     names in one query (the people come joined with the cases)."""
     roles = roles_of(viewer, cases, reach)
-    joined = {c.id for c in cases if "pool" not in sa.inspect(c).unloaded}  # the list query joins it
-    pools = pool_refs(c.pool_id for c in cases if c.id not in joined)
-    pools.update((c.pool.id, {"id": c.pool.id, "name": c.pool.name}) for c in cases if c.id in joined and c.pool)
+    pools, missing = {}, []
+    for c in cases:
+        joined = "pool" not in sa.inspect(c).unloaded  # the list query joins it; others are looked up
+        if joined and (c.pool.id if c.pool else None) == c.pool_id:
+            if c.pool:
+                pools[c.pool_id] = {"id": c.pool.id, "name": c.pool.name}
+        else:
+            missing.append(c.pool_id)
+    pools.update(pool_refs(missing))
     return [_summary(c, pools.get(c.pool_id), roles[c.id]) for c in cases]
 
 
