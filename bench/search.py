@@ -4,8 +4,9 @@ Makes its own schema in the PostgreSQL database given (migrated by the real Alem
 bulk-loads doctors and cases with synthetic Chinese clinical texts (COPY; the search documents
 made by the app's own tokenizer), then times the API through the Flask test client (routing,
 permissions, search, serialisation of the first page) for a two-character and a four-character
-Chinese query with filters, as a referring doctor (~130 cases of their own), a consultant
-(~400 shared with them) and a pool coordinator who sees ~17,000 (a pool's 20,000, drafts aside).
+Chinese query with filters (and the plain list without words), as a referring doctor (~130 cases
+of their own), a consultant (~400 shared with them) and a pool coordinator who sees ~17,000 (a
+pool's 20,000, drafts aside).
 The schema is dropped at the end.
 
     python bench/search.py [--cases 200000] [--runs 50] [--url postgresql+psycopg://postgres@127.0.0.1:5432/test]
@@ -45,7 +46,8 @@ STATUSES = ["submitted", "accepted", "answered", "closed", "closed", "closed", "
 URGENCIES = ["routine", "routine", "routine", "urgent", "emergency"]
 QUERIES = [("two characters + status", {"q": "卵巢", "status": "closed"}),
            ("four characters + specialty", {"q": "卵巢囊肿", "specialty": "gynecology"}),
-           ("four characters + date range", {"q": "实性包块", "from": "2025-01-01", "to": "2025-12-31"})]
+           ("four characters + date range", {"q": "实性包块", "from": "2025-01-01", "to": "2025-12-31"}),
+           ("no words, newest first", {})]  # the plain list (the inbox's), not part of issue 18's target
 
 
 def _copy(conn, table: str, columns: list[str], rows) -> None:

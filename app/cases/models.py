@@ -2,6 +2,7 @@
 
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy import orm as so
@@ -11,6 +12,9 @@ from app.accounts.models import User
 from app.core.db import in_list
 from app.core.time import utcnow
 from app.extensions import db
+
+if TYPE_CHECKING:
+    from app.orgs.models import Org
 
 STATUSES = ("draft", "submitted", "accepted", "declined", "info_requested", "answered", "closed", "withdrawn")
 URGENCIES = ("routine", "urgent", "emergency")
@@ -33,6 +37,11 @@ class Case(db.Model):
         sa.CheckConstraint("outcome IS NULL OR " + in_list("outcome", OUTCOMES), name="outcome"),
         sa.CheckConstraint("advice IS NULL OR " + in_list("advice", ADVICE_VALUES), name="advice"),
         sa.Index("ix_cases_search_tsv", "search_tsv", postgresql_using="gin", postgresql_with={"fastupdate": "off"}),
+        # A pool's cases, by date: a coordinator's search with a date range reads only that range's rows.
+        sa.Index("ix_cases_pool_created", "pool_id", "created_at"),
+        # Newest first: a list without words for someone who sees many cases (a pool's coordinator) walks
+        # this backwards and stops at the page, instead of reading and sorting all their cases.
+        sa.Index("ix_cases_created_id", "created_at", "id"),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -62,7 +71,7 @@ class Case(db.Model):
     outcome: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     advice: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     # The triage pool (an org) the case waits in or was assigned from; None when shared by name.
-    pool_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("orgs.id", ondelete="SET NULL"), index=True)
+    pool_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("orgs.id", ondelete="SET NULL"))
     # The due clock stops while information is requested: since when, and how long in total.
     paused_at: so.Mapped[datetime | None]
     paused_seconds: so.Mapped[int] = so.mapped_column(default=0, server_default="0")
@@ -73,6 +82,8 @@ class Case(db.Model):
 
     owner: so.Mapped[User] = so.relationship(foreign_keys=[owner_id], lazy="joined")
     consultant: so.Mapped[User | None] = so.relationship(foreign_keys=[consultant_id], lazy="joined")
+    # The pool's name for lists (joined by the list query; read-only here: pool_id is what is written).
+    pool: so.Mapped["Org | None"] = so.relationship(foreign_keys=[pool_id], viewonly=True)
 
 
 class CaseEvent(db.Model):

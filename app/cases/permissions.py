@@ -7,6 +7,8 @@ an action the caller's role does not allow on a case they can see answers 403. B
 Platform admins get no clinical content unless they are on the case themselves.
 """
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import wraps
 
@@ -70,23 +72,67 @@ ALLOWED: dict[str, frozenset[Action]] = {
 }
 
 
-def role_of(user: User, case: Case) -> str | None:
-    """Return the user's role on the case, or None if they have none."""
+def _role(user: User, case: Case, *, participates: Callable[[int], bool],
+          coordinates_pool: Callable[[int], bool]) -> str | None:
+    # The one ladder of roles, for one case (role_of) or a list (roles_of): they differ only in how
+    # participation and pool coordination are looked up.
     if case.owner_id == user.id:
         return OWNER
     if case.status == "draft":
         return None  # a draft is the owner's alone
     if case.consultant_id == user.id:
         return CONSULTANT
-    active = db.session.scalar(sa.select(Participant.id).where(
-        Participant.case_id == case.id, Participant.user_id == user.id, Participant.removed_at.is_(None)))
-    if active is not None:
+    if participates(case.id):
         return PARTICIPANT
-    if case.pool_id is not None and coordinates(user.id, case.pool_id):
+    if case.pool_id is not None and coordinates_pool(case.pool_id):
         return COORDINATOR
     if case.status == "closed" and reads_images_of(user, case.id):
         return TEACHING_VIEWER
     return None
+
+
+def role_of(user: User, case: Case) -> str | None:
+    """Return the user's role on the case, or None if they have none."""
+    def participates(case_id: int) -> bool:
+        active = db.session.scalar(sa.select(Participant.id).where(
+            Participant.case_id == case_id, Participant.user_id == user.id, Participant.removed_at.is_(None)))
+        return active is not None
+
+    return _role(user, case, participates=participates, coordinates_pool=lambda pool_id: coordinates(user.id, pool_id))
+
+
+@dataclass(frozen=True)
+class Reach:
+    """What a user's access to cases rests on beyond the case row's own columns: the cases they
+    take part in (not removed) and the pools they coordinate. Looked up once for a whole list."""
+
+    participating: frozenset[int]
+    pools: frozenset[int]
+
+
+def reach_of(user: User) -> Reach:
+    """Look up the user's participations and coordinated pools (one query)."""
+    pools = coordinated_pools(user.id).subquery()
+    rows = db.session.execute(sa.union_all(
+        sa.select(sa.literal(PARTICIPANT).label("kind"), Participant.case_id.label("id")).where(
+            Participant.user_id == user.id, Participant.removed_at.is_(None)),
+        sa.select(sa.literal(COORDINATOR), pools.c.org_id)))
+    ids: dict[str, set[int]] = {PARTICIPANT: set(), COORDINATOR: set()}
+    for kind, id_ in rows:
+        ids[kind].add(id_)
+    return Reach(participating=frozenset(ids[PARTICIPANT]), pools=frozenset(ids[COORDINATOR]))
+
+
+def roles_of(user: User, cases: Iterable[Case], reach: Reach | None = None) -> dict[int, str | None]:
+    """Return role_of for each case, by case id, with the participations and pools looked up once
+    rather than per case (a listed case never needs more; a case off the user's list may still
+    cost the teaching check)."""
+    cases = list(cases)
+    if not cases:
+        return {}
+    reach = reach or reach_of(user)
+    return {case.id: _role(user, case, participates=reach.participating.__contains__,
+                           coordinates_pool=reach.pools.__contains__) for case in cases}
 
 
 def can(user: User, case: Case, action: Action) -> bool:
@@ -144,21 +190,19 @@ def authorize_case(user: User, case_id: int, action: Action, *, audit: str) -> C
         raise
 
 
-def visible_case_filter(user: User):
+def visible_case_filter(user: User, reach: Reach | None = None):
     """A SQL condition selecting the cases the user may see (mirrors role_of; a teaching viewer sees
     only the images of a published case, from the teaching collection, never the case in a list).
 
-    The cases they take part in and the pools they coordinate are looked up first and written as
-    values: an OR of plain indexed conditions lets PostgreSQL combine them (and a search's words and
-    filters) in one bitmap scan, where a subquery would be checked row by row.
+    The cases they take part in and the pools they coordinate (``reach``, looked up if not given)
+    are written as values: an OR of plain indexed conditions lets PostgreSQL combine them (and a
+    search's words and filters) in one bitmap scan, where a subquery would be checked row by row.
     """
-    participating = list(db.session.scalars(sa.select(Participant.case_id).where(
-        Participant.user_id == user.id, Participant.removed_at.is_(None))))
-    pools = list(db.session.scalars(coordinated_pools(user.id)))
+    reach = reach or reach_of(user)
     return sa.or_(
         Case.owner_id == user.id,
-        sa.and_(Case.status != "draft", sa.or_(Case.consultant_id == user.id, Case.id.in_(participating),
-                                               Case.pool_id.in_(pools))),
+        sa.and_(Case.status != "draft", sa.or_(Case.consultant_id == user.id, Case.id.in_(sorted(reach.participating)),
+                                               Case.pool_id.in_(sorted(reach.pools)))),
     )
 
 

@@ -6,7 +6,7 @@ from flask_login import current_user
 from app.accounts.auth import api_login_required
 from app.audit import service as audit_log
 from app.cases import opinion_pdf, service
-from app.cases.permissions import Action, can, case_route
+from app.cases.permissions import Action, can, case_route, reach_of
 from app.cases.schemas import (
     CASE_DETAIL_SCHEMA,
     CASE_LIST_SCHEMA,
@@ -28,7 +28,7 @@ from app.cases.schemas import (
     opinion_json,
     participant_json,
     report_json,
-    summary_json,
+    summaries_json,
 )
 from app.core.errors import NotFound
 from app.core.openapi import api_doc
@@ -58,8 +58,9 @@ def create_case():
                                                "(at most 1000; total_capped: there are more)", CASE_LIST_SCHEMA)})
 def list_cases():
     """Search the cases the caller may see: ``q`` words ranked best first, else newest first; filters AND-ed."""
-    items, total = service.search_cases(viewer=current_user, query=parse_query(CaseListQuery))
-    return jsonify({"items": [summary_json(c, viewer=current_user) for c in items],
+    reach = reach_of(current_user)  # looked up once, for the search's visibility and the listed roles
+    items, total = service.search_cases(viewer=current_user, query=parse_query(CaseListQuery), reach=reach)
+    return jsonify({"items": summaries_json(items, viewer=current_user, reach=reach),
                     "total": min(total, service.COUNT_CAP), "total_capped": total > service.COUNT_CAP})
 
 

@@ -14,11 +14,22 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy import orm as so
 
 from app.accounts.models import User
 from app.cases import search, workflow
 from app.cases.models import Case, CaseEvent, DisciplineReport, Opinion, Participant
-from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, Action, role_of, visible_case_filter
+from app.cases.permissions import (
+    CONSULTANT,
+    OWNER,
+    PARTICIPANT,
+    Action,
+    Reach,
+    reach_of,
+    role_of,
+    roles_of,
+    visible_case_filter,
+)
 from app.cases.signals import participant_removed
 from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.signals import send_after_commit
@@ -26,6 +37,7 @@ from app.core.time import utcnow
 from app.extensions import db
 from app.imaging.models import Series
 from app.notifications.service import notify
+from app.orgs.models import Org
 from app.orgs.permissions import coordinated_pools
 
 if TYPE_CHECKING:  # the schemas serialise through this module, so only their types are needed here
@@ -50,11 +62,11 @@ def create_case(*, owner: User, data: CaseCreate) -> Case:
     return case
 
 
-def list_cases(*, viewer: User, status: str | None = None) -> list[Case]:
+def list_cases(*, viewer: User, status: str | None = None, reach: Reach | None = None) -> list[Case]:
     """Return the cases the user may see, newest first."""
     from app.cases.schemas import CaseListQuery
 
-    return search_cases(viewer=viewer, query=CaseListQuery(status=status))[0]
+    return search_cases(viewer=viewer, query=CaseListQuery(status=status), reach=reach)[0]
 
 
 def waiting_for(user: User):
@@ -67,9 +79,9 @@ def waiting_for(user: User):
     )
 
 
-def _filters(viewer: User, query: CaseListQuery) -> list:
+def _filters(viewer: User, query: CaseListQuery, reach: Reach) -> list:
     # First and always, so a search never reaches past it.
-    conditions = [visible_case_filter(viewer)]
+    conditions = [visible_case_filter(viewer, reach)]
     for column, value in ((Case.status, query.status), (Case.specialty, query.specialty),
                           (Case.urgency, query.urgency)):
         if value:
@@ -85,52 +97,54 @@ def _filters(viewer: User, query: CaseListQuery) -> list:
     return conditions
 
 
-def search_cases(*, viewer: User, query: CaseListQuery) -> tuple[list[Case], int]:
+def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = None) -> tuple[list[Case], int]:
     """Return the cases the user may see that match the words and filters, and how many match,
     counted no further than COUNT_CAP + 1 (more than COUNT_CAP means "at least that many").
 
-    With words (``q``) the best match comes first; without, the newest.
+    With words (``q``) the best match comes first; without, the newest. ``reach`` (the viewer's
+    participations and pools, looked up if not given) can be shared with the listing's roles.
     """
-    conditions = _filters(viewer, query)
+    reach = reach or reach_of(viewer)
+    conditions = _filters(viewer, query, reach)
     # Only a pool's coordinator sees tens of thousands of cases; anyone else sees hundreds, whose rows
     # are read faster than a common word's index entries (which the planner underestimates).
-    match = search.matching(query.q, indexed=_coordinates_a_pool(viewer)) if query.q else None
-    order = [Case.created_at.desc(), Case.id.desc()]
+    match = search.matching(query.q, indexed=bool(reach.pools)) if query.q else None
     ids = sa.select(Case.id)
+    ranked = []
     if match is not None:
         condition, score, hits = match
         if hits is None:
             conditions.append(condition)
         else:
             ids = ids.join(hits, condition)
-        order.insert(0, score.desc())
+        ranked = [score.label("score"), sa.func.count().over().label("n")]  # every match is scored: count them too
     ids = ids.where(*conditions)
-    # The page is chosen by id alone, so the people and institutions are joined to its rows only.
-    page = ids.order_by(*order).offset(query.offset).limit(query.limit)
+    # The page is chosen by id (and score) alone, and its rows are read with their people and pool in
+    # the same statement: one round trip for the page however long it is.
+    order = [Case.created_at.desc(), Case.id.desc()]
+    page = ids.add_columns(*ranked).order_by(*([ranked[0].element.desc()] if ranked else []), *order)
+    page = page.offset(query.offset).limit(query.limit).subquery()
+    rows = db.session.execute(
+        sa.select(Case, page.c.n if ranked else sa.null()).join(page, page.c.id == Case.id)
+        .options(so.joinedload(Case.pool).load_only(Org.id, Org.name).lazyload(Org.institution))
+        .order_by(*([page.c.score.desc()] if ranked else []), *order)).all()
     total = None
-    if match is not None:  # every match is scored to rank them anyway: count them in the same pass
-        rows = db.session.execute(page.add_columns(sa.func.count().over())).all()
-        if rows or not query.offset:
-            total = min(rows[0][1] if rows else 0, COUNT_CAP + 1)
-        page_ids = [case_id for case_id, _n in rows]
-    else:
-        page_ids = list(db.session.scalars(page))
+    if ranked and (rows or not query.offset):
+        total = min(rows[0][1] if rows else 0, COUNT_CAP + 1)
     if total is None:  # counting every case of a broad list costs more than the page; nobody reads past "1000+"
         total = db.session.scalar(sa.select(sa.func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery()))
-    cases = {c.id: c for c in db.session.scalars(sa.select(Case).where(Case.id.in_(page_ids)))}
-    return [cases[case_id] for case_id in page_ids], total
+    return [case for case, _n in rows], total
 
 
-def _coordinates_a_pool(user: User) -> bool:
-    return bool(db.session.scalar(sa.select(sa.exists(coordinated_pools(user.id)))))
-
-
-def dashboard(*, viewer: User, status: str | None = None) -> dict[str, list[Case]]:
+def dashboard(*, viewer: User, status: str | None = None, reach: Reach | None = None) -> dict[str, list[Case]]:
     """Sort the cases the user may see into what awaits them and what they follow."""
+    reach = reach or reach_of(viewer)
     sections: dict[str, list[Case]] = {"awaiting_decision": [], "questions": [], "my_cases": [],
                                        "consulting": [], "invited": []}
-    for case in list_cases(viewer=viewer, status=status):
-        role = role_of(viewer, case)
+    listed = list_cases(viewer=viewer, status=status, reach=reach)
+    roles = roles_of(viewer, listed, reach)
+    for case in listed:
+        role = roles[case.id]
         if role == OWNER:
             sections["questions" if case.status == "info_requested" else "my_cases"].append(case)
         elif role == CONSULTANT:

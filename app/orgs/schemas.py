@@ -3,6 +3,7 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
+import sqlalchemy as sa
 from pydantic import Field, field_validator, model_validator
 
 from app.accounts.models import User
@@ -99,6 +100,15 @@ def pool_ref(pool_id: int | None) -> dict | None:
         return None
     pool = db.session.get(Org, pool_id)
     return None if pool is None else {"id": pool.id, "name": pool.name}
+
+
+def pool_refs(pool_ids) -> dict[int, dict]:
+    """pool_ref for many pools at once (one query), by pool id; unknown ids are left out."""
+    ids = {i for i in pool_ids if i is not None}
+    if not ids:
+        return {}
+    rows = db.session.execute(sa.select(Org.id, Org.name).where(Org.id.in_(sorted(ids))))
+    return {pool_id: {"id": pool_id, "name": name} for pool_id, name in rows}
 
 
 def consortium_form(sides: list[str]) -> str | None:

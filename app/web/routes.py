@@ -30,8 +30,15 @@ from app.accounts.auth import login_account_key
 from app.accounts.specialties import SPECIALTIES
 from app.audit import service as audit_log
 from app.cases import service as cases
-from app.cases.permissions import Action, case_route
-from app.cases.schemas import CaseCreate, CaseListQuery, InboxStatusQuery, case_detail_json, summary_json
+from app.cases.permissions import Action, case_route, reach_of
+from app.cases.schemas import (
+    CaseCreate,
+    CaseListQuery,
+    InboxStatusQuery,
+    case_detail_json,
+    summaries_json,
+    summary_json,
+)
 from app.core.schemas import parse_query
 from app.extensions import db, limiter
 from app.imaging import service as imaging
@@ -114,16 +121,18 @@ def set_language(code: str):
 def index():
     """Show the inbox: what awaits the doctor, their cases, invitations, notifications, orgs and away switch."""
     status = parse_query(InboxStatusQuery).status
-    sections = cases.dashboard(viewer=current_user, status=status)
+    reach = reach_of(current_user)  # looked up once for every list on the page and its roles
+    sections = cases.dashboard(viewer=current_user, status=status, reach=reach)
     search = _inbox_search(status)
     results = None
     if search.q or search.model_fields_set - {"status"}:  # words or a filter beyond status: one ranked list
-        results = [summary_json(c, viewer=current_user)
-                   for c in cases.search_cases(viewer=current_user, query=search.model_copy(update={"limit": 100}))[0]]
+        found, _total = cases.search_cases(viewer=current_user, query=search.model_copy(update={"limit": 100}),
+                                           reach=reach)
+        results = summaries_json(found, viewer=current_user, reach=reach)
     notes = notifications.inbox(user=current_user, limit=20)
     return render_template(
         "inbox.html",
-        sections={name: [summary_json(c, viewer=current_user) for c in items] for name, items in sections.items()},
+        sections={name: summaries_json(items, viewer=current_user, reach=reach) for name, items in sections.items()},
         search=search, results=results, specialties=SPECIALTIES, modalities=MODALITIES, urgencies=URGENCIES,
         status=status, statuses=STATUS_FILTERS,
         notifications=notes,
