@@ -82,14 +82,20 @@ SERVERS = {
 }
 
 
-def serve_app(env: dict, server: str = "run.py") -> tuple[Proc, str]:
-    """Serve the app (python run.py, or gunicorn) on a free port over an already prepared database."""
+def serve_app(env: dict, server: str = "run.py", profile: str | None = None) -> tuple[Proc, str]:
+    """Serve the app (python run.py, or gunicorn) on a free port over an already prepared database.
+
+    ``profile``: run the server under bench/_profiled.py, writing its per-request cProfile there.
+    """
     port = free_port()
     env = {**env, "PORT": str(port), "HOST": "127.0.0.1"}
     if server == "gunicorn":
         env = {"HUIZHEN_ENV": "production", "SECRET_KEY": "bench", **env}
     env = {"DICOM_SCP_ENABLED": "0", **env}
-    proc = Proc(SERVERS[server], env=env, log=env.get("BENCH_APP_LOG"))
+    command = SERVERS[server]
+    if profile:
+        command = [PY, str(ROOT / "bench" / "_profiled.py"), profile, *command[1:]]
+    proc = Proc(command, env=env, log=env.get("BENCH_APP_LOG"))
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/login")
     return proc, url
@@ -129,6 +135,18 @@ def upload_parallel(url: str, case_id: int, files: list[bytes], headers: dict, *
 
     with ThreadPoolExecutor(threads) as pool:
         return sum(pool.map(send, range(len(batches))))
+
+
+def cpu_tree(pid: int) -> float:
+    """User+system CPU seconds used so far by a process and its live children (Linux /proc)."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_kib(pid: int) -> int:

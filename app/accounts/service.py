@@ -155,24 +155,46 @@ def user_for_token(token: str) -> tuple[User, ApiToken] | None:
         if not record.user.active:
             return None
         _remember(record)
-    if _note_use(record, now):
-        entry = _known_tokens().get(digest)
-        if entry is not None:
-            _known_tokens()[digest] = replace(entry, last_used_at=now)
+    if _note_use(record.id, record.last_used_at, now):
+        set_committed_value(record, "last_used_at", now)  # already stored: not a pending change
+        _noted(digest, now)
     return record.user, record
 
 
-def _note_use(record: ApiToken, now) -> bool:
+def user_id_for_token(token: str) -> int | None:
+    """Return the user id of a valid, unexpired, unrevoked token, without loading the user.
+
+    For hot API paths that check the user in a query of their own: the caller must refuse a
+    deactivated user (``cases.permissions.require_ids`` does). Same cache as :func:`user_for_token`.
+    """
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    digest, now = _token_digest(token), utcnow()
+    known = _known_tokens().get(digest)
+    if known is None or known.until <= time.monotonic() or known.expires_at <= now:
+        found = user_for_token(token)  # asks the database and remembers the token
+        return None if found is None else found[0].id
+    if _note_use(known.id, known.last_used_at, now):
+        _noted(digest, now)
+    return known.user_id
+
+
+def _noted(digest: str, now: datetime) -> None:
+    entry = _known_tokens().get(digest)
+    if entry is not None:
+        _known_tokens()[digest] = replace(entry, last_used_at=now)
+
+
+def _note_use(token_id: int, last_used_at: datetime | None, now: datetime) -> bool:
     stale = now - TOKEN_USE_RESOLUTION
-    if record.last_used_at is not None and record.last_used_at > stale:
+    if last_used_at is not None and last_used_at > stale:
         return False
     # Its own short transaction, so read-only requests record the use too; the condition keeps
     # concurrent requests (or processes) with the same token to one write a minute.
     with db.engine.begin() as conn:
         conn.execute(sa.update(ApiToken).where(
-            ApiToken.id == record.id, sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= stale),
+            ApiToken.id == token_id, sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= stale),
         ).values(last_used_at=now))
-    set_committed_value(record, "last_used_at", now)  # already stored: not a pending change
     return True
 
 

@@ -18,7 +18,7 @@ from flask_login import current_user
 
 from app.accounts.models import User
 from app.cases.models import Case, Participant
-from app.core.errors import DomainError, Forbidden, NotFound
+from app.core.errors import DomainError, Forbidden, NotFound, Unauthorized
 from app.extensions import db
 from app.orgs.permissions import coordinated_pools, coordinates
 from app.teaching.permissions import reads_images_of
@@ -72,30 +72,39 @@ ALLOWED: dict[str, frozenset[Action]] = {
 }
 
 
-def _role(user: User, case: Case, *, participates: Callable[[int], bool],
-          coordinates_pool: Callable[[int], bool]) -> str | None:
-    # The one ladder of roles, for one case (role_of) or a list (roles_of): they differ only in how
-    # participation and pool coordination are looked up.
-    if case.owner_id == user.id:
+def _decide_role(user_id: int, *, owner_id: int, status: str, consultant_id: int | None, pool_id: int | None,
+                 participates: Callable[[], bool], coordinates_pool: Callable[[int], bool],
+                 reads_teaching: Callable[[], bool]) -> str | None:
+    """The one ladder of roles, over a case's columns. Its callers (one case, a list, a hot path
+    with ids only) differ only in how participation, pool coordination and teaching are looked up;
+    the callables are asked only when the ladder gets that far."""
+    if owner_id == user_id:
         return OWNER
-    if case.status == "draft":
+    if status == "draft":
         return None  # a draft is the owner's alone
-    if case.consultant_id == user.id:
+    if consultant_id == user_id:
         return CONSULTANT
-    if participates(case.id):
+    if participates():
         return PARTICIPANT
-    if case.pool_id is not None and coordinates_pool(case.pool_id):
+    if pool_id is not None and coordinates_pool(pool_id):
         return COORDINATOR
-    if case.status == "closed" and reads_images_of(user, case.id):
+    if status == "closed" and reads_teaching():
         return TEACHING_VIEWER
     return None
 
 
+def _role(user: User, case: Case, *, participates: Callable[[], bool],
+          coordinates_pool: Callable[[int], bool]) -> str | None:
+    return _decide_role(user.id, owner_id=case.owner_id, status=case.status, consultant_id=case.consultant_id,
+                        pool_id=case.pool_id, participates=participates, coordinates_pool=coordinates_pool,
+                        reads_teaching=lambda: reads_images_of(user, case.id))
+
+
 def role_of(user: User, case: Case) -> str | None:
     """Return the user's role on the case, or None if they have none."""
-    def participates(case_id: int) -> bool:
+    def participates() -> bool:
         active = db.session.scalar(sa.select(Participant.id).where(
-            Participant.case_id == case_id, Participant.user_id == user.id, Participant.removed_at.is_(None)))
+            Participant.case_id == case.id, Participant.user_id == user.id, Participant.removed_at.is_(None)))
         return active is not None
 
     return _role(user, case, participates=participates, coordinates_pool=lambda pool_id: coordinates(user.id, pool_id))
@@ -131,8 +140,45 @@ def roles_of(user: User, cases: Iterable[Case], reach: Reach | None = None) -> d
     if not cases:
         return {}
     reach = reach or reach_of(user)
-    return {case.id: _role(user, case, participates=reach.participating.__contains__,
+    return {case.id: _role(user, case, participates=lambda c=case: c.id in reach.participating,
                            coordinates_pool=reach.pools.__contains__) for case in cases}
+
+
+# The columns role_of reads, the caller's active flag and their participation, in one Core query
+# (no ORM objects): a user LEFT JOIN the case, so a missing case still tells whether the user is active.
+_users, _cases, _participants = User.__table__, Case.__table__, Participant.__table__
+_ROLE_FACTS = (
+    sa.select(_users.c.active, _cases.c.id, _cases.c.owner_id, _cases.c.status, _cases.c.consultant_id,
+              _cases.c.pool_id,
+              sa.exists().where(_participants.c.case_id == _cases.c.id, _participants.c.user_id == _users.c.id,
+                                _participants.c.removed_at.is_(None)).label("participates"))
+    .select_from(_users.outerjoin(_cases, _cases.c.id == sa.bindparam("case_id")))
+    .where(_users.c.id == sa.bindparam("user_id"))
+)
+
+
+def require_ids(user_id: int, case_id: int, action: Action) -> str:
+    """Return the role of an active user on the case if it allows the action, from ids alone (one query).
+
+    The same rule and errors as :func:`require` (NotFound, Forbidden), without loading the user or
+    the case: for hot API paths that have only the token's user id. An unknown or deactivated user
+    raises Unauthorized.
+    """
+    facts = db.session.execute(_ROLE_FACTS, {"user_id": user_id, "case_id": case_id}).one_or_none()
+    if facts is None or not facts.active:
+        raise Unauthorized(detail="invalid or expired token")
+    role = None
+    if facts.id is not None:
+        role = _decide_role(
+            user_id, owner_id=facts.owner_id, status=facts.status, consultant_id=facts.consultant_id,
+            pool_id=facts.pool_id, participates=lambda: facts.participates,
+            coordinates_pool=lambda pool_id: coordinates(user_id, pool_id),
+            reads_teaching=lambda: reads_images_of(db.session.get(User, user_id), case_id))
+    if role is None:
+        raise NotFound("case not found")
+    if action not in ALLOWED[role]:
+        raise Forbidden(f"your role on this case does not allow: {action.value}", {"action": action.value})
+    return role
 
 
 def can(user: User, case: Case, action: Action) -> bool:

@@ -10,11 +10,13 @@ import io
 import json
 import logging
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import pydicom
 import sqlalchemy as sa
-import sqlalchemy.orm as so
+from flask import current_app
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -157,21 +159,46 @@ def to_json(records: list[dict]) -> str:
 
 
 # ---- records ----------------------------------------------------------------------------------
+#
+# A case's index only grows (instances, series and studies are inserted, never changed or deleted
+# one by one), so its study and series records are built once and kept per process, with the
+# index's fingerprint: the number of instances, the highest instance id and the highest series id
+# of the case. Every search reads the fingerprint (one indexed query) and rebuilds the records when
+# it differs, so an instance stored by any process (upload, STOW, C-STORE) shows at once.
+
+_instances, _series, _studies, _attrs = (m.__table__ for m in (Instance, Series, Study, SeriesAttributes))
+_CASE = sa.bindparam("case_id")
+_FINGERPRINT = sa.select(
+    sa.func.count(_instances.c.id), sa.func.max(_instances.c.id),
+    sa.select(sa.func.max(_series.c.id)).where(_series.c.case_id == _CASE).scalar_subquery(),
+).where(_instances.c.case_id == _CASE)
+# Each series with its study UID, its instance count and its cached attributes, in display order.
+_COUNTS = (sa.select(_instances.c.series_id, sa.func.count().label("n")).where(_instances.c.case_id == _CASE)
+           .group_by(_instances.c.series_id).subquery())
+_INDEX = (sa.select(_series.c.id, _series.c.study_id, _studies.c.study_uid, _series.c.series_uid, _series.c.modality,
+                    _series.c.series_number, sa.func.coalesce(_COUNTS.c.n, 0).label("n"), _attrs.c.attrs)
+          .join_from(_series, _studies, _series.c.study_id == _studies.c.id)
+          .outerjoin(_COUNTS, _COUNTS.c.series_id == _series.c.id)
+          .outerjoin(_attrs, _attrs.c.series_id == _series.c.id)
+          .where(_series.c.case_id == _CASE)
+          .order_by(_series.c.series_number.is_(None), _series.c.series_number, _series.c.id))
+CACHED_CASES = 512  # (case, root) pairs whose records a process keeps
+
 
 def _by_keyword(attrs: dict[str, dict], keywords) -> dict[str, dict]:
     tags = {f"{tag_for_keyword(k):08X}" for k in keywords}
     return {t: v for t, v in attrs.items() if t in tags}
 
 
-def _read_attrs(series: Series) -> dict[str, dict] | None:
+def _read_attrs(series_id: int) -> dict[str, dict] | None:
     """Read the study and series attributes from the series' first stored instance."""
-    inst = db.session.scalar(sa.select(Instance).where(Instance.series_id == series.id).order_by(Instance.id).limit(1))
+    inst = db.session.scalar(sa.select(Instance).where(Instance.series_id == series_id).order_by(Instance.id).limit(1))
     if inst is None:
         return None
     try:
         ds = pydicom.dcmread(io.BytesIO(imaging.instance_bytes(inst)), stop_before_pixels=True)
     except (NotFound, InvalidDicomError, OSError, ValueError, EOFError):
-        log.warning("cannot read the attributes of a stored instance (series id %s)", series.id)
+        log.warning("cannot read the attributes of a stored instance (series id %s)", series_id)
         return None
     sub = Dataset()
     for kw in STUDY_KEYWORDS + SERIES_KEYWORDS:
@@ -180,115 +207,149 @@ def _read_attrs(series: Series) -> dict[str, dict] | None:
     return sub.to_json_dict()
 
 
-def _series_attrs(case: Case, all_series: list[Series], cached: dict[int, dict]) -> dict[int, dict[str, dict]]:
+def _series_attrs(case_id: int, series_ids: list[int], cached: dict[int, dict]) -> dict[int, dict[str, dict]]:
     """Return the attributes of each series: the cached ones, the missing ones read and stored."""
-    missing = [s for s in all_series if s.id not in cached]
     fresh = {}
-    for s in missing:
-        attrs = _read_attrs(s)
-        if attrs is not None:
-            fresh[s.id] = attrs
+    for sid in series_ids:
+        if sid not in cached and (attrs := _read_attrs(sid)) is not None:
+            fresh[sid] = attrs
     if fresh:
         try:
-            db.session.add_all(SeriesAttributes(series_id=sid, case_id=case.id, attrs=a) for sid, a in fresh.items())
+            db.session.add_all(SeriesAttributes(series_id=sid, case_id=case_id, attrs=a) for sid, a in fresh.items())
             db.session.commit()
         except sa.exc.IntegrityError:
             db.session.rollback()  # another request stored the same attributes first
     return {**cached, **fresh}
 
 
-@dataclass
-class _Index:
-    studies: list[Study]
-    series: list[Series]
-    counts: dict[int, int]
-    attrs: dict[int, dict[str, dict]]
+@dataclass(frozen=True)
+class _SeriesRecord:
+    id: int
+    study_uid: str
+    series_uid: str
+    record: dict
 
 
-def _load(case: Case, study_uid: str | None, series_uid: str | None) -> _Index:
-    # One query: each series with its study, its instance count and its cached attributes.
-    counts = (sa.select(Instance.series_id, sa.func.count().label("n")).where(Instance.case_id == case.id)
-              .group_by(Instance.series_id).subquery())
-    stmt = (sa.select(Series, sa.func.coalesce(counts.c.n, 0), SeriesAttributes.attrs)
-            .join(Study, Series.study_id == Study.id)
-            .outerjoin(counts, counts.c.series_id == Series.id)
-            .outerjoin(SeriesAttributes, SeriesAttributes.series_id == Series.id).where(Series.case_id == case.id)
-            .options(so.contains_eager(Series.study))  # the study from the join above, not joined again
-            .order_by(Series.series_number.is_(None), Series.series_number, Series.id))
-    if study_uid:
-        stmt = stmt.where(Study.study_uid == study_uid)
-    if series_uid:
-        stmt = stmt.where(Series.series_uid == series_uid)
-    rows = db.session.execute(stmt).all()
-    series = [s for s, _, _ in rows]
-    studies = sorted({s.study.id: s.study for s in series}.values(), key=lambda st: st.id)
-    cached = {s.id: attrs for s, _, attrs in rows if attrs is not None}
-    return _Index(studies, series, {s.id: n for s, n, _ in rows}, _series_attrs(case, series, cached))
+@dataclass(frozen=True)
+class CaseRecords:
+    """A case's study and series records (as answered under one root), as of an index fingerprint."""
+
+    fingerprint: tuple
+    studies: list[dict]
+    series: list[_SeriesRecord]
+    complete: bool  # every series' attributes could be read (otherwise not kept)
 
 
-def _study_record(study: Study, series: list[Series], ix: _Index, root: str) -> dict:
-    first = next((ix.attrs[s.id] for s in series if s.id in ix.attrs), {})
+def _element_of(keyword: str, value) -> tuple[str, dict]:
+    return f"{tag_for_keyword(keyword):08X}", element(keyword, value)
+
+
+def _build(case_id: int, root: str, fingerprint: tuple) -> CaseRecords:
+    rows = db.session.execute(_INDEX, {"case_id": case_id}).all()
+    attrs = _series_attrs(case_id, [r.id for r in rows], {r.id: r.attrs for r in rows if r.attrs is not None})
+    by_study: dict[int, list] = {}
+    for r in rows:
+        by_study.setdefault(r.study_id, []).append(r)
+    studies = {sid: _study_record(members, attrs, root) for sid, members in sorted(by_study.items())}
+    series = [_SeriesRecord(r.id, r.study_uid, r.series_uid, _series_record(r, studies[r.study_id], attrs, root))
+              for r in rows]
+    return CaseRecords(fingerprint, list(studies.values()), series, complete=all(r.id in attrs for r in rows))
+
+
+def _study_record(series: list, attrs: dict[int, dict], root: str) -> dict:
+    study_uid = series[0].study_uid
+    first = next((attrs[s.id] for s in series if s.id in attrs), {})
     modalities = sorted({s.modality for s in series if s.modality})
-    record = {f"{tag_for_keyword(k):08X}": element(k, None) for k in STUDY_KEYWORDS}
+    record = dict(_element_of(k, None) for k in STUDY_KEYWORDS)
     record.update(_by_keyword(first, STUDY_KEYWORDS))
-    for kw, value in (("StudyInstanceUID", study.study_uid), ("ModalitiesInStudy", modalities),
-                      ("NumberOfStudyRelatedSeries", len(series)),
-                      ("NumberOfStudyRelatedInstances", sum(ix.counts.get(s.id, 0) for s in series)),
-                      ("InstanceAvailability", "ONLINE"), ("RetrieveURL", f"{root}/studies/{study.study_uid}")):
-        record[f"{tag_for_keyword(kw):08X}"] = element(kw, value)
+    record.update(_element_of(kw, value) for kw, value in (
+        ("StudyInstanceUID", study_uid), ("ModalitiesInStudy", modalities),
+        ("NumberOfStudyRelatedSeries", len(series)), ("NumberOfStudyRelatedInstances", sum(s.n for s in series)),
+        ("InstanceAvailability", "ONLINE"), ("RetrieveURL", f"{root}/studies/{study_uid}")))
     return record
 
 
-def _series_record(series: Series, study_record: dict, ix: _Index, root: str) -> dict:
+def _series_record(series, study_record: dict, attrs: dict[int, dict], root: str) -> dict:
     record = {t: v for t, v in study_record.items() if keyword_for_tag(int(t, 16)) not in (
         "RetrieveURL", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances", "ModalitiesInStudy")}
-    record.update({f"{tag_for_keyword(k):08X}": element(k, None) for k in SERIES_KEYWORDS})
-    record.update(_by_keyword(ix.attrs.get(series.id, {}), SERIES_KEYWORDS))
-    study_uid = series.study.study_uid
-    for kw, value in (("SeriesInstanceUID", series.series_uid), ("Modality", series.modality),
-                      ("SeriesNumber", series.series_number),
-                      ("NumberOfSeriesRelatedInstances", ix.counts.get(series.id, 0)),
-                      ("RetrieveURL", f"{root}/studies/{study_uid}/series/{series.series_uid}")):
-        record[f"{tag_for_keyword(kw):08X}"] = element(kw, value)
+    record.update(_element_of(k, None) for k in SERIES_KEYWORDS)
+    record.update(_by_keyword(attrs.get(series.id, {}), SERIES_KEYWORDS))
+    record.update(_element_of(kw, value) for kw, value in (
+        ("SeriesInstanceUID", series.series_uid), ("Modality", series.modality),
+        ("SeriesNumber", series.series_number), ("NumberOfSeriesRelatedInstances", series.n),
+        ("RetrieveURL", f"{root}/studies/{series.study_uid}/series/{series.series_uid}")))
     return record
 
 
-def _instance_record(inst: Instance, series_record: dict, root: str) -> dict:
-    record = {t: v for t, v in series_record.items() if keyword_for_tag(int(t, 16)) not in (
+def _instance_record(inst: Instance, series: _SeriesRecord, root: str) -> dict:
+    record = {t: v for t, v in series.record.items() if keyword_for_tag(int(t, 16)) not in (
         "RetrieveURL", "NumberOfSeriesRelatedInstances")}
-    study_uid, series_uid = inst.series.study.study_uid, inst.series.series_uid
-    for kw, value in (("SOPClassUID", inst.sop_class_uid), ("SOPInstanceUID", inst.sop_instance_uid),
-                      ("InstanceNumber", inst.instance_number), ("Rows", inst.rows), ("Columns", inst.columns),
-                      ("NumberOfFrames", inst.frames), ("InstanceAvailability", "ONLINE"),
-                      ("RetrieveURL", f"{root}/studies/{study_uid}/series/{series_uid}"
-                                      f"/instances/{inst.sop_instance_uid}")):
-        record[f"{tag_for_keyword(kw):08X}"] = element(kw, value)
+    record.update(_element_of(kw, value) for kw, value in (
+        ("SOPClassUID", inst.sop_class_uid), ("SOPInstanceUID", inst.sop_instance_uid),
+        ("InstanceNumber", inst.instance_number), ("Rows", inst.rows), ("Columns", inst.columns),
+        ("NumberOfFrames", inst.frames), ("InstanceAvailability", "ONLINE"),
+        ("RetrieveURL", f"{root}/studies/{series.study_uid}/series/{series.series_uid}"
+                        f"/instances/{inst.sop_instance_uid}")))
     return record
 
 
-def search_studies(case: Case, q: Query, *, root: str) -> list[dict]:
+class _Memo:
+    """The kept records: a thread-safe LRU of (case, root) → CaseRecords, one per app."""
+
+    def __init__(self, size: int):
+        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key) -> CaseRecords | None:
+        with self._lock:
+            found = self._data.get(key)
+            if found is not None:
+                self._data.move_to_end(key)
+            return found
+
+    def put(self, key, value: CaseRecords) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+def case_records(case_id: int, root: str) -> CaseRecords:
+    """Return the case's study and series records under this root: kept ones if the index is unchanged."""
+    memo = current_app.extensions.get("qido_records")
+    if memo is None:
+        memo = current_app.extensions.setdefault("qido_records", _Memo(CACHED_CASES))
+    # The fingerprint is read before the index: records built after it are at least as new.
+    fingerprint = tuple(db.session.execute(_FINGERPRINT, {"case_id": case_id}).one())
+    kept = memo.get((case_id, root))
+    if kept is not None and kept.fingerprint == fingerprint:
+        return kept
+    records = _build(case_id, root, fingerprint)
+    if records.complete:
+        memo.put((case_id, root), records)
+    return records
+
+
+def search_studies(case_id: int, q: Query, *, root: str) -> list[dict]:
     """Return the case's studies matching the query, as DICOM JSON records."""
     if "00080060" in q.match:  # Modality at the study level means ModalitiesInStudy
         q.match.setdefault("00080061", q.match.pop("00080060"))
-    ix = _load(case, None, None)
-    records = [_study_record(st, [s for s in ix.series if s.study_id == st.id], ix, root) for st in ix.studies]
-    return _select(records, q, "study")
+    return _select(case_records(case_id, root).studies, q, "study")
 
 
-def search_series(case: Case, q: Query, *, root: str, study_uid: str | None = None) -> list[dict]:
+def search_series(case_id: int, q: Query, *, root: str, study_uid: str | None = None) -> list[dict]:
     """Return the case's series (of one study if given) matching the query."""
-    ix = _load(case, study_uid, None)
-    studies = {st.id: _study_record(st, [s for s in ix.series if s.study_id == st.id], ix, root) for st in ix.studies}
-    records = [_series_record(s, studies[s.study_id], ix, root) for s in ix.series]
+    records = [s.record for s in case_records(case_id, root).series if study_uid is None or s.study_uid == study_uid]
     return _select(records, q, "series")
 
 
-def search_instances(case: Case, q: Query, *, root: str, study_uid: str | None = None,
+def search_instances(case_id: int, q: Query, *, root: str, study_uid: str | None = None,
                      series_uid: str | None = None) -> list[dict]:
     """Return the case's instances (of one study or series if given) matching the query."""
-    ix = _load(case, study_uid, series_uid)
-    studies = {st.id: _study_record(st, [s for s in ix.series if s.study_id == st.id], ix, root) for st in ix.studies}
-    series = {s.id: _series_record(s, studies[s.study_id], ix, root) for s in ix.series}
+    series = {s.id: s for s in case_records(case_id, root).series
+              if (study_uid is None or s.study_uid == study_uid) and (series_uid is None or s.series_uid == series_uid)}
+    if not series:
+        return []
     records = [_instance_record(i, series[i.series_id], root)
-               for i in imaging.list_instances(case) if i.series_id in series]
+               for i in imaging.list_instances(db.session.get(Case, case_id)) if i.series_id in series]
     return _select(records, q, "instance")

@@ -6,18 +6,18 @@ permissions), audits the use, and hands the view an :class:`Access`.
 """
 
 import json
-from dataclasses import dataclass
 from functools import wraps
 
 from flask import Blueprint, Response, jsonify, request
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
+from app.accounts import service as accounts
 from app.accounts.auth import SAFE_METHODS, bearer_token
 from app.accounts.models import User
 from app.audit import service as audit_log
 from app.cases.models import Case
-from app.cases.permissions import Action, case_route, require
+from app.cases.permissions import Action, case_route, require, require_ids
 from app.cases.workflow import require_status
 from app.core.errors import DomainError, Unauthorized
 from app.core.openapi import api_doc
@@ -67,39 +67,63 @@ def revoke_link(case, link_id: int):
 
 # ---- access to a DICOMweb root -----------------------------------------------------------------
 
-@dataclass
 class Access:
-    """Who reaches which case through which root; ``actor`` is the user ingest records as uploader."""
+    """Who reaches which case through which root; ``actor`` is the user ingest records as uploader.
 
-    case: Case
-    actor: User
-    link: ShareLink | None
-    root: str
+    A bearer-token request is checked from ids alone (``permissions.require_ids``, one query, no ORM
+    objects): the case and the user are loaded only when a view asks for them, which searches,
+    metadata and frames do not.
+    """
 
+    def __init__(self, *, case_id: int, user_id: int, link: ShareLink | None, root: str,
+                 case: Case | None = None, actor: User | None = None):
+        self.case_id, self.user_id, self.link, self.root = case_id, user_id, link, root
+        self._case, self._actor = case, actor
 
-def _caller() -> User:
-    # Storing needs the bearer header: a session cookie alone could be ridden by a cross-site form.
-    if not current_user.is_authenticated or (request.method not in SAFE_METHODS and bearer_token() is None):
-        raise Unauthorized(detail="send Authorization: Bearer <token>")
-    return current_user._get_current_object()
+    @property
+    def case(self) -> Case:
+        if self._case is None:
+            self._case = db.session.get(Case, self.case_id)
+        return self._case
+
+    @property
+    def actor(self) -> User:
+        if self._actor is None:
+            self._actor = db.session.get(User, self.user_id)
+        return self._actor
 
 
 def _resolve(action: Action, case_id: int | None, token: str | None, seen: dict) -> Access:
     base = public_base()
     if token is None:
-        user = _caller()
+        root = f"{base}/dicomweb/cases/{case_id}"
+        bearer = bearer_token()
+        if bearer is not None:
+            # The request loader is not asked (it would load the user and its token as ORM objects).
+            seen["user_id"] = user_id = accounts.user_id_for_token(bearer)
+            if user_id is None:
+                raise Unauthorized(detail="send Authorization: Bearer <token>")
+            require_ids(user_id, case_id, action)
+            return Access(case_id=case_id, user_id=user_id, link=None, root=root)
+        # Storing needs the bearer header: a session cookie alone could be ridden by a cross-site form.
+        if not current_user.is_authenticated or request.method not in SAFE_METHODS:
+            raise Unauthorized(detail="send Authorization: Bearer <token>")
+        user = current_user._get_current_object()
+        seen["user_id"] = user.id
         case = require(user, case_id, action)
-        return Access(case, user, None, f"{base}/dicomweb/cases/{case_id}")
+        return Access(case_id=case_id, user_id=user.id, link=None, root=root, case=case, actor=user)
     seen["link"] = link = links.find_link(token)
     case = links.check_link(link, action)
-    return Access(case, db.session.get(User, link.created_by_id), link, f"{base}/dicomweb/link/{token}")
+    return Access(case_id=case.id, user_id=link.created_by_id, link=link, root=f"{base}/dicomweb/link/{token}",
+                  case=case)
 
 
-def _audit(name: str, status: int, *, case_id: int | None, link: ShareLink | None, detail: dict | None = None,
-           once: tuple | None = None, window: float = audit_log.AGGREGATE_SECONDS) -> None:
+def _audit(name: str, status: int, *, user_id: int | None, case_id: int | None, link: ShareLink | None,
+           detail: dict | None = None, once: tuple | None = None,
+           window: float = audit_log.AGGREGATE_SECONDS) -> None:
     """Log a use of a root: by the token's user, or by the link (its id, never its token)."""
-    user_id = current_user.id if link is None and current_user.is_authenticated else None
     if link is not None:
+        user_id = None
         detail = {**(detail or {}), "link_id": link.id}
     if once is not None:
         audit_log.record_once(key=(user_id, link.id if link else None, case_id, *once), user_id=user_id,
@@ -128,8 +152,8 @@ def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bo
             except DomainError as exc:
                 db.session.rollback()
                 link = seen.get("link")
-                _audit(name, exc.status, case_id=link.case_id if link else case_id, link=link,
-                       detail={"error": exc.error})
+                _audit(name, exc.status, user_id=seen.get("user_id"), case_id=link.case_id if link else case_id,
+                       link=link, detail={"error": exc.error})
                 raise
             once, window = None, audit_log.AGGREGATE_SECONDS
             if aggregate:
@@ -137,7 +161,8 @@ def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bo
             elif search:
                 once = (name, *kwargs.values(), request.query_string)
                 window = audit_log.SEARCH_AGGREGATE_SECONDS
-            _audit(name, response.status_code, case_id=access.case.id, link=access.link, once=once, window=window)
+            _audit(name, response.status_code, user_id=access.user_id, case_id=access.case_id, link=access.link,
+                   once=once, window=window)
             return response
 
         @wraps(view)
@@ -191,7 +216,8 @@ _QIDO = {200: "matches as application/dicom+json (an empty array when nothing ma
 
 def _search(access: Access, search, **scope) -> Response:
     require_json()
-    return json_response(qido.to_json(search(access.case, qido.parse_query(request.args), root=access.root, **scope)))
+    return json_response(qido.to_json(search(access.case_id, qido.parse_query(request.args), root=access.root,
+                                             **scope)))
 
 
 @dicomweb_route("/studies", Action.VIEW, search=True, doc=_QIDO)
@@ -241,7 +267,7 @@ _RENDERED = {200: "image/jpeg or image/png", 406: "not acceptable", 422: "cannot
 
 
 def _instances(access: Access, study: str, series: str | None = None, sop: str | None = None):
-    return wado.find_instances(access.case, study, series, sop)
+    return wado.find_instances(access.case_id, study, series, sop)
 
 
 def _retrieve(instances) -> Response:

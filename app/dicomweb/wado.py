@@ -36,10 +36,11 @@ _ROOT_IN_JSON = json.dumps(_ROOT)[1:-1]
 OCTET = "application/octet-stream"
 
 
-def find_instances(case: Case, study_uid: str, series_uid: str | None = None, sop: str | None = None) -> list[Instance]:
+def find_instances(case_id: int, study_uid: str, series_uid: str | None = None,
+                   sop: str | None = None) -> list[Instance]:
     """Return the case's instances of a study, series or one instance, in series then display order."""
     stmt = (sa.select(Instance).join(Series, Instance.series_id == Series.id).join(Study, Series.study_id == Study.id)
-            .where(Instance.case_id == case.id, Study.case_id == case.id, Study.study_uid == study_uid)
+            .where(Instance.case_id == case_id, Study.case_id == case_id, Study.study_uid == study_uid)
             .order_by(Series.series_number.is_(None), Series.series_number, Series.id,
                       Instance.instance_number.is_(None), Instance.instance_number, Instance.id))
     if series_uid is not None:

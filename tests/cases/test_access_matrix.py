@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from app.audit.models import AuditEvent
 from app.cases.permissions import ALLOWED, CONSULTANT, COORDINATOR, OWNER, PARTICIPANT, Action
 from app.extensions import db
+from tests.support.permissions import assert_require_ids_agrees
 
 CASE_PREFIX = "/api/cases/<int:case_id>"
 DUMMY = {"sop": "2.25.1", "series_uid": "2.25.2", "attachment_id": "999999", "user_id": "999999",
@@ -116,6 +117,14 @@ def test_search_never_returns_or_counts_a_case_off_your_list(api_as, world, who)
     assert hits["total"] == 1
 
 
+def test_the_id_only_check_decides_as_the_case_routes_do(app, world, make_case):
+    case_id, ids = world
+    assert_require_ids_agrees(app, case_id, ids)
+    draft = make_case(ids["owner"])
+    assert_require_ids_agrees(app, draft, {"owner": ids["owner"], "consultant": ids["consultant"]})
+    assert_require_ids_agrees(app, 999_999, {"owner": ids["owner"]})  # no such case: 404 for both
+
+
 def test_removed_participant_loses_access_at_once(api_as, world):
     case_id, ids = world
     assert api_as(ids["removed"]).get("/api/cases").json["items"] == []
@@ -184,6 +193,7 @@ def test_pool_coordinator_gets_exactly_what_the_role_allows(app, api_as, pooled)
             assert r.status_code == 403, (method, rule.rule, r.status_code, body)
     assert {Action.VIEW, Action.ASSIGN} <= ALLOWED[COORDINATOR]
     assert not ALLOWED[COORDINATOR] & {Action.CHAT, Action.WRITE_OPINION, Action.SIGN_OPINION, Action.REPORT}
+    assert_require_ids_agrees(app, case_id, ids)
     # Then the specialist they assign is on the case; the group member who was not assigned is not.
     assert api.post(f"/api/cases/{case_id}/assign", json={"specialist_id": ids["group_member"]}).status_code == 200
     assert api_as(ids["group_member"]).get(f"/api/cases/{case_id}").json["role"] == CONSULTANT

@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.imaging.dicom_samples import sample, upload
+from tests.support.permissions import assert_require_ids_agrees
 
 
 @pytest.fixture
@@ -107,6 +108,7 @@ def test_consent_publishes_a_read_only_copy_with_images_and_no_names(api_as, clo
         assert person["institution"]["name"] not in text
     # The images through the same routes; nothing else of the case.
     assert image_routes(colleague, ids["case"]) == [200, 200]
+    assert_require_ids_agrees(app, ids["case"], {w: ids[w] for w in ("colleague", "outsider", "owner", "consultant")})
     for path in ("", "/messages", "/audit", "/timeline", "/participants", "/opinion"):
         assert colleague.get(f"/api/cases/{ids['case']}{path}").status_code == 403, path
     assert ids["case"] not in [c["id"] for c in colleague.get("/api/cases").json["items"]]
