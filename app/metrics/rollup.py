@@ -20,14 +20,21 @@ month of its first sharing. A stored month is then rebuilt for its dirty units o
 cases of those units), and, when its ``stale_after`` time passes (an open case becomes past due, which
 moves "answered within due time" without any step), for the units of the cases that passed their due
 time since ``built_at``. Untouched units and months stay frozen. A case written without any timeline
-entry (bulk loads) is not seen until its month is built again whole.
+entry (bulk loads) is not seen until its month is built again whole (``flask --app run
+metrics-rebuild``, :func:`rebuild_all`, nightly).
+
+Entry ids are handed out before their transaction commits, so an entry can become visible after
+one with a larger id. The journal's watermark (``upto``) therefore never passes an entry younger
+than :data:`JOURNAL_LAG`; above it, the count and sum of the ids read are kept, and when the entries
+there no longer add up to them (one appeared late) the window is read again (marking dirty twice is
+harmless). An entry committed more than the lag after a later one is left to the nightly rebuild.
 """
 
 import math
 from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
@@ -149,15 +156,60 @@ def _insert(model):
     return dialect.insert(model)
 
 
-def _lock_journal() -> int | None:
-    """Take the journal row (PostgreSQL: FOR UPDATE; SQLite serialises writers anyway) and return its position.
+# Entries younger than this may still have smaller-id entries in transactions not yet committed:
+# the journal's watermark stays behind them and the window above it is checked on every refresh.
+JOURNAL_LAG = timedelta(minutes=2)
 
-    Every refresh that writes holds it until its commit, so journal runs and builds never interleave.
-    """
-    stmt = sa.select(MetricJournal.upto).where(MetricJournal.id == 1)
-    if db.session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return db.session.scalar(stmt)
+
+@dataclass(frozen=True)
+class Position:
+    """The journal row (None before its first run) against the timeline as this transaction sees it."""
+
+    top: int  # the highest entry id visible
+    upto: int | None  # the safe watermark
+    read_upto: int | None  # the highest entry read
+    read: tuple[int, int] | None  # (count, sum) of the ids read in (upto, read_upto]
+    now: tuple[int, int] | None  # (count, sum) of the ids visible there now
+
+    @property
+    def current(self) -> bool:
+        """Every visible entry has been read (none appeared above or, late, inside the window)."""
+        return self.upto is not None and self.read_upto == self.top and self.read == self.now
+
+
+def _window(lo, hi):
+    ids = sa.select(CaseEvent.id).where(CaseEvent.id > lo, CaseEvent.id <= hi).subquery()
+    return sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(ids.c.id), 0))
+
+
+def _position(*, lock: bool = False) -> Position:
+    """Where the journal stands, in one statement (``lock``: take its row, PostgreSQL FOR UPDATE;
+    SQLite serialises writers anyway). Every refresh that writes holds the row until its commit, so
+    journal runs and builds never interleave."""
+    j = MetricJournal
+    top = sa.select(sa.func.coalesce(sa.func.max(CaseEvent.id), 0)).scalar_subquery()
+    read_upto = sa.func.coalesce(j.read_upto, j.upto)
+    inside = sa.and_(CaseEvent.id > j.upto, CaseEvent.id <= read_upto)
+    now_count = sa.select(sa.func.count()).where(inside).scalar_subquery()
+    now_sum = sa.select(sa.func.coalesce(sa.func.sum(CaseEvent.id), 0)).where(inside).scalar_subquery()
+    stmt = sa.select(top, j.upto, read_upto, j.read_count, j.read_sum, now_count, now_sum).where(j.id == 1)
+    if lock and db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=j)
+    row = db.session.execute(stmt).first()
+    if row is None:
+        return Position(db.session.scalar(sa.select(top)), None, None, None, None)
+    top, upto, read_upto, count, total, now_count, now_sum = row
+    return Position(top, upto, read_upto, (int(count or 0), int(total or 0)), (int(now_count), int(now_sum)))
+
+
+def _watermark(upto: int, top: int, now: datetime) -> int:
+    """The highest visible entry in (upto, top] below every entry younger than the lag: an entry not
+    yet visible below it would belong to a transaction open for longer than the lag."""
+    young = sa.select(sa.func.min(CaseEvent.id)).where(
+        CaseEvent.id > upto, CaseEvent.id <= top, CaseEvent.at >= now - JOURNAL_LAG).scalar_subquery()
+    found = db.session.scalar(sa.select(sa.func.max(CaseEvent.id)).where(
+        CaseEvent.id > upto, CaseEvent.id <= top, CaseEvent.id < sa.func.coalesce(young, top + 1)))
+    return found if found is not None else upto
 
 
 def _marks(touched) -> None:
@@ -177,25 +229,31 @@ def _kind(level: str):
     return sa.literal_column(f"'{level}'", sa.String)
 
 
-def _journal(top: int) -> int:
-    """Turn the timeline entries up to ``top`` that the journal has not seen into dirty units of the
-    stored months, bring the marks of their cases up to date, and return the journal's position.
+def _journal(top: int | None = None) -> int:
+    """Turn the timeline entries the journal has not read into dirty units of the stored months,
+    bring the marks of their cases up to date, and return the highest entry read.
 
     The units a case moves, per level: where its mark says it was counted (month of sharing and
     specialist, institution, pool), where it is counted now, and for the events source the
     month and actor (or pool) of each new entry; when its pool changed, every entry of its timeline
-    moves from the old pool to the new one. Call with the journal row locked.
+    moves from the old pool to the new one. Takes the journal row. When an entry appeared late
+    below the highest one read (its transaction committed after a later one's), every entry above
+    the watermark is read again: marking dirty again is harmless. ``top`` is ignored (the entries
+    visible once the row is held are read).
     """
-    upto = _lock_journal()
-    if upto is None:  # the first run: mark every case; cells stored without marks cannot be trusted
+    pos = _position(lock=True)
+    top, now = pos.top, utcnow()
+    if pos.upto is None:  # the first run: mark every case; cells stored without marks cannot be trusted
         for model in (MetricDirty, MetricCell, MetricMonth):
             db.session.execute(sa.delete(model))
         _marks(None)
-        db.session.execute(_insert(MetricJournal).values(id=1, upto=top).on_conflict_do_nothing())
+        db.session.execute(_insert(MetricJournal).values(id=1, upto=0).on_conflict_do_nothing())
+        _advance(0, top, now)
         return top
-    if upto >= top:
-        return upto
-    new = sa.and_(CaseEvent.id > upto, CaseEvent.id <= top)
+    if pos.current:
+        return top
+    lo = pos.upto if pos.read != pos.now else pos.read_upto
+    new = sa.and_(CaseEvent.id > lo, CaseEvent.id <= top)
     touched = sa.select(CaseEvent.case_id).where(new).distinct().subquery()
     mark, consultant, actor = MetricMark, so.aliased(User), so.aliased(User)
     now_in = sa.select(Case.id, Case.submitted_at, Case.consultant_id, Case.pool_id).join(
@@ -232,8 +290,16 @@ def _journal(top: int) -> int:
     db.session.execute(insert.on_conflict_do_update(index_elements=["kind", "month", "unit_id"],
                                                     set_={"upto": insert.excluded.upto}))
     _marks(touched)
-    db.session.execute(sa.update(MetricJournal).where(MetricJournal.id == 1).values(upto=top))
+    _advance(pos.upto, top, now)
     return top
+
+
+def _advance(upto: int, top: int, now: datetime) -> None:
+    """Record that every entry up to ``top`` is read, and move the watermark as far as is safe."""
+    safe = _watermark(upto, top, now)
+    count, total = db.session.execute(_window(safe, top)).one()
+    db.session.execute(sa.update(MetricJournal).where(MetricJournal.id == 1).values(
+        upto=safe, read_upto=top, read_count=count, read_sum=total))
 
 
 def _next_past_due(month: str, now: datetime) -> datetime | None:
@@ -289,7 +355,6 @@ def refresh(*, level: str, months: list[str]) -> None:
         return
     _jit_off()
     now = utcnow()
-    top = db.session.scalar(sa.select(sa.func.max(CaseEvent.id))) or 0
 
     def state() -> tuple[dict[str, MetricMonth], dict[str, set[int]]]:
         found = {s.month: s for s in db.session.execute(
@@ -301,14 +366,13 @@ def refresh(*, level: str, months: list[str]) -> None:
             dirty[month].add(unit)
         return found, dirty
 
-    upto = db.session.scalar(sa.select(MetricJournal.upto).where(MetricJournal.id == 1))
     found, dirty = state()
-    idle = upto is not None and upto >= top and not dirty and all(
+    idle = not dirty and _position().current and all(
         m in found and (found[m].stale_after is None or found[m].stale_after > now) for m in months)
     if idle:
         db.session.commit()
         return
-    upto = _journal(top)  # takes the journal row: from here on this request is the only writer
+    upto = _journal()  # takes the journal row: from here on this request is the only writer
     found, dirty = state()
     for month in sorted(months):
         have = found.get(month)
@@ -324,6 +388,31 @@ def refresh(*, level: str, months: list[str]) -> None:
     db.session.execute(sa.delete(MetricDirty).where(
         MetricDirty.kind == level, MetricDirty.month.in_(months), MetricDirty.upto <= upto))
     db.session.commit()
+
+
+def rebuild_all() -> int:
+    """Rebuild every stored month whole, from the cases, and every case's mark; return the months.
+
+    The healing path for changes the journal cannot see (a case written without a timeline entry,
+    a late entry older than the lag, a doctor moved to another institution): run it nightly. Each
+    month is its own transaction, so dashboards wait for at most one month's build.
+    """
+    _jit_off()
+    _journal()
+    _marks(None)
+    db.session.commit()
+    stored = db.session.execute(sa.select(MetricMonth.kind, MetricMonth.month).order_by(
+        MetricMonth.kind, MetricMonth.month)).all()
+    for level, month in stored:
+        _jit_off()
+        upto = _journal()  # takes the journal row until the month's commit
+        now = utcnow()
+        _upsert_month(level, month, upto, _next_past_due(month, now), now)
+        _store(level, month, None)
+        db.session.execute(sa.delete(MetricDirty).where(
+            MetricDirty.kind == level, MetricDirty.month == month, MetricDirty.upto <= upto))
+        db.session.commit()
+    return len(stored)
 
 
 def _encode(hist: np.ndarray) -> bytes:
