@@ -64,7 +64,7 @@ def test_an_entry_committed_after_a_larger_one_is_read(app, mworld):
                 top = db.session.scalar(sa.select(sa.func.max(CaseEvent.id)))
                 large = _note(second, other, mworld["gp"], id=top + 5)
                 second.commit()
-            assert refresh(level="doctor", months=[MONTH]) is None
+            assert refresh(level="doctor", months=[MONTH])  # wrote: the larger entry read
             journal = db.session.get(MetricJournal, 1, populate_existing=True)
             assert journal.read_upto == large
             assert journal.upto < large  # the watermark stays behind the entries younger than the lag
