@@ -57,6 +57,8 @@ Cells = dict[tuple[int, str], dict[str, "Cell"]]  # (unit id, "YYYY-MM") -> {cod
 def dense(pairs) -> np.ndarray:
     """A distribution as counts indexed by bucket, from distinct (bucket, count) pairs."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if len(pairs) and pairs[:, 0].min() < 0:
+        raise ValueError("a distribution's buckets start at 0")  # a negative index would overwrite the last ones
     out = np.zeros(int(pairs[:, 0].max()) + 1 if len(pairs) else 0, dtype=np.int64)
     out[pairs[:, 0]] = pairs[:, 1]
     return out

@@ -1,4 +1,5 @@
-"""metrics: the journal's read window (entries committed out of id order are read again)
+"""metrics: the journal's read window (entries committed out of id order are read again); stored
+months dropped (negative times now count in bucket 0)
 
 Revision ID: b81e4d2c9a60
 Revises: a7d3f19c5e42
@@ -21,6 +22,11 @@ def upgrade():
         batch_op.add_column(sa.Column('read_upto', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('read_count', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('read_sum', sa.BigInteger(), nullable=True))
+    # A negative time now counts in bucket 0 (it used to overwrite the last buckets of its cell):
+    # the stored months are a cache, dropped here and built again on first use.
+    op.execute('DELETE FROM metric_dirty')
+    op.execute('DELETE FROM metric_cells')
+    op.execute('DELETE FROM metric_months')
 
 
 def downgrade():
