@@ -9,8 +9,10 @@ accept/decline/ask events and MDT participants, runs ANALYZE, then calls
 one-off build of the monthly rollup (the first request over a new database), then p50/p95 per
 variant: right after a workflow step (a case shared in a past month is closed and rated, so its
 month's touched units are rebuilt) and steady (no change since the last request). The schema is dropped at the
-end. ``--profile`` adds one request after a step under cProfile, with the time of each SQL
-statement. Target: p95 < 300 ms.
+end. Beside wall-clock it prints the CPU time of this process per request (Python and the
+driver, not PostgreSQL), which depends less on other load. ``--profile`` adds one request after a
+step and one steady request under cProfile (function calls, the time of each SQL statement).
+Target: p95 < 300 ms.
 """
 
 import argparse
@@ -109,8 +111,8 @@ def populate(n_cases: int) -> tuple[int, int]:
     return consortium.id, admin_id
 
 
-def profile(app, step, request) -> None:
-    """One request after a step under cProfile, with the time of every SQL statement it ran."""
+def profile(app, step, request, label: str) -> None:
+    """One request under cProfile, with its function calls and the time of every SQL statement it ran."""
     import cProfile
     import pstats
 
@@ -137,12 +139,16 @@ def profile(app, step, request) -> None:
     sa.event.remove(engine, "before_cursor_execute", before)
     sa.event.remove(engine, "after_cursor_execute", after)
     assert r.status_code == 200
-    print(f"\nprofiled request after a step: {total:.0f} ms under cProfile, {len(timings)} SQL statements, "
-          f"{sum(t[0] for t in timings):.0f} ms in the database")
+    stats = pstats.Stats(prof)
+    print(f"\nprofiled request ({label}): {total:.0f} ms under cProfile, {stats.total_calls} function calls, "
+          f"{len(timings)} SQL statements, {sum(t[0] for t in timings):.0f} ms waiting for the database")
     ranked = sorted(timings, key=lambda t: -t[0])
     for ms, short, _, _ in ranked[:12]:
         print(f"  {ms:7.1f} ms  {short}")
-    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
+    stats.sort_stats("tottime").print_stats(15)
+    if label != "after a step":
+        return
     # The plans of the slowest reads of the cases (the rebuild), run again with JIT off as the rollup sets it.
     reads = [t for t in ranked if t[2].lstrip().startswith("SELECT")
              and any(f" FROM {table} " in " ".join(t[2].split()) for table in ("cases", "case_events"))]
@@ -202,25 +208,34 @@ def main() -> None:
                                                                at=utcnow()))
                 db.session.commit()
 
+        cpu: list[float] = []
+
         def timed(path: str, *, after_step: bool) -> float:
             if after_step:
                 close_a_case()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             r = client.get(path, headers=headers)
             assert r.status_code == 200, r.get_data(as_text=True)[:200]
+            cpu.append((time.process_time() - c) * 1000)  # this process only: Python and the driver, not PostgreSQL
             return (time.perf_counter() - t) * 1000
 
         first = timed(variants["consortium, peers = members"], after_step=False)
         print(f"first request (builds the 12 stored months of the institution level): {first:.0f} ms")
         for name, path in variants.items():
+            cpu.clear()
             stepped = [timed(path, after_step=True) for _ in range(args.cold)]
+            stepped_cpu = list(cpu)
+            cpu.clear()
             steady = [timed(path, after_step=False) for _ in range(args.requests)]
             print(f"{name:32s} after a step p50 {pct(stepped, 50):6.1f} ms p95 {pct(stepped, 95):6.1f} ms "
                   f"(n={args.cold})   steady p50 {pct(steady, 50):6.1f} ms p95 {pct(steady, 95):6.1f} ms "
-                  f"(n={args.requests})", flush=True)
+                  f"(n={args.requests})\n{'':32s}   app CPU p50 {pct(stepped_cpu, 50):6.1f} ms p95 "
+                  f"{pct(stepped_cpu, 95):6.1f} ms {'':10s}app CPU p50 {pct(cpu, 50):6.1f} ms p95 "
+                  f"{pct(cpu, 95):6.1f} ms", flush=True)
         if args.profile:
-            profile(app, lambda: close_a_case(), lambda: client.get(variants["consortium, peers = members"],
-                                                                    headers=headers))
+            path = variants["consortium, peers = members"]
+            profile(app, lambda: close_a_case(), lambda: client.get(path, headers=headers), "after a step")
+            profile(app, lambda: None, lambda: client.get(path, headers=headers), "steady")
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

@@ -9,6 +9,7 @@ gap to the peer median and to the best quartile, the opportunity (gap × yearly 
 best-performing peer, named only when its org agreed to be named (``Org.name_peers_ok``).
 """
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -52,8 +53,10 @@ def period(start: date | None, end: date | None, *, today: date) -> Period:
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
     """p25, p50 and p75 with linear interpolation (as percentile_cont)."""
-    ordered = sorted(values)
+    return _quartiles_sorted(sorted(values))
 
+
+def _quartiles_sorted(ordered: list[float]) -> tuple[float, float, float]:
     def at(q: float) -> float:
         pos = q * (len(ordered) - 1)
         low = int(pos)
@@ -63,17 +66,16 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
     return at(0.25), at(0.5), at(0.75)
 
 
-def _better(metric: Metric, a: float, b: float) -> bool:
-    return a < b if metric.direction == LOWER else a > b
-
-
 def percentile(metric: Metric, value: float, peers: list[float]) -> int:
     """The share of peers the value does better than (ties count half), 0–100."""
-    if metric.direction not in (HIGHER, LOWER):
-        beaten = sum(p < value for p in peers) + sum(p == value for p in peers) / 2
-    else:
-        beaten = sum(_better(metric, value, p) for p in peers) + sum(p == value for p in peers) / 2
-    return round(100 * beaten / len(peers))
+    return _percentile_sorted(metric, value, sorted(peers))
+
+
+def _percentile_sorted(metric: Metric, value: float, ordered: list[float]) -> int:
+    below, upto = bisect_left(ordered, value), bisect_right(ordered, value)
+    strict = len(ordered) - upto if metric.direction == LOWER else below  # lower is better: beats the higher
+    beaten = strict + (upto - below) / 2
+    return round(100 * beaten / len(ordered))
 
 
 def verdict(metric: Metric, stat: Stat, p50: float) -> str | None:
@@ -105,21 +107,27 @@ OPPORTUNITY_UNITS = {"rate": "cases/year", "median": "case-hours/year"}
 def metric_value(metric: Metric, stat: Stat, peers: list[tuple[int, Stat]] | None, *, days: int,
                  names: dict[int, str | None]) -> dict:
     """A metric value of the contract: value (or suppressed), n, the peer block, gap and opportunity."""
+    comparable = [(pid, s.value) for pid, s in (peers or []) if shown(metric, s) is not None]
+    return metric_value_among(metric, stat, comparable, days=days, names=names)
+
+
+def metric_value_among(metric: Metric, stat: Stat, comparable: list[tuple[int, float]], *, days: int,
+                       names: dict[int, str | None]) -> dict:
+    """:func:`metric_value` given the peers' values already read (only those not suppressed, in peer order)."""
     value = shown(metric, stat)
     out = {"code": metric.code, "value": value, "n": stat.n}
     if value is None:
         out["suppressed"] = True
     ci = None if value is None or stat.lo is None else [round(stat.lo, 2), round(stat.hi, 2)]
     out["ci95"] = ci
-    comparable = [(pid, s.value) for pid, s in (peers or []) if shown(metric, s) is not None]
     if not comparable:
         out.update(peer=None, verdict=None, gap=None, gap_best_quartile=None, opportunity=None, best_peer=None)
         return out
-    values = [v for _, v in comparable]
-    p25, p50, p75 = quartiles(values)
+    ordered = sorted([v for _, v in comparable])
+    p25, p50, p75 = _quartiles_sorted(ordered)
     out["peer"] = {"p25": round(p25, 2), "p50": round(p50, 2), "p75": round(p75, 2),
-                   "percentile": percentile(metric, stat.value, values) if value is not None else None,
-                   "n_peers": len(values)}
+                   "percentile": _percentile_sorted(metric, stat.value, ordered) if value is not None else None,
+                   "n_peers": len(ordered)}
     directed = metric.direction in (HIGHER, LOWER)
     if value is None or not directed:
         out.update(verdict=None, gap=None, gap_best_quartile=None, opportunity=None, best_peer=None)
@@ -199,14 +207,20 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None) -> dict:
     # Members are named to whoever may see the org; other peers only if the org agreed to naming.
     names = dict(members) if org.name_peers_ok else {}
     who = "user" if level == "doctor" else level
+    # Each unit's value of each metric, read once, only where it is shown (not suppressed).
+    visible = {m.code: {uid: s.value for uid in everyone if shown(m, s := stat_of(stats, (uid,), m)) is not None}
+               for m in METRICS}
     member_rows = []
     for mid, name in members:
-        metrics = [metric_value(m, stat_of(stats, (mid,), m), [(p, stat_of(stats, (p,), m)) for p in groups[mid]],
-                                days=span.days, names=names) for m in METRICS]
+        metrics = []
+        for m in METRICS:
+            values = visible[m.code]
+            comparable = [(p, values[p]) for p in groups[mid] if p in values]
+            metrics.append(metric_value_among(m, stat_of(stats, (mid,), m), comparable, days=span.days, names=names))
         member_rows.append({who: {"id": mid, "name": name}, "metrics": metrics})
     overall = [metric_value(m, stat_of(whole, (), m), None, days=span.days, names=names) for m in METRICS]
     for item, m in zip(overall, METRICS, strict=True):
-        spread = [s.value for s in (stat_of(stats, (mid,), m) for mid in member_ids) if shown(m, s) is not None]
+        spread = [visible[m.code][mid] for mid in member_ids if mid in visible[m.code]]
         if spread:  # the spread of the members, so the whole can be read against its parts
             p25, p50, p75 = quartiles(spread)
             item["peer"] = {"p25": round(p25, 2), "p50": round(p50, 2), "p75": round(p75, 2),

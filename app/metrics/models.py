@@ -85,13 +85,22 @@ class MetricCell(db.Model):
 
 
 class MetricJournal(db.Model):
-    """The one row saying up to which timeline entry the changed cases have been turned into dirty
-    units (:class:`MetricDirty`) and their marks (:class:`MetricMark`) brought up to date."""
+    """The one row saying which timeline entries the changed cases have been turned into dirty
+    units (:class:`MetricDirty`) and their marks (:class:`MetricMark`) brought up to date.
+
+    Entry ids are handed out before their transaction commits, so an entry with a smaller id can
+    appear after a larger one. ``upto`` is therefore the safe watermark (no entry at or below it can
+    still appear), kept behind the entries younger than a safety lag; ``read_upto`` the highest entry
+    read, and ``read_count``/``read_sum`` the count and sum of the ids read in (``upto``, ``read_upto``]:
+    when the entries there no longer add up to them, one appeared late and the window is read again."""
 
     __tablename__ = "metric_journal"
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)  # always 1
     upto: so.Mapped[int] = so.mapped_column(sa.BigInteger)
+    read_upto: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
+    read_count: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
+    read_sum: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
 
 
 class MetricMark(db.Model):

@@ -20,14 +20,21 @@ month of its first sharing. A stored month is then rebuilt for its dirty units o
 cases of those units), and, when its ``stale_after`` time passes (an open case becomes past due, which
 moves "answered within due time" without any step), for the units of the cases that passed their due
 time since ``built_at``. Untouched units and months stay frozen. A case written without any timeline
-entry (bulk loads) is not seen until its month is built again whole.
+entry (bulk loads) is not seen until its month is built again whole (``flask --app run
+metrics-rebuild``, :func:`rebuild_all`, nightly).
+
+Entry ids are handed out before their transaction commits, so an entry can become visible after
+one with a larger id. The journal's watermark (``upto``) therefore never passes an entry younger
+than :data:`JOURNAL_LAG`; above it, the count and sum of the ids read are kept, and when the entries
+there no longer add up to them (one appeared late) the window is read again (marking dirty twice is
+harmless). An entry committed more than the lag after a later one is left to the nightly rebuild.
 """
 
 import math
 from collections import defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import sqlalchemy as sa
@@ -50,6 +57,8 @@ Cells = dict[tuple[int, str], dict[str, "Cell"]]  # (unit id, "YYYY-MM") -> {cod
 def dense(pairs) -> np.ndarray:
     """A distribution as counts indexed by bucket, from distinct (bucket, count) pairs."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if len(pairs) and pairs[:, 0].min() < 0:
+        raise ValueError("a distribution's buckets start at 0")  # a negative index would overwrite the last ones
     out = np.zeros(int(pairs[:, 0].max()) + 1 if len(pairs) else 0, dtype=np.int64)
     out[pairs[:, 0]] = pairs[:, 1]
     return out
@@ -149,15 +158,55 @@ def _insert(model):
     return dialect.insert(model)
 
 
-def _lock_journal() -> int | None:
-    """Take the journal row (PostgreSQL: FOR UPDATE; SQLite serialises writers anyway) and return its position.
+# Entries younger than this may still have smaller-id entries in transactions not yet committed:
+# the journal's watermark stays behind them and the window above it is checked on every refresh.
+JOURNAL_LAG = timedelta(minutes=2)
 
-    Every refresh that writes holds it until its commit, so journal runs and builds never interleave.
-    """
-    stmt = sa.select(MetricJournal.upto).where(MetricJournal.id == 1)
-    if db.session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
-    return db.session.scalar(stmt)
+
+@dataclass(frozen=True)
+class Position:
+    """The journal row (None before its first run) against the timeline as this transaction sees it."""
+
+    top: int  # the highest entry id visible
+    upto: int | None  # the safe watermark
+    read_upto: int | None  # the highest entry read
+    read: tuple[int, int] | None  # (count, sum) of the ids read in (upto, read_upto]
+    now: tuple[int, int] | None  # (count, sum) of the ids visible there now
+
+    @property
+    def current(self) -> bool:
+        """Every visible entry has been read (none appeared above or, late, inside the window)."""
+        return self.upto is not None and self.read_upto == self.top and self.read == self.now
+
+
+def _position(*, lock: bool = False) -> Position:
+    """Where the journal stands, in one statement (``lock``: take its row, PostgreSQL FOR UPDATE;
+    SQLite serialises writers anyway). Every refresh that writes holds the row until its commit, so
+    journal runs and builds never interleave."""
+    j = MetricJournal
+    top = sa.select(sa.func.coalesce(sa.func.max(CaseEvent.id), 0)).scalar_subquery()
+    read_upto = sa.func.coalesce(j.read_upto, j.upto)
+    inside = sa.and_(CaseEvent.id > j.upto, CaseEvent.id <= read_upto)
+    now_count = sa.select(sa.func.count()).where(inside).scalar_subquery()
+    now_sum = sa.select(sa.func.coalesce(sa.func.sum(CaseEvent.id), 0)).where(inside).scalar_subquery()
+    stmt = sa.select(top, j.upto, read_upto, j.read_count, j.read_sum, now_count, now_sum).where(j.id == 1)
+    if lock and db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=j)
+    row = db.session.execute(stmt).first()
+    if row is None:
+        return Position(db.session.scalar(sa.select(top)), None, None, None, None)
+    top, upto, read_upto, count, total, now_count, now_sum = row
+    return Position(top, upto, read_upto, (int(count or 0), int(total or 0)), (int(now_count), int(now_sum)))
+
+
+def _watermark(upto: int, top: int, now: datetime):
+    """The highest visible entry in (upto, top] below every entry younger than the lag (NULL: none), as
+    a scalar subquery: an entry not yet visible below it would belong to a transaction open for
+    longer than the lag."""
+    young = sa.select(sa.func.min(CaseEvent.id)).where(
+        CaseEvent.id > upto, CaseEvent.id <= top, CaseEvent.at >= now - JOURNAL_LAG).scalar_subquery()
+    return sa.select(sa.func.max(CaseEvent.id)).where(
+        CaseEvent.id > upto, CaseEvent.id <= top, CaseEvent.id < sa.func.coalesce(young, top + 1)).scalar_subquery()
 
 
 def _marks(touched) -> None:
@@ -177,25 +226,31 @@ def _kind(level: str):
     return sa.literal_column(f"'{level}'", sa.String)
 
 
-def _journal(top: int) -> int:
-    """Turn the timeline entries up to ``top`` that the journal has not seen into dirty units of the
-    stored months, bring the marks of their cases up to date, and return the journal's position.
+def _journal(top: int | None = None) -> int:
+    """Turn the timeline entries the journal has not read into dirty units of the stored months,
+    bring the marks of their cases up to date, and return the highest entry read.
 
     The units a case moves, per level: where its mark says it was counted (month of sharing and
     specialist, institution, pool), where it is counted now, and for the events source the
     month and actor (or pool) of each new entry; when its pool changed, every entry of its timeline
-    moves from the old pool to the new one. Call with the journal row locked.
+    moves from the old pool to the new one. Takes the journal row. When an entry appeared late
+    below the highest one read (its transaction committed after a later one's), every entry above
+    the watermark is read again: marking dirty again is harmless. ``top`` is ignored (the entries
+    visible once the row is held are read).
     """
-    upto = _lock_journal()
-    if upto is None:  # the first run: mark every case; cells stored without marks cannot be trusted
+    pos = _position(lock=True)
+    top, now = pos.top, utcnow()
+    if pos.upto is None:  # the first run: mark every case; cells stored without marks cannot be trusted
         for model in (MetricDirty, MetricCell, MetricMonth):
             db.session.execute(sa.delete(model))
         _marks(None)
-        db.session.execute(_insert(MetricJournal).values(id=1, upto=top).on_conflict_do_nothing())
+        db.session.execute(_insert(MetricJournal).values(id=1, upto=0).on_conflict_do_nothing())
+        _advance(0, top, now)
         return top
-    if upto >= top:
-        return upto
-    new = sa.and_(CaseEvent.id > upto, CaseEvent.id <= top)
+    if pos.current:
+        return top
+    lo = pos.upto if pos.read != pos.now else pos.read_upto
+    new = sa.and_(CaseEvent.id > lo, CaseEvent.id <= top)
     touched = sa.select(CaseEvent.case_id).where(new).distinct().subquery()
     mark, consultant, actor = MetricMark, so.aliased(User), so.aliased(User)
     now_in = sa.select(Case.id, Case.submitted_at, Case.consultant_id, Case.pool_id).join(
@@ -232,8 +287,18 @@ def _journal(top: int) -> int:
     db.session.execute(insert.on_conflict_do_update(index_elements=["kind", "month", "unit_id"],
                                                     set_={"upto": insert.excluded.upto}))
     _marks(touched)
-    db.session.execute(sa.update(MetricJournal).where(MetricJournal.id == 1).values(upto=top))
+    _advance(pos.upto, top, now)
     return top
+
+
+def _advance(upto: int, top: int, now: datetime) -> None:
+    """Record that every entry up to ``top`` is read, and move the watermark as far as is safe (one statement)."""
+    safe = sa.func.coalesce(_watermark(upto, top, now), upto)
+    inside = sa.and_(CaseEvent.id > safe, CaseEvent.id <= top)
+    db.session.execute(sa.update(MetricJournal).where(MetricJournal.id == 1).values(
+        upto=safe, read_upto=top,
+        read_count=sa.select(sa.func.count()).where(inside).scalar_subquery(),
+        read_sum=sa.select(sa.func.coalesce(sa.func.sum(CaseEvent.id), 0)).where(inside).scalar_subquery()))
 
 
 def _next_past_due(month: str, now: datetime) -> datetime | None:
@@ -279,37 +344,36 @@ def _store(level: str, month: str, units: set[int] | None) -> None:
         db.session.execute(sa.insert(MetricCell), rows)
 
 
-def refresh(*, level: str, months: list[str]) -> None:
-    """Bring the stored cells of these months up to date and commit.
+def refresh(*, level: str, months: list[str]) -> bool:
+    """Bring the stored cells of these months up to date and commit; return whether it wrote (and
+    committed). When they are up to date it only reads, in the transaction it was called in.
 
     Missing months are built whole; in a stored month only the dirty units (from the journal) and
     the units of open cases that passed their due time since the month's ``built_at`` are rebuilt.
     """
     if not months:
-        return
+        return False
     _jit_off()
     now = utcnow()
-    top = db.session.scalar(sa.select(sa.func.max(CaseEvent.id))) or 0
 
-    def state() -> tuple[dict[str, MetricMonth], dict[str, set[int]]]:
-        found = {s.month: s for s in db.session.execute(
+    def stored() -> dict[str, MetricMonth]:
+        return {s.month: s for s in db.session.execute(
             sa.select(MetricMonth).where(MetricMonth.kind == level, MetricMonth.month.in_(months))
             .execution_options(populate_existing=True)).scalars()}
-        dirty: dict[str, set[int]] = defaultdict(set)
-        for month, unit in db.session.execute(sa.select(MetricDirty.month, MetricDirty.unit_id).where(
-                MetricDirty.kind == level, MetricDirty.month.in_(months))):
-            dirty[month].add(unit)
-        return found, dirty
 
-    upto = db.session.scalar(sa.select(MetricJournal.upto).where(MetricJournal.id == 1))
-    found, dirty = state()
-    idle = upto is not None and upto >= top and not dirty and all(
-        m in found and (found[m].stale_after is None or found[m].stale_after > now) for m in months)
-    if idle:
-        db.session.commit()
-        return
-    upto = _journal(top)  # takes the journal row: from here on this request is the only writer
-    found, dirty = state()
+    if _position().current:  # nothing new in the timeline: up to date unless dirty, missing or stale
+        dirty_here = sa.exists().where(MetricDirty.kind == level, MetricDirty.month.in_(months))
+        rows = db.session.execute(sa.select(MetricMonth.month, MetricMonth.stale_after, dirty_here).where(
+            MetricMonth.kind == level, MetricMonth.month.in_(months))).all()
+        if len(rows) == len(set(months)) and not any(
+                dirty or (stale is not None and stale <= now) for _, stale, dirty in rows):
+            return False
+    upto = _journal()  # takes the journal row: from here on this request is the only writer
+    found = stored()
+    dirty: dict[str, set[int]] = defaultdict(set)
+    for month, unit in db.session.execute(sa.select(MetricDirty.month, MetricDirty.unit_id).where(
+            MetricDirty.kind == level, MetricDirty.month.in_(months))):
+        dirty[month].add(unit)
     for month in sorted(months):
         have = found.get(month)
         passed = have is not None and have.stale_after is not None and have.stale_after <= now
@@ -324,6 +388,32 @@ def refresh(*, level: str, months: list[str]) -> None:
     db.session.execute(sa.delete(MetricDirty).where(
         MetricDirty.kind == level, MetricDirty.month.in_(months), MetricDirty.upto <= upto))
     db.session.commit()
+    return True
+
+
+def rebuild_all() -> int:
+    """Rebuild every stored month whole, from the cases, and every case's mark; return the months.
+
+    The healing path for changes the journal cannot see (a case written without a timeline entry,
+    a late entry older than the lag, a doctor moved to another institution): run it nightly. Each
+    month is its own transaction, so dashboards wait for at most one month's build.
+    """
+    _jit_off()
+    _journal()
+    _marks(None)
+    db.session.commit()
+    stored = db.session.execute(sa.select(MetricMonth.kind, MetricMonth.month).order_by(
+        MetricMonth.kind, MetricMonth.month)).all()
+    for level, month in stored:
+        _jit_off()
+        upto = _journal()  # takes the journal row until the month's commit
+        now = utcnow()
+        _upsert_month(level, month, upto, _next_past_due(month, now), now)
+        _store(level, month, None)
+        db.session.execute(sa.delete(MetricDirty).where(
+            MetricDirty.kind == level, MetricDirty.month == month, MetricDirty.upto <= upto))
+        db.session.commit()
+    return len(stored)
 
 
 def _encode(hist: np.ndarray) -> bytes:
@@ -349,60 +439,91 @@ class View:
 def gather(*, level: str, ids: list[int], start: datetime, end: datetime, views: list[View]) -> dict[tuple, dict]:
     """Add up every metric's cells of the units over [start, end) in each view: {group: {code: Cell}}.
 
-    Whole months come from the stored cells (their sums added up in SQL, their distributions merged
-    here), the partial pieces from the cases.
+    Whole months come from the stored cells (their sums added up in SQL, every view in one
+    statement; their distributions merged here, all cells of a metric in one bincount per view),
+    the partial pieces from the cases.
     """
     out: dict[tuple, dict[str, Cell]] = defaultdict(dict)
     whole, pieces = split(start, end)
-    refresh(level=level, months=whole)
-    _jit_off()  # again: refresh committed, which ended the SET LOCAL
+    if refresh(level=level, months=whole):
+        _jit_off()  # again: refresh committed, which ended the SET LOCAL
     c = MetricCell
     stored = [c.kind == level, c.month.in_(whole), c.unit_id.in_(ids)]
-    for view in views if whole else ():
-        units = ids if view.units is None else [u for u in ids if u in view.units]
-        groups = ([c.unit_id] if view.by_unit else []) + ([c.month] if view.by_month else []) + [c.code]
-        stmt = sa.select(*groups, sa.func.sum(c.n), sa.func.sum(c.k), sa.func.sum(c.s), sa.func.sum(c.ss)).where(
-            *stored, c.unit_id.in_(units), c.hist.is_(None)).group_by(*groups)
-        for row in db.session.execute(stmt):
-            *key, code, n, k, total, squares = row
-            out[view.tag + tuple(key)][code] = Cell(int(n), int(k), float(total), float(squares))
+    if whole and views:
+        parts = []
+        for i, view in enumerate(views):
+            unit = c.unit_id if view.by_unit else sa.cast(sa.null(), sa.Integer)
+            month = c.month if view.by_month else sa.cast(sa.null(), sa.String)
+            groups = ([c.unit_id] if view.by_unit else []) + ([c.month] if view.by_month else []) + [c.code]
+            where = [*stored, c.hist.is_(None)]
+            if view.units is not None:
+                where.append(c.unit_id.in_([u for u in ids if u in view.units]))
+            parts.append(sa.select(sa.literal(i).label("v"), unit.label("u"), month.label("m"), c.code,
+                                   sa.func.sum(c.n), sa.func.sum(c.k), sa.func.sum(c.s), sa.func.sum(c.ss))
+                         .where(*where).group_by(*groups))
+        for i, unit, month, code, n, k, total, squares in db.session.execute(sa.union_all(*parts)):
+            view = views[i]
+            key = view.tag + ((unit,) if view.by_unit else ()) + ((month,) if view.by_month else ())
+            out[key][code] = Cell(int(n), int(k), float(total), float(squares))
     # Distributions: every (bucket, count) pair of every cell, added up per group in one bincount.
-    spread: dict[str, list[tuple[int, str, np.ndarray]]] = defaultdict(list)
+    spread: dict[str, tuple[list, list, list]] = defaultdict(lambda: ([], [], []))
     if whole:
         for unit, month, code, blob in db.session.execute(sa.select(c.unit_id, c.month, c.code, c.hist).where(
                 *stored, c.hist.is_not(None))):
-            spread[code].append((unit, month, np.frombuffer(blob, dtype="<i4").reshape(-1, 2)))
+            units, months, blobs = spread[code]
+            units.append(unit)
+            months.append(month)
+            blobs.append(blob)
     for a, b in pieces:
         for (unit, month), by_code in live_cells(level=level, start=a, end=b, ids=ids).items():
             for code, cell in by_code.items():
                 if cell.hist is not None:
-                    buckets = np.flatnonzero(cell.hist)
-                    spread[code].append((unit, month, np.column_stack([buckets, cell.hist[buckets]])))
+                    units, months, blobs = spread[code]
+                    units.append(unit)
+                    months.append(month)
+                    blobs.append(_encode(cell.hist))
                     continue
                 for view in views:
                     if view.units is None or unit in view.units:
                         out[view.key(unit, month)].setdefault(code, Cell()).add(cell)
-    for code, parts in spread.items():
-        _add_distributions(out, code, parts, views)
+    for code, (units, months, blobs) in spread.items():
+        _add_distributions(out, code, units, months, blobs, views)
     return out
 
 
-def _add_distributions(out: dict, code: str, parts: list[tuple[int, str, np.ndarray]], views: list[View]) -> None:
-    pairs = np.concatenate([p for _, _, p in parts]).astype(np.int64)
-    lengths = [len(p) for _, _, p in parts]
-    width = int(pairs[:, 0].max()) + 1 if len(pairs) else 1
+def _add_distributions(out: dict, code: str, units: list[int], months: list[str], blobs: list[bytes],
+                       views: list[View]) -> None:
+    """Merge the cells' distributions (encoded (bucket, count) pairs) into each view's groups."""
+    pairs = np.frombuffer(b"".join(blobs), dtype="<i4").reshape(-1, 2)
+    buckets, weights = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.float64)  # contiguous, once for all views
+    lengths = np.asarray([len(b) for b in blobs], dtype=np.int64) // 8
+    width = int(buckets.max()) + 1 if len(buckets) else 1
+    unit_ids, unit_of = np.unique(np.asarray(units, dtype=np.int64), return_inverse=True)
+    month_names, month_of_cell = np.unique(np.asarray(months), return_inverse=True)
     for view in views:
-        groups: dict[tuple, int] = {}
-        index = [groups.setdefault(view.key(unit, month), len(groups))
-                 if view.units is None or unit in view.units else -1 for unit, month, _ in parts]
-        if not groups:
+        cell_key = (unit_of if view.by_unit else 0) * len(month_names) + (month_of_cell if view.by_month else 0)
+        cell_key = np.broadcast_to(np.asarray(cell_key, dtype=np.int64), unit_of.shape)
+        if view.units is not None:
+            cell_key = np.where(np.isin(unit_ids, list(view.units))[unit_of], cell_key, -1)
+        keys, group_of = np.unique(cell_key, return_inverse=True)
+        index, weight = buckets, weights
+        if len(keys) and keys[0] < 0:  # the cells outside the view
+            keys, group_of = keys[1:], group_of - 1
+            keep = np.repeat(group_of >= 0, lengths)
+            index, weight, lengths_in, group_of = buckets[keep], weights[keep], lengths[group_of >= 0], group_of[
+                group_of >= 0]
+        else:
+            lengths_in = lengths
+        if not len(keys):
             continue
-        row = np.repeat(np.asarray(index, dtype=np.int64), lengths)
-        keep = row >= 0
-        table = np.bincount(row[keep] * width + pairs[keep, 0], weights=pairs[keep, 1],
-                            minlength=len(groups) * width).reshape(len(groups), width).astype(np.int64)
-        for key, i in groups.items():
-            out[key][code] = Cell(n=int(table[i].sum()), hist=table[i])
+        table = np.bincount(np.repeat(group_of * width, lengths_in) + index, weights=weight,
+                            minlength=len(keys) * width).reshape(len(keys), width).astype(np.int64)
+        totals = table.sum(axis=1).tolist()
+        for i, key in enumerate(keys.tolist()):
+            unit, month = divmod(key, len(month_names))
+            group = view.tag + ((int(unit_ids[unit]),) if view.by_unit else ()) + (
+                (str(month_names[month]),) if view.by_month else ())
+            out[group][code] = Cell(n=totals[i], hist=table[i])
 
 
 def median_stat(hist: np.ndarray) -> tuple[int, float, float, float]:

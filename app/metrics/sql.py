@@ -47,7 +47,10 @@ def _month_postgresql(element, compiler, **kw):
 
 
 class half_hour_bucket(FunctionElement):  # noqa: N801
-    """The half-hour bucket of a number of hours: hours rounded to the nearest 0.5 (halves up), × 2."""
+    """The half-hour bucket of a number of hours: hours rounded to the nearest 0.5 (halves up), × 2.
+
+    A negative time (a pause recorded longer than the whole wait) counts as 0 h: a distribution is
+    stored indexed by bucket, where a negative bucket would land on the wrong end."""
 
     type = sa.Integer()
     name = "half_hour_bucket"
@@ -58,14 +61,14 @@ class half_hour_bucket(FunctionElement):  # noqa: N801
 def _bucket_sqlite(element, compiler, **kw):
     (value,) = (compiler.process(c, **kw) for c in element.clauses)
     # CAST truncates toward zero, which is floor for the non-negative hours measured.
-    return f"CAST(({value}) * 2 + 0.5 AS INTEGER)"
+    return f"max(CAST(({value}) * 2 + 0.5 AS INTEGER), 0)"
 
 
 @compiles(half_hour_bucket, "postgresql")
 def _bucket_postgresql(element, compiler, **kw):
     (value,) = (compiler.process(c, **kw) for c in element.clauses)
     # floor first: a plain ::int cast would round (half to even), not match SQLite.
-    return f"CAST(floor(({value}) * 2 + 0.5) AS INTEGER)"
+    return f"GREATEST(CAST(floor(({value}) * 2 + 0.5) AS INTEGER), 0)"
 
 
 Z2 = 3.8416  # 1.96², the 95% normal quantile squared

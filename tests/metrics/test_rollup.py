@@ -95,3 +95,16 @@ def test_a_case_shared_again_leaves_its_old_month(app, make_case, make_user, api
     assert api_as(first).post(f"/api/cases/{case_id}/decline", json={"reason": "出差"}).status_code == 200
     assert api_as(owner).post(f"/api/cases/{case_id}/share", json={"specialist_id": second}).status_code == 200
     assert _doctor(app, first, span).get("cases_received") is None  # no case of theirs left in the month
+
+
+def test_a_negative_time_counts_as_zero_in_stored_and_live_cells(app, mworld):
+    """A pause recorded longer than the whole wait (answered 2 h after sharing, 5 h paused) counts as 0 h,
+    the same in a stored month (whole) and in a partial piece (live), and keeps every other time."""
+    with app.app_context():
+        for answered, paused in ((2, 5), (1, 0), (4, 0), (8, 0)):
+            add_case(owner=mworld["gp"], consultant=mworld["dC"], submitted=datetime(2025, 1, 10, 8),
+                     accepted=0.5, answered=answered, paused_h=paused)
+        db.session.commit()
+    for span in (JAN, (datetime(2025, 1, 2), datetime(2025, 1, 31))):
+        stat = _doctor(app, mworld["dC"], span)["median_hours_to_opinion"]
+        assert (stat.n, stat.value) == (4, 2.5)  # times 0, 1, 4, 8
