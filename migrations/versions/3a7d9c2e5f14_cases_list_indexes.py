@@ -6,7 +6,7 @@ without words, newest first, for someone who sees many cases walks (created_at, 
 stops at the page instead of reading and sorting all of them (a coordinator: 175 ms to 4 ms).
 
 Revision ID: 3a7d9c2e5f14
-Revises: a7d3f19c5e42
+Revises: b81e4d2c9a60
 Create Date: 2026-12-06 03:10:00
 
 """
@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '3a7d9c2e5f14'
-down_revision = 'a7d3f19c5e42'
+down_revision = 'b81e4d2c9a60'
 branch_labels = None
 depends_on = None
 
