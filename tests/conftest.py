@@ -88,13 +88,24 @@ def _migrate(url: str, tmp_path_factory) -> None:
 def _empty_tables() -> None:
     """Empty every table between tests; the audit log's append-only triggers are respected.
 
-    PostgreSQL's TRUNCATE does not fire row triggers. SQLite has no TRUNCATE, so its delete
-    trigger is dropped and put back exactly as the migration created it.
+    Both engines delete row by row with the audit log's delete trigger out of the way: on
+    PostgreSQL it is disabled within the transaction; on SQLite it is dropped and put back
+    exactly as the migration created it.
     """
     tables = list(reversed(db.metadata.sorted_tables))
     with db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("TRUNCATE " + ", ".join(t.name for t in tables) + " RESTART IDENTITY CASCADE"))
+            # DELETE, not TRUNCATE: TRUNCATE gives each of the ~36 tables a new file, which costs
+            # hundreds of ms per call on a busy server, twice per test. The trigger is switched off
+            # inside this transaction only, and the sequences restart as RESTART IDENTITY did.
+            conn.execute(sa.text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change"))
+            for table in tables:
+                conn.execute(table.delete())
+            conn.execute(sa.text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_change"))
+            sequences = conn.execute(sa.text("SELECT sequence_name FROM information_schema.sequences "
+                                             "WHERE sequence_schema = current_schema()")).scalars().all()
+            if sequences:
+                conn.execute(sa.text("SELECT " + ", ".join(f"setval('\"{s}\"', 1, false)" for s in sequences)))
             return
         trigger = conn.execute(sa.text(
             "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_events_no_delete'")).scalar()
