@@ -22,6 +22,33 @@ from config import TestingConfig
 
 PASSWORD = "correct-horse-battery"  # noqa: S105 - test accounts only
 
+
+def _share_url_builders() -> None:
+    """Compile each URL rule's builder once per run instead of once per app (most tests make an app).
+
+    werkzeug generates and compiles Python source for every rule of every new app (about 470
+    rules, two builders each): three quarters of create_app's time. The generated function
+    depends only on the rule's text, its parsed parts and its defaults, and takes the rule as
+    its first argument, so one compiled function serves the same rule in every app of the run.
+    """
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = Rule._compile_builder
+    cache = {}
+
+    def shared(self, append_unknown=True):
+        defaults = self.defaults or {}
+        key = (append_unknown, self.rule, tuple(self._trace),
+               tuple((k, repr(v), type(self._converters.get(k))) for k, v in defaults.items()))
+        if key not in cache:
+            cache[key] = compile_builder(self, append_unknown)
+        return cache[key]
+
+    Rule._compile_builder = shared
+
+
+_share_url_builders()
+
 # `make test` runs the suite twice, on SQLite and then on PostgreSQL (HZ_SPLIT_PASSES=1). Tests whose
 # subject does not depend on the database engine (browsers, crash and restart faults, the hostile
 # file corpus, Orthanc) run in the SQLite pass only; the API fuzzer runs in the PostgreSQL pass
