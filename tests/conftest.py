@@ -80,10 +80,11 @@ _share_engines()
 
 # `make test` runs the suite twice, on SQLite and then on PostgreSQL (HZ_SPLIT_PASSES=1). Tests whose
 # subject does not depend on the database engine (browsers, crash and restart faults, the hostile
-# file corpus, Orthanc) run in the SQLite pass only; the API fuzzer runs in the PostgreSQL pass
-# only, where strict types and lengths turn bad input into server errors. Run alone, each pass
-# runs everything.
-ENGINE_AGNOSTIC = ("tests/e2e/", "tests/faults/", "tests/imaging/test_hostile", "tests/dicomnet/test_orthanc.py")
+# file corpus, Orthanc, configuration read in fresh interpreters, response headers) run in the
+# SQLite pass only; the API fuzzer runs in the PostgreSQL pass only, where strict types and
+# lengths turn bad input into server errors. Run alone, each pass runs everything.
+ENGINE_AGNOSTIC = ("tests/e2e/", "tests/faults/", "tests/imaging/test_hostile", "tests/dicomnet/test_orthanc.py",
+                   "tests/core/test_config.py", "tests/core/test_security_headers.py")
 POSTGRES_PASS = ("tests/fuzz/",)
 
 
