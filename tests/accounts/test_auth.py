@@ -110,9 +110,11 @@ def test_a_token_revoked_elsewhere_is_refused_within_the_cache_bound_and_through
     from app.accounts.models import ApiToken
     from app.core.time import utcnow
     from app.extensions import db
+    from config import TestingConfig
 
-    bound = app.config["API_TOKEN_CACHE_SECONDS"]
-    assert 0 < bound <= 5
+    assert 0 < TestingConfig.API_TOKEN_CACHE_SECONDS <= 5  # the configured bound
+    # This app waits out a one-second bound instead: the same mechanism, four seconds sooner.
+    bound = app.config["API_TOKEN_CACHE_SECONDS"] = 1
     first, second = (token_for(make_user()) for _ in range(2))
     for token in (first, second):
         assert client.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
