@@ -161,7 +161,8 @@ class InboxSection:
 
     @property
     def has_more(self) -> bool:
-        return self.last < self.total and len(self.cases) == self.per_page
+        # Past the count's cap the total is only "more than COUNT_CAP": a full page may have a next.
+        return len(self.cases) == self.per_page and (self.capped or self.last < self.total)
 
     @property
     def capped(self) -> bool:

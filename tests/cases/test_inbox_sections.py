@@ -54,3 +54,15 @@ def test_sections_agree_with_the_role_ladder_for_every_combination(app, world):
                 assert all(s.total == len(s.cases) and not s.has_more for s in paged.values())
                 filled |= {name for name, s in paged.items() if s.cases}
         assert filled == set(service.INBOX_SECTIONS)  # no section agreed by being empty for everyone
+
+
+def test_a_section_past_the_count_cap_still_offers_its_next_page():
+    def section(n, total, page):
+        return service.InboxSection(cases=list(range(n)), total=total, page=page, per_page=20)
+
+    capped = service.COUNT_CAP + 1
+    assert section(20, capped, 51).has_more  # cases 1001-1020 of "1000+"
+    assert not section(7, capped, 52).has_more  # a short page is the end
+    assert section(20, 45, 2).has_more
+    assert not section(20, 40, 2).has_more  # a full last page
+    assert (section(5, 45, 3).first, section(5, 45, 3).last) == (41, 45)

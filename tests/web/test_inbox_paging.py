@@ -167,3 +167,17 @@ def test_english_inbox_pager(app, client, login, world):
     assert "21–25 of 25" in mine
     assert ">Previous</a>" in mine
     client.post("/logout", data={"csrf_token": page_csrf(client, "/")})
+
+
+def test_a_section_of_more_than_a_thousand_says_1000_plus_and_pages_past_it(app, client, login, world):
+    add_cases(app, 1030, owner_id=world["coord"], status="draft")
+    login(world["coord"])
+    mine = section(client.get("/").get_data(as_text=True), "my_cases")
+    assert '<span class="count">1000+</span>' in mine
+    assert "第 1–20 条，共 1000+ 条" in mine
+    deep = section(client.get("/?section=my_cases&page=51").get_data(as_text=True), "my_cases")
+    assert len(listed(deep)) == 20
+    assert more_link(deep) == "/?section=my_cases&page=52#section-my_cases"
+    last = section(client.get("/?section=my_cases&page=52").get_data(as_text=True), "my_cases")
+    assert listed(last) == newest_first(app, Case.owner_id == world["coord"])[1020:]
+    assert more_link(last) is None
