@@ -252,6 +252,21 @@ def visible_case_filter(user: User, reach: Reach | None = None):
     )
 
 
+def role_filter(user: User, role: str, reach: Reach | None = None):
+    """A SQL condition selecting the cases on which role_of gives the user ``role`` (owner, consultant
+    or participant): the ladder's earlier rungs excluded, so each case is in exactly one of them."""
+    reach = reach or reach_of(user)
+    if role == OWNER:
+        return Case.owner_id == user.id
+    shared = sa.and_(Case.owner_id != user.id, Case.status != "draft")
+    if role == CONSULTANT:
+        return sa.and_(shared, Case.consultant_id == user.id)
+    if role == PARTICIPANT:
+        return sa.and_(shared, sa.or_(Case.consultant_id.is_(None), Case.consultant_id != user.id),
+                       Case.id.in_(sorted(reach.participating)))
+    raise ValueError(f"no list filter for the role {role!r}")
+
+
 def case_route(action: Action, *, audit: str | None = None):
     """Declare a case route: login, access check for ``action``, then the audit row.
 

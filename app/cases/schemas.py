@@ -207,14 +207,24 @@ class CaseListQuery(Query):
 
 
 class InboxStatusQuery(Query):
-    """The inbox page's filter: an unknown status shows every case rather than an error page."""
+    """The inbox page's filter and paging: an unknown status shows every case rather than an error
+    page; ``page`` is the page of ``section`` to show (the other sections show their first)."""
 
     status: str | None = None
+    section: str | None = Field(default=None, max_length=30)
+    page: int = Field(default=1, ge=1, le=10_000)
 
     @field_validator("status")
     @classmethod
     def _known_status(cls, v):
         return v if v in STATUSES else None
+
+    @field_validator("section")
+    @classmethod
+    def _known_section(cls, v):
+        if v is not None and v not in service.INBOX_SECTIONS:
+            raise ValueError(f"unknown section; one of: {', '.join(service.INBOX_SECTIONS)}")
+        return v
 
 
 class OpinionPdfQuery(Query):

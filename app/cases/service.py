@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
@@ -26,8 +27,8 @@ from app.cases.permissions import (
     Action,
     Reach,
     reach_of,
+    role_filter,
     role_of,
-    roles_of,
     visible_case_filter,
 )
 from app.cases.signals import participant_removed
@@ -97,15 +98,17 @@ def _filters(viewer: User, query: CaseListQuery, reach: Reach) -> list:
     return conditions
 
 
-def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = None) -> tuple[list[Case], int]:
+def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = None,
+                 within: list | None = None) -> tuple[list[Case], int]:
     """Return the cases the user may see that match the words and filters, and how many match,
     counted no further than COUNT_CAP + 1 (more than COUNT_CAP means "at least that many").
 
     With words (``q``) the best match comes first; without, the newest. ``reach`` (the viewer's
-    participations and pools, looked up if not given) can be shared with the listing's roles.
+    participations and pools, looked up if not given) can be shared with the listing's roles;
+    ``within`` adds SQL conditions of the caller's own (an inbox section).
     """
     reach = reach or reach_of(viewer)
-    conditions = _filters(viewer, query, reach)
+    conditions = [*_filters(viewer, query, reach), *(within or [])]
     # Only a pool's coordinator sees tens of thousands of cases; anyone else sees hundreds, whose rows
     # are read faster than a common word's index entries (which the planner underestimates).
     match = search.matching(query.q, indexed=bool(reach.pools)) if query.q else None
@@ -131,26 +134,72 @@ def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = No
     total = None
     if ranked and (rows or not query.offset):
         total = min(rows[0][1] if rows else 0, COUNT_CAP + 1)
+    elif (rows or not query.offset) and (query.limit is None or len(rows) < query.limit):
+        total = min(query.offset + len(rows), COUNT_CAP + 1)  # a short page (or the whole list) ends the list
     if total is None:  # counting every case of a broad list costs more than the page; nobody reads past "1000+"
         total = db.session.scalar(sa.select(sa.func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery()))
     return [case for case, _n in rows], total
 
 
-def dashboard(*, viewer: User, status: str | None = None, reach: Reach | None = None) -> dict[str, list[Case]]:
-    """Sort the cases the user may see into what awaits them and what they follow."""
+@dataclass(frozen=True)
+class InboxSection:
+    """One page of an inbox section: its cases, how many it holds (counted no further than
+    COUNT_CAP + 1), and which page of ``per_page`` cases this is."""
+
+    cases: list
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * self.per_page + 1
+
+    @property
+    def last(self) -> int:
+        return (self.page - 1) * self.per_page + len(self.cases)
+
+    @property
+    def has_more(self) -> bool:
+        # Past the count's cap the total is only "more than COUNT_CAP": a full page may have a next.
+        return len(self.cases) == self.per_page and (self.capped or self.last < self.total)
+
+    @property
+    def capped(self) -> bool:
+        return self.total > COUNT_CAP
+
+
+INBOX_PAGE = 20  # cases a section shows at a time: a phone screen or two, light over a slow link
+# What awaits the user and what they follow, in the page's order: the role the case gives them
+# (permissions.role_filter) and which of its statuses belong to the section.
+INBOX_SECTIONS = {
+    "awaiting_decision": (CONSULTANT, Case.status == "submitted"),
+    "questions": (OWNER, Case.status == "info_requested"),
+    "invited": (PARTICIPANT, None),
+    "consulting": (CONSULTANT, Case.status != "submitted"),
+    "my_cases": (OWNER, Case.status != "info_requested"),
+}
+
+
+def dashboard(*, viewer: User, status: str | None = None, reach: Reach | None = None,
+              pages: dict[str, int] | None = None, per_page: int = INBOX_PAGE) -> dict[str, InboxSection]:
+    """Sort the cases the user may see into what awaits them and what they follow: a page of each
+    section, newest first (``pages`` names a section's page; the others show their first).
+
+    Each section is its own limited query, so a coordinator of a big pool (whose pool cases are
+    in none of them) or a doctor with thousands of cases never loads more than a page of each.
+    """
+    from app.cases.schemas import CaseListQuery
+
     reach = reach or reach_of(viewer)
-    sections: dict[str, list[Case]] = {"awaiting_decision": [], "questions": [], "my_cases": [],
-                                       "consulting": [], "invited": []}
-    listed = list_cases(viewer=viewer, status=status, reach=reach)
-    roles = roles_of(viewer, listed, reach)
-    for case in listed:
-        role = roles[case.id]
-        if role == OWNER:
-            sections["questions" if case.status == "info_requested" else "my_cases"].append(case)
-        elif role == CONSULTANT:
-            sections["awaiting_decision" if case.status == "submitted" else "consulting"].append(case)
-        elif role == PARTICIPANT:
-            sections["invited"].append(case)
+    pages = pages or {}
+    sections = {}
+    for name, (role, condition) in INBOX_SECTIONS.items():
+        page = pages.get(name, 1)
+        query = CaseListQuery(status=status, limit=per_page, offset=(page - 1) * per_page)
+        within = [role_filter(viewer, role, reach), *([condition] if condition is not None else [])]
+        found, total = search_cases(viewer=viewer, query=query, reach=reach, within=within)
+        sections[name] = InboxSection(cases=found, total=total, page=page, per_page=per_page)
     return sections
 
 

@@ -5,6 +5,7 @@ a template, and leave state changes to the JSON API, which the page scripts call
 session cookie and the CSRF token.
 """
 
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -120,9 +121,11 @@ def set_language(code: str):
 @login_required
 def index():
     """Show the inbox: what awaits the doctor, their cases, invitations, notifications, orgs and away switch."""
-    status = parse_query(InboxStatusQuery).status
+    inbox = parse_query(InboxStatusQuery)
+    status = inbox.status
     reach = reach_of(current_user)  # looked up once for every list on the page and its roles
-    sections = cases.dashboard(viewer=current_user, status=status, reach=reach)
+    sections = cases.dashboard(viewer=current_user, status=status, reach=reach,
+                               pages={inbox.section: inbox.page} if inbox.section else None)
     search = _inbox_search(status)
     results = None
     if search.q or search.model_fields_set - {"status"}:  # words or a filter beyond status: one ranked list
@@ -132,7 +135,9 @@ def index():
     notes = notifications.inbox(user=current_user, limit=20)
     return render_template(
         "inbox.html",
-        sections={name: summaries_json(items, viewer=current_user, reach=reach) for name, items in sections.items()},
+        sections={name: replace(s, cases=summaries_json(s.cases, viewer=current_user, reach=reach))
+                  for name, s in sections.items()},
+        count_cap=cases.COUNT_CAP,
         search=search, results=results, specialties=SPECIALTIES, modalities=MODALITIES, urgencies=URGENCIES,
         status=status, statuses=STATUS_FILTERS,
         notifications=notes,
