@@ -1,10 +1,6 @@
 """Two coordinators assign the same case at the same moment over real HTTP: exactly one wins."""
 
-import threading
-
-import requests
-
-from tests.support.live import ThreadServer
+from tests.support.live import ThreadServer, race
 
 
 def test_two_coordinators_assigning_at_once_leave_one_winner(app, world, pooled_case, api_as, make_user, token_for):
@@ -12,27 +8,9 @@ def test_two_coordinators_assigning_at_once_leave_one_winner(app, world, pooled_
     assert api_as(world["cadmin"]).post(f"/api/orgs/{world['pool']}/members",
                                         json={"user_id": coord2, "role": "coordinator"}).status_code == 201
     tokens = {world["coord"]: (token_for(world["coord"]), world["gyn"]), coord2: (token_for(coord2), world["gyn2"])}
-    server = ThreadServer(app).start()
-    barrier = threading.Barrier(len(tokens))
-    results: dict[int, requests.Response] = {}
-
-    def assign(coordinator: int) -> None:
-        token, specialist = tokens[coordinator]
-        with requests.Session() as http:
-            http.get(f"{server.url}/api/me", headers={"Authorization": f"Bearer {token}"}, timeout=10)  # warm up
-            barrier.wait(10)
-            results[coordinator] = http.post(f"{server.url}/api/cases/{pooled_case}/assign",
-                                             json={"specialist_id": specialist},
-                                             headers={"Authorization": f"Bearer {token}"}, timeout=30)
-
-    threads = [threading.Thread(target=assign, args=(c,)) for c in tokens]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        server.stop()
+    with ThreadServer(app) as server:
+        results = race(server, {c: (token, "POST", f"/api/cases/{pooled_case}/assign", {"specialist_id": specialist})
+                                for c, (token, specialist) in tokens.items()})
     statuses = sorted(r.status_code for r in results.values())
     assert statuses == [200, 409], {c: (r.status_code, r.text[:200]) for c, r in results.items()}
     winner = next(c for c, r in results.items() if r.status_code == 200)

@@ -156,3 +156,28 @@ class RoomClient:
 
 def client_id() -> str:
     return uuid.uuid4().hex
+
+
+def race(server: ThreadServer, requests_by_name: dict) -> dict[object, requests.Response]:
+    """Send requests at the same moment, each from its own thread and connection, and return the answers.
+
+    ``requests_by_name`` maps a name to (token, method, path, json body). Each thread warms its
+    connection up first (GET /api/me), then all wait at one barrier and fire together.
+    """
+    barrier = threading.Barrier(len(requests_by_name))
+    results: dict[object, requests.Response] = {}
+
+    def send(name) -> None:
+        token, method, path, body = requests_by_name[name]
+        headers = {"Authorization": f"Bearer {token}"}
+        with requests.Session() as http:
+            http.get(f"{server.url}/api/me", headers=headers, timeout=10)
+            barrier.wait(10)
+            results[name] = http.request(method, f"{server.url}{path}", json=body, headers=headers, timeout=30)
+
+    threads = [threading.Thread(target=send, args=(name,)) for name in requests_by_name]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results

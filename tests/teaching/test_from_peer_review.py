@@ -3,13 +3,11 @@ the same consent and unpublishing, and blinding kept both ways."""
 
 import json
 import re
-import threading
 
 import pytest
-import requests
 
 from tests.conftest import PASSWORD
-from tests.support.live import ThreadServer
+from tests.support.live import ThreadServer, race
 
 NOTE = "附件区囊实性包块伴血流信号，应先考虑交界性或恶性肿瘤，不宜仅随访"
 REVIEWER_NAME = "盲审者甲"
@@ -195,26 +193,9 @@ def test_a_second_proposal_is_refused_clearly(api_as, reviewed, make_user):
 def test_two_racing_proposals_make_one_teaching_case(app, api_as, reviewed, token_for):
     ids = reviewed
     tokens = {who: token_for(ids[who]) for who in ("gyn", "reviewer")}
-    server = ThreadServer(app).start()
-    barrier = threading.Barrier(len(tokens))
-    results: dict[str, requests.Response] = {}
-
-    def propose(who: str) -> None:
-        headers = {"Authorization": f"Bearer {tokens[who]}"}
-        with requests.Session() as http:
-            http.get(f"{server.url}/api/me", headers=headers, timeout=10)  # warm up
-            barrier.wait(10)
-            results[who] = http.post(f"{server.url}/api/peer-reviews/{ids['review']}/teaching",
-                                     json={"org_id": ids["consortium"]}, headers=headers, timeout=30)
-
-    threads = [threading.Thread(target=propose, args=(w,)) for w in tokens]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    finally:
-        server.stop()
+    with ThreadServer(app) as server:
+        path, body = f"/api/peer-reviews/{ids['review']}/teaching", {"org_id": ids["consortium"]}
+        results = race(server, {who: (token, "POST", path, body) for who, token in tokens.items()})
     statuses = sorted(r.status_code for r in results.values())
     assert statuses == [201, 409], {w: (r.status_code, r.text[:200]) for w, r in results.items()}
     loser = next(r for r in results.values() if r.status_code == 409)
