@@ -14,12 +14,9 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -27,11 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from _servers import pct  # noqa: E402
-from search import load  # noqa: E402
+from search import bench_app, load  # noqa: E402
 
-from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
-from config import TestingConfig  # noqa: E402
 
 
 def main() -> None:
@@ -41,19 +36,8 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
-    schema = f"hz_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(args.url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = f"{args.url}{'&' if '?' in args.url else '?'}options={quote(f'-csearch_path={schema}')}"
-        with tempfile.TemporaryDirectory() as tmp:
-            app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_PATH=tmp, UPLOAD_FOLDER=tmp)
-            run(app, args)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with bench_app(args.url) as app:
+        run(app, args)
 
 
 def run(app, args) -> None:

@@ -13,6 +13,7 @@ The schema is dropped at the end.
 """
 
 import argparse
+import contextlib
 import random
 import statistics
 import sys
@@ -107,15 +108,21 @@ def main() -> None:
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test")
     args = parser.parse_args()
 
+    with bench_app(args.url) as app:
+        run(app, args)
+
+
+@contextlib.contextmanager
+def bench_app(base_url: str):
+    """Yield an app on a schema of its own in the PostgreSQL database, dropped at the end."""
     schema = f"hz_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(args.url)
+    admin = sa.create_engine(base_url)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        url = f"{args.url}{'&' if '?' in args.url else '?'}options={quote(f'-csearch_path={schema}')}"
+        url = f"{base_url}{'&' if '?' in base_url else '?'}options={quote(f'-csearch_path={schema}')}"
         with tempfile.TemporaryDirectory() as tmp:
-            app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_PATH=tmp, UPLOAD_FOLDER=tmp)
-            run(app, args)
+            yield create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, INSTANCE_PATH=tmp, UPLOAD_FOLDER=tmp)
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
