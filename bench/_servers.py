@@ -62,10 +62,10 @@ def start_s3() -> tuple[Proc, str]:
     return proc, url
 
 
-def start_app(env: dict) -> tuple[Proc, str]:
-    """Migrate, seed and serve the app with the given environment."""
+def start_app(env: dict, server: str = "run.py") -> tuple[Proc, str]:
+    """Migrate, seed and serve the app with the given environment (python run.py, or gunicorn)."""
     prepare_app(env)
-    return serve_app(env)
+    return serve_app(env, server)
 
 
 def prepare_app(env: dict) -> None:

@@ -14,6 +14,10 @@ local app's RSS (server and its ingest workers) during one upload of that many M
 Targets: app local ≥ 1.0× orthanc, app s3 ≥ 0.8× raw, on the median of the rounds.
 
     python bench/ingest.py [--slices 100] [--batch 10] [--rounds 5] [--memory-mb 2048] [--database-url URL]
+                           [--server run.py|gunicorn]
+
+--server gunicorn serves both apps as the production launch does (gunicorn.conf.py, gthread);
+the default is ``python run.py`` (Werkzeug's threaded server), as every earlier run measured.
 """
 
 import argparse
@@ -154,13 +158,16 @@ def main() -> None:
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file per app")
     ap.add_argument("--render-samples", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds; the median is reported")
+    ap.add_argument("--server", choices=("run.py", "gunicorn"), default="run.py",
+                    help="how the apps are served: python run.py (default) or gunicorn (the production launch)")
     ap.add_argument("--memory-mb", type=int, default=0, help="also upload this many MB in one request (RSS growth)")
     args = ap.parse_args()
 
     files = synthetic_series(args.slices)
     n = len(files)
     mb = sum(len(f) for f in files) / 1e6
-    print(f"series: {n} slices 512x512 16-bit, {mb:.1f} MB; {THREADS} client threads, app batches of {args.batch}")
+    print(f"series: {n} slices 512x512 16-bit, {mb:.1f} MB; {THREADS} client threads, app batches of {args.batch};"
+          f" apps served by {args.server}")
 
     tmp = tempfile.TemporaryDirectory()
     work = Path(tmp.name)
@@ -173,11 +180,12 @@ def main() -> None:
     rounds, memory = [], None
     try:
         local_app, local_url = start_app({**common, "STORAGE_BACKEND": "local", "UPLOAD_FOLDER": str(work / "uploads"),
-                                          "DATABASE_URL": args.database_url or f"sqlite:///{work}/local.db"})
+                                          "DATABASE_URL": args.database_url or f"sqlite:///{work}/local.db"},
+                                         args.server)
         s3_app, s3_app_url = start_app({
             **common, "STORAGE_BACKEND": "s3", "S3_ENDPOINT": s3_url, "S3_ACCESS_KEY": ACCESS, "S3_SECRET_KEY": SECRET,
             "S3_BUCKET": "huizhen-bench", "S3_REGION": "us-east-1",
-            "DATABASE_URL": args.database_url or f"sqlite:///{work}/s3.db"})
+            "DATABASE_URL": args.database_url or f"sqlite:///{work}/s3.db"}, args.server)
         raw = Minio(s3_url.split("//")[1], access_key=ACCESS, secret_key=SECRET, secure=False, region="us-east-1")
         raw.make_bucket("raw-baseline")
         local_headers = {"Authorization": f"Bearer {token(local_url)}"}

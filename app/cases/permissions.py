@@ -285,6 +285,7 @@ def case_route(action: Action, *, audit: str | None = None):
                 return login_manager.unauthorized()
             name = audit or request.endpoint.split(".")[-1]
             case = authorize_case(current_user, case_id, action, audit=name)
+            user_id = current_user.id  # read now: a view that commits expires the user (a reload to audit)
             try:
                 response = view(case, **kwargs)
             except DomainError as exc:
@@ -295,7 +296,7 @@ def case_route(action: Action, *, audit: str | None = None):
                 raise
             if name != "none":
                 status = response[1] if isinstance(response, tuple) else getattr(response, "status_code", 200)
-                audit_log.record(user_id=current_user.id, case_id=case_id, action=name, status=status)
+                audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status)
             return response
 
         wrapper.case_action = action

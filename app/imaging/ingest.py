@@ -211,7 +211,9 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
     """Prepare and store every entry, a few puts at a time; if one fails, delete what was stored and re-raise."""
     # What the case already holds, read once: a duplicate is then a set lookup, not a query.
     seen_sops = set(db.session.scalars(sa.select(Instance.sop_instance_uid).where(Instance.case_id == case.id)))
-    seen_hashes = set(db.session.scalars(sa.select(Attachment.sha256).where(Attachment.case_id == case.id)))
+    # The attachments' digests are read when the request's first photo or PDF arrives (most uploads have none).
+    seen_hashes = _LazySet(lambda: db.session.scalars(
+        sa.select(Attachment.sha256).where(Attachment.case_id == case.id)))
     stored = Stored([], [], [])
     pool = workers.get_pool(current_app.config["INGEST_WORKERS"])
     ahead = PREPARE_AHEAD_PER_WORKER * (pool._max_workers if pool else 0)  # noqa: SLF001 - its size, set by us
@@ -336,7 +338,25 @@ def _settle(item: Prepared, future: Future) -> None:
     item.data = io.BytesIO()  # release the bytes as soon as they are stored
 
 
-def _is_duplicate(item: Prepared, seen_sops: set[str], seen_hashes: set[str]) -> bool:
+class _LazySet:
+    """A set filled by a query on first use."""
+
+    def __init__(self, load):
+        self._load, self._items = load, None
+
+    def _get(self) -> set:
+        if self._items is None:
+            self._items = set(self._load())
+        return self._items
+
+    def __contains__(self, key) -> bool:
+        return key in self._get()
+
+    def add(self, key) -> None:
+        self._get().add(key)
+
+
+def _is_duplicate(item: Prepared, seen_sops: set[str], seen_hashes: "set[str] | _LazySet") -> bool:
     """Tell whether the case (or this request) already has the file; remember it if not."""
     if item.kind == "dicom":
         key, seen = item.facts.sop_instance_uid, seen_sops
@@ -414,10 +434,19 @@ def _index_rows(model: type[Study] | type[Series], uid: str, case: Case, rows: d
     """
     if not rows:
         return {}
-    _insert_missing(model, ("case_id", uid), [{"case_id": case.id, uid: key, **values} for key, values in rows.items()])
     column = getattr(model, uid)
-    return dict(db.session.execute(
-        sa.select(column, model.id).where(model.case_id == case.id, column.in_(list(rows)))).all())
+
+    def read() -> dict[str, int]:
+        return dict(db.session.execute(
+            sa.select(column, model.id).where(model.case_id == case.id, column.in_(list(rows)))).all())
+
+    # Most requests of a series add to rows an earlier request made: one read, no insert.
+    ids = read()
+    missing = [{"case_id": case.id, uid: key, **values} for key, values in rows.items() if key not in ids]
+    if not missing:
+        return ids
+    _insert_missing(model, ("case_id", uid), missing)
+    return read()
 
 
 def _insert_missing(model: type[db.Model], unique: tuple[str, ...], rows: list[dict]) -> None:

@@ -77,10 +77,17 @@ def iter_parts(stream: BinaryIO, boundary: bytes, select) -> Iterator[tuple[str,
     separator = b"\r\n" + delimiter
     buf = bytearray()
     eof = False
+    # readinto a reused buffer where the stream has it (werkzeug's request stream): its read()
+    # would copy each chunk once more into a new bytes object.
+    scratch = memoryview(bytearray(READ_SIZE)) if hasattr(stream, "readinto") else None
 
     def fill() -> None:
         nonlocal eof
-        chunk = stream.read(READ_SIZE)
+        if scratch is not None:
+            n = stream.readinto(scratch)
+            chunk = scratch[:n or 0]
+        else:
+            chunk = stream.read(READ_SIZE)
         if not chunk:
             eof = True
         buf.extend(chunk)
