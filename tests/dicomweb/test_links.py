@@ -52,7 +52,8 @@ def test_revoked_link_stops_at_once_and_uses_are_audited(app, client, api_as, wo
     listed = api_as(world["ids"]["owner"]).get(f"/api/cases/{world['case_id']}/links").json["items"]
     assert listed[0]["state"] == "revoked"
     with app.app_context():
-        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action.like("dicomweb_%"))).all()
+        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action.like("dicomweb_%"))
+                                  .order_by(AuditEvent.id)).all()
         assert [(r.case_id, r.status, (r.detail or {}).get("link_id")) for r in rows] == [
             (world["case_id"], 200, link["id"]), (world["case_id"], 404, link["id"])]
         assert all(link["token"] not in str(r.detail) for r in rows)
@@ -68,7 +69,8 @@ def test_expired_link_is_401_and_unknown_token_404(app, client, world, make_link
     assert client.get(f"/dicomweb/link/{link['token']}/studies").status_code == 401
     assert client.get("/dicomweb/link/hzl_nope/studies").status_code == 404
     with app.app_context():
-        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "dicomweb_search_studies")).all()
+        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "dicomweb_search_studies")
+                                .order_by(AuditEvent.id)).all()
         assert [(r.case_id, r.status, (r.detail or {}).get("link_id")) for r in rows] == [
             (world["case_id"], 401, link["id"]), (None, 404, None)]
 
