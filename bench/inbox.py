@@ -11,11 +11,9 @@ CPU time (``time.process_time``, mean of the runs); and, with that caveat, the w
 """
 
 import argparse
-import random
 import statistics
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -24,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from _servers import pct  # noqa: E402
-from search import bench_app, load  # noqa: E402
+from search import bench_app, prepare  # noqa: E402
 
 from app.extensions import db  # noqa: E402
 
@@ -41,24 +39,10 @@ def main() -> None:
 
 
 def run(app, args) -> None:
-    from flask_migrate import upgrade
-
-    from app.accounts import service as accounts
-    from app.accounts.models import User
     from app.cases.models import Case
 
+    tokens = prepare(app, args.cases)
     with app.app_context():
-        upgrade()
-        started = time.perf_counter()
-        with db.engine.begin() as conn:
-            people = load(conn, args.cases, random.Random(18))
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.exec_driver_sql("VACUUM ANALYZE cases")
-        print(f"loaded {args.cases:,} cases in {time.perf_counter() - started:.0f} s")
-        tokens = {}
-        for who, uid in people.items():
-            tokens[who], _ = accounts.issue_token(user=db.session.get(User, uid), ttl=timedelta(days=1))
-        db.session.commit()
         engine = db.engine
 
     seen = {"statements": 0, "cases": 0}

@@ -129,7 +129,8 @@ def bench_app(base_url: str):
         admin.dispose()
 
 
-def run(app, args) -> None:
+def prepare(app, cases: int) -> dict[str, str]:
+    """Migrate the app's schema, load the cases and return a bearer token for each caller."""
     from flask_migrate import upgrade
 
     from app.accounts import service as accounts
@@ -139,14 +140,19 @@ def run(app, args) -> None:
         upgrade()
         started = time.perf_counter()
         with db.engine.begin() as conn:
-            people = load(conn, args.cases, random.Random(18))
+            people = load(conn, cases, random.Random(18))
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("VACUUM ANALYZE cases")  # as autovacuum would after the search_tsv fill
-        print(f"loaded {args.cases:,} cases in {time.perf_counter() - started:.0f} s")
+        print(f"loaded {cases:,} cases in {time.perf_counter() - started:.0f} s")
         tokens = {}
         for who, uid in people.items():
             tokens[who], _ = accounts.issue_token(user=db.session.get(User, uid), ttl=timedelta(days=1))
         db.session.commit()
+    return tokens
+
+
+def run(app, args) -> None:
+    tokens = prepare(app, args.cases)
     client = app.test_client()
     print(f"{'caller':<18} {'query':<30} {'hits':>6} {'p50 ms':>7} {'p95 ms':>7}")
     for who, tok in tokens.items():
