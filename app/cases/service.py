@@ -63,13 +63,6 @@ def create_case(*, owner: User, data: CaseCreate) -> Case:
     return case
 
 
-def list_cases(*, viewer: User, status: str | None = None, reach: Reach | None = None) -> list[Case]:
-    """Return the cases the user may see, newest first."""
-    from app.cases.schemas import CaseListQuery
-
-    return search_cases(viewer=viewer, query=CaseListQuery(status=status), reach=reach)[0]
-
-
 def waiting_for(user: User):
     """A SQL condition selecting the cases whose next step is the user's (待我处理)."""
     return sa.or_(

@@ -11,13 +11,14 @@ from app.accounts.models import User
 from app.cases import service
 from app.cases.models import STATUSES, Case, Participant
 from app.cases.permissions import CONSULTANT, OWNER, PARTICIPANT, reach_of, roles_of
+from app.cases.schemas import CaseListQuery
 from app.core.time import utcnow
 from app.extensions import db
 
 
 def by_the_ladder(user: User, status: str | None) -> dict[str, list[int]]:
     reach = reach_of(user)
-    listed = service.list_cases(viewer=user, status=status, reach=reach)
+    listed = service.search_cases(viewer=user, query=CaseListQuery(status=status), reach=reach)[0]
     roles = roles_of(user, listed, reach)
     sections = {name: [] for name in service.INBOX_SECTIONS}
     for case in listed:
