@@ -6,12 +6,13 @@ from app.imaging.render import ByteLRU
 
 
 def init_app(app: Flask) -> None:
-    """Register the link API and the two DICOMweb roots, and the per-process metadata cache."""
-    from app.dicomweb import routes
+    """Register the link API and the two DICOMweb roots, and the per-process metadata and QIDO caches."""
+    from app.dicomweb import qido, routes
     from app.extensions import limiter
 
     mb = 1024 * 1024
     app.extensions["dicomweb_metadata_cache"] = ByteLRU(int(app.config.get("DICOMWEB_METADATA_CACHE_MB", 64)) * mb)
+    app.extensions["qido_records"] = ByteLRU(qido.CACHED_CASES, weigh=lambda _records: 1)
     app.register_blueprint(routes.links_bp)
     app.register_blueprint(routes.cases_bp)
     app.register_blueprint(routes.link_bp)

@@ -10,8 +10,6 @@ import io
 import json
 import logging
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import pydicom
@@ -293,32 +291,9 @@ def _instance_record(inst: Instance, series: _SeriesRecord, root: str) -> dict:
     return record
 
 
-class _Memo:
-    """The kept records: a thread-safe LRU of (case, root) → CaseRecords, one per app."""
-
-    def __init__(self, size: int):
-        self.size, self._data, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key) -> CaseRecords | None:
-        with self._lock:
-            found = self._data.get(key)
-            if found is not None:
-                self._data.move_to_end(key)
-            return found
-
-    def put(self, key, value: CaseRecords) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
 def case_records(case_id: int, root: str) -> CaseRecords:
     """Return the case's study and series records under this root: kept ones if the index is unchanged."""
-    memo = current_app.extensions.get("qido_records")
-    if memo is None:
-        memo = current_app.extensions.setdefault("qido_records", _Memo(CACHED_CASES))
+    memo = current_app.extensions["qido_records"]
     # The fingerprint is read before the index: records built after it are at least as new.
     fingerprint = tuple(db.session.execute(_FINGERPRINT, {"case_id": case_id}).one())
     kept = memo.get((case_id, root))

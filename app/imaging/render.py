@@ -3,6 +3,7 @@
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,10 +48,11 @@ class Rendered:
 
 
 class ByteLRU:
-    """A thread-safe least-recently-used cache of bytes, bounded by total size."""
+    """A thread-safe least-recently-used cache, bounded by the total weight of its values: their size
+    in bytes by default, or what ``weigh`` says (``lambda _value: 1`` bounds the number of entries)."""
 
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int, *, weigh: Callable[[object], int] = len):
+        self.max_bytes, self.weigh = max_bytes, weigh
         self._data: OrderedDict = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()
@@ -66,18 +68,19 @@ class ByteLRU:
             self.hits += 1
             return value
 
-    def put(self, key, value: bytes) -> None:
-        if len(value) > self.max_bytes:
+    def put(self, key, value) -> None:
+        weight = self.weigh(value)
+        if weight > self.max_bytes:
             return
         with self._lock:
             old = self._data.pop(key, None)
             if old is not None:
-                self._size -= len(old)
+                self._size -= self.weigh(old)
             self._data[key] = value
-            self._size += len(value)
+            self._size += weight
             while self._size > self.max_bytes:
                 _, evicted = self._data.popitem(last=False)
-                self._size -= len(evicted)
+                self._size -= self.weigh(evicted)
 
     def clear(self) -> None:
         with self._lock:
