@@ -65,6 +65,20 @@ def is_admin(user: User, org: Org) -> bool:
         OrgMember.org_id.in_(ids), OrgMember.user_id == user.id, OrgMember.role == ADMIN).limit(1)) is not None
 
 
+def administered_orgs(user_id: int) -> set[int]:
+    """The ids of the orgs the user administers as a member (not as platform admin): those they are an
+    admin of, with every org below them. :func:`is_admin` asks the same rule upwards, for one org."""
+    ids = set(db.session.scalars(sa.select(OrgMember.org_id).where(OrgMember.user_id == user_id,
+                                                                   OrgMember.role == ADMIN)))
+    frontier = set(ids)
+    for _ in range(MAX_DEPTH):
+        if not frontier:
+            break
+        frontier = set(db.session.scalars(sa.select(Org.id).where(Org.parent_id.in_(frontier)))) - ids
+        ids |= frontier
+    return ids
+
+
 def institution_side(org: Org, institution_id: int) -> str | None:
     """Return the institution's side in the consortium, or None if it is not a member."""
     return db.session.scalar(sa.select(ConsortiumInstitution.side).where(

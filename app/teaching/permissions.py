@@ -20,7 +20,7 @@ from app.cases.models import Case
 from app.extensions import db
 from app.metrics.models import PeerReview
 from app.orgs.models import ConsortiumInstitution, Org, OrgMember
-from app.orgs.permissions import ADMIN, MAX_DEPTH, coordinated_pools
+from app.orgs.permissions import administered_orgs, coordinated_pools
 from app.teaching.models import TeachingCase
 
 AUTHOR, REVIEWER, COORDINATOR = "author", "reviewer", "coordinator"
@@ -49,15 +49,7 @@ def reads_images_of(user: User, case_id: int) -> bool:
 def acting_orgs(user: User) -> set[int]:
     """The ids of the orgs whose cases' peer reviews the user may act on: the pools they coordinate,
     and the orgs they administer with every org below them (a consortium admin: its pools)."""
-    ids = set(db.session.scalars(sa.select(OrgMember.org_id).where(OrgMember.user_id == user.id,
-                                                                   OrgMember.role == ADMIN)))
-    frontier = set(ids)
-    for _ in range(MAX_DEPTH):
-        if not frontier:
-            break
-        frontier = set(db.session.scalars(sa.select(Org.id).where(Org.parent_id.in_(frontier)))) - ids
-        ids |= frontier
-    return ids | set(db.session.scalars(coordinated_pools(user.id)))
+    return administered_orgs(user.id) | set(db.session.scalars(coordinated_pools(user.id)))
 
 
 def review_capacity(user: User, review: PeerReview, case: Case, *, acting: set[int] | None = None) -> str | None:
