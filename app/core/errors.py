@@ -93,6 +93,19 @@ def init_app(app: Flask) -> None:
             detail = str(exc.description)
         return error_response(exc.code or 500, error, detail)
 
+    # Registered after Flask-SQLAlchemy's own teardown, so it runs first (Flask runs them in reverse).
+    @app.teardown_appcontext
+    def _end_session(_exc):
+        # A connection that died in the request (the database restarting) cannot be rolled back:
+        # discard it rather than let the session's removal raise after the answer (a 503) was made.
+        try:
+            db.session.remove()
+        except sa.exc.SQLAlchemyError:
+            log.warning("discarded a database connection that was lost during the request")
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                db.session.registry().invalidate()
+            db.session.registry.clear()
+
     @app.errorhandler(sa.exc.OperationalError)
     @app.errorhandler(sa.exc.InterfaceError)
     # What the session raises when a connection died earlier in the same request.
