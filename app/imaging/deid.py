@@ -60,7 +60,7 @@ _ACTIONS_HEX = {
     "04000404": "X", "04000561": "X", "FFFAFFFA": "X", "FFFCFFFC": "X",
     "40080114": "X", "4008010C": "X", "4008011A": "X", "40080119": "X",
 }
-ACTIONS: dict[int, str] = {Tag(int(k, 16)): v for k, v in _ACTIONS_HEX.items()}
+ACTIONS: dict[int, str] = {int(k, 16): v for k, v in _ACTIONS_HEX.items()}
 
 # Groups whose every element is removed: curve data (50xx) and overlay comments handled below.
 _CURVE_GROUPS = range(0x5000, 0x5100, 2)
@@ -103,7 +103,7 @@ def deidentify(ds: Dataset, *, secret: str, pseudonym: str, changed: set[int] | 
     code = Dataset()
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = METHOD_CODE
     ds.DeidentificationMethodCodeSequence = Sequence([code])
-    touched.update(int(Tag(keyword)) for keyword in _SET_KEYWORDS)
+    touched.update(SET_TAGS)
     if getattr(ds, "file_meta", None) is not None and "SOPInstanceUID" in ds:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return uid_map
@@ -120,19 +120,32 @@ def _vr(ds: Dataset, tag) -> str | None:
     return vr
 
 
-def _action(tag) -> str | None:
-    if tag.is_private:
-        return "X"
+def action_of(tag: int) -> str | None:
+    """The profile's action for a tag (a plain int): "X", "Z", "D", or None to keep it (UIDs aside)."""
+    group = tag >> 16
+    if group & 1:
+        return "X"  # private
     action = ACTIONS.get(tag)
-    if action is None:
-        group, element = tag.group, tag.element
-        if group in _CURVE_GROUPS or (0x6000 <= group <= 0x601E and group % 2 == 0 and element == _OVERLAY_COMMENTS):
-            return "X"
+    if action is None and (group in _CURVE_GROUPS or (
+            0x6000 <= group <= 0x601E and tag & 0xFFFF == _OVERLAY_COMMENTS)):
+        return "X"
     return action
 
 
 _SET_KEYWORDS = ("PatientName", "PatientID", "PatientIdentityRemoved", "DeidentificationMethod",
                  "DeidentificationMethodCodeSequence")
+SET_TAGS = frozenset(int(Tag(keyword)) for keyword in _SET_KEYWORDS)  # the elements deidentify always sets
+
+
+def replace_uids(values: list[str], new_uid) -> list[str]:
+    """A UI element's values with every UID outside the DICOM root replaced (new_uid maps one)."""
+    return [v if v.startswith(DICOM_ROOT) else new_uid(v) for v in values]
+
+
+def clean_items(elem, new_uid) -> None:
+    """Apply the profile inside every item of a sequence element (what deidentify does to a kept sequence)."""
+    for item in elem.value:
+        _clean(item, new_uid, set())
 
 
 def _clean(ds: Dataset, new_uid, touched: set[int]) -> None:
@@ -141,7 +154,7 @@ def _clean(ds: Dataset, new_uid, touched: set[int]) -> None:
     for tag in list(ds.keys()):
         if tag == PIXEL_DATA:
             continue
-        action = _action(tag)
+        action = action_of(int(tag))
         if action == "X":
             del ds[tag]
             continue
@@ -149,12 +162,11 @@ def _clean(ds: Dataset, new_uid, touched: set[int]) -> None:
         if action in ("Z", "D"):
             ds[tag].value = Sequence() if vr == "SQ" else ""
         elif vr == "SQ":
-            for item in ds[tag].value:
-                _clean(item, new_uid, set())
+            clean_items(ds[tag], new_uid)
         elif vr == "UI" and ds[tag].value:
             elem = ds[tag]
             values = elem.value if elem.VM > 1 else [elem.value]
-            replaced = [v if str(v).startswith(DICOM_ROOT) else new_uid(str(v)) for v in values]
+            replaced = replace_uids([str(v) for v in values], new_uid)
             elem.value = replaced if elem.VM > 1 else replaced[0]
         else:
             continue

@@ -43,17 +43,17 @@ def looks_like_bare_dicom(head: bytes) -> bool:
     if group not in (0x0002, 0x0008):
         return False
     if head[4:6].isalpha() and head[4:6].isupper():
-        return head[4:6].decode("ascii") in _VRS
+        return head[4:6].decode("ascii") in EXPLICIT_VRS
     (length,) = struct.unpack("<I", head[4:8])
     return length % 2 == 0 and length < 0x10000
 
 
-_VRS = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV",
+EXPLICIT_VRS = {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "OB", "OD", "OF", "OL", "OV",
         "OW", "PN", "SH", "SL", "SQ", "SS", "ST", "SV", "TM", "UC", "UI", "UL", "UN", "UR", "US", "UT", "UV"}
 
 
 # Explicit VRs whose element header has a 4-byte length after 2 reserved bytes (PS3.5 7.1.2).
-_LONG_HEADER_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+LONG_HEADER_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
 
 
 def _ascending_tags(stream: BinaryIO, starts: dict[int, int] | None):
@@ -73,7 +73,7 @@ def _ascending_tags(stream: BinaryIO, starts: dict[int, int] | None):
             raise RejectedFile(f"not a DICOM file: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) out of order")
         last = tag
         if starts is not None:
-            starts[tag] = stream.tell() - (12 if vr in _LONG_HEADER_VRS else 8)
+            starts[tag] = stream.tell() - (12 if vr in LONG_HEADER_VRS else 8)
         return False
 
     return check
@@ -217,12 +217,17 @@ def _slice_position(ds: Dataset) -> float | None:
 
 def render_problem(ds: Dataset) -> str | None:
     """Return why the instance cannot be rendered, or None if it can."""
-    if "PixelData" not in ds:
+    return render_problem_of(has_pixels="PixelData" in ds,
+                             photometric=str(ds.get("PhotometricInterpretation", "")).strip(),
+                             ts=str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2")))
+
+
+def render_problem_of(*, has_pixels: bool, photometric: str, ts: str) -> str | None:
+    """render_problem from the three facts it reads (pixel data present, photometric, transfer syntax)."""
+    if not has_pixels:
         return "no pixel data (not an image object)"
-    photometric = str(ds.get("PhotometricInterpretation", "")).strip()
     if photometric not in RENDERABLE_PHOTOMETRIC:
         return f"unsupported photometric interpretation {photometric or '(none)'}"
-    ts = str(ds.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     try:
         decoder = get_decoder(ts)
     except (NotImplementedError, ValueError):
@@ -351,7 +356,7 @@ def _ends_the_file(source: bytes, start: int, *, implicit: bool) -> bool:
     """Tell whether the element at start ends exactly where the source does (no trailing bytes pydicom skipped)."""
     if implicit:
         header, (length,) = 8, struct.unpack_from("<I", source, start + 4)
-    elif source[start + 4:start + 6].decode("latin-1") in _LONG_HEADER_VRS:
+    elif source[start + 4:start + 6].decode("latin-1") in LONG_HEADER_VRS:
         header, (length,) = 12, struct.unpack_from("<I", source, start + 8)
     else:
         header, (length,) = 8, struct.unpack_from("<H", source, start + 6)

@@ -40,7 +40,7 @@ from app.core.errors import Conflict
 from app.core.time import utcnow
 from app.extensions import db
 from app.imaging import attachments as photos
-from app.imaging import dicom, workers
+from app.imaging import dicom, scan, workers
 from app.imaging.archive import Entry, Rejected, expand
 from app.imaging.deid import deidentify
 from app.imaging.dicom import RejectedFile
@@ -125,8 +125,17 @@ class DicomFile(NamedTuple):
 
 
 def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
-                  max_frame_pixels: int, max_decoded_bytes: int) -> DicomFile:
-    """Parse, validate and de-identify a DICOM file, or raise RejectedFile (pure: runs in worker processes)."""
+                  max_frame_pixels: int, max_decoded_bytes: int, fast: bool = True) -> DicomFile:
+    """Parse, validate and de-identify a DICOM file, or raise RejectedFile (pure: runs in worker processes).
+
+    A plain Part 10 file takes the fast path (app.imaging.scan); anything else, and every file
+    when ``fast`` is False, pydicom's, which is the reference both are tested against.
+    """
+    if fast and not force:
+        scanned = scan.prepare(data, secret=secret, pseudonym=pseudonym, max_frame_pixels=max_frame_pixels,
+                               max_decoded_bytes=max_decoded_bytes)
+        if scanned is not None:
+            return DicomFile(*scanned)
     starts: dict[int, int] = {}
     ds = dicom.read_dataset(io.BytesIO(data), force=force, starts=starts)
     if force:

@@ -1,0 +1,495 @@
+"""The fast path of DICOM preparation: de-identify a well-formed file by scanning its element headers.
+
+pydicom makes an object of every element (a CT slice has about 260), and validation,
+de-identification and layout each walk them again: 2–3 ms of Python per slice, the largest part of
+ingest's CPU. Here one loop reads the top-level element headers with struct, decides each
+element's fate from its tag (the profile's own table, ``deid.action_of``), decodes only the values
+validation and the index need, and lays the file out as ``dicom.layout`` does: new bytes for the
+changed elements, spans of the source for the rest (the pixel data above all).
+
+The changed elements are still encoded by pydicom, so the bytes are the reference path's:
+  * emptied (Z) and always-set elements (patient name and ID, the de-identification method) by
+    ``deid.deidentify`` itself, run on a small dataset of just those elements and cached per
+    series (the same tags, VRs, character set and pseudonym);
+  * a kept sequence by reading that one element with pydicom and cleaning its items with
+    ``deid.clean_items``;
+  * the file meta from a template pydicom writes once per series, with the SOP Instance UID put in;
+  * replaced UIDs here, by the UI rule (ASCII, padded with a NUL to even length).
+
+Anything the loop does not take as plain makes ``prepare`` return None, and the caller uses the
+pydicom path (``ingest.prepare_dicom``), which stays the reference: implicit VR, big endian,
+deflate, an undefined length outside a sequence or the pixel data, a kept UN element, a
+multi-valued index value, and every file the reference would reject (it then gives the reason).
+A test checks that both paths give the same bytes, index facts and UID map.
+"""
+
+import io
+import re
+import struct
+from collections import OrderedDict
+from functools import lru_cache
+from threading import Lock
+
+import pydicom
+from pydicom.charset import default_encoding
+from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset, read_partial
+from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.sequence import Sequence
+from pydicom.uid import UID
+
+from app.imaging import deid, dicom
+
+_tag_vr = struct.Struct("<HH2s").unpack_from
+_item = struct.Struct("<HHI").unpack_from
+_u16 = struct.Struct("<H").unpack_from
+_u32 = struct.Struct("<I").unpack_from
+_ui_header = struct.Struct("<HH2sH").pack
+
+LONG_VRS = frozenset(vr.encode() for vr in dicom.LONG_HEADER_VRS)
+SHORT_VRS = frozenset(vr.encode() for vr in dicom.EXPLICIT_VRS) - LONG_VRS
+UNDEFINED = 0xFFFFFFFF
+PIXEL_DATA = 0x7FE00010
+CHARSET = 0x00080005
+CODE_SEQUENCE = 0x00120064  # DeidentificationMethodCodeSequence: set whole by deidentify
+MAX_DEPTH = 16  # nested sequences of undefined length
+
+# The values validation and the index read (none of them is changed by the profile; a test checks).
+SOP_CLASS, SOP_INSTANCE, STUDY, SERIES = 0x00080016, 0x00080018, 0x0020000D, 0x0020000E
+MODALITY, BODY_PART, SERIES_NUMBER, INSTANCE_NUMBER = 0x00080060, 0x00180015, 0x00200011, 0x00200013
+POSITION, ORIENTATION, SAMPLES, PHOTOMETRIC = 0x00200032, 0x00200037, 0x00280002, 0x00280004
+FRAMES, ROWS, COLUMNS, SPACING, IMAGER_SPACING = 0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00181164
+BITS_ALLOCATED, BURNED_IN = 0x00280100, 0x00280301
+FACT_TAGS = frozenset({SOP_CLASS, SOP_INSTANCE, STUDY, SERIES, MODALITY, BODY_PART, SERIES_NUMBER,
+                       INSTANCE_NUMBER, POSITION, ORIENTATION, SAMPLES, PHOTOMETRIC, FRAMES, ROWS, COLUMNS,
+                       SPACING, IMAGER_SPACING, BITS_ALLOCATED, BURNED_IN, PIXEL_DATA})
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
+class NotPlain(Exception):
+    """The file needs the pydicom path (internal to this module)."""
+
+
+def prepare(data: bytes, *, secret: str, pseudonym: str, max_frame_pixels: int,
+            max_decoded_bytes: int) -> tuple[list[dicom.Piece], dicom.IndexFacts, dict[str, str]] | None:
+    """Validate, de-identify and lay out a Part 10 file as ``ingest.prepare_dicom`` does, or None.
+
+    Returns (pieces, index facts, original → new UIDs), or None when the file is not plain
+    enough for this path (the caller then takes the pydicom path, which also gives any rejection).
+    """
+    try:
+        return _prepare(data, secret, pseudonym, max_frame_pixels, max_decoded_bytes)
+    except (NotPlain, struct.error, UnicodeError, ValueError, TypeError, KeyError, IndexError):
+        return None
+
+
+def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, max_decoded_bytes: int):
+    if len(data) < 144 or data[128:132] != b"DICM":
+        raise NotPlain
+    meta, meta_end = _scan_meta(data)
+    ts = _text(data, meta.get(0x00020010))
+    if not _explicit_little(ts):
+        raise NotPlain
+    elements = _scan(data, meta_end)
+    if not elements:
+        raise NotPlain
+    at = {e[0]: e for e in elements if e[0] in FACT_TAGS or e[0] == CHARSET}
+
+    def text(tag: int) -> str:
+        return _text(data, at.get(tag))
+
+    uids = {tag: text(tag) for tag in (SOP_CLASS, SOP_INSTANCE, STUDY, SERIES)}
+    if any("\\" in v or not v.strip() for v in uids.values()) or dicom.MEDIA_DIRECTORY_SOP_CLASS in (
+            uids[SOP_CLASS], _text(data, meta.get(0x00020002))):
+        raise NotPlain
+    frames = _frames(text(FRAMES))
+    pixels = at.get(PIXEL_DATA)
+    if pixels is not None:
+        _check_pixels(data, at, pixels, ts, frames, max_frame_pixels, max_decoded_bytes)
+
+    uid_map: dict[str, str] = {}
+
+    def new_uid(value: str) -> str:
+        if value not in uid_map:
+            uid_map[value] = deid.derive_uid(secret, value)
+        return uid_map[value]
+
+    charset = data[at[CHARSET][3]:at[CHARSET][4]] if CHARSET in at else None
+    new: dict[int, bytes] = {}
+    emptied: list[tuple[int, str, bool]] = []  # (tag, VR, undefined length) of Z and always-set elements
+    kept: list[tuple[int, int, int]] = []  # (tag, start, end) of elements copied as they are
+    for tag, vr, start, value, end in elements:
+        if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            continue  # retired group lengths: pydicom's writer drops them
+        action = deid.action_of(tag)
+        if action == "X":
+            continue
+        if tag in deid.SET_TAGS or action in ("Z", "D"):
+            if tag == CODE_SEQUENCE:
+                raise NotPlain  # deidentify would first clean the old sequence's items
+            emptied.append((tag, vr.decode(), _u32(data, start + 8)[0] == UNDEFINED if vr in LONG_VRS else False))
+        elif vr == b"UN":
+            raise NotPlain  # pydicom may read it as another VR
+        elif vr == b"SQ":
+            new[tag] = _clean_sequence(data, at.get(CHARSET), start, end, tag, new_uid)
+        elif vr == b"UI" and (values := _text(data, (tag, vr, start, value, end))):
+            replaced = deid.replace_uids(values.split("\\"), new_uid)
+            new[tag] = _encode_ui(tag, "\\".join(replaced))
+            if tag in uids:
+                uids[tag] = replaced[0]
+        else:
+            kept.append((tag, start, end))
+    present = {tag for tag, _, _ in emptied}
+    emptied += [(tag, "", False) for tag in deid.SET_TAGS if tag not in present]
+    new.update(_emptied_elements(tuple(sorted(emptied)), charset, pseudonym))
+
+    facts = _facts(text, lambda tag: _us_fact(data, at.get(tag)), uids, ts, frames, pixels is not None)
+    try:
+        dicom.check_index_fits(facts, uid_map)
+    except dicom.RejectedFile as exc:
+        raise NotPlain from exc
+    head = _meta_head(data, meta, meta_end, uids[SOP_CLASS], uids[SOP_INSTANCE])
+    return [head, *_pieces(kept, new)], facts, uid_map
+
+
+def _explicit_little(ts: str) -> bool:
+    uid = UID(ts)
+    return uid.is_transfer_syntax and not uid.is_implicit_VR and uid.is_little_endian and not uid.is_deflated
+
+
+def _text(data: bytes, element) -> str:
+    """A string value as pydicom decodes one (default encoding, trailing spaces and NULs dropped); "" if absent."""
+    if element is None:
+        return ""
+    return data[element[3]:element[4]].decode("latin-1").rstrip(" \x00")
+
+
+def _header(data: bytes, pos: int, n: int) -> tuple[int, bytes, int, int]:
+    """(tag, VR, value offset, length) of the explicit VR little endian element header at pos."""
+    if pos + 8 > n:
+        raise NotPlain
+    group, element, vr = _tag_vr(data, pos)
+    if vr in SHORT_VRS:
+        return group << 16 | element, vr, pos + 8, _u16(data, pos + 6)[0]
+    if vr in LONG_VRS and pos + 12 <= n:
+        return group << 16 | element, vr, pos + 12, _u32(data, pos + 8)[0]
+    raise NotPlain
+
+
+def _scan_meta(data: bytes) -> tuple[dict[int, tuple], int]:
+    """The group 2 elements after the preamble (tag → element) and where the dataset starts."""
+    meta, pos, n = {}, 132, len(data)
+    while pos + 8 <= n and _u16(data, pos)[0] == 2:
+        tag, vr, value, length = _header(data, pos, n)
+        if length == UNDEFINED or value + length > n:
+            raise NotPlain
+        meta[tag] = (tag, vr, pos, value, value + length)
+        pos = value + length
+    if 0x00020010 not in meta:
+        raise NotPlain
+    return meta, pos
+
+
+def _scan(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, int]]:
+    """(tag, VR, start, value offset, end) of every top-level element from pos to the end of the file."""
+    n, last, out = len(data), -1, []
+    short, tag_vr, u16, u32 = SHORT_VRS, _tag_vr, _u16, _u32  # locals: this loop runs ~260 times a file
+    while pos < n:
+        if pos + 12 > n:
+            tag, vr, value, length = _header(data, pos, n)
+        else:  # _header, inlined
+            group, element, vr = tag_vr(data, pos)
+            tag = group << 16 | element
+            if vr in short:
+                value, length = pos + 8, u16(data, pos + 6)[0]
+            elif vr in LONG_VRS:
+                value, length = pos + 12, u32(data, pos + 8)[0]
+            else:
+                raise NotPlain
+        if tag <= last or tag >> 16 in (0x0002, 0xFFFE):
+            raise NotPlain  # out of order (the reference rejects it), meta or item tags in the dataset
+        last = tag
+        if length != UNDEFINED:
+            end = value + length
+            if end > n:
+                raise NotPlain
+        elif vr == b"SQ":
+            end = _skip_items(data, value, n, 0)
+        elif tag == PIXEL_DATA:
+            end = _skip_fragments(data, value, n)
+        else:
+            raise NotPlain
+        out.append((tag, vr, pos, value, end))
+        pos = end
+    return out
+
+
+def _skip_items(data: bytes, pos: int, n: int, depth: int) -> int:
+    """The end of a sequence of undefined length whose items start at pos."""
+    if depth > MAX_DEPTH:
+        raise NotPlain
+    while pos + 8 <= n:
+        group, element, length = _item(data, pos)
+        if group != 0xFFFE:
+            raise NotPlain
+        if element == 0xE0DD:
+            return pos + 8
+        if element != 0xE000:
+            raise NotPlain
+        pos += 8
+        if length != UNDEFINED:
+            pos += length
+            continue
+        while True:  # an item of undefined length: its elements, up to the item delimiter
+            if pos + 8 > n:
+                raise NotPlain
+            if _u16(data, pos)[0] == 0xFFFE:
+                if _item(data, pos)[1] != 0xE00D:
+                    raise NotPlain
+                pos += 8
+                break
+            _, vr, value, length = _header(data, pos, n)
+            if length != UNDEFINED:
+                pos = value + length
+            elif vr == b"SQ":
+                pos = _skip_items(data, value, n, depth + 1)
+            else:
+                raise NotPlain
+    raise NotPlain
+
+
+def _skip_fragments(data: bytes, pos: int, n: int) -> int:
+    """The end of encapsulated pixel data whose items start at pos."""
+    while pos + 8 <= n:
+        group, element, length = _item(data, pos)
+        if group != 0xFFFE or length == UNDEFINED:
+            raise NotPlain
+        if element == 0xE0DD:
+            return pos + 8
+        if element != 0xE000:
+            raise NotPlain
+        pos += 8 + length
+    raise NotPlain
+
+
+def _us(data: bytes, element, default: int | None = None) -> int:
+    """A single US value (the pixel module's), or NotPlain when absent (without default), empty or multi-valued."""
+    if element is None and default is not None:
+        return default
+    if element is None or element[1] != b"US" or element[4] - element[3] != 2:
+        raise NotPlain
+    return _u16(data, element[3])[0]
+
+
+def _frames(value: str) -> int:
+    """dicom.frames_of from the NumberOfFrames string."""
+    if not value:
+        return 1
+    if not _INTEGER.fullmatch(value):
+        raise NotPlain
+    return max(1, int(value))
+
+
+def _check_pixels(data: bytes, at: dict, pixels: tuple, ts: str, frames: int, max_frame_pixels: int,
+                  max_decoded_bytes: int) -> None:
+    """dicom.validate's pixel checks; NotPlain where it would reject the file."""
+    rows, cols, bits = _us(data, at.get(ROWS)), _us(data, at.get(COLUMNS)), _us(data, at.get(BITS_ALLOCATED))
+    samples = _us(data, at.get(SAMPLES), default=1)
+    if dicom.frame_size_problem(rows, cols, max_frame_pixels) or \
+            rows * cols * samples * ((bits + 7) // 8) * frames > max_decoded_bytes:
+        raise NotPlain
+    undefined = _u32(data, pixels[2] + 8)[0] == UNDEFINED if pixels[1] in LONG_VRS else False
+    if UID(ts).is_encapsulated:
+        if not undefined:
+            raise NotPlain
+        count = sum(1 for _ in generate_frames(data[pixels[3]:pixels[4] - 8], number_of_frames=frames))
+        if count < frames:
+            raise NotPlain
+    elif undefined or pixels[4] - pixels[3] < (rows * cols * samples * frames * bits + 7) // 8:
+        raise NotPlain
+
+
+def _integer(value: str) -> int | None:
+    """dicom._int of an IS value."""
+    if not value:
+        return None
+    if not _INTEGER.fullmatch(value):
+        raise NotPlain
+    return int(value)
+
+
+def _floats(text: str) -> list[float] | None:
+    try:
+        return [float(v) for v in text.strip().rstrip(" \x00").split("\\")]
+    except ValueError:
+        return None
+
+
+def _slice_position(position: str, orientation: str) -> float | None:
+    """dicom._slice_position from the two DS strings."""
+    pos, ori = _floats(position), _floats(orientation)
+    if not pos or not ori or len(pos) != 3 or len(ori) != 6:
+        return None
+    r, c = ori[:3], ori[3:]
+    normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    value = sum(p * q for p, q in zip(pos, normal, strict=True))
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _spacing(text) -> str | None:
+    """dicom.index_facts' pixel spacing: PixelSpacing, else ImagerPixelSpacing, joined."""
+    for tag in (SPACING, IMAGER_SPACING):
+        value = text(tag).strip()
+        if not value:
+            continue
+        parts = value.rstrip(" \x00").split("\\")
+        if len(parts) < 2:
+            raise NotPlain  # a single value: the reference fails on it
+        floats = _floats(value)
+        if floats is None:
+            raise NotPlain
+        return "\\".join(str(v) for v in floats)
+    return None
+
+
+def _single(value: str) -> str:
+    if "\\" in value:
+        raise NotPlain
+    return value
+
+
+def _facts(text, us, uids: dict[int, str], ts: str, frames: int, has_pixels: bool) -> dicom.IndexFacts:
+    """dicom.index_facts of the de-identified file, from the scanned values."""
+    photometric = _single(text(PHOTOMETRIC))
+    return dicom.IndexFacts(
+        study_uid=uids[STUDY], series_uid=uids[SERIES], sop_instance_uid=uids[SOP_INSTANCE],
+        sop_class_uid=uids[SOP_CLASS], transfer_syntax_uid=ts,
+        modality=_single(text(MODALITY))[:16], body_part=_single(text(BODY_PART))[:64],
+        series_number=_integer(text(SERIES_NUMBER)), instance_number=_integer(text(INSTANCE_NUMBER)),
+        slice_position=_slice_position(text(POSITION), text(ORIENTATION)), frames=frames,
+        rows=us(ROWS), columns=us(COLUMNS),
+        pixel_spacing=_spacing(text), photometric=photometric or None,
+        render_error=dicom.render_problem_of(has_pixels=has_pixels, photometric=photometric.strip(), ts=ts),
+        burned_in_annotation=_single(text(BURNED_IN)).upper() == "YES")
+
+
+def _us_fact(data: bytes, element) -> int | None:
+    """dicom._int of a US value: None when absent, empty or multi-valued."""
+    if element is None:
+        return None
+    if element[1] != b"US":
+        raise NotPlain
+    return _u16(data, element[3])[0] if element[4] - element[3] == 2 else None
+
+
+def _encode_ui(tag: int, value: str) -> bytes:
+    raw = value.encode("latin-1")
+    if len(raw) % 2:
+        raw += b"\x00"
+    return _ui_header(tag >> 16, tag & 0xFFFF, b"UI", len(raw)) + raw
+
+
+def _pieces(kept: list[tuple[int, int, int]], new: dict[int, bytes]) -> list[dicom.Piece]:
+    """The dataset's pieces in tag order: new bytes joined, runs of copied elements as one span."""
+    order = sorted([(tag, (start, end)) for tag, start, end in kept] + list(new.items()))
+    pieces: list[dicom.Piece] = []
+    for _, piece in order:
+        last = pieces[-1] if pieces else None
+        if isinstance(piece, tuple):
+            if isinstance(last, tuple) and last[1] == piece[0]:
+                pieces[-1] = (last[0], piece[1])
+                continue
+        elif isinstance(last, bytes):
+            pieces[-1] = last + piece
+            continue
+        pieces.append(piece)
+    return pieces
+
+
+def _write(elem, encoding) -> bytes:
+    out = DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = False, True
+    write_data_element(out, elem, encoding)
+    return out.getvalue()
+
+
+def _clean_sequence(data: bytes, charset, start: int, end: int, tag: int, new_uid) -> bytes:
+    """A kept sequence with the profile applied inside its items, encoded by pydicom."""
+    raw = (data[charset[2]:charset[4]] if charset else b"") + data[start:end]
+    sub = read_dataset(DicomBytesIO(raw), is_implicit_VR=False, is_little_endian=True)
+    elem = sub[tag]
+    deid.clean_items(elem, new_uid)
+    return _write(elem, sub.get("SpecificCharacterSet", default_encoding))
+
+
+@lru_cache(maxsize=256)
+def _emptied_elements(elements: tuple[tuple[int, str, bool], ...], charset: bytes | None,
+                      pseudonym: str) -> dict[int, bytes]:
+    """The encoded Z and always-set elements, made by deidentify on a dataset of just those (per series).
+
+    elements: (tag, VR in the file, undefined length) of each, VR "" for one the file lacks.
+    """
+    ds = Dataset()
+    if charset is not None:
+        ds.add(RawDataElement(pydicom.tag.Tag(CHARSET), "CS", len(charset), charset, 0, False, True))
+    for tag, vr, undefined in elements:
+        if vr:
+            ds.add(DataElement(tag, vr, Sequence() if vr == "SQ" else "", is_undefined_length=undefined))
+    changed: set[int] = set()
+    deid.deidentify(ds, secret="", pseudonym=pseudonym, changed=changed)
+    encoding = ds.get("SpecificCharacterSet", default_encoding)
+    return {tag: _write(ds[tag], encoding) for tag in changed}
+
+
+PLACEHOLDER = "2.25." + "9" * 59  # 64 characters: no real UID equals it
+_meta_lock = Lock()
+_meta_templates: OrderedDict[tuple, tuple[bytes, bytes, bytes, int, int]] = OrderedDict()
+META_TEMPLATES = 64
+
+
+def _meta_head(data: bytes, meta: dict, meta_end: int, sop_class: str, sop_instance: str) -> bytes:
+    """Preamble, prefix and file meta as the reference writes them, with the new SOP Instance UID."""
+    skip = [meta[t] for t in (0x00020000, 0x00020003) if t in meta]
+    key_parts, pos = [], 132
+    for element in sorted(skip, key=lambda e: e[2]):
+        key_parts.append(data[pos:element[2]])
+        pos = element[4]
+    key = (b"|".join([*key_parts, data[pos:meta_end]]), sop_class)
+    with _meta_lock:
+        template = _meta_templates.get(key)
+        if template is not None:
+            _meta_templates.move_to_end(key)
+    if template is None:
+        template = _meta_template(data[:meta_end], sop_class)
+        with _meta_lock:
+            _meta_templates[key] = template
+            while len(_meta_templates) > META_TEMPLATES:
+                _meta_templates.popitem(last=False)
+    before, between, after, base_length, placeholder_size = template
+    uid = _encode_ui(0x00020003, sop_instance)
+    return before + struct.pack("<I", base_length + len(uid) - placeholder_size) + between + uid + after
+
+
+def _meta_template(head: bytes, sop_class: str) -> tuple[bytes, bytes, bytes, int, int]:
+    """Write the file meta as the reference does (the same pydicom calls) with a placeholder SOP Instance UID."""
+    ds = read_partial(io.BytesIO(head), stop_when=lambda *_: True)
+    meta = ds.file_meta
+    getattr(meta, "MediaStorageSOPClassUID", "")  # what dicom.validate reads (it converts the element)
+    meta.MediaStorageSOPInstanceUID = PLACEHOLDER  # deidentify
+    if sop_class and meta.get("MediaStorageSOPClassUID") != sop_class:  # dicom.layout
+        meta.MediaStorageSOPClassUID = sop_class
+    meta.get("TransferSyntaxUID", "")
+    out = DicomBytesIO()
+    out.is_implicit_VR, out.is_little_endian = False, True
+    out.write(b"\x00" * 128 + b"DICM")
+    write_file_meta_info(out, meta, enforce_standard=True)
+    written = out.getvalue()
+    placeholder = _encode_ui(0x00020003, PLACEHOLDER)
+    at = written.find(placeholder)
+    if written[132:140] != b"\x02\x00\x00\x00UL\x04\x00" or at < 0 or written.find(placeholder, at + 1) >= 0:
+        raise NotPlain
+    return (written[:140], written[144:at], written[at + len(placeholder):], _u32(written, 140)[0],
+            len(placeholder))

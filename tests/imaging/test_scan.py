@@ -1,0 +1,159 @@
+"""The fast path (app.imaging.scan) gives what the pydicom path gives, or steps aside.
+
+For every file it takes, the stored bytes, the index facts and the UID map must equal those of
+``prepare_dicom(fast=False)``, the reference; every file it does not take goes to the reference.
+"""
+
+import io
+import random
+import warnings
+
+import pydicom
+import pytest
+from pydicom.data import get_testdata_files
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from app.imaging import deid, dicom, scan
+from app.imaging.ingest import prepare_dicom
+from tests.imaging.dicom_samples import sample
+
+OPTIONS = {"secret": "case-secret", "pseudonym": "HUIZHEN^CASE7", "max_frame_pixels": 64_000_000,
+           "max_decoded_bytes": 2**31}
+
+
+def reference(data: bytes):
+    """(bytes, facts, UID map) from the pydicom path, or the exception it raises."""
+    try:
+        result = prepare_dicom(data, force=False, fast=False, **OPTIONS)
+    except Exception as exc:  # noqa: BLE001 - compared with the fast path, which must then step aside
+        return exc
+    return dicom.assemble(result.pieces, data), result.facts, result.uid_map
+
+
+def fast(data: bytes):
+    result = scan.prepare(data, **OPTIONS)
+    if result is None:
+        return None
+    pieces, facts, uid_map = result
+    return dicom.assemble(pieces, data), facts, uid_map
+
+
+def agree(data: bytes) -> bool:
+    """Assert the two paths agree on data; return whether the fast path took it."""
+    got = fast(data)
+    if got is None:
+        return False
+    expected = reference(data)
+    assert not isinstance(expected, Exception), f"the fast path took a file the reference refuses: {expected!r}"
+    assert got[1] == expected[1]
+    assert got[2] == expected[2]
+    assert got[0] == expected[0]
+    return True
+
+
+def test_every_pydicom_test_file_agrees_and_the_plain_ones_take_the_fast_path():
+    taken = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for path in get_testdata_files("*"):
+            try:
+                data = open(path, "rb").read()  # noqa: SIM115, PTH123 - pydicom's paths
+            except IsADirectoryError:
+                continue
+            if agree(data):
+                taken.add(path.rsplit("/", 1)[-1])
+    # Explicit VR little endian, native and encapsulated (JPEG, JPEG 2000, JPEG-LS, RLE), multi-frame.
+    assert {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "JPEG-lossy.dcm", "SC_rgb_rle_2frame.dcm",
+            "MR_small_jpeg_ls_lossless.dcm", "JPEG2000-embedded-sequence-delimiter.dcm"} <= taken
+    assert len(taken) >= 40
+
+
+@pytest.mark.parametrize("name", ["MR_small_implicit.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm"])
+def test_what_the_scanner_does_not_read_goes_to_pydicom(name):
+    data = sample(name).read_bytes()
+    assert fast(data) is None
+    result = prepare_dicom(data, force=False, **OPTIONS)  # the default path still prepares it
+    assert result.facts.sop_instance_uid.startswith("2.25.")
+
+
+def chinese_referral(*, undefined: bool) -> bytes:
+    """A CT slice as a Chinese hospital sends it: GB18030 text, references and private tags inside sequences."""
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    ds.SpecificCharacterSet = "GB18030"
+    ds.PatientName = "张^三"
+    ds.InstitutionName = "某县人民医院"
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "CT001", "99LOCAL", "胸部平扫"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = ds.SOPClassUID
+    ref.ReferencedSOPInstanceUID = "1.3.6.1.4.1.5962.99.1.1.2"
+    ref.add_new(0x00091001, "LO", "private inside an item")
+    ref.ReferencedImageSequence = Sequence([Dataset()])  # nested, empty item
+    ref.ReferencedImageSequence[0].ReferencedSOPInstanceUID = "1.3.6.1.4.1.5962.99.1.1.3"
+    ds.ProcedureCodeSequence = Sequence([code])
+    ds.ReferencedImageSequence = Sequence([ref, ref.copy()])
+    ds.ReferencedPerformedProcedureStepSequence = Sequence([Dataset()])  # (0008,1111): removed whole
+    for keyword in ("ProcedureCodeSequence", "ReferencedImageSequence"):
+        ds[keyword].is_undefined_length = undefined
+        for item in ds[keyword].value:
+            item.is_undefined_length_sequence_item = undefined
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("undefined", [False, True], ids=["defined-lengths", "undefined-lengths"])
+def test_sequences_and_chinese_text_agree_and_lose_what_identifies(undefined):
+    data = chinese_referral(undefined=undefined)
+    assert agree(data)
+    stored, _, uid_map = fast(data)
+    assert "张".encode("gb18030") not in stored
+    assert "某县".encode("gb18030") not in stored
+    assert "胸部平扫".encode("gb18030") in stored  # kept: a procedure's name does not identify
+    assert b"private inside an item" not in stored
+    assert {"1.3.6.1.4.1.5962.99.1.1.2", "1.3.6.1.4.1.5962.99.1.1.3"} <= set(uid_map)
+    assert b"1.3.6.1.4.1.5962.99.1.1.2" not in stored
+
+
+def test_a_series_shares_one_meta_template_and_each_file_keeps_its_own_uid():
+    template = pydicom.dcmread(sample("CT_small.dcm"))
+    files = []
+    for i in range(3):
+        ds = template.copy()
+        ds.SOPInstanceUID = f"1.2.826.0.1.3680043.8.498.{1000 + i * 7}"  # lengths differ: odd, even...
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        files.append(out.getvalue())
+    outputs = [fast(f) for f in files]
+    for data in files:
+        assert agree(data)
+    assert len({o[1].sop_instance_uid for o in outputs}) == 3
+    for stored, facts, _ in outputs:
+        assert pydicom.dcmread(io.BytesIO(stored)).file_meta.MediaStorageSOPInstanceUID == facts.sop_instance_uid
+
+
+def test_damaged_files_agree_or_go_to_pydicom():
+    """Truncations and flipped bytes across the header: the fast path agrees with the reference or steps aside."""
+    rng = random.Random(16)  # noqa: S311 - repeatable damage, not secrets
+    originals = [sample("CT_small.dcm").read_bytes(), sample("JPEG2000.dcm").read_bytes(),
+                 chinese_referral(undefined=True)]
+    pixel_starts = [d.rfind(b"\xe0\x7f\x10\x00") for d in originals]
+    taken = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for data, pixels in zip(originals, pixel_starts, strict=True):
+            for cut in sorted(rng.sample(range(1, len(data)), 40)):
+                agree(data[:cut])
+            for _ in range(150):
+                damaged = bytearray(data)
+                for _ in range(rng.randint(1, 3)):
+                    damaged[rng.randrange(128, pixels + 12)] = rng.randrange(256)
+                taken += agree(bytes(damaged))
+    assert taken > 0  # some damage (inside values) leaves a file both paths take
+
+
+def test_the_index_values_are_not_changed_by_the_profile():
+    """The scanner reads validation's and the index's values before de-identification."""
+    assert not [hex(tag) for tag in scan.FACT_TAGS if deid.action_of(tag)]
