@@ -17,10 +17,11 @@ The changed elements are still encoded by pydicom, so the bytes are the referenc
   * replaced UIDs here, by the UI rule (ASCII, padded with a NUL to even length).
 
 Anything the loop does not take as plain makes ``prepare`` return None, and the caller uses the
-pydicom path (``ingest.prepare_dicom``), which stays the reference: implicit VR, big endian,
+pydicom path (``ingest.prepare_dicom``), which stays the reference: big endian,
 deflate, an undefined length outside a sequence or the pixel data, a kept UN element, a
 multi-valued index value, and every file the reference would reject (it then gives the reason).
-A test checks that both paths give the same bytes, index facts and UID map.
+A test checks that both paths give the same bytes, index facts and UID map. Implicit VR little endian
+is read too, each element's VR taken from the dictionary as pydicom does.
 """
 
 import io
@@ -48,6 +49,7 @@ _item = struct.Struct("<HHI").unpack_from
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
 _ui_header = struct.Struct("<HH2sH").pack
+_item_header = struct.Struct("<HHI").pack
 
 LONG_VRS = frozenset(vr.encode() for vr in dicom.LONG_HEADER_VRS)
 SHORT_VRS = frozenset(vr.encode() for vr in dicom.EXPLICIT_VRS) - LONG_VRS
@@ -91,9 +93,10 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
         raise NotPlain
     meta, meta_end = _scan_meta(data)
     ts = _text(data, meta.get(0x00020010))
-    if not _explicit_little(ts):
+    implicit = ts == pydicom.uid.ImplicitVRLittleEndian
+    if not implicit and not _explicit_little(ts):
         raise NotPlain
-    elements = _scan(data, meta_end)
+    elements = _scan_implicit(data, meta_end) if implicit else _scan(data, meta_end)
     if not elements:
         raise NotPlain
     at = {e[0]: e for e in elements if e[0] in FACT_TAGS or e[0] == CHARSET}
@@ -121,7 +124,7 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
     new: dict[int, bytes] = {}
     emptied: list[tuple[int, str, bool]] = []  # (tag, VR, undefined length) of Z and always-set elements
     kept: list[tuple[int, int, int]] = []  # (tag, start, end) of elements copied as they are
-    for tag, vr, start, value, end in elements:
+    for tag, vr, start, value, end, undefined in elements:
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
             continue  # retired group lengths: pydicom's writer drops them
         action = deid.action_of(tag)
@@ -130,21 +133,23 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
         if tag in deid.SET_TAGS or action in ("Z", "D"):
             if tag == CODE_SEQUENCE:
                 raise NotPlain  # deidentify would first clean the old sequence's items
-            emptied.append((tag, vr.decode(), _u32(data, start + 8)[0] == UNDEFINED if vr in LONG_VRS else False))
-        elif vr == b"UN":
+            if vr not in SHORT_VRS and vr not in LONG_VRS:
+                raise NotPlain  # implicit VR: not in the dictionary, or ambiguous
+            emptied.append((tag, vr.decode(), undefined))
+        elif vr == b"UN" or (undefined and vr != b"SQ" and tag != PIXEL_DATA):
             raise NotPlain  # pydicom may read it as another VR
         elif vr == b"SQ":
-            new[tag] = _clean_sequence(data, at.get(CHARSET), start, end, tag, new_uid)
+            new[tag] = _clean_sequence(data, at.get(CHARSET), start, end, tag, new_uid, implicit)
         elif vr == b"UI" and (values := _text(data, (tag, vr, start, value, end))):
             replaced = deid.replace_uids(values.split("\\"), new_uid)
-            new[tag] = _encode_ui(tag, "\\".join(replaced))
+            new[tag] = _encode_ui(tag, "\\".join(replaced), implicit)
             if tag in uids:
                 uids[tag] = replaced[0]
         else:
             kept.append((tag, start, end))
     present = {tag for tag, _, _ in emptied}
     emptied += [(tag, "", False) for tag in deid.SET_TAGS if tag not in present]
-    new.update(_emptied_elements(tuple(sorted(emptied)), charset, pseudonym))
+    new.update(_emptied_elements(tuple(sorted(emptied)), charset, pseudonym, implicit))
 
     facts = _facts(text, lambda tag: _us_fact(data, at.get(tag)), uids, ts, frames, pixels is not None)
     try:
@@ -167,10 +172,13 @@ def _text(data: bytes, element) -> str:
     return data[element[3]:element[4]].decode("latin-1").rstrip(" \x00")
 
 
-def _header(data: bytes, pos: int, n: int) -> tuple[int, bytes, int, int]:
-    """(tag, VR, value offset, length) of the explicit VR little endian element header at pos."""
+def _header(data: bytes, pos: int, n: int, implicit: bool = False) -> tuple[int, bytes, int, int]:
+    """(tag, VR, value offset, length) of the little endian element header at pos (implicit VR: the dictionary's)."""
     if pos + 8 > n:
         raise NotPlain
+    if implicit:
+        group, element, length = _item(data, pos)
+        return group << 16 | element, dictionary_vr(group << 16 | element), pos + 8, length
     group, element, vr = _tag_vr(data, pos)
     if vr in SHORT_VRS:
         return group << 16 | element, vr, pos + 8, _u16(data, pos + 6)[0]
@@ -193,8 +201,8 @@ def _scan_meta(data: bytes) -> tuple[dict[int, tuple], int]:
     return meta, pos
 
 
-def _scan(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, int]]:
-    """(tag, VR, start, value offset, end) of every top-level element from pos to the end of the file."""
+def _scan(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, int, bool]]:
+    """(tag, VR, start, value offset, end, undefined length) of every top-level element to the end of the file."""
     n, last, out = len(data), -1, []
     short, tag_vr, u16, u32 = SHORT_VRS, _tag_vr, _u16, _u32  # locals: this loop runs ~260 times a file
     while pos < n:
@@ -222,12 +230,47 @@ def _scan(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, int]]:
             end = _skip_fragments(data, value, n)
         else:
             raise NotPlain
-        out.append((tag, vr, pos, value, end))
+        out.append((tag, vr, pos, value, end, length == UNDEFINED))
         pos = end
     return out
 
 
-def _skip_items(data: bytes, pos: int, n: int, depth: int) -> int:
+def _scan_implicit(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, int, bool]]:
+    """_scan for implicit VR little endian, with each element's VR from the dictionary."""
+    if pos + 6 <= len(data) and 0x40 < data[pos + 4] < 0x5B and 0x40 < data[pos + 5] < 0x5B:
+        raise NotPlain  # looks explicit: pydicom reads it so
+    n, last, out, item = len(data), -1, [], _item
+    while pos < n:
+        if pos + 8 > n:
+            raise NotPlain
+        group, element, length = item(data, pos)
+        tag = group << 16 | element
+        if tag <= last or group in (0x0002, 0xFFFE):
+            raise NotPlain
+        last = tag
+        value = pos + 8
+        if length != UNDEFINED:
+            end = value + length
+            if end > n:
+                raise NotPlain
+        else:  # undefined length in implicit VR: a sequence, whatever the dictionary says
+            end = _skip_items(data, value, n, 0, implicit=True)
+        out.append((tag, dictionary_vr(tag), pos, value, end, length == UNDEFINED))
+        pos = end
+    return out
+
+
+@lru_cache(maxsize=4096)
+def dictionary_vr(tag: int) -> bytes:
+    """The dictionary's VR of a tag as bytes; b"" if unknown, b"??" if ambiguous ("US or SS")."""
+    try:
+        vr = pydicom.datadict.dictionary_VR(tag)
+    except KeyError:
+        return b""
+    return b"??" if len(vr) != 2 else vr.encode()
+
+
+def _skip_items(data: bytes, pos: int, n: int, depth: int, implicit: bool = False) -> int:
     """The end of a sequence of undefined length whose items start at pos."""
     if depth > MAX_DEPTH:
         raise NotPlain
@@ -251,11 +294,11 @@ def _skip_items(data: bytes, pos: int, n: int, depth: int) -> int:
                     raise NotPlain
                 pos += 8
                 break
-            _, vr, value, length = _header(data, pos, n)
+            _, vr, value, length = _header(data, pos, n, implicit)
             if length != UNDEFINED:
                 pos = value + length
-            elif vr == b"SQ":
-                pos = _skip_items(data, value, n, depth + 1)
+            elif vr == b"SQ" or implicit:
+                pos = _skip_items(data, value, n, depth + 1, implicit)
             else:
                 raise NotPlain
     raise NotPlain
@@ -301,7 +344,7 @@ def _check_pixels(data: bytes, at: dict, pixels: tuple, ts: str, frames: int, ma
     if dicom.frame_size_problem(rows, cols, max_frame_pixels) or \
             rows * cols * samples * ((bits + 7) // 8) * frames > max_decoded_bytes:
         raise NotPlain
-    undefined = _u32(data, pixels[2] + 8)[0] == UNDEFINED if pixels[1] in LONG_VRS else False
+    undefined = pixels[5]
     if UID(ts).is_encapsulated:
         if not undefined:
             raise NotPlain
@@ -385,10 +428,12 @@ def _us_fact(data: bytes, element) -> int | None:
     return _u16(data, element[3])[0] if element[4] - element[3] == 2 else None
 
 
-def _encode_ui(tag: int, value: str) -> bytes:
+def _encode_ui(tag: int, value: str, implicit: bool = False) -> bytes:
     raw = value.encode("latin-1")
     if len(raw) % 2:
         raw += b"\x00"
+    if implicit:
+        return _item_header(tag >> 16, tag & 0xFFFF, len(raw)) + raw
     return _ui_header(tag >> 16, tag & 0xFFFF, b"UI", len(raw)) + raw
 
 
@@ -409,39 +454,39 @@ def _pieces(kept: list[tuple[int, int, int]], new: dict[int, bytes]) -> list[dic
     return pieces
 
 
-def _write(elem, encoding) -> bytes:
+def _write(elem, encoding, implicit: bool) -> bytes:
     out = DicomBytesIO()
-    out.is_implicit_VR, out.is_little_endian = False, True
+    out.is_implicit_VR, out.is_little_endian = implicit, True
     write_data_element(out, elem, encoding)
     return out.getvalue()
 
 
-def _clean_sequence(data: bytes, charset, start: int, end: int, tag: int, new_uid) -> bytes:
+def _clean_sequence(data: bytes, charset, start: int, end: int, tag: int, new_uid, implicit: bool) -> bytes:
     """A kept sequence with the profile applied inside its items, encoded by pydicom."""
     raw = (data[charset[2]:charset[4]] if charset else b"") + data[start:end]
-    sub = read_dataset(DicomBytesIO(raw), is_implicit_VR=False, is_little_endian=True)
+    sub = read_dataset(DicomBytesIO(raw), is_implicit_VR=implicit, is_little_endian=True)
     elem = sub[tag]
     deid.clean_items(elem, new_uid)
-    return _write(elem, sub.get("SpecificCharacterSet", default_encoding))
+    return _write(elem, sub.get("SpecificCharacterSet", default_encoding), implicit)
 
 
 @lru_cache(maxsize=256)
 def _emptied_elements(elements: tuple[tuple[int, str, bool], ...], charset: bytes | None,
-                      pseudonym: str) -> dict[int, bytes]:
+                      pseudonym: str, implicit: bool) -> dict[int, bytes]:
     """The encoded Z and always-set elements, made by deidentify on a dataset of just those (per series).
 
     elements: (tag, VR in the file, undefined length) of each, VR "" for one the file lacks.
     """
     ds = Dataset()
     if charset is not None:
-        ds.add(RawDataElement(pydicom.tag.Tag(CHARSET), "CS", len(charset), charset, 0, False, True))
+        ds.add(RawDataElement(pydicom.tag.Tag(CHARSET), "CS", len(charset), charset, 0, implicit, True))
     for tag, vr, undefined in elements:
         if vr:
             ds.add(DataElement(tag, vr, Sequence() if vr == "SQ" else "", is_undefined_length=undefined))
     changed: set[int] = set()
     deid.deidentify(ds, secret="", pseudonym=pseudonym, changed=changed)
     encoding = ds.get("SpecificCharacterSet", default_encoding)
-    return {tag: _write(ds[tag], encoding) for tag in changed}
+    return {tag: _write(ds[tag], encoding, implicit) for tag in changed}
 
 
 PLACEHOLDER = "2.25." + "9" * 59  # 64 characters: no real UID equals it

@@ -63,13 +63,15 @@ def test_every_pydicom_test_file_agrees_and_the_plain_ones_take_the_fast_path():
                 continue
             if agree(data):
                 taken.add(path.rsplit("/", 1)[-1])
-    # Explicit VR little endian, native and encapsulated (JPEG, JPEG 2000, JPEG-LS, RLE), multi-frame.
+    # Explicit VR little endian, native and encapsulated (JPEG, JPEG 2000, JPEG-LS, RLE), multi-frame;
+    # implicit VR little endian, nested sequences of an RT plan among them.
     assert {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "JPEG-lossy.dcm", "SC_rgb_rle_2frame.dcm",
-            "MR_small_jpeg_ls_lossless.dcm", "JPEG2000-embedded-sequence-delimiter.dcm"} <= taken
-    assert len(taken) >= 40
+            "MR_small_jpeg_ls_lossless.dcm", "JPEG2000-embedded-sequence-delimiter.dcm",
+            "MR_small_implicit.dcm", "rtplan.dcm"} <= taken
+    assert len(taken) >= 45
 
 
-@pytest.mark.parametrize("name", ["MR_small_implicit.dcm", "MR_small_bigendian.dcm", "image_dfl.dcm"])
+@pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "image_dfl.dcm", "badVR.dcm"])
 def test_what_the_scanner_does_not_read_goes_to_pydicom(name):
     data = sample(name).read_bytes()
     assert fast(data) is None
@@ -77,7 +79,7 @@ def test_what_the_scanner_does_not_read_goes_to_pydicom(name):
     assert result.facts.sop_instance_uid.startswith("2.25.")
 
 
-def chinese_referral(*, undefined: bool) -> bytes:
+def chinese_referral(*, undefined: bool, implicit: bool = False) -> bytes:
     """A CT slice as a Chinese hospital sends it: GB18030 text, references and private tags inside sequences."""
     ds = pydicom.dcmread(sample("CT_small.dcm"))
     ds.SpecificCharacterSet = "GB18030"
@@ -98,14 +100,17 @@ def chinese_referral(*, undefined: bool) -> bytes:
         ds[keyword].is_undefined_length = undefined
         for item in ds[keyword].value:
             item.is_undefined_length_sequence_item = undefined
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
+    ds.save_as(out, enforce_file_format=True, implicit_vr=implicit, little_endian=True)
     return out.getvalue()
 
 
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-VR", "implicit-VR"])
 @pytest.mark.parametrize("undefined", [False, True], ids=["defined-lengths", "undefined-lengths"])
-def test_sequences_and_chinese_text_agree_and_lose_what_identifies(undefined):
-    data = chinese_referral(undefined=undefined)
+def test_sequences_and_chinese_text_agree_and_lose_what_identifies(undefined, implicit):
+    data = chinese_referral(undefined=undefined, implicit=implicit)
     assert agree(data)
     stored, _, uid_map = fast(data)
     assert "张".encode("gb18030") not in stored
@@ -138,18 +143,20 @@ def test_damaged_files_agree_or_go_to_pydicom():
     """Truncations and flipped bytes across the header: the fast path agrees with the reference or steps aside."""
     rng = random.Random(16)  # noqa: S311 - repeatable damage, not secrets
     originals = [sample("CT_small.dcm").read_bytes(), sample("JPEG2000.dcm").read_bytes(),
-                 chinese_referral(undefined=True)]
-    pixel_starts = [d.rfind(b"\xe0\x7f\x10\x00") for d in originals]
+                 chinese_referral(undefined=True), chinese_referral(undefined=True, implicit=True),
+                 sample("rtplan.dcm").read_bytes()]
+    # Damage the header: up to the pixel data's element header (rtplan has none: all of it).
+    header_ends = [d.rfind(b"\xe0\x7f\x10\x00") + 12 if b"\xe0\x7f\x10\x00" in d else len(d) for d in originals]
     taken = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for data, pixels in zip(originals, pixel_starts, strict=True):
+        for data, header_end in zip(originals, header_ends, strict=True):
             for cut in sorted(rng.sample(range(1, len(data)), 40)):
                 agree(data[:cut])
             for _ in range(150):
                 damaged = bytearray(data)
                 for _ in range(rng.randint(1, 3)):
-                    damaged[rng.randrange(128, pixels + 12)] = rng.randrange(256)
+                    damaged[rng.randrange(128, header_end)] = rng.randrange(256)
                 taken += agree(bytes(damaged))
     assert taken > 0  # some damage (inside values) leaves a file both paths take
 
@@ -157,3 +164,14 @@ def test_damaged_files_agree_or_go_to_pydicom():
 def test_the_index_values_are_not_changed_by_the_profile():
     """The scanner reads validation's and the index's values before de-identification."""
     assert not [hex(tag) for tag in scan.FACT_TAGS if deid.action_of(tag)]
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "SC_rgb_small_odd.dcm", "examples_overlay.dcm",
+                                  "test-SR.dcm", "reportsi.dcm", "waveform_ecg.dcm"])
+def test_files_rewritten_in_implicit_vr_agree(name):
+    """Older modalities send implicit VR little endian: the same files in that encoding."""
+    ds = pydicom.dcmread(sample(name))
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True, implicit_vr=True, little_endian=True)
+    assert agree(out.getvalue())
