@@ -8,10 +8,9 @@ worker sends back only the layout (new header bytes, spans of the source) and th
 source and of the file to store, so the server process neither pickles the file nor hashes it.
 A de-identified file is its new header plus the original file's bytes of every unchanged element
 (the pixel data above all): it is stored as those pieces, spans of the segment the upload was
-copied into (the local store writes them with one writev), and the segment is given back once
-the file is stored. Rows are
-written only after every object is stored; if anything fails, the objects this request stored
-are deleted and nothing is recorded.
+written into as it arrived (the local store writes them with one writev), and the segment is
+given back once the file is stored. Rows are written only after every object is stored; if
+anything fails, the objects this request stored are deleted and nothing is recorded.
 
 Who commits: in every other service the route owns the transaction (services flush, routes
 commit). ``ingest`` alone commits, because one upload spans two systems: only the code that
@@ -191,7 +190,11 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
     stored as it arrives. An unreachable store fails the first put at once.
     """
     store = get_store()
-    stored = _store_all(case, expand(files, max_total=current_app.config["MAX_CONTENT_LENGTH"] * 4), store)
+    entries = expand(files, max_total=current_app.config["MAX_CONTENT_LENGTH"] * 4)
+    try:
+        stored = _store_all(case, entries, store)
+    finally:
+        entries.close()  # a failure leaves the file in hand open: closing gives back its shared memory
     try:
         accepted = _record(case, user, stored.items)
         db.session.commit()
@@ -292,19 +295,26 @@ def _start(entry: Entry | Rejected, case: Case, pool: ProcessPoolExecutor | None
                 try:
                     future = pool.submit(prepare_shared, segment.name, size, **_dicom_options(case, bare))
                 except BrokenProcessPool:
-                    workers.release(segment)
                     workers.discard_pool(pool)
+                    # share() may have taken the stream's own segment: prepare from a copy of it.
+                    stream = io.BytesIO(segment.buf[:size])
+                    workers.release(segment)
+                    return _prepared_here(entry.filename, stream, case)
                 except BaseException:
                     workers.release(segment)
                     raise
                 else:
                     return _Pending(entry.filename, future, segment, size, pool)
-                entry.stream.seek(0)
-        item = prepare(entry.filename, entry.stream, case)
-        item.source_sha256 = item.source_sha256 or _source_sha256(entry.stream)
-        return _Pending(entry.filename, item)
+        return _prepared_here(entry.filename, entry.stream, case)
     except RejectedFile as exc:
         return _Pending(entry.filename, Rejected(entry.filename, str(exc)))
+
+
+def _prepared_here(filename: str, stream: BinaryIO, case: Case) -> _Pending:
+    """Prepare a file in the request thread (no pool, a file too large for it, or a pool just broken)."""
+    item = prepare(filename, stream, case)
+    item.source_sha256 = item.source_sha256 or _source_sha256(stream)
+    return _Pending(filename, item)
 
 
 def _outcome(pending: _Pending, case: Case) -> Prepared | Rejected:
