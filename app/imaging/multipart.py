@@ -9,6 +9,7 @@ C-level) in place, and a part's bytes go from that buffer straight into a shared
 SPOOL_MAX, then to a temp file.
 """
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -99,11 +100,19 @@ class _Window:
         return self.buf.find(sub, self.start, self.end)
 
 
+# What every uploader sends: plain quoted values, nothing to unquote or decode. Anything else
+# (escapes, %22, RFC 2231 filename*=, other parameters) goes through werkzeug's parser, which
+# costs ~15 µs a part.
+_PLAIN_DISPOSITION = re.compile(rb'[ \t]*form-data;[ \t]*name="([^"\\%]*)";[ \t]*filename="([^"\\%]*)"[ \t]*')
+
+
 def _disposition(headers: bytes) -> tuple[str, str | None]:
     """Return (name, filename) from a part's Content-Disposition header."""
     for line in headers.split(b"\r\n"):
         key, _, value = line.partition(b":")
         if key.strip().lower() == b"content-disposition":
+            if plain := _PLAIN_DISPOSITION.fullmatch(value):
+                return plain[1].decode("utf-8", "replace"), plain[2].decode("utf-8", "replace")
             # Browsers send UTF-8 file names as raw bytes inside filename="...".
             _, options = parse_options_header(value.decode("utf-8", "replace"))
             return options.get("name", ""), options.get("filename")

@@ -96,8 +96,12 @@ def discard_pool(pool: ProcessPoolExecutor) -> None:
 
 
 SEGMENT_STEP = 1 << 20  # segments are made in whole MB, so that one fits many files
-KEEP_SEGMENTS = 8  # free segments kept for the next files (a fresh one costs a page fault per 4 KB)
-KEEP_MAX_BYTES = 16 << 20
+# Free segments kept for the next files (a fresh one costs a page fault per 4 KB, and the
+# resource tracker a message each way). A file holds its segment from its first byte until it
+# is stored, so two requests in flight hold 20-30; 8 kept meant a new segment every 10 files.
+KEEP_SEGMENTS = 32
+KEEP_MAX_BYTES = 16 << 20  # a larger segment is unlinked at once
+KEEP_FREE_BYTES = 64 << 20  # and the free list never holds more than this
 
 _segments_lock = threading.RLock()  # re-entered if a SharedFile is collected (closed) inside
 _free: list[shared_memory.SharedMemory] = []
@@ -231,7 +235,8 @@ def release(segment: shared_memory.SharedMemory) -> None:
     with _segments_lock:
         _in_use -= 1
         _own_free_list()
-        if segment.size <= KEEP_MAX_BYTES and len(_free) < KEEP_SEGMENTS:
+        if segment.size <= KEEP_MAX_BYTES and len(_free) < KEEP_SEGMENTS and \
+                segment.size + sum(free.size for free in _free) <= KEEP_FREE_BYTES:
             _free.append(segment)
             return
     try:

@@ -144,3 +144,13 @@ def test_a_stored_file_is_byte_for_byte_its_layout_assembled(app, api, case_id, 
         stored = api.get(f"/api/cases/{case_id}/instances/{layout.facts.sop_instance_uid}/file").data
         assert stored == dicom.assemble(layout.pieces, data)
     assert workers.segments_in_use() == 0
+
+
+def test_the_free_list_keeps_at_most_its_bytes():
+    data = bytes(5 << 20)
+    segments = [workers.share(io.BytesIO(data), len(data)) for _ in range(20)]
+    for segment in segments:
+        workers.release(segment)
+    assert workers.segments_in_use() == 0
+    assert sum(s.size for s in workers._free) <= workers.KEEP_FREE_BYTES  # noqa: SLF001 - the bound under test
+    assert len(workers._free) <= workers.KEEP_SEGMENTS  # noqa: SLF001

@@ -94,3 +94,18 @@ def test_a_part_larger_than_its_first_segment_moves_to_a_larger_one():
     content = os.urandom(3 * workers.SEGMENT_STEP + 17)
     body, ctype = requests_body([("big.dcm", content), ("small.dcm", b"abc")])
     assert parse(body, ctype, 64 * 1024) == [("big.dcm", content), ("small.dcm", b"abc")]
+
+
+@pytest.mark.parametrize("value", [
+    b'form-data; name="files"; filename="IM00001"', b' form-data; name="files"; filename="\xe7\xa9\xba.jpg"',
+    b'form-data; name="files"; filename="a\\"b"', b'form-data; name="files"; filename="a%22b"',
+    b'form-data; name="note"', b"form-data; name=\"files\"; filename*=UTF-8''%E7%A9%BA.jpg",
+    b'form-data; name="files"; filename=""', b'form-data;name="files";filename="x y.dcm"',
+    b'form-data; name="files"; filename="C:\\\\dir\\\\a.dcm"', b'Form-Data; Name="files"; filename="b.dcm"',
+    b'form-data; name="files"; filename="\xff\xfe.dcm"'])
+def test_the_plain_disposition_shortcut_reads_what_werkzeug_reads(value):
+    from werkzeug.http import parse_options_header
+
+    _, options = parse_options_header(value.decode("utf-8", "replace"))
+    expected = (options.get("name", ""), options.get("filename"))
+    assert multipart._disposition(b"Content-Disposition: " + value) == expected
