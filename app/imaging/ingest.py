@@ -7,9 +7,10 @@ files in flight, never a whole study. A file reaches its worker through shared m
 worker sends back only the layout (new header bytes, spans of the source) and the digests of the
 source and of the file to store, so the server process neither pickles the file nor hashes it.
 A de-identified file is its new header plus the original file's bytes of every unchanged element
-(the pixel data above all), copied once. Rows are
-written only after every object is stored; if anything fails, the objects this request stored
-are deleted and nothing is recorded.
+(the pixel data above all): it is stored as those pieces, spans of the segment the upload was
+written into as it arrived (the local store writes them with one writev), and the segment is
+given back once the file is stored. Rows are written only after every object is stored; if
+anything fails, the objects this request stored are deleted and nothing is recorded.
 
 Who commits: in every other service the route owns the transaction (services flush, routes
 commit). ``ingest`` alone commits, because one upload spans two systems: only the code that
@@ -46,6 +47,7 @@ from app.imaging.deid import deidentify
 from app.imaging.dicom import RejectedFile
 from app.imaging.models import Attachment, Instance, Series, Study, UidMap
 from app.storage import ObjectStore, StorageUnavailable, case_key, get_store
+from app.storage.base import Buffers
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +63,7 @@ class Prepared:
 
     filename: str
     kind: str  # dicom | image | document
-    data: io.BytesIO
+    data: io.BytesIO | Buffers  # Buffers: a DICOM file's pieces, spans of its source (which segment holds)
     size: int
     content_type: str
     facts: dicom.IndexFacts | None = None
@@ -69,6 +71,7 @@ class Prepared:
     key: str = ""
     sha256: str = ""
     source_sha256: str = ""  # of the bytes as uploaded, before de-identification
+    segment: SharedMemory | None = None  # holds the source that data's spans point into, until stored
 
 
 @dataclass
@@ -180,8 +183,11 @@ def _prepare_dicom(name: str, data: bytes, case: Case, force: bool = False) -> P
 
 
 def _prepared(name: str, source: bytes | memoryview, result: DicomFile) -> Prepared:
-    data = dicom.assemble(result.pieces, source)
-    return Prepared(name, "dicom", io.BytesIO(data), len(data), "application/dicom", facts=result.facts,
+    """The file a layout makes, as its pieces over source: never joined in the server (see Buffers)."""
+    view = memoryview(source)
+    data = Buffers([p if isinstance(p, bytes) else view[p[0]:p[1]] for p in result.pieces])
+    view.release()
+    return Prepared(name, "dicom", data, data.size, "application/dicom", facts=result.facts,
                     uid_map=result.uid_map, sha256=result.sha256,
                     source_sha256=result.source_sha256 or hashlib.sha256(source).hexdigest())
 
@@ -193,7 +199,11 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
     stored as it arrives. An unreachable store fails the first put at once.
     """
     store = get_store()
-    stored = _store_all(case, expand(files, max_total=current_app.config["MAX_CONTENT_LENGTH"] * 4), store)
+    entries = expand(files, max_total=current_app.config["MAX_CONTENT_LENGTH"] * 4)
+    try:
+        stored = _store_all(case, entries, store)
+    finally:
+        entries.close()  # a failure leaves the file in hand open: closing gives back its shared memory
     try:
         accepted = _record(case, user, stored.items)
         db.session.commit()
@@ -236,6 +246,7 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
             stored.rejected.append(outcome)
             return
         if _is_duplicate(outcome, seen_sops, seen_hashes):
+            _let_go(outcome)
             stored.duplicates.append(_accepted(outcome, duplicate=True))
             return
         outcome.key = case_key(case.id, outcome.kind, suffix=".dcm" if outcome.kind == "dicom" else "")
@@ -268,7 +279,10 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
                     future.cancel()
                 raise
     except BaseException:
-        # The pool has shut down here, so no put is still running when its object is deleted.
+        # The pool has shut down here, so no put is still running when its object is deleted
+        # or its segment given back (a put that never ran still holds one).
+        for item in stored.items:
+            _let_go(item)
         _discard(store, [item.key for item in stored.items])
         raise
     return stored
@@ -290,28 +304,38 @@ def _start(entry: Entry | Rejected, case: Case, pool: ProcessPoolExecutor | None
                 try:
                     future = pool.submit(prepare_shared, segment.name, size, **_dicom_options(case, bare))
                 except BrokenProcessPool:
-                    workers.release(segment)
                     workers.discard_pool(pool)
+                    # share() may have taken the stream's own segment: prepare from a copy of it.
+                    stream = io.BytesIO(segment.buf[:size])
+                    workers.release(segment)
+                    return _prepared_here(entry.filename, stream, case)
                 except BaseException:
                     workers.release(segment)
                     raise
                 else:
                     return _Pending(entry.filename, future, segment, size, pool)
-                entry.stream.seek(0)
-        item = prepare(entry.filename, entry.stream, case)
-        item.source_sha256 = item.source_sha256 or _source_sha256(entry.stream)
-        return _Pending(entry.filename, item)
+        return _prepared_here(entry.filename, entry.stream, case)
     except RejectedFile as exc:
         return _Pending(entry.filename, Rejected(entry.filename, str(exc)))
+
+
+def _prepared_here(filename: str, stream: BinaryIO, case: Case) -> _Pending:
+    """Prepare a file in the request thread (no pool, a file too large for it, or a pool just broken)."""
+    item = prepare(filename, stream, case)
+    item.source_sha256 = item.source_sha256 or _source_sha256(stream)
+    return _Pending(filename, item)
 
 
 def _outcome(pending: _Pending, case: Case) -> Prepared | Rejected:
     """Wait for a file's preparation; if its worker died, prepare it here instead."""
     if not isinstance(pending.outcome, Future):
         return pending.outcome
+    segment = pending.segment
     try:
         result = pending.outcome.result()
-        return _prepared(pending.filename, pending.segment.buf[:pending.size], result)
+        item = _prepared(pending.filename, segment.buf[:pending.size], result)
+        item.segment, segment = segment, None  # the item's pieces point into it: given back once stored
+        return item
     except RejectedFile as exc:
         return Rejected(pending.filename, str(exc))
     except BrokenProcessPool:
@@ -325,7 +349,8 @@ def _outcome(pending: _Pending, case: Case) -> Prepared | Rejected:
         except RejectedFile as exc:
             return Rejected(pending.filename, str(exc))
     finally:
-        workers.release(pending.segment)
+        if segment is not None:
+            workers.release(segment)
 
 
 def _source_sha256(stream: BinaryIO) -> str:
@@ -338,13 +363,25 @@ def _source_sha256(stream: BinaryIO) -> str:
 
 
 def _put(store: ObjectStore, item: Prepared) -> None:
-    obj = store.put(item.key, item.data, item.size, item.content_type, sha256=item.sha256 or None)
+    try:
+        obj = store.put(item.key, item.data, item.size, item.content_type, sha256=item.sha256 or None)
+    finally:
+        _let_go(item)  # stored or failed, its bytes are needed no more: the segment goes back at once
     item.sha256 = obj.sha256
 
 
 def _settle(item: Prepared, future: Future) -> None:
     future.result()  # re-raises StorageUnavailable from the worker
-    item.data = io.BytesIO()  # release the bytes as soon as they are stored
+
+
+def _let_go(item: Prepared) -> None:
+    """Drop a file's bytes once stored (or not to be stored): its views of the segment, then the segment."""
+    if isinstance(item.data, Buffers):
+        item.data.close()
+    item.data = io.BytesIO()
+    if item.segment is not None:
+        segment, item.segment = item.segment, None
+        workers.release(segment)
 
 
 class _LazySet:

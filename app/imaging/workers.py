@@ -8,14 +8,16 @@ whatever locks the server's other threads hold at that instant.
 
 A file goes to a worker through a shared memory segment, not through the pool's pipe: pickling
 500 KB into a 64 KB pipe cost the server process about a quarter of its time per file (the
-pickle, a dozen pipe writes, the feeder thread). The server copies the file into a segment once and
-hands the worker its name; once the file is laid out (or given up) the segment goes back to a
-short free list for the next file, so that most files reuse a mapped segment.
+pickle, a dozen pipe writes, the feeder thread). An uploaded file is written into a segment as
+its multipart body arrives (SharedFile), so the worker is handed its name with no copy; once
+the file is stored (or given up) the segment goes back to a short free list for the next file,
+so that most files reuse a mapped segment.
 Segments are registered with multiprocessing's resource tracker, which unlinks any the server
 leaves behind if it dies. Workers read a segment as a file under /dev/shm (Linux), so that they
 never register it with the tracker themselves.
 """
 
+import io
 import multiprocessing
 import os
 import select
@@ -94,17 +96,21 @@ def discard_pool(pool: ProcessPoolExecutor) -> None:
 
 
 SEGMENT_STEP = 1 << 20  # segments are made in whole MB, so that one fits many files
-KEEP_SEGMENTS = 8  # free segments kept for the next files (a fresh one costs a page fault per 4 KB)
-KEEP_MAX_BYTES = 16 << 20
+# Free segments kept for the next files (a fresh one costs a page fault per 4 KB, and the
+# resource tracker a message each way). A file holds its segment from its first byte until it
+# is stored, so two requests in flight hold 20-30; 8 kept meant a new segment every 10 files.
+KEEP_SEGMENTS = 32
+KEEP_MAX_BYTES = 16 << 20  # a larger segment is unlinked at once
+KEEP_FREE_BYTES = 64 << 20  # and the free list never holds more than this
 
-_segments_lock = threading.Lock()
+_segments_lock = threading.RLock()  # re-entered if a SharedFile is collected (closed) inside
 _free: list[shared_memory.SharedMemory] = []
 _free_pid: int | None = None
 _in_use = 0
 
 
-def share(stream: BinaryIO, size: int) -> shared_memory.SharedMemory:
-    """Copy the rest of stream (size bytes) into a shared memory segment; the caller must release() it."""
+def _take(size: int) -> shared_memory.SharedMemory:
+    """Return a segment of at least size bytes, free or new; the caller must release() it."""
     global _in_use
     segment = None
     with _segments_lock:
@@ -114,10 +120,26 @@ def share(stream: BinaryIO, size: int) -> shared_memory.SharedMemory:
                 segment = _free.pop(i)
                 break
         _in_use += 1
-    try:
-        if segment is None:
+    if segment is None:
+        try:
             capacity = max(1, -(-size // SEGMENT_STEP)) * SEGMENT_STEP
             segment = shared_memory.SharedMemory(create=True, size=capacity)
+        except BaseException:
+            with _segments_lock:
+                _in_use -= 1
+            raise
+    return segment
+
+
+def share(stream: BinaryIO, size: int) -> shared_memory.SharedMemory:
+    """Copy the rest of stream (size bytes) into a shared memory segment; the caller must release() it.
+
+    A SharedFile is already in one: its segment is handed over, not copied.
+    """
+    if isinstance(stream, SharedFile) and stream.tell() == 0 and stream.size == size:
+        return stream.detach()
+    segment = _take(size)
+    try:
         with segment.buf[:size] as view:
             done = 0
             while done < size:
@@ -126,13 +148,81 @@ def share(stream: BinaryIO, size: int) -> shared_memory.SharedMemory:
                     raise EOFError(f"the upload's file ended after {done} of {size} bytes")
                 done += n
     except BaseException:
-        if segment is None:
-            with _segments_lock:
-                _in_use -= 1
-        else:
-            release(segment)
+        release(segment)
         raise
     return segment
+
+
+class SharedFile(io.RawIOBase):
+    """A file written into a shared memory segment as it arrives, then read like any file or handed to share().
+
+    The segment is given back when the file is closed, unless share() took it (detach) first; a
+    file outgrowing its segment moves to one twice as large.
+    """
+
+    def __init__(self, capacity: int = SEGMENT_STEP):
+        super().__init__()
+        self._segment: shared_memory.SharedMemory | None = _take(capacity)
+        self.size = 0
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        n = len(data)
+        end = self._pos + n
+        if end > self._segment.size:
+            self._grow(end)
+        if self._pos > self.size:  # written past the end: the gap reads as zeros, as in a file
+            self._segment.buf[self.size:self._pos] = bytes(self._pos - self.size)
+        self._segment.buf[self._pos:end] = data
+        self._pos, self.size = end, max(self.size, end)
+        return n
+
+    def _grow(self, needed: int) -> None:
+        bigger = _take(max(needed, 2 * self._segment.size))
+        bigger.buf[:self.size] = self._segment.buf[:self.size]
+        release(self._segment)
+        self._segment = bigger
+
+    def readinto(self, b) -> int:
+        n = max(0, min(len(b), self.size - self._pos))
+        b[:n] = self._segment.buf[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self.size, self._pos + n)
+        data = bytes(self._segment.buf[self._pos:end]) if end > self._pos else b""
+        self._pos += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def detach(self) -> shared_memory.SharedMemory:
+        """Hand over the segment (its first size bytes are the file); the caller must release() it."""
+        segment, self._segment = self._segment, None
+        super().close()
+        return segment
+
+    def close(self) -> None:
+        if self._segment is not None:
+            segment, self._segment = self._segment, None
+            release(segment)
+        super().close()
 
 
 def release(segment: shared_memory.SharedMemory) -> None:
@@ -145,7 +235,8 @@ def release(segment: shared_memory.SharedMemory) -> None:
     with _segments_lock:
         _in_use -= 1
         _own_free_list()
-        if segment.size <= KEEP_MAX_BYTES and len(_free) < KEEP_SEGMENTS:
+        if segment.size <= KEEP_MAX_BYTES and len(_free) < KEEP_SEGMENTS and \
+                segment.size + sum(free.size for free in _free) <= KEEP_FREE_BYTES:
             _free.append(segment)
             return
     try:

@@ -2,7 +2,7 @@
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
@@ -96,3 +96,38 @@ class HashingReader:
     @property
     def sha256(self) -> str:
         return self._known or self._hash.hexdigest()
+
+
+class Buffers:
+    """An object's bytes as buffers in order (bytes, memoryviews), read as a stream or written as they are.
+
+    A de-identified DICOM file is its new header bytes plus spans of the uploaded file, which
+    sits in shared memory until it is stored: LocalStore writes the spans themselves
+    (``os.writev``), so the file is never joined in memory; any other store reads it as a stream.
+    """
+
+    def __init__(self, buffers: Iterable[bytes | memoryview]):
+        self.buffers = [b for b in buffers if len(b)]
+        self.size = sum(len(b) for b in self.buffers)
+        self._index = 0  # the buffer read() is in, and how far into it
+        self._offset = 0
+
+    def read(self, n: int = -1) -> bytes:
+        out = []
+        want = self.size if n is None or n < 0 else n
+        while want > 0 and self._index < len(self.buffers):
+            buffer = self.buffers[self._index]
+            piece = memoryview(buffer)[self._offset:self._offset + want]
+            out.append(piece)
+            want -= len(piece)
+            self._offset += len(piece)
+            if self._offset == len(buffer):
+                self._index, self._offset = self._index + 1, 0
+        return b"".join(out)
+
+    def close(self) -> None:
+        """Let go of the buffers: views of shared memory must be released before their segment is."""
+        for buffer in self.buffers:
+            if isinstance(buffer, memoryview):
+                buffer.release()
+        self.buffers = []

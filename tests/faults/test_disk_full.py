@@ -56,3 +56,19 @@ def test_disk_full_is_507_and_leaves_nothing(api, case_id, tiny_disk):
     r = post(api, case_id, study[:5])
     assert r.status_code == 200
     assert len(r.json["accepted"]) == 5
+
+
+def test_disk_full_with_ingest_workers_gives_back_every_segment(app, api, case_id, tiny_disk):
+    """Stored from its segment (writev), a file keeps the segment until its put ends, even a failed one."""
+    from app.imaging import workers
+
+    app.config["INGEST_WORKERS"] = 2
+    r = post(api, case_id, ct_series(40))
+    assert r.status_code == 507, r.json
+    assert workers.segments_in_use() == 0
+    assert files_in(tiny_disk) == []
+    assert api.get(f"/api/cases/{case_id}/instances").json["items"] == []
+    r = post(api, case_id, ct_series(5))
+    assert r.status_code == 200, r.json
+    assert workers.segments_in_use() == 0
+    assert len(files_in(tiny_disk)) == 5

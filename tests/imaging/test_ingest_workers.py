@@ -125,3 +125,32 @@ def test_a_segment_too_big_to_keep_is_unlinked_on_release():
     workers.release(segment)
     if workers.SHM_DIR.is_dir():
         assert not (workers.SHM_DIR / name).exists()
+
+
+@pytest.mark.parametrize("pool", [2, 0])
+def test_a_stored_file_is_byte_for_byte_its_layout_assembled(app, api, case_id, pool):
+    """Stored as pieces over the upload's segment (or bytes), never joined: the bytes are assemble()'s."""
+    from app.cases.models import Case
+    from app.imaging import dicom, ingest
+
+    app.config["INGEST_WORKERS"] = pool
+    files = ct_series(3)
+    r = post(api, case_id, [(io.BytesIO(data), name) for name, data in files])
+    assert r.status_code == 200, r.json
+    with app.app_context():
+        options = ingest._dicom_options(db.session.get(Case, case_id), False)  # noqa: SLF001 - the route's own
+    for _, data in files:
+        layout = ingest.prepare_dicom(data, **options)
+        stored = api.get(f"/api/cases/{case_id}/instances/{layout.facts.sop_instance_uid}/file").data
+        assert stored == dicom.assemble(layout.pieces, data)
+    assert workers.segments_in_use() == 0
+
+
+def test_the_free_list_keeps_at_most_its_bytes():
+    data = bytes(5 << 20)
+    segments = [workers.share(io.BytesIO(data), len(data)) for _ in range(20)]
+    for segment in segments:
+        workers.release(segment)
+    assert workers.segments_in_use() == 0
+    assert sum(s.size for s in workers._free) <= workers.KEEP_FREE_BYTES  # noqa: SLF001 - the bound under test
+    assert len(workers._free) <= workers.KEEP_SEGMENTS  # noqa: SLF001
