@@ -15,6 +15,29 @@ from app.storage.base import CHUNK, HashingReader, StorageUnavailable, StoredObj
 # Objects above this size go up as a multipart upload, one part in memory at a time.
 PART_SIZE = 16 * 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
+_PAYLOAD_SHA256 = "x-amz-content-sha256"
+
+
+class _Client(Minio):
+    """minio's client, except that a request whose body's SHA-256 the caller gives is signed with it.
+
+    Over http minio hashes every body for its SigV4 signature (over https it computes a
+    Content-MD5 instead); for an ingested file that is the digest its worker process computed
+    moments before, and hashing a 530 KB slice again here was ≈ 0.35 of the ≈ 1.45 ms of CPU a
+    put costs the server process. The given digest is signed as the payload hash over http and https alike, so the
+    server checks the body against the digest the index records (S3 answers
+    XAmzContentSHA256Mismatch otherwise). Only for one-request puts: a multipart upload's
+    requests each carry a part, not the object.
+    """
+
+    def _build_headers(self, host, headers=None, body=None, creds=None):
+        digest = headers.get(_PAYLOAD_SHA256) if headers else None
+        if digest is None or creds is None or not body:
+            return super()._build_headers(host, headers, body, creds)
+        headers, date = super()._build_headers(host, headers, None, creds)  # no body: nothing hashed
+        headers["Content-Length"] = str(len(body))
+        headers[_PAYLOAD_SHA256] = digest
+        return headers, date
 
 
 class S3Store:
@@ -33,8 +56,8 @@ class S3Store:
                                   status_forcelist=(502, 503, 504)),
             maxsize=16,
         )
-        self.client = Minio(url.netloc, access_key=access_key, secret_key=secret_key,
-                            secure=url.scheme == "https", region=region or None, http_client=http)
+        self.client = _Client(url.netloc, access_key=access_key, secret_key=secret_key,
+                              secure=url.scheme == "https", region=region or None, http_client=http)
         self._bucket_ready = False
         self._lock = threading.Lock()
 
@@ -66,8 +89,9 @@ class S3Store:
             sha256: str | None = None) -> StoredObject:
         self._ensure_bucket()
         reader = HashingReader(stream, sha256)
+        signed = {_PAYLOAD_SHA256: sha256} if sha256 and size <= PART_SIZE else None
         self._call(self.client.put_object, self.bucket, key, reader, size,
-                   content_type=content_type, part_size=PART_SIZE)
+                   content_type=content_type, part_size=PART_SIZE, metadata=signed)
         if reader.size != size:
             raise StorageUnavailable(detail="object store stopped reading the upload early")
         return StoredObject(key=key, size=reader.size, sha256=reader.sha256)

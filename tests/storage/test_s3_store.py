@@ -54,7 +54,7 @@ def distinct_instances(n: int) -> list[tuple[io.BytesIO, str]]:
     return [(io.BytesIO(data), name) for name, data in ct_series(n)]
 
 
-def test_study_lands_in_the_bucket_and_reads_back(app, api, case_id, raw, bucket):
+def test_study_lands_in_the_bucket_and_reads_back(app, api, case_id, raw, bucket, s3):
     assert not raw.bucket_exists(bucket)  # created on first use
     files = study_files("98892001")
     r = post(api, case_id, upload(files))
@@ -70,12 +70,47 @@ def test_study_lands_in_the_bucket_and_reads_back(app, api, case_id, raw, bucket
         body = raw.get_object(bucket, key).read()
         sha, size, sop = rows[key]
         assert hashlib.sha256(body).hexdigest() == sha
+        # The PUT was signed with the digest the index records (the worker's), which the server checked.
+        assert s3.signed_puts[f"/{bucket}/{key}"] == sha
         assert len(body) == size
         served = api.get(f"/api/cases/{case_id}/instances/{sop}/file")
         assert served.data == body
         assert pydicom.dcmread(io.BytesIO(body)).PatientIdentityRemoved == "YES"
     sop = rows[keys[0]][2]
     assert api.get(f"/api/cases/{case_id}/instances/{sop}/rendered").mimetype == "image/png"
+
+
+def test_a_put_is_signed_with_the_digest_it_is_given_and_a_wrong_one_is_refused(app, raw, bucket, s3):
+    from app.storage import StorageUnavailable, get_store
+
+    data = b"DICM" * 10_000
+    right = hashlib.sha256(data).hexdigest()
+    with app.app_context():
+        store = get_store()
+        assert store.put("k/right", io.BytesIO(data), len(data), "application/dicom", sha256=right).sha256 == right
+        assert s3.signed_puts[f"/{bucket}/k/right"] == right
+        # A digest that is not the body's never lands: the server refuses the signed payload.
+        with pytest.raises(StorageUnavailable) as refused:
+            store.put("k/wrong", io.BytesIO(data), len(data), "application/dicom", sha256="0" * 64)
+        assert refused.value.detail == "object store refused the request: XAmzContentSHA256Mismatch"
+        # Without a digest the client hashes the body itself, and the store reports that digest.
+        assert store.put("k/unknown", io.BytesIO(data), len(data), "application/dicom").sha256 == right
+        assert s3.signed_puts[f"/{bucket}/k/unknown"] == right
+    assert objects(raw, bucket) == ["k/right", "k/unknown"]
+
+
+def test_a_multipart_put_signs_each_part_with_its_own_digest(app, raw, bucket, s3, monkeypatch):
+    from app.storage import get_store
+    from app.storage import s3 as s3_store
+
+    monkeypatch.setattr(s3_store, "PART_SIZE", 5 * 1024 * 1024)  # S3's smallest part
+    data = bytes(range(256)) * (6 * 1024 * 4)  # 6 MiB: two parts
+    digest = hashlib.sha256(data).hexdigest()
+    with app.app_context():
+        stored = get_store().put("k/big", io.BytesIO(data), len(data), "application/dicom", sha256=digest)
+    assert stored.sha256 == digest
+    assert f"/{bucket}/k/big" not in s3.signed_puts  # no single PUT: the parts went up, each checked
+    assert raw.get_object(bucket, "k/big").read() == data
 
 
 def test_store_down_before_upload_is_503_and_records_nothing(api, case_id, s3, raw, bucket):
