@@ -14,14 +14,25 @@ pytestmark = pytest.mark.slow
 
 
 def descendants(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            kids = [int(k) for k in (task / "children").read_text().split()]
-        except FileNotFoundError:
+    """Every process below pid, from the parent pid of each process in /proc.
+
+    (Not /proc/<pid>/task/*/children: a child is listed under the thread that started it, and
+    the server's request threads come and go, so a walk through them can miss the fork server.)
+    """
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
-        for kid in kids:
-            found |= {kid, *descendants(kid)}
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        kids = parents.get(todo.pop(), [])
+        found.update(kids)
+        todo.extend(kids)
     return found
 
 
