@@ -104,9 +104,9 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
     def text(tag: int) -> str:
         return _text(data, at.get(tag))
 
-    uids = {tag: text(tag) for tag in (SOP_CLASS, SOP_INSTANCE, STUDY, SERIES)}
-    if any("\\" in v or not v.strip() for v in uids.values()) or dicom.MEDIA_DIRECTORY_SOP_CLASS in (
-            uids[SOP_CLASS], _text(data, meta.get(0x00020002))):
+    uids = {tag: text(tag).strip() for tag in (SOP_CLASS, SOP_INSTANCE, STUDY, SERIES)}
+    if any("\\" in v or not v for v in uids.values()) or dicom.MEDIA_DIRECTORY_SOP_CLASS in (
+            uids[SOP_CLASS], _text(data, meta.get(0x00020002)).strip()):
         raise NotPlain
     frames = _frames(text(FRAMES))
     pixels = at.get(PIXEL_DATA)
@@ -140,8 +140,8 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
             raise NotPlain  # pydicom may read it as another VR
         elif vr == b"SQ":
             new[tag] = _clean_sequence(data, at.get(CHARSET), start, end, tag, new_uid, implicit)
-        elif vr == b"UI" and (values := _text(data, (tag, vr, start, value, end))):
-            replaced = deid.replace_uids(values.split("\\"), new_uid)
+        elif vr == b"UI" and (values := _uid_values(_text(data, (tag, vr, start, value, end)))) != [""]:
+            replaced = deid.replace_uids(values, new_uid)
             new[tag] = _encode_ui(tag, "\\".join(replaced), implicit)
             if tag in uids:
                 uids[tag] = replaced[0]
@@ -170,6 +170,11 @@ def _text(data: bytes, element) -> str:
     if element is None:
         return ""
     return data[element[3]:element[4]].decode("latin-1").rstrip(" \x00")
+
+
+def _uid_values(text: str) -> list[str]:
+    """A UI value's UIDs as pydicom reads them: each stripped of the whitespace around it."""
+    return [uid.strip() for uid in text.split("\\")]
 
 
 def _header(data: bytes, pos: int, n: int, implicit: bool = False) -> tuple[int, bytes, int, int]:

@@ -170,3 +170,24 @@ def test_files_rewritten_in_implicit_vr_agree(name):
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True, implicit_vr=True, little_endian=True)
     assert agree(out.getvalue())
+
+
+@pytest.mark.parametrize("padded", [b" 1.2.826.0.1.3680043.8.498.12 ", b"\t1.2.826.0.1.3680043.8.498.12\t",
+                                    b"1.2.826.0.1.3680043.8.498.123\n", b"\t" + b" " * 29],
+                         ids=["spaces", "tabs", "newline", "blank"])
+@pytest.mark.parametrize("keyword", ["StudyInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"])
+def test_uids_with_surrounding_whitespace_agree(keyword, padded):
+    """pydicom strips whitespace around each UID it reads; the scanner must derive from the same value."""
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    setattr(ds, keyword, "1.2.826.0.1.3680043.8.498.1234")  # 30 characters, as long as each padded value
+    ds.RelatedGeneralSOPClassUID = ["1.2.826.0.1.3680043.8.498.55", "1.2.826.0.1.3680043.8.498.66"]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    data = out.getvalue().replace(b"1.2.826.0.1.3680043.8.498.1234", padded)
+    data = data.replace(b".55\\1.", b".5 \\ 1")  # components of a multi-valued UID padded too
+    taken = agree(data)
+    assert taken or (keyword != "FrameOfReferenceUID" and not padded.strip())  # a blank study/SOP UID: refused
+    if taken:
+        uid_map = fast(data)[2]
+        assert all(uid == uid.strip() for uid in uid_map)
+        assert (padded.strip().decode() in uid_map) == bool(padded.strip())
