@@ -13,6 +13,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+sys.path.insert(0, str(ROOT))
+from tests.support.proctree import descendants  # noqa: E402 - the repository's root is on the path only now
 
 
 def free_port() -> int:
@@ -140,7 +142,7 @@ def upload_parallel(url: str, case_id: int, files: list[bytes], headers: dict, *
 def cpu_tree(pid: int) -> float:
     """User+system CPU seconds used so far by a process and its live children (Linux /proc)."""
     total = 0.0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *descendants(pid)]:
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
@@ -152,7 +154,7 @@ def cpu_tree(pid: int) -> float:
 def rss_kib(pid: int) -> int:
     """Resident memory of a process and its children (the ingest workers), in KiB (Linux /proc)."""
     total = 0
-    for p in [pid, *_children(pid)]:
+    for p in [pid, *descendants(pid)]:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -160,18 +162,6 @@ def rss_kib(pid: int) -> int:
         except FileNotFoundError:
             pass
     return total
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            kids = [int(k) for k in (task / "children").read_text().split()]
-        except FileNotFoundError:
-            continue
-        for kid in kids:
-            found += [kid, *_children(kid)]
-    return found
 
 
 def pct(values, p: float) -> float:

@@ -9,39 +9,9 @@ import pytest
 import requests
 
 from tests.imaging.dicom_samples import ct_series
+from tests.support.proctree import alive, descendants
 
 pytestmark = pytest.mark.slow
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below pid, from the parent pid of each process in /proc.
-
-    (Not /proc/<pid>/task/*/children: a child is listed under the thread that started it, and
-    the server's request threads come and go, so a walk through them can miss the fork server.)
-    """
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
-            continue
-        parents.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        kids = parents.get(todo.pop(), [])
-        found.update(kids)
-        todo.extend(kids)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads process trees from Linux /proc")
