@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error, ServerError
+from minio.helpers import check_bucket_name
 
 from app.storage.base import CHUNK, HashingReader, StorageUnavailable, StoredObject
 
@@ -48,6 +49,11 @@ class S3Store:
         url = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}")
         if not url.hostname:
             raise RuntimeError(f"S3_ENDPOINT {endpoint!r} has no host")
+        try:
+            check_bucket_name(bucket)
+        except ValueError as exc:  # else every request that touches the store would fail with a 500
+            raise RuntimeError(f"S3_BUCKET {bucket!r} is not a valid bucket name: "
+                               "3-63 lower-case letters, digits, dots and hyphens") from exc
         self.bucket = bucket
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),

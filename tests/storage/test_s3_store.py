@@ -175,3 +175,14 @@ def test_gc_aborts_multipart_uploads_a_crash_left_open(app, raw, bucket, case_id
     left = raw._list_multipart_uploads(bucket).uploads
     assert [(u.object_name, u.upload_id) for u in left] == [("exports/report.pdf", outside)]
     assert objects(raw, bucket) == []
+
+
+@pytest.mark.parametrize("name", ["b", "ab", "-dash", "two..dots", "a" * 64])
+def test_an_invalid_bucket_name_stops_the_app_at_start_with_a_message_naming_it(name):
+    from app.storage import build_store
+
+    config = {"STORAGE_BACKEND": "s3", "S3_ENDPOINT": "http://127.0.0.1:9", "S3_ACCESS_KEY": "a",
+              "S3_SECRET_KEY": "b", "S3_BUCKET": name}
+    with pytest.raises(RuntimeError, match=f"S3_BUCKET '{name}' is not a valid bucket name"):
+        build_store(config)
+    build_store({**config, "S3_BUCKET": "huizhen-ok"})  # a valid name: no check reaches the network
