@@ -100,6 +100,8 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
     if not elements:
         raise NotPlain
     at = {e[0]: e for e in elements if e[0] in FACT_TAGS or e[0] == CHARSET}
+    if not implicit and any(e[1] not in READ_VRS[tag] for tag, e in at.items()):
+        raise NotPlain  # pydicom decodes a value by the VR the file gives it, not by the dictionary's
 
     def text(tag: int) -> str:
         return _text(data, at.get(tag))
@@ -273,6 +275,10 @@ def dictionary_vr(tag: int) -> bytes:
     except KeyError:
         return b""
     return b"??" if len(vr) != 2 else vr.encode()
+
+
+# The VRs in which this module reads each value it decodes (the dictionary's; the pixel data's two).
+READ_VRS = {tag: (dictionary_vr(tag),) for tag in FACT_TAGS | {CHARSET}} | {PIXEL_DATA: (b"OB", b"OW")}
 
 
 def _skip_items(data: bytes, pos: int, n: int, depth: int, implicit: bool = False) -> int:

@@ -6,6 +6,7 @@ For every file it takes, the stored bytes, the index facts and the UID map must 
 
 import io
 import random
+import struct
 import warnings
 
 import pydicom
@@ -191,3 +192,58 @@ def test_uids_with_surrounding_whitespace_agree(keyword, padded):
         uid_map = fast(data)[2]
         assert all(uid == uid.strip() for uid in uid_map)
         assert (padded.strip().decode() in uid_map) == bool(padded.strip())
+
+
+# Files a review found the two paths reading differently: hand-made elements spliced into real files.
+
+def encoded(tag: int, vr: str, value: bytes, *, implicit: bool = False, length: int | None = None) -> bytes:
+    """One little endian element as a file holds it (length: the header's, if not the value's)."""
+    group, element = tag >> 16, tag & 0xFFFF
+    length = len(value) if length is None else length
+    if implicit:
+        return struct.pack("<HHI", group, element, length) + value
+    if vr in dicom.LONG_HEADER_VRS:
+        return struct.pack("<HH2sHI", group, element, vr.encode(), 0, length) + value
+    return struct.pack("<HH2sH", group, element, vr.encode(), length) + value
+
+
+def spliced(data: bytes, tag: int, raw: bytes) -> bytes:
+    """data with its top-level element tag replaced by raw (put in tag order if data lacks it)."""
+    starts: dict[int, int] = {}
+    dicom.read_dataset(io.BytesIO(data), starts=starts)
+    order = sorted(starts.items())
+    for (at, start), following in zip(order, [*order[1:], (None, len(data))], strict=True):
+        if at == tag:
+            return data[:start] + raw + data[following[1]:]
+        if at > tag:
+            return data[:start] + raw + data[start:]
+    return data + raw
+
+
+def ct_slice(*, implicit: bool = False, pixels: bool = True) -> bytes:
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    if not pixels:
+        del ds.PixelData
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True, implicit_vr=implicit, little_endian=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("tag", "vr", "value"), [
+    (0x00200013, "US", b"12"),  # InstanceNumber: pydicom reads 12849, the text "12" would say 12
+    (0x00200011, "UL", b"1234"),  # SeriesNumber
+    (0x00280008, "US", b"1 "),  # NumberOfFrames: 8241 frames, so the reference finds the pixels short
+    (0x00200032, "FD", struct.pack("<3d", 1.0, 2.0, 3.0)),  # ImagePositionPatient: numbers, not text
+    (0x00080060, "US", b"CT"),  # Modality
+    (0x00080018, "LO", b" 1.2.826.0.1.3680043.8.498.5 "),  # SOPInstanceUID: LO keeps the leading space
+    (0x00280010, "SS", struct.pack("<h", 128)),  # Rows
+    (0x00280011, "IS", b"128 "),  # Columns
+    (0x00280100, "UL", struct.pack("<I", 16)),  # BitsAllocated
+    (0x00280002, "OW", struct.pack("<H", 1)),  # SamplesPerPixel
+], ids=["InstanceNumber-US", "SeriesNumber-UL", "NumberOfFrames-US", "ImagePosition-FD", "Modality-US",
+        "SOPInstanceUID-LO", "Rows-SS", "Columns-IS", "BitsAllocated-UL", "SamplesPerPixel-OW"])
+def test_index_values_in_another_vr_than_the_dictionary_agree(tag, vr, value):
+    """pydicom decodes a value by the VR the file gives it; the scanner must not read it as the dictionary's."""
+    agree(spliced(ct_slice(), tag, encoded(tag, vr, value)))
