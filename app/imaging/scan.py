@@ -135,8 +135,8 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
         if tag in deid.SET_TAGS or action in ("Z", "D"):
             if tag == CODE_SEQUENCE:
                 raise NotPlain  # deidentify would first clean the old sequence's items
-            if vr not in SHORT_VRS and vr not in LONG_VRS:
-                raise NotPlain  # implicit VR: not in the dictionary, or ambiguous
+            if vr != dictionary_vr(tag):
+                raise NotPlain  # another VR (the pseudonym may not fit it), unknown or ambiguous in implicit VR
             emptied.append((tag, vr.decode(), undefined))
         elif vr == b"UN" or (undefined and vr != b"SQ" and tag != PIXEL_DATA):
             raise NotPlain  # pydicom may read it as another VR

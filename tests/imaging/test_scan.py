@@ -247,3 +247,15 @@ def ct_slice(*, implicit: bool = False, pixels: bool = True) -> bytes:
 def test_index_values_in_another_vr_than_the_dictionary_agree(tag, vr, value):
     """pydicom decodes a value by the VR the file gives it; the scanner must not read it as the dictionary's."""
     agree(spliced(ct_slice(), tag, encoded(tag, vr, value)))
+
+
+@pytest.mark.parametrize(("tag", "vr", "value"), [
+    (0x00100010, "US", b"\x01\x00"),  # PatientName: set to the pseudonym, which US cannot hold
+    (0x00100020, "FL", struct.pack("<f", 1.0)),  # PatientID: the same
+    (0x00080020, "UN", b"20200101"),  # StudyDate (emptied): pydicom reads UN as the dictionary's DA
+    (0x00100030, "LO", b"19700101"),  # PatientBirthDate (emptied)
+    (0x00120062, "UN", b"NO"),  # PatientIdentityRemoved (set)
+], ids=["PatientName-US", "PatientID-FL", "StudyDate-UN", "PatientBirthDate-LO", "PatientIdentityRemoved-UN"])
+def test_emptied_and_set_elements_in_another_vr_agree(tag, vr, value):
+    """The profile empties or sets these whatever their VR; the scanner must not raise, nor write them otherwise."""
+    agree(spliced(ct_slice(), tag, encoded(tag, vr, value)))
