@@ -128,6 +128,8 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
     kept: list[tuple[int, int, int]] = []  # (tag, start, end) of elements copied as they are
     for tag, vr, start, value, end, undefined in elements:
         if tag & 0xFFFF == 0 and tag >> 16 > 6:
+            if undefined or (vr != b"UL" and not implicit):
+                raise NotPlain  # the profile cleans a group length that claims to be a UID or a sequence
             continue  # retired group lengths: pydicom's writer drops them
         action = deid.action_of(tag)
         if action == "X":
@@ -224,8 +226,10 @@ def _scan(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, int, bool]]
                 value, length = pos + 12, u32(data, pos + 8)[0]
             else:
                 raise NotPlain
-        if tag <= last or tag >> 16 in (0x0002, 0xFFFE):
-            raise NotPlain  # out of order (the reference rejects it), meta or item tags in the dataset
+        if tag <= last or tag >> 16 in (0x0000, 0x0002, 0xFFFE):
+            # Out of order (the reference rejects it); meta or item tags in the dataset; group 0000,
+            # which pydicom reads apart as a command set (guessing its VRs) and writes anew.
+            raise NotPlain
         last = tag
         if length != UNDEFINED:
             end = value + length
@@ -252,7 +256,7 @@ def _scan_implicit(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, in
             raise NotPlain
         group, element, length = item(data, pos)
         tag = group << 16 | element
-        if tag <= last or group in (0x0002, 0xFFFE):
+        if tag <= last or group in (0x0000, 0x0002, 0xFFFE):
             raise NotPlain
         last = tag
         value = pos + 8

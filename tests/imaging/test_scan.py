@@ -259,3 +259,30 @@ def test_index_values_in_another_vr_than_the_dictionary_agree(tag, vr, value):
 def test_emptied_and_set_elements_in_another_vr_agree(tag, vr, value):
     """The profile empties or sets these whatever their VR; the scanner must not raise, nor write them otherwise."""
     agree(spliced(ct_slice(), tag, encoded(tag, vr, value)))
+
+
+ITEM, ITEM_END, SEQUENCE_END = (struct.pack("<HHI", 0xFFFE, e, 0) for e in (0xE000, 0xE00D, 0xE0DD))
+UNDEFINED_ITEM = struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+UID = b"1.2.826.0.1.3680043.8.498.77\x00"
+
+
+def referencing_item(*, implicit: bool = False) -> bytes:
+    """An item of undefined length holding a ReferencedSOPInstanceUID."""
+    return UNDEFINED_ITEM + encoded(0x00081155, "UI", UID, implicit=implicit) + ITEM_END
+
+
+@pytest.mark.parametrize(("tag", "vr", "value"), [
+    (0x00000100, "US", b"\x01\x00\x00"),  # CommandField, 3 bytes: pydicom reads group 0000 as a command set
+    (0x00000002, "LO", UID),  # AffectedSOPClassUID as LO
+    (0x00080000, "UI", UID),  # a group length with a UID in it: the profile replaces it
+    (0x00280000, "UI", UID),
+    (0x00080000, "SQ", referencing_item()),  # ... or a sequence holding one
+], ids=["command-US-3-bytes", "command-LO", "group-length-UI", "group-0028-length-UI", "group-length-SQ"])
+def test_group_0000_and_group_lengths_in_another_vr_agree(tag, vr, value):
+    agree(spliced(ct_slice(), tag, encoded(tag, vr, value)))
+
+
+def test_an_implicit_vr_group_length_of_undefined_length_agrees():
+    """pydicom reads an unknown element of undefined length whose first item follows as a sequence."""
+    item = referencing_item(implicit=True) + SEQUENCE_END
+    agree(spliced(ct_slice(implicit=True), 0x00080000, encoded(0x00080000, "", item, implicit=True, length=0xFFFFFFFF)))
