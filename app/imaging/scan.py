@@ -92,7 +92,9 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
     if len(data) < 144 or data[128:132] != b"DICM":
         raise NotPlain
     meta, meta_end = _scan_meta(data)
-    ts = _text(data, meta.get(0x00020010))
+    ts = _text(data, meta[0x00020010])
+    if meta[0x00020010][1] != b"UI" or ts != ts.strip():
+        raise NotPlain  # pydicom strips any whitespace around a UID (we would not); in another VR it is no UID
     implicit = ts == pydicom.uid.ImplicitVRLittleEndian
     if not implicit and not _explicit_little(ts):
         raise NotPlain

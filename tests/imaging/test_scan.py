@@ -286,3 +286,35 @@ def test_an_implicit_vr_group_length_of_undefined_length_agrees():
     """pydicom reads an unknown element of undefined length whose first item follows as a sequence."""
     item = referencing_item(implicit=True) + SEQUENCE_END
     agree(spliced(ct_slice(implicit=True), 0x00080000, encoded(0x00080000, "", item, implicit=True, length=0xFFFFFFFF)))
+
+
+def meta_spliced(data: bytes, tag: int, raw: bytes, *, fix_group_length: bool = True) -> bytes:
+    """data with its file meta element tag replaced by raw, and the group length made to fit."""
+    pos, spans = 132, {}
+    while struct.unpack_from("<H", data, pos)[0] == 2:
+        at = struct.unpack_from("<I", data, pos)[0]
+        at = (at & 0xFFFF) << 16 | at >> 16
+        vr = data[pos + 4:pos + 6].decode()
+        header, length = (12, struct.unpack_from("<I", data, pos + 8)[0]) if vr in dicom.LONG_HEADER_VRS else (
+            8, struct.unpack_from("<H", data, pos + 6)[0])
+        spans[at] = (pos, pos + header + length)
+        pos += header + length
+    start, end = spans[tag]
+    data = data[:start] + raw + data[end:]
+    if fix_group_length and tag != 0x00020000:
+        length = struct.unpack_from("<I", data, 140)[0] + len(raw) - (end - start)
+        data = data[:140] + struct.pack("<I", length) + data[144:]
+    return data
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-VR", "implicit-VR"])
+@pytest.mark.parametrize(("vr", "padded"), [
+    ("UI", b" {uid}"), ("UI", b"\t{uid}"), ("UI", b"{uid}\t"), ("UI", b"{uid}\n"), ("UI", b"{uid}\xa0"),
+    ("OB", b"{uid}"), ("US", b"{uid}"),
+], ids=["leading-space", "leading-tab", "trailing-tab", "newline", "nbsp", "OB", "US"])
+def test_a_transfer_syntax_with_whitespace_or_another_vr_agrees(implicit, vr, padded):
+    """pydicom strips all whitespace around a UID (a NUL or space pads it); OB or US is no UID at all."""
+    uid = (pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian).encode()
+    value = padded.replace(b"{uid}", uid)
+    value += b"\x00" * (len(value) % 2)
+    agree(meta_spliced(ct_slice(implicit=implicit), 0x00020010, encoded(0x00020010, vr, value)))
