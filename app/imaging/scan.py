@@ -359,7 +359,7 @@ def _check_pixels(data: bytes, at: dict, pixels: tuple, ts: str, frames: int, ma
     rows, cols, bits = _us(data, at.get(ROWS)), _us(data, at.get(COLUMNS)), _us(data, at.get(BITS_ALLOCATED))
     samples = _us(data, at.get(SAMPLES), default=1)
     if dicom.frame_size_problem(rows, cols, max_frame_pixels) or \
-            rows * cols * samples * ((bits + 7) // 8) * frames > max_decoded_bytes:
+            rows * cols * (samples or 1) * ((bits + 7) // 8) * frames > max_decoded_bytes:  # 0 counts as 1 there
         raise NotPlain
     undefined = pixels[5]
     if UID(ts).is_encapsulated:

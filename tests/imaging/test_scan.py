@@ -318,3 +318,12 @@ def test_a_transfer_syntax_with_whitespace_or_another_vr_agrees(implicit, vr, pa
     value = padded.replace(b"{uid}", uid)
     value += b"\x00" * (len(value) % 2)
     agree(meta_spliced(ct_slice(implicit=implicit), 0x00020010, encoded(0x00020010, vr, value)))
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-VR", "implicit-VR"])
+def test_samples_per_pixel_0_counts_as_1_for_the_decoded_size(implicit):
+    """The reference's size limit reads SamplesPerPixel 0 as 1: 70,000 frames of 128×128×2 pass 2 GiB."""
+    data = spliced(ct_slice(implicit=implicit), 0x00280002, encoded(0x00280002, "US", b"\x00\x00", implicit=implicit))
+    data = spliced(data, 0x00280008, encoded(0x00280008, "IS", b"70000 ", implicit=implicit))
+    assert isinstance(reference(data), dicom.RejectedFile)
+    agree(data)
