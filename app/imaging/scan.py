@@ -440,9 +440,10 @@ def _us_fact(data: bytes, element) -> int | None:
     """dicom._int of a US value: None when absent, empty or multi-valued."""
     if element is None:
         return None
-    if element[1] != b"US":
-        raise NotPlain
-    return _u16(data, element[3])[0] if element[4] - element[3] == 2 else None
+    length = element[4] - element[3]
+    if element[1] != b"US" or length % 2:
+        raise NotPlain  # an odd length: pydicom cannot decode it
+    return _u16(data, element[3])[0] if length == 2 else None
 
 
 def _encode_ui(tag: int, value: str, implicit: bool = False) -> bytes:

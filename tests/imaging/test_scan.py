@@ -327,3 +327,12 @@ def test_samples_per_pixel_0_counts_as_1_for_the_decoded_size(implicit):
     data = spliced(data, 0x00280008, encoded(0x00280008, "IS", b"70000 ", implicit=implicit))
     assert isinstance(reference(data), dicom.RejectedFile)
     agree(data)
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-VR", "implicit-VR"])
+@pytest.mark.parametrize("value", [b"\x80", b"\x80\x00\x00", b"\x80\x00\x80\x00\x00"],
+                         ids=["1-byte", "3-bytes", "5-bytes"])
+@pytest.mark.parametrize("tag", [0x00280010, 0x00280011], ids=["Rows", "Columns"])
+def test_rows_and_columns_of_odd_length_agree(tag, value, implicit):
+    """Without pixel data only the index reads them: pydicom cannot decode an odd number of bytes as US."""
+    agree(spliced(ct_slice(implicit=implicit, pixels=False), tag, encoded(tag, "US", value, implicit=implicit)))
