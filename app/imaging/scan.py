@@ -64,10 +64,13 @@ SOP_CLASS, SOP_INSTANCE, STUDY, SERIES = 0x00080016, 0x00080018, 0x0020000D, 0x0
 MODALITY, BODY_PART, SERIES_NUMBER, INSTANCE_NUMBER = 0x00080060, 0x00180015, 0x00200011, 0x00200013
 POSITION, ORIENTATION, SAMPLES, PHOTOMETRIC = 0x00200032, 0x00200037, 0x00280002, 0x00280004
 FRAMES, ROWS, COLUMNS, SPACING, IMAGER_SPACING = 0x00280008, 0x00280010, 0x00280011, 0x00280030, 0x00181164
-BITS_ALLOCATED, BURNED_IN = 0x00280100, 0x00280301
+BITS_ALLOCATED, BURNED_IN, PIXEL_REPRESENTATION = 0x00280100, 0x00280301, 0x00280103
 FACT_TAGS = frozenset({SOP_CLASS, SOP_INSTANCE, STUDY, SERIES, MODALITY, BODY_PART, SERIES_NUMBER,
                        INSTANCE_NUMBER, POSITION, ORIENTATION, SAMPLES, PHOTOMETRIC, FRAMES, ROWS, COLUMNS,
                        SPACING, IMAGER_SPACING, BITS_ALLOCATED, BURNED_IN, PIXEL_DATA})
+# The elements whose values the reference decodes: those, the character set, and PixelRepresentation,
+# which pydicom decodes when deidentify adds its code sequence (Dataset._set_pixel_representation).
+READ_TAGS = FACT_TAGS | {CHARSET, PIXEL_REPRESENTATION}
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 
 
@@ -101,9 +104,11 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
     elements = _scan_implicit(data, meta_end) if implicit else _scan(data, meta_end)
     if not elements:
         raise NotPlain
-    at = {e[0]: e for e in elements if e[0] in FACT_TAGS or e[0] == CHARSET}
+    at = {e[0]: e for e in elements if e[0] in READ_TAGS}
     if not implicit and any(e[1] not in READ_VRS[tag] for tag, e in at.items()):
         raise NotPlain  # pydicom decodes a value by the VR the file gives it, not by the dictionary's
+    if PIXEL_REPRESENTATION in at and (at[PIXEL_REPRESENTATION][4] - at[PIXEL_REPRESENTATION][3]) % 2:
+        raise NotPlain  # pydicom raises on decoding it
 
     def text(tag: int) -> str:
         return _text(data, at.get(tag))
@@ -284,7 +289,7 @@ def dictionary_vr(tag: int) -> bytes:
 
 
 # The VRs in which this module reads each value it decodes (the dictionary's; the pixel data's two).
-READ_VRS = {tag: (dictionary_vr(tag),) for tag in FACT_TAGS | {CHARSET}} | {PIXEL_DATA: (b"OB", b"OW")}
+READ_VRS = {tag: (dictionary_vr(tag),) for tag in READ_TAGS} | {PIXEL_DATA: (b"OB", b"OW")}
 
 
 def _skip_items(data: bytes, pos: int, n: int, depth: int, implicit: bool = False) -> int:

@@ -336,3 +336,13 @@ def test_samples_per_pixel_0_counts_as_1_for_the_decoded_size(implicit):
 def test_rows_and_columns_of_odd_length_agree(tag, value, implicit):
     """Without pixel data only the index reads them: pydicom cannot decode an odd number of bytes as US."""
     agree(spliced(ct_slice(implicit=implicit, pixels=False), tag, encoded(tag, "US", value, implicit=implicit)))
+
+
+@pytest.mark.parametrize(("vr", "value", "implicit"), [
+    ("US", b"\x01", False), ("US", b"\x01\x00\x00", False), ("SS", b"\x01", False), ("FL", b"\x00" * 3, False),
+    ("UL", b"\x00\x00", False), ("US", b"\x01", True), ("US", b"\x01\x00\x00", True),
+], ids=["US-1-byte", "US-3-bytes", "SS-1-byte", "FL-3-bytes", "UL-2-bytes", "implicit-1-byte", "implicit-3-bytes"])
+def test_a_malformed_pixel_representation_agrees(vr, value, implicit):
+    """Setting the de-identification code sequence makes pydicom decode PixelRepresentation, whatever the file."""
+    tag = 0x00280103
+    agree(spliced(ct_slice(implicit=implicit), tag, encoded(tag, vr, value, implicit=implicit)))
