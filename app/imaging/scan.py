@@ -520,12 +520,16 @@ META_TEMPLATES = 64
 
 def _meta_head(data: bytes, meta: dict, meta_end: int, sop_class: str, sop_instance: str) -> bytes:
     """Preamble, prefix and file meta as the reference writes them, with the new SOP Instance UID."""
+    # The template fits every file whose header has the same bytes but for two values: the group
+    # length's (pydicom's writer computes it anew) and the SOP Instance UID's (put in per file).
+    # Their tags, VRs and the group length's length field stay in the key: pydicom writes both
+    # elements in the form it read them, and a group length of other than 4 bytes changes the output.
     skip = [meta[t] for t in (0x00020000, 0x00020003) if t in meta]
     key_parts, pos = [], 132
     for element in sorted(skip, key=lambda e: e[2]):
-        key_parts.append(data[pos:element[2]])
+        key_parts.append(data[pos:element[3] if element[0] == 0x00020000 else element[2] + 6])
         pos = element[4]
-    key = (b"|".join([*key_parts, data[pos:meta_end]]), sop_class)
+    key = (*key_parts, data[pos:meta_end], sop_class)
     with _meta_lock:
         template = _meta_templates.get(key)
         if template is not None:

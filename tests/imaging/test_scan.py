@@ -288,20 +288,23 @@ def test_an_implicit_vr_group_length_of_undefined_length_agrees():
     agree(spliced(ct_slice(implicit=True), 0x00080000, encoded(0x00080000, "", item, implicit=True, length=0xFFFFFFFF)))
 
 
-def meta_spliced(data: bytes, tag: int, raw: bytes, *, fix_group_length: bool = True) -> bytes:
-    """data with its file meta element tag replaced by raw, and the group length made to fit."""
+def meta_elements(data: bytes) -> dict[int, tuple[int, int, int]]:
+    """(start, value offset, end) of each file meta element."""
     pos, spans = 132, {}
     while struct.unpack_from("<H", data, pos)[0] == 2:
-        at = struct.unpack_from("<I", data, pos)[0]
-        at = (at & 0xFFFF) << 16 | at >> 16
-        vr = data[pos + 4:pos + 6].decode()
-        header, length = (12, struct.unpack_from("<I", data, pos + 8)[0]) if vr in dicom.LONG_HEADER_VRS else (
-            8, struct.unpack_from("<H", data, pos + 6)[0])
-        spans[at] = (pos, pos + header + length)
+        group, element, vr = struct.unpack_from("<HH2s", data, pos)
+        header, length = (12, struct.unpack_from("<I", data, pos + 8)[0]) if vr.decode() in dicom.LONG_HEADER_VRS \
+            else (8, struct.unpack_from("<H", data, pos + 6)[0])
+        spans[group << 16 | element] = (pos, pos + header, pos + header + length)
         pos += header + length
-    start, end = spans[tag]
+    return spans
+
+
+def meta_spliced(data: bytes, tag: int, raw: bytes) -> bytes:
+    """data with its file meta element tag replaced by raw, and the group length made to fit."""
+    start, _, end = meta_elements(data)[tag]
     data = data[:start] + raw + data[end:]
-    if fix_group_length and tag != 0x00020000:
+    if tag != 0x00020000:
         length = struct.unpack_from("<I", data, 140)[0] + len(raw) - (end - start)
         data = data[:140] + struct.pack("<I", length) + data[144:]
     return data
@@ -346,3 +349,17 @@ def test_a_malformed_pixel_representation_agrees(vr, value, implicit):
     """Setting the de-identification code sequence makes pydicom decode PixelRepresentation, whatever the file."""
     tag = 0x00280103
     agree(spliced(ct_slice(implicit=implicit), tag, encoded(tag, vr, value, implicit=implicit)))
+
+
+@pytest.mark.parametrize(("tag", "vr", "length"), [
+    (0x00020003, "LO", None), (0x00020003, "SH", None),  # pydicom writes the new SOP Instance UID in that VR
+    (0x00020000, "SL", None), (0x00020000, "US", 2), (0x00020000, "OB", None), (0x00020000, "UL", 8),
+], ids=["instance-UID-LO", "instance-UID-SH", "group-length-SL", "group-length-US", "group-length-OB",
+        "group-length-8-bytes"])
+def test_a_meta_header_element_in_another_form_does_not_share_the_series_template(tag, vr, length):
+    """The meta template is cached by the header's bytes less the two values that change per file."""
+    plain = ct_slice()
+    assert agree(plain)  # its template is cached now
+    _, start, end = meta_elements(plain)[tag]
+    value = (plain[start:end] * 2)[:length or end - start]
+    agree(meta_spliced(plain, tag, encoded(tag, vr, value)))
