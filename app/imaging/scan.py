@@ -271,8 +271,10 @@ def _scan_implicit(data: bytes, pos: int) -> list[tuple[int, bytes, int, int, in
             end = value + length
             if end > n:
                 raise NotPlain
-        else:  # undefined length in implicit VR: a sequence, whatever the dictionary says
+        elif dictionary_vr(tag) in (b"SQ", b""):  # a sequence, or an unknown tag whose items follow
             end = _skip_items(data, value, n, 0, implicit=True)
+        else:
+            raise NotPlain  # pydicom reads the value up to the first sequence delimiter, nested or not
         out.append((tag, dictionary_vr(tag), pos, value, end, length == UNDEFINED))
         pos = end
     return out
@@ -293,7 +295,7 @@ READ_VRS = {tag: (dictionary_vr(tag),) for tag in READ_TAGS} | {PIXEL_DATA: (b"O
 
 
 def _skip_items(data: bytes, pos: int, n: int, depth: int, implicit: bool = False) -> int:
-    """The end of a sequence of undefined length whose items start at pos."""
+    """The end of a sequence of undefined length whose items start at pos (none may pass n)."""
     if depth > MAX_DEPTH:
         raise NotPlain
     while pos + 8 <= n:
@@ -305,25 +307,37 @@ def _skip_items(data: bytes, pos: int, n: int, depth: int, implicit: bool = Fals
         if element != 0xE000:
             raise NotPlain
         pos += 8
-        if length != UNDEFINED:
+        if length == UNDEFINED:
+            pos = _skip_elements(data, pos, n, depth, implicit, defined=False)
+        elif pos + length > n or _skip_elements(data, pos, pos + length, depth, implicit, defined=True) \
+                != pos + length:
+            # pydicom reads an item's elements, a nested sequence to its delimiter, until it has read
+            # at least the item's length: what runs past it moves where the next item is read.
+            raise NotPlain
+        else:
             pos += length
-            continue
-        while True:  # an item of undefined length: its elements, up to the item delimiter
-            if pos + 8 > n:
-                raise NotPlain
-            if _u16(data, pos)[0] == 0xFFFE:
-                if _item(data, pos)[1] != 0xE00D:
-                    raise NotPlain
-                pos += 8
-                break
-            _, vr, value, length = _header(data, pos, n, implicit)
-            if length != UNDEFINED:
-                pos = value + length
-            elif vr == b"SQ" or implicit:
-                pos = _skip_items(data, value, n, depth + 1, implicit)
-            else:
-                raise NotPlain
     raise NotPlain
+
+
+def _skip_elements(data: bytes, pos: int, n: int, depth: int, implicit: bool, defined: bool) -> int:
+    """Where the elements of an item starting at pos end: at n (defined length) or past its delimiter."""
+    while not defined or pos < n:
+        if pos + 8 > n:
+            raise NotPlain
+        if _u16(data, pos)[0] == 0xFFFE:
+            if defined or _item(data, pos)[1] != 0xE00D:
+                raise NotPlain
+            return pos + 8
+        _, vr, value, length = _header(data, pos, n, implicit)
+        if length != UNDEFINED:
+            pos = value + length
+        elif vr == b"SQ" or (implicit and not vr):
+            # Implicit VR: a sequence by the dictionary, or an unknown tag whose items follow (as
+            # pydicom reads it); another VR's value would run to the first delimiter, nested or not.
+            pos = _skip_items(data, value, n, depth + 1, implicit)
+        else:
+            raise NotPlain
+    return pos
 
 
 def _skip_fragments(data: bytes, pos: int, n: int) -> int:

@@ -363,3 +363,36 @@ def test_a_meta_header_element_in_another_form_does_not_share_the_series_templat
     _, start, end = meta_elements(plain)[tag]
     value = (plain[start:end] * 2)[:length or end - start]
     agree(meta_spliced(plain, tag, encoded(tag, vr, value)))
+
+
+def nested_item(*, implicit: bool) -> bytes:
+    """An item of undefined length holding a sequence of undefined length: a sequence delimiter inside."""
+    nested = encoded(0x00081140, "SQ", referencing_item(implicit=implicit), implicit=implicit, length=0xFFFFFFFF)
+    return UNDEFINED_ITEM + nested + SEQUENCE_END + ITEM_END
+
+
+@pytest.mark.parametrize(("tag", "inside"), [
+    (0x00080080, False),  # InstitutionName (removed), LO
+    (0x00080020, False),  # StudyDate (emptied), DA
+    (0x00081032, True),  # a kept sequence whose item holds CodeValue (SH) of undefined length
+], ids=["removed-LO", "emptied-DA", "SH-inside-a-kept-item"])
+def test_implicit_vr_undefined_length_outside_sequences_agrees(tag, inside):
+    """pydicom reads an undefined length of a non-SQ element up to the first sequence delimiter, nested or not."""
+    value = nested_item(implicit=True) + SEQUENCE_END
+    if inside:
+        code = encoded(0x00080100, "SH", value, implicit=True, length=0xFFFFFFFF)
+        value = UNDEFINED_ITEM + code + ITEM_END + SEQUENCE_END
+    agree(spliced(ct_slice(implicit=True), tag, encoded(tag, "SQ", value, implicit=True, length=0xFFFFFFFF)))
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-VR", "implicit-VR"])
+@pytest.mark.parametrize("tag", [0x00081111, 0x00081032], ids=["removed", "kept"])
+def test_an_item_whose_nested_sequence_runs_past_its_length_agrees(tag, implicit):
+    """pydicom reads a nested sequence of undefined length to its delimiter, past its item's declared end."""
+    code = encoded(0x00080100, "SH", b"AB", implicit=implicit)
+    nested = encoded(0x00081140, "SQ", b"", implicit=implicit, length=0xFFFFFFFF)
+    # The item claims to end right after the nested sequence's header, where that sequence's item begins.
+    item = struct.pack("<HHI", 0xFFFE, 0xE000, len(code) + len(nested)) + code + nested
+    value = item + referencing_item(implicit=implicit) + SEQUENCE_END
+    data = spliced(ct_slice(implicit=implicit), tag, encoded(tag, "SQ", value, implicit=implicit, length=0xFFFFFFFF))
+    agree(data)
