@@ -5,7 +5,9 @@ For every file it takes, the stored bytes, the index facts and the UID map must 
 """
 
 import io
+import logging
 import random
+import re
 import struct
 import warnings
 
@@ -396,3 +398,15 @@ def test_an_item_whose_nested_sequence_runs_past_its_length_agrees(tag, implicit
     value = item + referencing_item(implicit=implicit) + SEQUENCE_END
     data = spliced(ct_slice(implicit=implicit), tag, encoded(tag, "SQ", value, implicit=implicit, length=0xFFFFFFFF))
     agree(data)
+
+
+def test_an_unexpected_exception_steps_aside_and_logs_only_its_type_and_line(caplog):
+    """A group length of 2 bytes makes pydicom raise BytesLengthException while the meta template is made."""
+    plain = ct_slice()
+    _, start, _ = meta_elements(plain)[0x00020000]
+    data = meta_spliced(plain, 0x00020000, encoded(0x00020000, "UL", plain[start:start + 2]))
+    with caplog.at_level(logging.DEBUG, logger="app.imaging.scan"):
+        assert fast(data) is None
+    [record] = [r for r in caplog.records if r.name == "app.imaging.scan"]
+    assert re.fullmatch(r"fast path stepped aside on BytesLengthException at scan\.py line \d+", record.getMessage())
+    assert record.exc_info is None  # a traceback's messages may quote values, which may be patient data
