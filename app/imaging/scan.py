@@ -425,8 +425,12 @@ def _floats(text: str) -> list[float] | None:
 
 def _slice_position(position: str, orientation: str) -> float | None:
     """dicom._slice_position from the two DS strings."""
+    if not position or not orientation:
+        return None
     pos, ori = _floats(position), _floats(orientation)
-    if not pos or not ori or len(pos) != 3 or len(ori) != 6:
+    if pos is None or ori is None:
+        raise NotPlain  # pydicom reads a DS it cannot parse again in other VRs, and may find numbers
+    if len(pos) != 3 or len(ori) != 6:
         return None
     r, c = ori[:3], ori[3:]
     normal = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])

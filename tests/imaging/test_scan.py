@@ -410,3 +410,14 @@ def test_an_unexpected_exception_steps_aside_and_logs_only_its_type_and_line(cap
     [record] = [r for r in caplog.records if r.name == "app.imaging.scan"]
     assert re.fullmatch(r"fast path stepped aside on BytesLengthException at scan\.py line \d+", record.getMessage())
     assert record.exc_info is None  # a traceback's messages may quote values, which may be patient data
+
+
+@pytest.mark.parametrize(("tag", "value"), [
+    (0x00200032, b"-83.906\x00\\-91.2000\\6.6406 "),  # ImagePositionPatient
+    (0x00200037, b"1\\0\\0\\0\\1\x00\\0 "),  # ImageOrientationPatient
+], ids=["position", "orientation"])
+def test_a_decimal_string_with_a_nul_inside_agrees(tag, value):
+    """pydicom reads a DS it cannot parse again as SH, whose values lose their trailing NULs: the slice has a place."""
+    data = spliced(ct_slice(), tag, encoded(tag, "DS", value))
+    assert reference(data)[1].slice_position is not None
+    agree(data)
