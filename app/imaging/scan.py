@@ -341,8 +341,8 @@ def _skip_elements(data: bytes, pos: int, n: int, depth: int, implicit: bool, de
         if pos + 8 > n:
             raise NotPlain
         if _u16(data, pos)[0] == 0xFFFE:
-            if defined or _item(data, pos)[1] != 0xE00D:
-                raise NotPlain
+            if defined or _item(data, pos)[1:] != (0xE00D, 0):
+                raise NotPlain  # in explicit VR pydicom may read a delimiter's length as a VR and 4 more bytes
             return pos + 8
         _, vr, value, length = _header(data, pos, n, implicit)
         if length != UNDEFINED:

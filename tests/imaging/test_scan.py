@@ -421,3 +421,9 @@ def test_a_decimal_string_with_a_nul_inside_agrees(tag, value):
     data = spliced(ct_slice(), tag, encoded(tag, "DS", value))
     assert reference(data)[1].slice_position is not None
     agree(data)
+
+
+def test_an_item_delimiter_whose_length_reads_as_a_vr_agrees():
+    """In explicit VR pydicom reads an element header first: a delimiter's length 'OB\\0\\0' takes 4 more bytes."""
+    value = referencing_item()[:-8] + struct.pack("<HH", 0xFFFE, 0xE00D) + b"OB\x00\x00" + SEQUENCE_END
+    agree(spliced(ct_slice(), 0x00081111, encoded(0x00081111, "SQ", value, length=0xFFFFFFFF)))  # removed
