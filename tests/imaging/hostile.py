@@ -12,6 +12,7 @@ import zlib
 import pydicom
 from PIL import Image
 
+from app.imaging import dicom
 from tests.imaging.dicom_samples import sample
 
 MIB = 1024 * 1024
@@ -59,6 +60,30 @@ def dicom_bytes(ds: pydicom.Dataset, *, preamble: bool = True, implicit: bool | 
     ds.preamble = None
     ds.save_as(out, implicit_vr=True if implicit is None else implicit, little_endian=True)
     return out.getvalue()
+
+
+def encoded(tag: int, vr: str, value: bytes, *, implicit: bool = False, length: int | None = None) -> bytes:
+    """One little endian element as a file holds it (length: the header's, if not the value's)."""
+    group, element = tag >> 16, tag & 0xFFFF
+    length = len(value) if length is None else length
+    if implicit:
+        return struct.pack("<HHI", group, element, length) + value
+    if vr in dicom.LONG_HEADER_VRS:
+        return struct.pack("<HH2sHI", group, element, vr.encode(), 0, length) + value
+    return struct.pack("<HH2sH", group, element, vr.encode(), length) + value
+
+
+def spliced(data: bytes, tag: int, raw: bytes) -> bytes:
+    """data with its top-level element tag replaced by raw (put in tag order if data lacks it)."""
+    starts: dict[int, int] = {}
+    dicom.read_dataset(io.BytesIO(data), starts=starts)
+    order = sorted(starts.items())
+    for (at, start), following in zip(order, [*order[1:], (None, len(data))], strict=True):
+        if at == tag:
+            return data[:start] + raw + data[following[1]:]
+        if at > tag:
+            return data[:start] + raw + data[start:]
+    return data + raw
 
 
 def huge_frame_dicom(rows: int, columns: int, *, source: str = "MR_small_RLE.dcm", frames: int | None = None) -> bytes:

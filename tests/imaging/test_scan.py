@@ -19,6 +19,7 @@ from pydicom.sequence import Sequence
 from app.imaging import deid, dicom, scan
 from app.imaging.ingest import prepare_dicom
 from tests.imaging.dicom_samples import DATA, sample
+from tests.imaging.hostile import encoded, spliced
 
 OPTIONS = {"secret": "case-secret", "pseudonym": "HUIZHEN^CASE7", "max_frame_pixels": 64_000_000,
            "max_decoded_bytes": 2**31}
@@ -197,30 +198,6 @@ def test_uids_with_surrounding_whitespace_agree(keyword, padded):
 
 
 # Files a review found the two paths reading differently: hand-made elements spliced into real files.
-
-def encoded(tag: int, vr: str, value: bytes, *, implicit: bool = False, length: int | None = None) -> bytes:
-    """One little endian element as a file holds it (length: the header's, if not the value's)."""
-    group, element = tag >> 16, tag & 0xFFFF
-    length = len(value) if length is None else length
-    if implicit:
-        return struct.pack("<HHI", group, element, length) + value
-    if vr in dicom.LONG_HEADER_VRS:
-        return struct.pack("<HH2sHI", group, element, vr.encode(), 0, length) + value
-    return struct.pack("<HH2sH", group, element, vr.encode(), length) + value
-
-
-def spliced(data: bytes, tag: int, raw: bytes) -> bytes:
-    """data with its top-level element tag replaced by raw (put in tag order if data lacks it)."""
-    starts: dict[int, int] = {}
-    dicom.read_dataset(io.BytesIO(data), starts=starts)
-    order = sorted(starts.items())
-    for (at, start), following in zip(order, [*order[1:], (None, len(data))], strict=True):
-        if at == tag:
-            return data[:start] + raw + data[following[1]:]
-        if at > tag:
-            return data[:start] + raw + data[start:]
-    return data + raw
-
 
 def ct_slice(*, implicit: bool = False, pixels: bool = True) -> bytes:
     ds = pydicom.dcmread(sample("CT_small.dcm"))
