@@ -33,6 +33,7 @@ from typing import BinaryIO, NamedTuple
 import pydicom
 import sqlalchemy as sa
 from flask import current_app
+from pydicom.errors import BytesLengthException
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts.models import User
@@ -55,6 +56,11 @@ PUT_WORKERS = 2  # per request; 4 made the store (moto) slower per put than 2 (d
 MAX_IN_FLIGHT = 8
 PREPARE_AHEAD_PER_WORKER = 2  # files handed to each worker before the request thread waits
 POOL_MAX_BYTES = 64 * 1024 * 1024  # larger files are prepared in the request thread (no pipe copies)
+# The errors pydicom raises on a malformed file (and ours on the values it gives): decoding a bad
+# length (BytesLengthException, OSError), an unknown VR (NotImplementedError), nesting past the
+# stack (RecursionError), a value no VR holds (TypeError, ValueError, struct.error), and the rest.
+MALFORMED = (OSError, EOFError, ValueError, TypeError, LookupError, AttributeError, ArithmeticError,
+             RuntimeError, struct.error, BytesLengthException)
 
 
 @dataclass
@@ -139,25 +145,33 @@ def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
                                max_decoded_bytes=max_decoded_bytes)
         if scanned is not None:
             return DicomFile(*scanned)
-    starts: dict[int, int] = {}
-    ds = dicom.read_dataset(io.BytesIO(data), force=force, starts=starts)
-    if force:
-        ds.ensure_file_meta()
-        if "TransferSyntaxUID" not in ds.file_meta:
-            ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
-        ds.file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
-    dicom.validate(ds, max_frame_pixels=max_frame_pixels, max_decoded_bytes=max_decoded_bytes)
-    changed: set[int] = set()
-    uid_map = deidentify(ds, secret=secret, pseudonym=pseudonym, changed=changed)
-    facts = dicom.index_facts(ds)
-    # PostgreSQL refuses an over-long value with an error for the whole request; refuse the file alone.
-    dicom.check_index_fits(facts, uid_map)
+    stage = "cannot be parsed"
     try:
+        starts: dict[int, int] = {}
+        ds = dicom.read_dataset(io.BytesIO(data), force=force, starts=starts)
+        if force:
+            ds.ensure_file_meta()
+            if "TransferSyntaxUID" not in ds.file_meta:
+                ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+            ds.file_meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
+        stage = "a value cannot be decoded"
+        dicom.validate(ds, max_frame_pixels=max_frame_pixels, max_decoded_bytes=max_decoded_bytes)
+        stage = "cannot be de-identified"
+        changed: set[int] = set()
+        uid_map = deidentify(ds, secret=secret, pseudonym=pseudonym, changed=changed)
+        stage = "a value cannot be decoded"
+        facts = dicom.index_facts(ds)
+        # PostgreSQL refuses an over-long value with an error for the whole request; refuse the file alone.
+        dicom.check_index_fits(facts, uid_map)
+        stage = "cannot be written"
         pieces = dicom.layout(ds, source=data, starts=starts, changed=changed)
         if pieces is None:
             pieces = [dicom.serialise(ds).getvalue()]
-    except (ValueError, TypeError, AttributeError, struct.error) as exc:
-        raise RejectedFile(f"cannot write DICOM file: {type(exc).__name__}") from exc
+    except MALFORMED as exc:
+        # A hostile or broken file makes pydicom fail in many ways: that file is refused, not the upload.
+        # The type only: pydicom's messages quote values, which may be patient data.
+        log.warning("rejected a DICOM file the pydicom path failed on (%s)", type(exc).__name__)
+        raise RejectedFile(f"malformed DICOM file: {stage} ({type(exc).__name__})") from exc
     return DicomFile(pieces, facts, uid_map)
 
 

@@ -146,6 +146,35 @@ def lying_transfer_syntax() -> bytes:
     return out.getvalue().replace(explicit, rle, 1)
 
 
+def ct_with_raw(tag: int, vr: str, value: bytes, *, pixels: bool = True) -> bytes:
+    """CT_small.dcm with one element written by hand, in any VR and of any length."""
+    ds = _ct()
+    if not pixels:
+        del ds.PixelData
+    return spliced(dicom_bytes(ds), tag, encoded(tag, vr, value))
+
+
+def nested_sequences(depth: int) -> bytes:
+    """CT_small.dcm with a removed sequence holding sequences `depth` deep: pydicom recurses for each level."""
+    item, item_end, end = (struct.pack("<HHI", 0xFFFE, e, n) for e, n in (
+        (0xE000, 0xFFFFFFFF), (0xE00D, 0), (0xE0DD, 0)))
+    value = b""
+    for tag in [0x00081140] * depth + [0x00081111]:
+        value = encoded(tag, "SQ", item + value + item_end + end, length=0xFFFFFFFF)
+    return spliced(dicom_bytes(_ct()), 0x00081111, value)
+
+
+# DICOM files the pydicom path fails on with an error of its own: (upload name, maker, the error's type).
+MALFORMED = [
+    ("name-as-US.dcm", lambda: ct_with_raw(0x00100010, "US", b"\x01\x00"), "OSError"),  # no pseudonym fits US
+    ("rows-3-bytes.dcm", lambda: ct_with_raw(0x00280010, "US", b"\x80\x00\x00", pixels=False),
+     "BytesLengthException"),
+    ("nested.dcm", lambda: nested_sequences(300), "RecursionError"),
+    ("date-in-QQ.dcm", lambda: ct_with_raw(0x00080020, "QQ", b"20200101"), "NotImplementedError"),  # no such VR
+    ("name-as-SQ.dcm", lambda: ct_with_raw(0x00100010, "SQ", b""), "TypeError"),
+]
+
+
 def traversal_zip() -> bytes:
     return zip_of({"../../../../tmp/evil.dcm": b"x" * 100, "/etc/cron.d/evil": b"x" * 100, "C:\\evil.dcm": b"x"})
 

@@ -1,7 +1,9 @@
 """Hostile uploads: each is answered at once with a clear reason, in bounded time, and nothing is stored."""
 
 import io
+import logging
 import os
+import re
 import time
 from pathlib import Path
 
@@ -151,6 +153,27 @@ def test_over_long_indexed_values_reject_that_file_only(app, api, case_id, attri
     assert reasons(r) == {"bad.dcm": reason}
     assert [a["filename"] for a in r.json["accepted"]] == ["good.dcm"]
     assert len(api.get(f"/api/cases/{case_id}/instances").json["items"]) == 1
+
+
+@pytest.mark.parametrize("pool", [0, 2], ids=["request-thread", "worker-pool"])
+def test_files_the_pydicom_path_fails_on_are_rejected_alone(app, api, case_id, caplog, pool):
+    """Its own errors (bad lengths, unknown VRs, deep nesting, values no VR holds) reject that file only."""
+    app.config["INGEST_WORKERS"] = pool
+    good = hostile.dicom_bytes(pydicom.dcmread(sample("MR_small.dcm")))
+    files = [(name, make()) for name, make, _ in hostile.MALFORMED] + [("good.dcm", good)]
+    with caplog.at_level(logging.WARNING, logger="app.imaging.ingest"):
+        r, _ = post(api, case_id, files)
+    assert r.status_code == 200, r.json
+    assert [a["filename"] for a in r.json["accepted"]] == ["good.dcm"]
+    assert sorted(reasons(r)) == sorted(name for name, _, _ in hostile.MALFORMED)
+    for name, _, error in hostile.MALFORMED:
+        assert re.fullmatch(rf"malformed DICOM file: [a-z -]+ \({error}\)", reasons(r)[name]), reasons(r)[name]
+    assert len(api.get(f"/api/cases/{case_id}/instances").json["items"]) == 1
+    assert len([p for p in Path(app.config["UPLOAD_FOLDER"]).rglob("*") if p.is_file()]) == 1
+    if not pool:  # the workers log in their own processes
+        logged = [record.getMessage() for record in caplog.records if record.name == "app.imaging.ingest"]
+        assert logged == [f"rejected a DICOM file the pydicom path failed on ({error})"
+                          for *_, error in hostile.MALFORMED]
 
 
 def test_no_zip_entry_vanishes_from_both_lists(api, case_id):
