@@ -19,7 +19,10 @@ The changed elements are still encoded by pydicom, so the bytes are the referenc
 Anything the loop does not take as plain makes ``prepare`` return None, and the caller uses the
 pydicom path (``ingest.prepare_dicom``), which stays the reference: big endian,
 deflate, an undefined length outside a sequence or the pixel data, a kept UN element, a
-multi-valued index value, and every file the reference would reject (it then gives the reason).
+multi-valued index value, a value read here or an element the profile empties or sets in another
+VR than the dictionary's, group 0000, a value pydicom would fail to decode, and every file the
+reference would reject (it then gives the reason). So does any exception raised here. Sequences of
+undefined length are walked as pydicom reads them, items of defined length element by element.
 A test checks that both paths give the same bytes, index facts and UID map. Implicit VR little endian
 is read too, each element's VR taken from the dictionary as pydicom does.
 """
