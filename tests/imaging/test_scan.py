@@ -160,6 +160,42 @@ def test_damaged_files_agree_or_go_to_pydicom():
     assert taken > 0  # some damage (inside values) leaves a file both paths take
 
 
+def test_damaged_element_headers_agree_or_go_to_pydicom():
+    """Lengths, VRs and tags changed where element and item headers stand: agree, or the fast path steps aside."""
+    rng = random.Random(7)  # noqa: S311 - repeatable damage, not secrets
+    originals = [chinese_referral(undefined=True), chinese_referral(undefined=True, implicit=True),
+                 sample("rtplan.dcm").read_bytes(), ct_slice()]
+    tags = [struct.pack("<HH", 0xFFFE, e) for e in (0xE000, 0xE00D, 0xE0DD)]
+    taken = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for data in originals:
+            starts: dict[int, int] = {}
+            dicom.read_dataset(io.BytesIO(data), starts=starts)
+            items = [i for i in range(132, len(data) - 8) if data.startswith(b"\xfe\xff", i)]
+            headers = [*starts.values(), *items, *(i + 8 for i in items)]
+            for _ in range(150):
+                damaged = bytearray(data)
+                at = rng.choice(headers)
+                kind = rng.randrange(5)
+                if kind == 0:  # a 4-byte length (implicit VR, long VRs, items) a little off, or undefined
+                    offset = 8 if damaged[at + 4:at + 6].decode("latin-1") in dicom.LONG_HEADER_VRS else 4
+                    length = int.from_bytes(damaged[at + offset:at + offset + 4], "little")
+                    length = rng.choice([0xFFFFFFFF, max(0, length + rng.choice([-2, -1, 1, 2, 8]))])
+                    damaged[at + offset:at + offset + 4] = length.to_bytes(4, "little")
+                elif kind == 1:  # a 2-byte length a little off
+                    length = int.from_bytes(damaged[at + 6:at + 8], "little") + rng.choice([-2, -1, 1, 2])
+                    damaged[at + 6:at + 8] = (length % 0x10000).to_bytes(2, "little")
+                elif kind == 2:  # another VR
+                    damaged[at + 4:at + 6] = rng.choice([b"SQ", b"UN", b"OB", b"UT", b"US", b"UI", b"DS", b"LO"])
+                elif kind == 3:  # an item or delimiter tag
+                    damaged[at:at + 4] = rng.choice(tags)
+                else:  # a NUL, a space or a backslash inside the value
+                    damaged[min(at + rng.randrange(8, 24), len(damaged) - 1)] = rng.choice(b"\x00 \\")
+                taken += agree(bytes(damaged))
+    assert taken > 0
+
+
 def test_the_index_values_are_not_changed_by_the_profile():
     """The scanner reads validation's and the index's values before de-identification."""
     assert not [hex(tag) for tag in scan.FACT_TAGS if deid.action_of(tag)]
