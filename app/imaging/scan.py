@@ -164,7 +164,7 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
             if tag == CODE_SEQUENCE:
                 raise NotPlain  # deidentify would first clean the old sequence's items
             if vr != dictionary_vr(tag):
-                raise NotPlain  # another VR (the pseudonym may not fit it), unknown or ambiguous in implicit VR
+                raise NotPlain  # another VR: the pseudonym may not fit it, pydicom may read it as the dictionary VR
             emptied.append((tag, vr.decode(), undefined))
         elif vr == b"UN" or (undefined and vr != b"SQ" and tag != PIXEL_DATA):
             raise NotPlain  # pydicom may read it as another VR
