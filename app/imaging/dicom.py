@@ -8,6 +8,7 @@ from typing import BinaryIO
 
 import pydicom
 from flask import current_app
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
@@ -64,12 +65,16 @@ def _ascending_tags(stream: BinaryIO, starts: dict[int, int] | None):
     The callback runs right after each top-level element header is read, so it also records in
     ``starts`` where each element begins in the stream (for ``layout``).
     """
-    last = -1
+    last, seen = -1, 0
 
     def check(tag, vr, _length) -> bool:
-        nonlocal last
+        nonlocal last, seen
         tag = int(tag)  # pydicom's BaseTag compares in Python; plain ints compare in C
-        if tag <= last:
+        seen += 1
+        # A dataset in another VR encoding than its transfer syntax says (implicit under an
+        # explicit UID, or the reverse) is shown here twice at its first element: once while
+        # pydicom probes the encoding, then again when it reads that element.
+        if tag < last or (tag == last and seen != 2):
             raise RejectedFile(f"not a DICOM file: element ({tag >> 16:04X},{tag & 0xFFFF:04X}) out of order")
         last = tag
         if starts is not None:
@@ -90,7 +95,24 @@ def read_dataset(stream: BinaryIO, *, force: bool = False, starts: dict[int, int
         raise RejectedFile("not a DICOM file") from exc
     except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise RejectedFile(f"unreadable DICOM file: {type(exc).__name__}") from exc
+    _note_the_encoding_read(ds)
     return ds
+
+
+def _note_the_encoding_read(ds: Dataset) -> None:
+    """Record the VR encoding the dataset was read in, where its transfer syntax names the other one.
+
+    pydicom reads a mislabelled dataset (implicit VR under an explicit UID, or the reverse) in
+    the encoding it finds, but records the transfer syntax's as the original; layout and
+    serialise must know the truth, or the file would be written in a mix of the two.
+    """
+    for tag in ds.keys():  # noqa: SIM118 - iterating ds itself would decode every element
+        elem = ds.get_item(tag)
+        if isinstance(elem, RawDataElement):
+            implicit, little_endian = ds.original_encoding
+            if implicit is not None and elem.is_implicit_VR != implicit:
+                ds.set_original_encoding(elem.is_implicit_VR, little_endian, ds.original_character_set)
+            return
 
 
 def validate(ds: Dataset, *, max_frame_pixels: int | None = None, max_decoded_bytes: int | None = None) -> None:
@@ -286,6 +308,11 @@ def check_index_fits(facts: IndexFacts, uid_map: dict[str, str]) -> None:
 
 def serialise(ds: Dataset) -> io.BytesIO:
     """Write the dataset as a DICOM Part 10 file (pixel data bytes unchanged)."""
+    ts = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
+    if ds.original_encoding[0] and ts.is_transfer_syntax and not ts.is_implicit_VR:
+        # Read as implicit VR under an explicit transfer syntax (a mislabelled file): its raw
+        # elements have no VR to write until decoded, which walking the dataset does.
+        ds.walk(lambda _ds, _elem: None)
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True)
     out.seek(0)

@@ -227,3 +227,26 @@ def test_broken_multipart_body_is_a_clear_400_and_stores_nothing(app, api, case_
     assert r.json["error"]
     assert time.monotonic() - started < 5
     assert_nothing_stored(app, api, case_id)
+
+
+@pytest.mark.parametrize("pool", [False, True], ids=["request-thread", "worker-pool"])
+@pytest.mark.parametrize(("said", "written"), [("1.2.840.10008.1.2.1", True), ("1.2.840.10008.1.2", False)],
+                         ids=["implicit-under-explicit-uid", "explicit-under-implicit-uid"])
+def test_a_file_whose_dataset_is_not_in_the_encoding_its_meta_names_is_stored_as_pydicom_reads_it(
+        app, api, case_id, said, written, pool):
+    """Some exporters label an implicit VR dataset as explicit (or the reverse); pydicom reads it anyway, so must we."""
+    app.config["INGEST_WORKERS"] = 2 if pool else 0
+    original = pydicom.dcmread(sample("CT_small.dcm"))
+    data = hostile.mislabelled(original, said=said, implicit=written)
+    with pytest.warns(UserWarning, match="VR"):  # pydicom itself reads it, with a warning
+        assert pydicom.dcmread(io.BytesIO(data)).PatientName == original.PatientName
+
+    r, _ = post(api, case_id, [("mislabelled.dcm", data)])
+    assert r.status_code == 200
+    assert r.json["rejected"] == []
+    sop = r.json["accepted"][0]["sop_instance_uid"]
+    stored = pydicom.dcmread(io.BytesIO(api.get(f"/api/cases/{case_id}/instances/{sop}/file").data))
+    assert stored.PatientName != original.PatientName  # de-identified
+    assert (stored.pixel_array == original.pixel_array).all()
+    assert stored.Rows == original.Rows
+    assert stored.ImagePositionPatient == original.ImagePositionPatient

@@ -19,7 +19,7 @@ from pydicom.sequence import Sequence
 from app.imaging import deid, dicom, scan
 from app.imaging.ingest import prepare_dicom
 from tests.imaging.dicom_samples import DATA, sample
-from tests.imaging.hostile import encoded, spliced
+from tests.imaging.hostile import encoded, mislabelled, spliced
 
 OPTIONS = {"secret": "case-secret", "pseudonym": "HUIZHEN^CASE7", "max_frame_pixels": 64_000_000,
            "max_decoded_bytes": 2**31}
@@ -210,6 +210,18 @@ def test_files_rewritten_in_implicit_vr_agree(name):
     out = io.BytesIO()
     ds.save_as(out, enforce_file_format=True, implicit_vr=True, little_endian=True)
     assert agree(out.getvalue())
+
+
+@pytest.mark.parametrize(("said", "written"), [(pydicom.uid.ExplicitVRLittleEndian, True),
+                                               (pydicom.uid.ImplicitVRLittleEndian, False)])
+@pytest.mark.parametrize("name", ["CT_small.dcm", "rtplan.dcm"])
+def test_a_dataset_in_the_other_encoding_than_its_transfer_syntax_agrees(name, said, written):
+    """pydicom reads a mislabelled file in the encoding it finds: the reference prepares it, the fast path agrees."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = mislabelled(pydicom.dcmread(sample(name)), said=said, implicit=written)
+        assert not isinstance(reference(data), Exception)
+        agree(data)
 
 
 @pytest.mark.parametrize("padded", [b" 1.2.826.0.1.3680043.8.498.12 ", b"\t1.2.826.0.1.3680043.8.498.12\t",
