@@ -94,7 +94,8 @@ def read_dataset(stream: BinaryIO, *, force: bool = False, starts: dict[int, int
     except InvalidDicomError as exc:
         raise RejectedFile("not a DICOM file") from exc
     except (EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise RejectedFile(f"unreadable DICOM file: {type(exc).__name__}") from exc
+        # Not chained: pydicom's messages quote values, which may be patient data.
+        raise RejectedFile(f"unreadable DICOM file: {type(exc).__name__}") from None
     _note_the_encoding_read(ds)
     return ds
 

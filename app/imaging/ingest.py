@@ -169,9 +169,10 @@ def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
             pieces = [dicom.serialise(ds).getvalue()]
     except MALFORMED as exc:
         # A hostile or broken file makes pydicom fail in many ways: that file is refused, not the upload.
-        # The type only: pydicom's messages quote values, which may be patient data.
+        # The type only: pydicom's messages quote values, which may be patient data. Nor is exc
+        # chained: a worker's exception reaches the server with its whole chain as text.
         log.warning("rejected a DICOM file the pydicom path failed on (%s)", type(exc).__name__)
-        raise RejectedFile(f"malformed DICOM file: {stage} ({type(exc).__name__})") from exc
+        raise RejectedFile(f"malformed DICOM file: {stage} ({type(exc).__name__})") from None
     return DicomFile(pieces, facts, uid_map)
 
 

@@ -250,3 +250,23 @@ def test_a_file_whose_dataset_is_not_in_the_encoding_its_meta_names_is_stored_as
     assert (stored.pixel_array == original.pixel_array).all()
     assert stored.Rows == original.Rows
     assert stored.ImagePositionPatient == original.ImagePositionPatient
+
+
+def test_a_rejection_from_a_worker_carries_no_pydicom_message():
+    """pydicom's messages quote values (patient data): a rejection reaches the server without them."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from app.imaging.dicom import RejectedFile
+    from app.imaging.ingest import prepare_dicom
+
+    options = {"force": False, "fast": False, "secret": "s", "pseudonym": "P", "max_frame_pixels": 64_000_000,
+               "max_decoded_bytes": 2**31}
+    with ProcessPoolExecutor(1) as pool:
+        for name, make, error in hostile.MALFORMED:
+            with pytest.raises(RejectedFile) as caught:
+                pool.submit(prepare_dicom, make(), **options).result()
+            assert error in str(caught.value), name
+            # The pool attaches the worker's traceback as the cause; it must end at our RejectedFile.
+            remote = str(caught.value.__cause__)
+            assert "direct cause" not in remote, (name, remote)
+            assert "During handling" not in remote, (name, remote)
