@@ -65,16 +65,14 @@ def dicom_bytes(ds: pydicom.Dataset, *, preamble: bool = True, implicit: bool | 
 def mislabelled(ds: pydicom.Dataset, *, said: str, implicit: bool) -> bytes:
     """A Part 10 file whose meta names transfer syntax ``said`` over a dataset written in the other VR encoding."""
     from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset, write_file_meta_info
+    from pydicom.filewriter import write_file_meta_info
 
-    body = DicomBytesIO()
-    body.is_little_endian, body.is_implicit_VR = True, implicit
-    write_dataset(body, ds)
     meta = DicomBytesIO()
     meta.is_little_endian, meta.is_implicit_VR = True, False
-    ds.file_meta.TransferSyntaxUID = said
-    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
-    return b"\0" * 128 + b"DICM" + meta.getvalue() + body.getvalue()
+    file_meta = ds.file_meta.copy()
+    file_meta.TransferSyntaxUID = said
+    write_file_meta_info(meta, file_meta, enforce_standard=True)
+    return b"\0" * 128 + b"DICM" + meta.getvalue() + dicom_bytes(ds, preamble=False, implicit=implicit)
 
 
 def encoded(tag: int, vr: str, value: bytes, *, implicit: bool = False, length: int | None = None) -> bytes:
