@@ -126,8 +126,7 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
     at = {e[0]: e for e in elements if e[0] in READ_TAGS}
     if not implicit and any(e[1] not in READ_VRS[tag] for tag, e in at.items()):
         raise NotPlain  # pydicom decodes a value by the VR the file gives it, not by the dictionary's
-    if PIXEL_REPRESENTATION in at and (at[PIXEL_REPRESENTATION][4] - at[PIXEL_REPRESENTATION][3]) % 2:
-        raise NotPlain  # pydicom raises on decoding it
+    _us_fact(data, at.get(PIXEL_REPRESENTATION))  # NotPlain where pydicom would fail to decode it
 
     def text(tag: int) -> str:
         return _text(data, at.get(tag))
