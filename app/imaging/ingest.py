@@ -24,7 +24,7 @@ import logging
 import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.shared_memory import SharedMemory
@@ -238,7 +238,7 @@ class _Pending(NamedTuple):
     outcome: Future | Prepared | Rejected
     segment: SharedMemory | None = None
     size: int = 0
-    pool: ProcessPoolExecutor | None = None
+    pool: workers.WorkerPool | None = None
 
 
 def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectStore) -> Stored:
@@ -250,7 +250,7 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
         sa.select(Attachment.sha256).where(Attachment.case_id == case.id)))
     stored = Stored([], [], [])
     pool = workers.get_pool(current_app.config["INGEST_WORKERS"])
-    ahead = PREPARE_AHEAD_PER_WORKER * (pool._max_workers if pool else 0)  # noqa: SLF001 - its size, set by us
+    ahead = PREPARE_AHEAD_PER_WORKER * (pool.size if pool else 0)
     preparing: deque[_Pending] = deque()
     in_flight: deque[tuple[Prepared, Future]] = deque()
 
@@ -303,7 +303,7 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
     return stored
 
 
-def _start(entry: Entry | Rejected, case: Case, pool: ProcessPoolExecutor | None) -> _Pending:
+def _start(entry: Entry | Rejected, case: Case, pool: workers.WorkerPool | None) -> _Pending:
     """Begin preparing an entry: DICOM in a worker process when there is a pool, anything else here."""
     if isinstance(entry, Rejected):
         return _Pending(entry.filename, entry)

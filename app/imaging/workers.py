@@ -6,7 +6,14 @@ is started on the first upload (INGEST_WORKERS processes; 0 prepares in the requ
 Workers come from a fork server, never forked from the threaded server itself: a fork copies
 whatever locks the server's other threads hold at that instant.
 
-A file goes to a worker through a shared memory segment, not through the pool's pipe: pickling
+Each worker has a pipe of its own for calls and one for results, and no thread of the server
+serves them: a call is written by the thread that submits it, and its result is read by the
+thread that waits for it (a worker answers its calls in order). concurrent.futures'
+ProcessPoolExecutor cost the server ten times as much CPU per call (≈ 240 µs against ≈ 25 µs,
+docs/BENCHMARKS.md): its manager thread and its queue's feeder thread wake for every call and
+take the GIL from the request threads.
+
+A file goes to a worker through a shared memory segment, not through a pipe: pickling
 500 KB into a 64 KB pipe cost the server process about a quarter of its time per file (the
 pickle, a dozen pipe writes, the feeder thread). An uploaded file is written into a segment as
 its multipart body arrives (SharedFile), so the worker is handed its name with no copy; once
@@ -17,13 +24,18 @@ leaves behind if it dies. Workers read a segment as a file under /dev/shm (Linux
 never register it with the tracker themselves.
 """
 
+import contextlib
 import io
 import multiprocessing
 import os
+import pickle
 import select
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+import traceback
+from collections import deque
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import BinaryIO
@@ -31,11 +43,11 @@ from typing import BinaryIO
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - read only, names made by SharedMemory (random, O_EXCL, 0600)
 
 _lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
+_pool: "WorkerPool | None" = None
 _owner_pid: int | None = None
 
 
-def get_pool(size: int) -> ProcessPoolExecutor | None:
+def get_pool(size: int) -> "WorkerPool | None":
     """Return this process's pool of ``size`` workers, starting it on first use; None if size is 0."""
     global _pool, _owner_pid
     if size <= 0:
@@ -45,18 +57,226 @@ def get_pool(size: int) -> ProcessPoolExecutor | None:
         if _pool is None or _owner_pid != os.getpid():
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["app.imaging.ingest"])
-            _pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_watch_server,
-                                        initargs=(os.getpid(),))
+            _pool = WorkerPool(size, context=context, initializer=_watch_server, initargs=(os.getpid(),))
             _owner_pid = os.getpid()
         return _pool
+
+
+def discard_pool(pool: "WorkerPool") -> None:
+    """Forget a broken pool (a worker died) so that the next file starts a fresh one."""
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(cancel_futures=True)
+
+
+class WorkerPool:
+    """``size`` worker processes, each fed through a pipe of its own; submit() returns a Future.
+
+    If a worker dies, the pool is broken, as concurrent.futures' is: its other workers are
+    stopped, every call not answered yet fails with BrokenProcessPool, and so does submit().
+    """
+
+    def __init__(self, size: int, *, context=None, initializer=None, initargs: tuple = ()):
+        context = context or multiprocessing.get_context("forkserver")
+        self.size = size
+        self._broken: str | None = None
+        self._closed = False
+        self._workers: list[_Worker] = []
+        try:
+            for _ in range(size):
+                self._workers.append(_Worker(self, context, initializer, initargs))
+        except BaseException:
+            self.shutdown()
+            raise
+
+    @property
+    def pids(self) -> list[int]:
+        return [worker.process.pid for worker in self._workers]
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        """Send fn(*args, **kwargs) to the worker with the fewest calls waiting (fn and its arguments are pickled)."""
+        if self._broken:
+            raise BrokenProcessPool(self._broken)
+        if self._closed:
+            raise RuntimeError("cannot submit to a worker pool after shutdown")
+        worker = min(self._workers, key=lambda w: len(w.pending))
+        return worker.send(pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL))
+
+    def shutdown(self, wait: bool = False, *, cancel_futures: bool = False) -> None:
+        """Let the workers exit once they have answered what they hold (their call pipes are closed)."""
+        self._closed = True
+        for worker in self._workers:
+            if cancel_futures:
+                for job in list(worker.pending):
+                    job.cancel()
+            worker.close()
+        if wait:
+            for worker in self._workers:
+                worker.process.join()
+
+    def _break(self, reason: str) -> None:
+        """A worker is gone: stop the others, so that whoever waits on them reads the end of their pipe."""
+        if self._broken:
+            return
+        self._broken = reason
+        for worker in self._workers:
+            with contextlib.suppress(OSError, ValueError, AttributeError):  # already gone, or never started
+                worker.process.kill()
+
+
+class _Job(Future):
+    """A call a worker holds; done() and result() read that worker's answers themselves."""
+
+    def __init__(self, worker: "_Worker"):
+        super().__init__()
+        self._worker = worker
+
+    def done(self) -> bool:
+        if not super().done():
+            self._worker.collect(None)
+        return super().done()
+
+    def result(self, timeout=None):
+        self._worker.collect(self)
+        return super().result(timeout)
+
+    def exception(self, timeout=None):
+        self._worker.collect(self)
+        return super().exception(timeout)
+
+
+class _Worker:
+    """One worker process, its two pipes and its calls not yet answered (in the order it answers them)."""
+
+    def __init__(self, pool: WorkerPool, context, initializer, initargs: tuple):
+        self.pool = pool
+        calls_in, calls_out = context.Pipe(duplex=False)
+        results_in, results_out = context.Pipe(duplex=False)
+        self.process = context.Process(target=_serve, args=(calls_in, results_out, initializer, initargs),
+                                       name="ingest-worker", daemon=True)
+        try:
+            self.process.start()
+        finally:
+            calls_in.close()
+            results_out.close()
+        self._calls, self._results = calls_out, results_in
+        self.pending: deque[_Job] = deque()
+        self._send_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+
+    def send(self, message: bytes) -> _Job:
+        job = _Job(self)
+        with self._send_lock:
+            if self._calls.closed:
+                raise BrokenProcessPool(self.pool._broken or "the worker pool was shut down")  # noqa: SLF001
+            self.pending.append(job)
+            try:
+                self._calls.send_bytes(message)
+            except OSError:  # the worker is gone (EPIPE)
+                self.pending.remove(job)
+                self.pool._break("an ingest worker process died")  # noqa: SLF001
+                raise BrokenProcessPool("an ingest worker process died") from None
+        return job
+
+    def collect(self, until: _Job | None) -> None:
+        """Read the answers that have arrived; with ``until``, wait until that call is answered."""
+        if not self._read_lock.acquire(blocking=until is not None):
+            return  # another thread is reading: it resolves what arrives
+        try:
+            while self.pending and not (until is not None and Future.done(until)):
+                if until is None and not self._results.poll():
+                    return
+                try:
+                    # Our own worker's answer, pickled by _serve: not data from outside.
+                    ok, value = pickle.loads(self._results.recv_bytes())  # noqa: S301
+                except (EOFError, OSError):
+                    self._fail_pending()
+                    return
+                job = self.pending.popleft()
+                with contextlib.suppress(InvalidStateError):  # cancelled while the worker ran it
+                    job.set_result(value) if ok else job.set_exception(value)
+        finally:
+            self._read_lock.release()
+        if until is not None and not Future.done(until):
+            # Answered by nobody (a shut-down pool whose worker was stopped): never wait forever.
+            with contextlib.suppress(InvalidStateError):
+                until.set_exception(BrokenProcessPool("the worker pool was shut down"))
+
+    def _fail_pending(self) -> None:
+        """The worker's result pipe ended: it died (or was stopped); none of its calls will be answered."""
+        self.pool._break("an ingest worker process died")  # noqa: SLF001
+        while self.pending:
+            job = self.pending.popleft()
+            with contextlib.suppress(InvalidStateError):
+                job.set_exception(BrokenProcessPool("an ingest worker process died"))
+
+    def close(self) -> None:
+        with self._send_lock:
+            self._calls.close()
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, set as its __cause__ in the server."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _with_traceback(exc: BaseException, text: str) -> BaseException:
+    exc.__cause__ = RemoteTraceback(text)
+    return exc
+
+
+class _Failure:
+    """An exception raised in a worker, pickled with its traceback as text (the frames cannot cross)."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+        self.text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+    def __reduce__(self):
+        return _with_traceback, (self.exc, self.text)
+
+
+def _serve(calls, results, initializer, initargs: tuple) -> None:
+    """A worker's loop: run each call read from its pipe, write back (True, result) or (False, exception)."""
+    if initializer is not None:
+        initializer(*initargs)
+    while True:
+        try:
+            message = calls.recv_bytes()
+        except (EOFError, OSError):
+            return  # the pool was shut down (or the server is gone)
+        try:
+            fn, args, kwargs = pickle.loads(message)  # noqa: S301 - written by the server that started us
+            answer = _pickled(True, fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - every failure of a call goes back to its caller
+            answer = _pickled(False, _Failure(exc))
+        results.send_bytes(answer)
+
+
+def _pickled(ok: bool, value) -> bytes:
+    """The answer to a call as bytes, or the failure to pickle it (never a silent hang in the caller)."""
+    try:
+        return pickle.dumps((ok, value), pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # noqa: BLE001 - any value may fail to pickle
+        what = "result" if ok else type(value.exc).__name__
+        return pickle.dumps((False, _Failure(RuntimeError(
+            f"a worker's {what} cannot be sent back: {type(exc).__name__}"))), pickle.HIGHEST_PROTOCOL)
 
 
 def _watch_server(server_pid: int) -> None:
     """Exit this worker when the server process that started it is gone (runs in each worker).
 
-    A server stopped by a signal runs no clean-up, and its workers would wait for work forever:
-    each holds the write end of the pool's call queue (so it never reads EOF) and keeps the fork
-    server alive. A daemon thread waits on the server's pidfd (Linux) or polls its pid.
+    A server stopped by a signal runs no clean-up. Its workers then read the end of their call
+    pipes, unless some other process still holds a write end (one the server started after the
+    pool, say); so a daemon thread also waits on the server's pidfd (Linux) or polls its pid.
     """
 
     def watch() -> None:
@@ -84,15 +304,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def discard_pool(pool: ProcessPoolExecutor) -> None:
-    """Forget a broken pool (a worker died) so that the next file starts a fresh one."""
-    global _pool
-    with _lock:
-        if _pool is pool:
-            _pool = None
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 SEGMENT_STEP = 1 << 20  # segments are made in whole MB, so that one fits many files

@@ -254,14 +254,14 @@ def test_a_file_whose_dataset_is_not_in_the_encoding_its_meta_names_is_stored_as
 
 def test_a_rejection_from_a_worker_carries_no_pydicom_message():
     """pydicom's messages quote values (patient data): a rejection reaches the server without them."""
-    from concurrent.futures import ProcessPoolExecutor
-
+    from app.imaging import workers
     from app.imaging.dicom import RejectedFile
     from app.imaging.ingest import prepare_dicom
 
     options = {"force": False, "fast": False, "secret": "s", "pseudonym": "P", "max_frame_pixels": 64_000_000,
                "max_decoded_bytes": 2**31}
-    with ProcessPoolExecutor(1) as pool:
+    pool = workers.WorkerPool(1)
+    try:
         for name, make, error in hostile.MALFORMED:
             with pytest.raises(RejectedFile) as caught:
                 pool.submit(prepare_dicom, make(), **options).result()
@@ -270,3 +270,6 @@ def test_a_rejection_from_a_worker_carries_no_pydicom_message():
             remote = str(caught.value.__cause__)
             assert "direct cause" not in remote, (name, remote)
             assert "During handling" not in remote, (name, remote)
+            assert "RejectedFile" in remote, (name, remote)
+    finally:
+        pool.shutdown(wait=True)

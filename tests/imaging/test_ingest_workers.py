@@ -70,7 +70,7 @@ def test_pool_answers_and_stores_what_the_request_thread_would(app, api, case_id
 def test_a_killed_worker_costs_no_file_and_the_next_upload_gets_a_fresh_pool(api, case_id):
     assert post(api, case_id, upload([sample("CT_small.dcm")])).status_code == 200
     pool = workers.get_pool(2)
-    for pid in list(pool._processes):  # noqa: SLF001 - the test kills the processes this pool started
+    for pid in pool.pids:  # the test kills the processes this pool started
         os.kill(pid, signal.SIGKILL)
     files = [(io.BytesIO(data), name) for name, data in ct_series(6)]
     r = post(api, case_id, files)
@@ -108,7 +108,7 @@ def test_shared_memory_segments_are_given_back_after_success_rejection_and_a_dea
     assert workers.segments_in_use() == 0
     assert len(workers._free) <= workers.KEEP_SEGMENTS  # noqa: SLF001 - the free list stays bounded
     pool = workers.get_pool(2)
-    for pid in list(pool._processes):  # noqa: SLF001 - the test kills the processes this pool started
+    for pid in pool.pids:  # the test kills the processes this pool started
         os.kill(pid, signal.SIGKILL)
     r = post(api, case_id, [(io.BytesIO(data), name) for name, data in ct_series(5, first=20)])
     assert r.status_code == 200, r.json

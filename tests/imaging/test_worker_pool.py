@@ -1,0 +1,82 @@
+"""The ingest worker pool: answers in order to many threads, failures carried back, a dead worker breaks the pool."""
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures.process import BrokenProcessPool
+
+import pytest
+
+from app.imaging import workers
+
+
+@pytest.fixture
+def pool():
+    pool = workers.WorkerPool(2)
+    yield pool
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_many_threads_get_their_own_answers(pool):
+    """Each thread submits a run of calls and waits for them out of order: every answer is its own call's."""
+    errors = []
+
+    def client(k: int) -> None:
+        try:
+            futures = [(i, pool.submit(pow, k, i)) for i in range(40)]
+            for i, future in reversed(futures):
+                assert future.result() == k ** i
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(2, 8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+
+
+def test_done_reads_an_answer_without_waiting(pool):
+    future = pool.submit(time.sleep, 0.2)
+    assert not future.done()
+    deadline = time.monotonic() + 10
+    while not future.done():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert future.result() is None
+
+
+def test_an_exception_comes_back_with_the_workers_traceback(pool):
+    with pytest.raises(ZeroDivisionError) as caught:
+        pool.submit(divmod, 1, 0).result()
+    assert isinstance(caught.value.__cause__, workers.RemoteTraceback)
+    assert "ZeroDivisionError" in str(caught.value.__cause__)
+    assert pool.submit(divmod, 7, 2).result() == (3, 1)  # the worker goes on
+
+
+def test_an_answer_that_cannot_be_pickled_is_an_error_not_a_hang(pool):
+    with pytest.raises(RuntimeError, match="cannot be sent back"):
+        pool.submit(threading.Lock).result()
+
+
+def test_a_killed_worker_fails_every_waiting_call_and_the_pool(pool):
+    slow = [pool.submit(time.sleep, 30) for _ in range(4)]  # both workers busy, two calls queued behind
+    for pid in pool.pids:
+        os.kill(pid, signal.SIGKILL)
+        break
+    for future in slow:
+        with pytest.raises(BrokenProcessPool):
+            future.result()
+    with pytest.raises(BrokenProcessPool):
+        pool.submit(abs, -1)
+
+
+def test_shutdown_lets_the_workers_exit(pool):
+    assert pool.submit(abs, -3).result() == 3
+    processes = [w.process for w in pool._workers]  # noqa: SLF001 - the processes under test
+    pool.shutdown(wait=True)
+    assert all(p.exitcode == 0 for p in processes)
+    with pytest.raises(RuntimeError):
+        pool.submit(abs, -1)
