@@ -85,6 +85,9 @@ class Config:
     # the server's own, one pool per server process; 0 prepares them in the request thread.
     # Default: one per core, at most 4, none on a single core (see docs/BENCHMARKS.md).
     INGEST_WORKERS = int(_env("INGEST_WORKERS", str(min(4, os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)))
+    # Threads per server process that write uploaded files to the object store, shared by all
+    # uploads, the oldest request's files first (app.storage.puts).
+    INGEST_PUT_THREADS = int(_env("INGEST_PUT_THREADS", "4"))
 
     # Email for notifications: off unless MAIL_SERVER is set.
     MAIL_SERVER = _env("MAIL_SERVER")

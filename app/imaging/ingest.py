@@ -2,8 +2,9 @@
 
 The request's DICOM files are prepared (parse, validate, de-identify, lay out, hash) by a pool of
 worker processes (app.imaging.workers) a few files ahead of the request thread, which checks
-duplicates and writes up to a few objects to the store in parallel, so memory holds only the
-files in flight, never a whole study. A file reaches its worker through shared memory, and the
+duplicates and hands up to MAX_IN_FLIGHT files to the put threads the server's uploads share
+(app.storage.puts: the oldest request's first), so memory holds only the files in flight, never
+a whole study. A file reaches its worker through shared memory, and the
 worker sends back only the layout (new header bytes, spans of the source) and the digests of the
 source and of the file to store, so the server process neither pickles the file nor hashes it.
 A de-identified file is its new header plus the original file's bytes of every unchanged element
@@ -24,7 +25,7 @@ import logging
 import struct
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.shared_memory import SharedMemory
@@ -49,11 +50,11 @@ from app.imaging.dicom import RejectedFile
 from app.imaging.models import Attachment, Instance, Series, Study, UidMap
 from app.storage import ObjectStore, StorageUnavailable, case_key, get_store
 from app.storage.base import Buffers
+from app.storage.puts import put_queue
 
 log = logging.getLogger(__name__)
 
-PUT_WORKERS = 2  # per request; 4 made the store (moto) slower per put than 2 (docs/BENCHMARKS.md)
-MAX_IN_FLIGHT = 8
+MAX_IN_FLIGHT = 8  # puts a request may have waiting or running
 PREPARE_AHEAD_PER_WORKER = 2  # files handed to each worker before the request thread waits
 POOL_MAX_BYTES = 64 * 1024 * 1024  # larger files are prepared in the request thread (no pipe copies)
 # The errors pydicom raises on a malformed file (and ours on the values it gives): decoding a bad
@@ -271,7 +272,7 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
             _settle(*in_flight.popleft())
 
     try:
-        with ThreadPoolExecutor(max_workers=PUT_WORKERS, thread_name_prefix="put") as puts:
+        with put_queue(current_app.config["INGEST_PUT_THREADS"]).batch() as puts:
             try:
                 for entry in entries:
                     if in_flight and in_flight[0][1].done():
@@ -294,7 +295,7 @@ def _store_all(case: Case, entries: Iterator[Entry | Rejected], store: ObjectSto
                     future.cancel()
                 raise
     except BaseException:
-        # The pool has shut down here, so no put is still running when its object is deleted
+        # The batch has been left here, so no put is still running when its object is deleted
         # or its segment given back (a put that never ran still holds one).
         for item in stored.items:
             _let_go(item)
