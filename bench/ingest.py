@@ -2,8 +2,9 @@
 
 Starts, as separate local processes on free ports: Orthanc (Debian ``orthanc``, temp config and
 storage on local disk, no de-identification), the app with its local store, moto's S3 server and
-the app with the S3 store. Each round (alternating, so all see the same machine state) measures,
-with the same files and the same 2 client threads:
+the app with the S3 store. Each round measures, one after the other (in reverse order every other
+round, so that a drift of the machine's speed never favours one), with the same files and the
+same 2 client threads:
   * orthanc: POST /instances, one file per request;
   * app local: POST /api/cases/{id}/files in requests of --batch files (validated,
     de-identified, indexed, stored), a fresh case per round;
@@ -158,6 +159,7 @@ def main() -> None:
     ap.add_argument("--database-url", default=None, help="default: a temporary SQLite file per app")
     ap.add_argument("--render-samples", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=5, help="alternating rounds; the median is reported")
+    ap.add_argument("--pause", type=float, default=0.0, help="seconds of rest before each phase")
     ap.add_argument("--server", choices=("run.py", "gunicorn"), default="run.py",
                     help="how the apps are served: python run.py (default) or gunicorn (the production launch)")
     ap.add_argument("--memory-mb", type=int, default=0, help="also upload this many MB in one request (RSS growth)")
@@ -198,16 +200,27 @@ def main() -> None:
             # Orthanc keeps what it received (a second copy would be "AlreadyStored", not stored): empty it.
             for patient in requests.get(f"{orthanc.url}/patients", timeout=60).json():
                 requests.delete(f"{orthanc.url}/patients/{patient}", timeout=60).raise_for_status()
-            orthanc_s = timed(lambda: orthanc_upload(orthanc, files))
             local_case = new_case(local_url, local_headers)
-            local_s = timed(lambda c=local_case: _check(upload_parallel(local_url, c, files, local_headers,
-                                                                        batch=args.batch), n))
-            raw_s = timed(lambda r=r: raw_upload(raw, files, f"round{r}"))
-            raw1_s = timed(lambda r=r: raw_upload(raw, files, f"round{r}-1", threads=1))
             case = new_case(s3_app_url, s3_headers)
-            s3_s = timed(lambda c=case: _check(upload_parallel(s3_app_url, c, files, s3_headers, batch=args.batch), n))
+            phases = {
+                "orthanc": lambda: orthanc_upload(orthanc, files),
+                "local": lambda c=local_case: _check(upload_parallel(local_url, c, files, local_headers,
+                                                                     batch=args.batch), n),
+                "raw": lambda r=r: raw_upload(raw, files, f"round{r}"),
+                "raw1": lambda r=r: raw_upload(raw, files, f"round{r}-1", threads=1),
+                "s3": lambda c=case: _check(upload_parallel(s3_app_url, c, files, s3_headers, batch=args.batch), n),
+            }
+            # Every other round runs the phases in reverse, so that the machine's speed drifting
+            # within a round (it does, by 10-20 % in a few seconds here) never favours one phase.
+            order = list(phases) if r % 2 == 0 else list(reversed(phases))
+            seconds = {}
+            for name in order:
+                time.sleep(args.pause)
+                seconds[name] = timed(phases[name])
+            orthanc_s, local_s, raw_s, s3_s, raw1_s = (seconds[k] for k in ("orthanc", "local", "raw", "s3", "raw1"))
             rounds.append((orthanc_s, local_s, raw_s, s3_s, raw1_s))
-            print(f"round {r + 1}: orthanc {n / orthanc_s:6.1f}/s  app local {n / local_s:6.1f}/s  "
+            print(f"round {r + 1} ({'forward' if r % 2 == 0 else 'reverse'}): orthanc {n / orthanc_s:6.1f}/s  "
+                  f"app local {n / local_s:6.1f}/s  "
                   f"ratio {orthanc_s / local_s:.2f}   raw s3 {n / raw_s:6.1f}/s (1 thread {n / raw1_s:6.1f}/s)  "
                   f"app s3 {n / s3_s:6.1f}/s  ratio {raw_s / s3_s:.2f} ({raw1_s / s3_s:.2f})  (inst/s)", flush=True)
 
