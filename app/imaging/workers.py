@@ -105,7 +105,12 @@ class WorkerPool:
         return worker.send(pickle.dumps((fn, args, kwargs), pickle.HIGHEST_PROTOCOL))
 
     def shutdown(self, wait: bool = False, *, cancel_futures: bool = False) -> None:
-        """Let the workers exit once they have answered what they hold (their call pipes are closed)."""
+        """Let the workers exit once they have answered what they hold (their call pipes are closed).
+
+        ``cancel_futures`` cancels the calls whose answers nobody has read yet (of a broken pool,
+        those have already failed). ``wait`` waits for the workers to exit, and stops any that
+        has not within a few seconds (one blocked writing answers nobody reads).
+        """
         self._closed = True
         for worker in self._workers:
             if cancel_futures:
@@ -114,20 +119,33 @@ class WorkerPool:
             worker.close()
         if wait:
             for worker in self._workers:
-                worker.process.join()
+                worker.process.join(5)
+                if worker.process.is_alive():
+                    worker.process.kill()
+                    worker.process.join()
 
     def _break(self, reason: str) -> None:
-        """A worker is gone: stop the others, so that whoever waits on them reads the end of their pipe."""
+        """A worker is gone: every call not answered fails, and the other workers are stopped."""
         if self._broken:
             return
         self._broken = reason
         for worker in self._workers:
-            with contextlib.suppress(OSError, ValueError, AttributeError):  # already gone, or never started
-                worker.process.kill()
+            for job in list(worker.pending):
+                with contextlib.suppress(InvalidStateError):  # answered, or cancelled, already
+                    job.set_exception(BrokenProcessPool(reason))
+            # Only a live one: the pid of a worker that died long ago may be another process's now.
+            if worker.process.is_alive():
+                with contextlib.suppress(OSError, ValueError, AttributeError):
+                    worker.process.kill()
+            worker.wake()
 
 
 class _Job(Future):
-    """A call a worker holds; done() and result() read that worker's answers themselves."""
+    """A call a worker holds; done() and result() read that worker's answers themselves.
+
+    Nobody reads answers in the background, so a callback (add_done_callback) or
+    concurrent.futures.wait() sees a call end only once some thread has asked done() or result().
+    """
 
     def __init__(self, worker: "_Worker"):
         super().__init__()
@@ -139,16 +157,21 @@ class _Job(Future):
         return super().done()
 
     def result(self, timeout=None):
-        self._worker.collect(self)
-        return super().result(timeout)
+        self._worker.collect(self, timeout)
+        return super().result(0)
 
     def exception(self, timeout=None):
-        self._worker.collect(self)
-        return super().exception(timeout)
+        self._worker.collect(self, timeout)
+        return super().exception(0)
 
 
 class _Worker:
-    """One worker process, its two pipes and its calls not yet answered (in the order it answers them)."""
+    """One worker process, its two pipes and its calls not yet answered (in the order it answers them).
+
+    One thread at a time reads the result pipe (the reader); the others wait on ``_turn`` and are
+    woken after each answer it reads, so a thread whose call was answered returns at once even if
+    the reader is still waiting for a later call of its own.
+    """
 
     def __init__(self, pool: WorkerPool, context, initializer, initargs: tuple):
         self.pool = pool
@@ -164,7 +187,8 @@ class _Worker:
         self._calls, self._results = calls_out, results_in
         self.pending: deque[_Job] = deque()
         self._send_lock = threading.Lock()
-        self._read_lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._reading = False
 
     def send(self, message: bytes) -> _Job:
         job = _Job(self)
@@ -175,34 +199,59 @@ class _Worker:
             try:
                 self._calls.send_bytes(message)
             except OSError:  # the worker is gone (EPIPE)
-                self.pending.remove(job)
+                with contextlib.suppress(ValueError):  # already failed and taken by a reader
+                    self.pending.remove(job)
                 self.pool._break("an ingest worker process died")  # noqa: SLF001
                 raise BrokenProcessPool("an ingest worker process died") from None
         return job
 
-    def collect(self, until: _Job | None) -> None:
-        """Read the answers that have arrived; with ``until``, wait until that call is answered."""
-        if not self._read_lock.acquire(blocking=until is not None):
-            return  # another thread is reading: it resolves what arrives
+    def collect(self, until: _Job | None, timeout: float | None = None) -> None:
+        """Read the answers that have arrived; with ``until``, wait until that call is answered.
+
+        Raises TimeoutError if ``until`` is not answered within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._turn:
+            while self._reading:
+                if until is None:
+                    return  # the reader resolves what arrives
+                if Future.done(until):
+                    return
+                if not self._turn.wait(_left(deadline)) and not Future.done(until):
+                    raise TimeoutError
+            self._reading = True
         try:
-            while self.pending and not (until is not None and Future.done(until)):
-                if until is None and not self._results.poll():
-                    return
-                try:
-                    # Our own worker's answer, pickled by _serve: not data from outside.
-                    ok, value = pickle.loads(self._results.recv_bytes())  # noqa: S301
-                except (EOFError, OSError):
-                    self._fail_pending()
-                    return
-                job = self.pending.popleft()
-                with contextlib.suppress(InvalidStateError):  # cancelled while the worker ran it
-                    job.set_result(value) if ok else job.set_exception(value)
+            self._read(until, deadline)
         finally:
-            self._read_lock.release()
-        if until is not None and not Future.done(until):
-            # Answered by nobody (a shut-down pool whose worker was stopped): never wait forever.
-            with contextlib.suppress(InvalidStateError):
-                until.set_exception(BrokenProcessPool("the worker pool was shut down"))
+            with self._turn:
+                self._reading = False
+                self._turn.notify_all()
+
+    def _read(self, until: _Job | None, deadline: float | None) -> None:
+        while self.pending and not (until is not None and Future.done(until)):
+            wait = 0 if until is None else _left(deadline)
+            try:
+                arrived = wait is None or self._results.poll(wait)
+                message = self._results.recv_bytes() if arrived else None
+            except (EOFError, OSError):
+                self._fail_pending()
+                return
+            except Exception:  # the pipe's position is unknown now: its answers can no longer be matched
+                self._fail_pending()
+                raise
+            if message is None:  # nothing more has arrived
+                if until is None:
+                    return
+                raise TimeoutError
+            job = self.pending.popleft()  # the answer is this call's, whether or not it decodes
+            try:
+                ok, value = pickle.loads(message)  # noqa: S301 - our own worker's answer, pickled by _serve
+            except Exception as exc:  # noqa: BLE001 - that call fails; the next answers stay matched
+                ok, value = False, RuntimeError(f"a worker's answer cannot be read: {type(exc).__name__}")
+            with contextlib.suppress(InvalidStateError):  # cancelled, or failed by a broken pool
+                job.set_result(value) if ok else job.set_exception(value)
+            with self._turn:
+                self._turn.notify_all()
 
     def _fail_pending(self) -> None:
         """The worker's result pipe ended: it died (or was stopped); none of its calls will be answered."""
@@ -212,9 +261,18 @@ class _Worker:
             with contextlib.suppress(InvalidStateError):
                 job.set_exception(BrokenProcessPool("an ingest worker process died"))
 
+    def wake(self) -> None:
+        """Wake the threads waiting for the reader: their calls may have just failed."""
+        with self._turn:
+            self._turn.notify_all()
+
     def close(self) -> None:
         with self._send_lock:
             self._calls.close()
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 class RemoteTraceback(Exception):
@@ -262,9 +320,16 @@ def _serve(calls, results, initializer, initargs: tuple) -> None:
 
 
 def _pickled(ok: bool, value) -> bytes:
-    """The answer to a call as bytes, or the failure to pickle it (never a silent hang in the caller)."""
+    """The answer to a call as bytes, or the failure to pickle it (never a silent hang in the caller).
+
+    An exception is also unpickled here first: one that pickles but cannot be rebuilt (an
+    ``__init__`` of other arguments than its ``args``) would fail only in the server.
+    """
     try:
-        return pickle.dumps((ok, value), pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps((ok, value), pickle.HIGHEST_PROTOCOL)
+        if not ok:
+            pickle.loads(data)  # noqa: S301 - what we pickled a line above
+        return data
     except Exception as exc:  # noqa: BLE001 - any value may fail to pickle
         what = "result" if ok else type(value.exc).__name__
         return pickle.dumps((False, _Failure(RuntimeError(

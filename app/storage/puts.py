@@ -53,10 +53,15 @@ class PutQueue:
         future: Future = Future()
         rank = max(started, time.monotonic() - HEAD_START_MAX)
         with self._cv:
-            heapq.heappush(self._heap, (rank, next(self._order), future, fn, args))
             if self._threads < self.size:
-                self._threads += 1
-                threading.Thread(target=self._run, name=f"put-{self._threads}", daemon=True).start()
+                try:
+                    threading.Thread(target=self._run, name=f"put-{self._threads + 1}", daemon=True).start()
+                except RuntimeError:  # no thread to be had now: the running ones will do, if any
+                    if not self._threads:
+                        raise
+                else:
+                    self._threads += 1
+            heapq.heappush(self._heap, (rank, next(self._order), future, fn, args))
             self._cv.notify()
         return future
 
@@ -90,4 +95,6 @@ class PutBatch:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        wait(self._futures)  # a cancelled call counts as done; a running one is waited for
+        # A cancelled call never runs (set_running_or_notify_cancel): only the others are waited
+        # for, not the other requests' calls ahead of a cancelled one in the queue.
+        wait([future for future in self._futures if not future.cancelled()])

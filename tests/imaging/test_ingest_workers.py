@@ -85,6 +85,30 @@ def test_a_killed_worker_costs_no_file_and_the_next_upload_gets_a_fresh_pool(api
 
 
 
+@pytest.mark.parametrize("kill_after", [1, 4, 7])
+def test_a_worker_killed_in_the_middle_of_a_request_costs_no_file(api, case_id, monkeypatch, kill_after):
+    """Calls on the dead worker and on the other one (stopped with the broken pool) are prepared in the server."""
+    assert post(api, case_id, upload([sample("CT_small.dcm")])).status_code == 200  # the pool is up
+    submit, sent = workers.WorkerPool.submit, []
+
+    def submit_then_kill(self, fn, /, *args, **kwargs):
+        job = submit(self, fn, *args, **kwargs)
+        sent.append(job)
+        if len(sent) == kill_after:
+            os.kill(self.pids[0], signal.SIGKILL)
+        return job
+
+    monkeypatch.setattr(workers.WorkerPool, "submit", submit_then_kill)
+    files = ct_series(10, first=200)
+    r = post(api, case_id, [(io.BytesIO(data), name) for name, data in files])
+    assert r.status_code == 200, r.json
+    assert len(r.json["accepted"]) == 10
+    assert r.json["rejected"] == []
+    assert len(sent) >= kill_after
+    assert workers.segments_in_use() == 0
+    assert len(api.get(f"/api/cases/{case_id}/instances").json["items"]) == 11
+
+
 def test_recorded_digests_are_those_of_the_stored_files_and_the_uploads(app, api, case_id):
     """The workers hash the layout and the source; the index must hold the digests of the real bytes."""
     files = ct_series(4)

@@ -35,6 +35,7 @@ def test_many_threads_get_their_own_answers(pool):
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads)
     assert errors == []
 
 
@@ -80,3 +81,58 @@ def test_shutdown_lets_the_workers_exit(pool):
     assert all(p.exitcode == 0 for p in processes)
     with pytest.raises(RuntimeError):
         pool.submit(abs, -1)
+
+
+class Fussy:
+    """An answer that pickles in the worker but cannot be rebuilt in another process."""
+
+    def __reduce__(self):
+        return _rebuild_fussy, (os.getpid(),)
+
+
+def _rebuild_fussy(pid: int) -> "Fussy":
+    if pid != os.getpid():
+        raise ValueError("rebuilt in another process")
+    return Fussy()
+
+
+def make_fussy() -> Fussy:
+    return Fussy()
+
+
+def test_an_answer_that_cannot_be_read_fails_its_own_call_and_the_next_answers_stay_matched():
+    pool = workers.WorkerPool(1)
+    try:
+        fussy, after = pool.submit(make_fussy), pool.submit(abs, -5)
+        with pytest.raises(RuntimeError, match="cannot be read: ValueError"):
+            fussy.result()
+        assert after.result() == 5
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_a_call_answered_early_returns_while_another_thread_waits_for_a_later_one():
+    """The thread reading the pipe for its own slow call wakes the one whose earlier call it read."""
+    pool = workers.WorkerPool(1)
+    try:
+        assert pool.submit(abs, -1).result() == 1  # the worker is up: what follows times only the calls
+        early, late = pool.submit(time.sleep, 0.3), pool.submit(time.sleep, 3)
+        reader = threading.Thread(target=late.result)
+        reader.start()
+        time.sleep(0.1)  # the reader has the pipe
+        t0 = time.monotonic()
+        early.result()
+        assert time.monotonic() - t0 < 2
+        reader.join(10)
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_result_honours_its_timeout(pool):
+    assert pool.submit(abs, -1).result() == 1
+    slow = pool.submit(time.sleep, 1.5)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        slow.result(timeout=0.2)
+    assert time.monotonic() - t0 < 1
+    assert slow.result() is None

@@ -88,3 +88,18 @@ def test_a_failing_call_reaches_its_request_and_the_thread_goes_on():
 def test_one_queue_per_process_and_size():
     assert puts.put_queue(3) is puts.put_queue(3)
     assert puts.put_queue(3) is not puts.put_queue(2)
+
+
+def test_a_request_whose_calls_were_cancelled_leaves_at_once_behind_anothers_long_put():
+    queue = PutQueue(1)
+    gate = threading.Event()
+    older = queue.batch(started=time.monotonic() - 0.5)
+    long_put = older.submit(gate.wait, 10)
+    mine = queue.batch()
+    waiting = mine.submit(abs, -1)
+    assert waiting.cancel()
+    t0 = time.monotonic()
+    mine.__exit__(None, None, None)
+    assert time.monotonic() - t0 < 1  # not held until the other request's put ends
+    gate.set()
+    assert long_put.result(10) is True
