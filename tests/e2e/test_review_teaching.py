@@ -37,8 +37,7 @@ def test_reviewer_proposes_owner_consents_author_reads(open_as, reviewed):
     row = reviewer.locator(f'[data-review-id="{reviewed}"]')
     expect(row).to_contain_text(NOTE)
     expect(row).to_contain_text("重大分歧")
-    reviewer.wait_for_function("() => performance.getEntriesByType('resource')"
-                               ".some((e) => e.name.endsWith('/js/actions.js'))")
+    expect(reviewer.locator("html")).to_have_attribute("data-actions", "ready")  # its forms are wired
     row.locator("select[name=org_id]").select_option(label="妇科会诊组")
     row.locator("select[name='tags.difficulty']").select_option("advanced")
     row.locator("textarea[name='tags.keywords']").fill("卵巢交界性肿瘤")
@@ -50,6 +49,8 @@ def test_reviewer_proposes_owner_consents_author_reads(open_as, reviewed):
     owner.goto("/teaching")
     owner.locator("#teaching-pending a").first.click()
     expect(owner.locator("#teaching-review-note")).to_contain_text(NOTE)
+    # The buttons are wired by teaching.js: a click before it has run does nothing.
+    expect(owner.locator("html")).to_have_attribute("data-teaching", "ready")
     owner.get_by_role("button", name="同意").click()
     expect(owner.locator("#teaching-consent")).to_have_count(0)
 

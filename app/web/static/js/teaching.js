@@ -11,3 +11,6 @@ for (const button of document.querySelectorAll("[data-consent]")) {
     window.location.reload();
   });
 }
+
+// The buttons are wired: tests can wait for this.
+document.documentElement.dataset.teaching = "ready";
