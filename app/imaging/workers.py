@@ -42,6 +42,7 @@ from typing import BinaryIO
 
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - read only, names made by SharedMemory (random, O_EXCL, 0600)
 
+_DIED = "an ingest worker process died"
 _lock = threading.Lock()
 _pool: "WorkerPool | None" = None
 _owner_pid: int | None = None
@@ -201,8 +202,8 @@ class _Worker:
             except OSError:  # the worker is gone (EPIPE)
                 with contextlib.suppress(ValueError):  # already failed and taken by a reader
                     self.pending.remove(job)
-                self.pool._break("an ingest worker process died")  # noqa: SLF001
-                raise BrokenProcessPool("an ingest worker process died") from None
+                self.pool._break(_DIED)  # noqa: SLF001
+                raise BrokenProcessPool(_DIED) from None
         return job
 
     def collect(self, until: _Job | None, timeout: float | None = None) -> None:
@@ -255,11 +256,11 @@ class _Worker:
 
     def _fail_pending(self) -> None:
         """The worker's result pipe ended: it died (or was stopped); none of its calls will be answered."""
-        self.pool._break("an ingest worker process died")  # noqa: SLF001
+        self.pool._break(_DIED)  # noqa: SLF001
         while self.pending:
             job = self.pending.popleft()
             with contextlib.suppress(InvalidStateError):
-                job.set_exception(BrokenProcessPool("an ingest worker process died"))
+                job.set_exception(BrokenProcessPool(_DIED))
 
     def wake(self) -> None:
         """Wake the threads waiting for the reader: their calls may have just failed."""

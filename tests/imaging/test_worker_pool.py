@@ -12,10 +12,22 @@ from app.imaging import workers
 
 
 @pytest.fixture
-def pool():
-    pool = workers.WorkerPool(2)
-    yield pool
-    pool.shutdown(wait=True, cancel_futures=True)
+def make_pool():
+    """Start pools of a given size; each is shut down when the test ends."""
+    pools = []
+
+    def make(size: int) -> workers.WorkerPool:
+        pools.append(workers.WorkerPool(size))
+        return pools[-1]
+
+    yield make
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def pool(make_pool):
+    return make_pool(2)
 
 
 def test_many_threads_get_their_own_answers(pool):
@@ -64,9 +76,7 @@ def test_an_answer_that_cannot_be_pickled_is_an_error_not_a_hang(pool):
 
 def test_a_killed_worker_fails_every_waiting_call_and_the_pool(pool):
     slow = [pool.submit(time.sleep, 30) for _ in range(4)]  # both workers busy, two calls queued behind
-    for pid in pool.pids:
-        os.kill(pid, signal.SIGKILL)
-        break
+    os.kill(pool.pids[0], signal.SIGKILL)
     for future in slow:
         with pytest.raises(BrokenProcessPool):
             future.result()
@@ -100,32 +110,26 @@ def make_fussy() -> Fussy:
     return Fussy()
 
 
-def test_an_answer_that_cannot_be_read_fails_its_own_call_and_the_next_answers_stay_matched():
-    pool = workers.WorkerPool(1)
-    try:
-        fussy, after = pool.submit(make_fussy), pool.submit(abs, -5)
-        with pytest.raises(RuntimeError, match="cannot be read: ValueError"):
-            fussy.result()
-        assert after.result() == 5
-    finally:
-        pool.shutdown(wait=True)
+def test_an_answer_that_cannot_be_read_fails_its_own_call_and_the_next_answers_stay_matched(make_pool):
+    pool = make_pool(1)
+    fussy, after = pool.submit(make_fussy), pool.submit(abs, -5)
+    with pytest.raises(RuntimeError, match="cannot be read: ValueError"):
+        fussy.result()
+    assert after.result() == 5
 
 
-def test_a_call_answered_early_returns_while_another_thread_waits_for_a_later_one():
+def test_a_call_answered_early_returns_while_another_thread_waits_for_a_later_one(make_pool):
     """The thread reading the pipe for its own slow call wakes the one whose earlier call it read."""
-    pool = workers.WorkerPool(1)
-    try:
-        assert pool.submit(abs, -1).result() == 1  # the worker is up: what follows times only the calls
-        early, late = pool.submit(time.sleep, 0.3), pool.submit(time.sleep, 3)
-        reader = threading.Thread(target=late.result)
-        reader.start()
-        time.sleep(0.1)  # the reader has the pipe
-        t0 = time.monotonic()
-        early.result()
-        assert time.monotonic() - t0 < 2
-        reader.join(10)
-    finally:
-        pool.shutdown(wait=True)
+    pool = make_pool(1)
+    assert pool.submit(abs, -1).result() == 1  # the worker is up: what follows times only the calls
+    early, late = pool.submit(time.sleep, 0.3), pool.submit(time.sleep, 3)
+    reader = threading.Thread(target=late.result)
+    reader.start()
+    time.sleep(0.1)  # the reader has the pipe
+    t0 = time.monotonic()
+    early.result()
+    assert time.monotonic() - t0 < 2
+    reader.join(10)
 
 
 def test_result_honours_its_timeout(pool):
