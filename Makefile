@@ -51,15 +51,16 @@ serve-production: db ohif
 lint: install-dev
 	$(BIN)/ruff check .
 
-## Lint, then the suite on SQLite and again on the PostgreSQL of this machine (engine-agnostic tests in one pass: tests/conftest.py)
+## Lint, then the suite on SQLite and on the PostgreSQL of this machine, the two passes side by side
+## (engine-agnostic tests in one pass: tests/conftest.py); each pass prints its output when it ends
 test: lint
-	HZ_SPLIT_PASSES=1 $(MAKE) test-sqlite test-pg
+	HZ_SPLIT_PASSES=1 $(MAKE) -j2 --output-sync=target test-sqlite test-pg
 
 test-sqlite: install-dev ohif
 	DATABASE_URL= $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-pg: install-dev ohif
-	DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m pytest -o cache_dir=.pytest_cache_pg $(PYTEST_ARGS)
 
 bench: install-dev
 	$(BIN)/python bench/ingest.py
@@ -67,7 +68,7 @@ bench: install-dev
 	$(BIN)/python bench/viewer.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .pytest_cache_pg .ruff_cache
 
 ## Extract the pages' strings (Chinese msgids) and merge them into the translations
 i18n: install
