@@ -179,7 +179,7 @@ def main() -> None:
     orthanc = Orthanc(work / "orthanc").start()
     s3, s3_url = start_s3()
     local_app = s3_app = None
-    rounds, memory = [], None
+    rounds, moto, memory = [], [], None
     try:
         local_app, local_url = start_app({**common, "STORAGE_BACKEND": "local", "UPLOAD_FOLDER": str(work / "uploads"),
                                           "DATABASE_URL": args.database_url or f"sqlite:///{work}/local.db"},
@@ -213,16 +213,20 @@ def main() -> None:
             # Every other round runs the phases in reverse, so that the machine's speed drifting
             # within a round (it does, by 10-20 % in a few seconds here) never favours one phase.
             order = list(phases) if r % 2 == 0 else list(reversed(phases))
-            seconds = {}
+            seconds, moto_ms = {}, {}
             for name in order:
                 time.sleep(args.pause)
+                before = s3.cpu_seconds()
                 seconds[name] = timed(phases[name])
+                moto_ms[name] = (s3.cpu_seconds() - before) * 1000 / n
             orthanc_s, local_s, raw_s, s3_s, raw1_s = (seconds[k] for k in ("orthanc", "local", "raw", "s3", "raw1"))
             rounds.append((orthanc_s, local_s, raw_s, s3_s, raw1_s))
             print(f"round {r + 1} ({'forward' if r % 2 == 0 else 'reverse'}): orthanc {n / orthanc_s:6.1f}/s  "
                   f"app local {n / local_s:6.1f}/s  "
                   f"ratio {orthanc_s / local_s:.2f}   raw s3 {n / raw_s:6.1f}/s (1 thread {n / raw1_s:6.1f}/s)  "
-                  f"app s3 {n / s3_s:6.1f}/s  ratio {raw_s / s3_s:.2f} ({raw1_s / s3_s:.2f})  (inst/s)", flush=True)
+                  f"app s3 {n / s3_s:6.1f}/s  ratio {raw_s / s3_s:.2f} ({raw1_s / s3_s:.2f})  (inst/s)"
+                  f"   moto cpu ms/slice raw {moto_ms['raw']:.1f} app {moto_ms['s3']:.1f}", flush=True)
+            moto.append((moto_ms["raw"], moto_ms["s3"]))
 
         cold, warm = render_latency(local_url, local_case, local_headers, args.render_samples)
         if args.memory_mb:
@@ -242,6 +246,11 @@ def main() -> None:
     print(f"ratio app local/orthanc: {med[0] / med[1]:.2f}  (target >= 1.0)")
     print(f"ratio app s3/raw       : {med[2] / med[3]:.2f}  (target >= 0.8; vs raw from 1 thread, as measured"
           f" before: {med[4] / med[3]:.2f})")
+    # The S3 ratio follows moto's speed, which drifts with the machine: the app adds a nearly fixed
+    # CPU cost per slice, which weighs more against a fast moto (docs/BENCHMARKS.md, 2026-12-07).
+    print(f"  rounds' S3 ratios: mean {statistics.mean(r[2] / r[3] for r in rounds):.2f};"
+          f" moto cpu ms/slice (median): raw {statistics.median(m[0] for m in moto):.1f},"
+          f" app {statistics.median(m[1] for m in moto):.1f}")
     print(f"render 512x512 cold  : p50 {statistics.median(cold) * 1000:6.1f} ms  p95 {pct(cold, 95) * 1000:6.1f} ms"
           f"  (n={len(cold)})")
     print(f"render 512x512 cached: p50 {statistics.median(warm) * 1000:6.1f} ms  p95 {pct(warm, 95) * 1000:6.1f} ms"
