@@ -225,8 +225,9 @@ def typing(user, case, data):
 @handler(Action.VIEW)
 def viewer(user, case, data):
     """Share the sender's view (series, slice, window, zoom/pan) with the others in the room."""
-    state = presence.share_view(case_id=case.id, user_id=user.id, view=validate(ViewerIn, data).state())
-    broadcast.to_case("viewer", state, case.id, skip_sid=request.sid)
+    sid = request.sid
+    presence.share_view(case_id=case.id, user_id=user.id, view=validate(ViewerIn, data).state(),
+                        relay=lambda state: broadcast.to_case("viewer", state, case.id, skip_sid=sid))
     return {"ok": True}
 
 

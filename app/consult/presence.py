@@ -11,6 +11,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Protocol
 
 from flask import current_app
@@ -203,14 +204,35 @@ def present(*, case_id: int, user_id: int, action: str, target: int | None = Non
     return new
 
 
-def share_view(*, case_id: int, user_id: int, view: dict) -> dict:
-    """Return the view to relay from ``user_id``; the presenter's is also kept for late joiners."""
+# The views of one case are kept and relayed one at a time (per process; a client's connection lives
+# in one process), so the order followers see is the order the presenter's views were kept in.
+_VIEW_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+def supersedes(view: dict, kept: dict | None) -> bool:
+    """Whether ``view`` may replace the ``kept`` one: anything but an older view from the same page."""
+    same_page = (kept is not None and view.get("source") is not None
+                 and (view["user_id"], view["source"]) == (kept.get("user_id"), kept.get("source")))
+    return not same_page or view.get("seq") is None or kept.get("seq") is None or view["seq"] > kept["seq"]
+
+
+def share_view(*, case_id: int, user_id: int, view: dict, relay: Callable[[dict], None]) -> bool:
+    """Relay ``user_id``'s view to the room; the presenter's is also kept for late joiners.
+
+    A presenter's view older than the one kept from the same page (its handler ran late) is
+    dropped: neither kept nor relayed. Returns whether the view was relayed.
+    """
     presence = store()
-    leading = presence.presenter(case_id) == user_id
-    state = {**view, "case_id": case_id, "user_id": user_id, "presenter": leading}
-    if leading:
+    state = {**view, "case_id": case_id, "user_id": user_id, "presenter": presence.presenter(case_id) == user_id}
+    if not state["presenter"]:
+        relay(state)  # followers only follow the presenter; nothing to keep or order
+        return True
+    with _VIEW_LOCKS[case_id % len(_VIEW_LOCKS)]:
+        if not supersedes(state, presence.viewer(case_id)):
+            return False
         presence.set_viewer(case_id, state)
-    return state
+        relay(state)
+    return True
 
 
 def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[list[int], bool]:

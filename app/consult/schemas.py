@@ -70,6 +70,10 @@ class ViewerIn(Schema):
     pan: tuple[FiniteFloat, FiniteFloat] | None = None
     rotation: FiniteFloat | None = None
     invert: bool | None = None
+    # A page numbers the views it sends (seq) under a random id of its own (source). The server runs
+    # a client's events on several threads, so a view could otherwise overtake the newer one after it.
+    source: str | None = Field(default=None, pattern=r"^[0-9a-f]{8,64}$")
+    seq: int | None = Field(default=None, ge=0, le=2**53 - 1)
 
     def state(self) -> dict:
         """The fields the sender set, without the case id."""

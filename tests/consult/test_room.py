@@ -172,6 +172,44 @@ def test_presenter_is_followed_and_handed_over_and_late_joiners_catch_up(live, m
     assert ack == {"ok": False, "error": "you are not presenting"}
 
 
+def test_a_view_that_arrives_after_a_newer_one_from_the_same_page_is_dropped(live, mdt, clients):
+    """The server runs a client's events on several threads: the page numbers its views so a late one loses."""
+    case_id, ids, tokens = mdt
+    consultant, _ = joined(clients, live, tokens["consultant"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    consultant.call("present", {"case_id": case_id, "action": "take"})
+    page, reloaded = client_id(), client_id()
+    view = {"case_id": case_id, "series_uid": "2.25.7", "source": page}
+    assert consultant.call("viewer", {**view, "index": 5, "seq": 5}) == {"ok": True}
+    assert consultant.call("viewer", {**view, "index": 3, "seq": 3}) == {"ok": True}  # handled late: not an error
+    assert consultant.call("viewer", {**view, "index": 6, "seq": 6}) == {"ok": True}
+    radiology.wait_for("viewer", lambda d: d["seq"] == 6)
+    assert [v["index"] for v in radiology.of("viewer")] == [5, 6]
+    late, ack = joined(clients, live, tokens["owner"], case_id)
+    assert (ack["viewer"]["index"], ack["viewer"]["seq"]) == (6, 6)
+    # The presenter reloads the page: a new source starts again from 1, and counts.
+    consultant.call("viewer", {**view, "source": reloaded, "index": 1, "seq": 1})
+    assert late.wait_for("viewer")["index"] == 1
+    assert joined(clients, live, tokens["owner"], case_id)[1]["viewer"]["index"] == 1
+    for bad in ({"source": "not hex!"}, {"seq": -1}, {"seq": 2**53}):
+        assert consultant.call("viewer", {**view, "index": 9, **bad})["error"].startswith("invalid field"), bad
+
+
+def test_a_burst_of_views_reaches_the_followers_in_the_order_sent(live, mdt, clients):
+    case_id, ids, tokens = mdt
+    consultant, _ = joined(clients, live, tokens["consultant"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    consultant.call("present", {"case_id": case_id, "action": "take"})
+    source = client_id()
+    for seq in range(1, 61):  # without waiting for the acks, as a browser scrolling through a series
+        consultant.sio.emit("viewer", {"case_id": case_id, "series_uid": "2.25.7", "index": seq, "source": source,
+                                       "seq": seq}, namespace="/consult")
+    radiology.wait_for("viewer", lambda d: d["seq"] == 60)
+    got = [v["seq"] for v in radiology.of("viewer")]
+    assert got == sorted(got), got  # some may be dropped (overtaken), none arrives after a newer one
+    assert joined(clients, live, tokens["owner"], case_id)[1]["viewer"]["seq"] == 60
+
+
 def test_a_removed_participant_is_dropped_from_the_room_at_once(live, mdt, clients, api_as):
     case_id, ids, tokens = mdt
     consultant, _ = joined(clients, live, tokens["consultant"], case_id)

@@ -17,6 +17,8 @@ export class Room {
     this.pending = new Map(); // client_id -> payload, resent after a reconnect
     this.drafts = new Map(); // client_id -> its list item until the server's copy arrives
     this.presenter = null;
+    this.viewSource = newClientId(); // the views this page sends are numbered under it, in order
+    this.viewSeq = 0;
     this.typingTimer = null;
     this.typers = new Map();
     this.typersTimer = null;
@@ -113,7 +115,8 @@ export class Room {
 
   sendViewer(view) {
     if (this.presenter === this.me && this.socket.connected) {
-      this.socket.emit("viewer", { case_id: this.caseId, ...view });
+      this.viewSeq += 1;
+      this.socket.emit("viewer", { case_id: this.caseId, ...view, source: this.viewSource, seq: this.viewSeq });
     }
   }
 

@@ -26,6 +26,9 @@ export class Viewer {
     this.drawing = new Drawing({ canvas, stage, viewer: this });
     this.room = null; // set by the page once the room is open
     this.applyingRemote = false;
+    this.loads = 0; // openSeries calls so far: a load that is no longer the latest is dropped
+    this.nextView = null; // the presenter's newest view, not applied yet
+    this.following = null; // the promise of the loop applying them
   }
 
   get slice() {
@@ -106,18 +109,23 @@ export class Viewer {
     });
   }
 
+  /** Open a series at slice `index` (its middle if null). Resolves true once it is shown, false if
+   *  a later openSeries took over while this one was loading (that one is then the one shown). */
   async openSeries(seriesUid, { index = null, broadcast = true } = {}) {
     const { state, seriesSelect } = this;
     const option = [...seriesSelect.options].find((o) => o.value === seriesUid) || seriesSelect.options[0];
-    if (!option) return;
+    if (!option) return false;
+    const load = ++this.loads;
     seriesSelect.value = option.value;
+    const { items } = await api(`/api/cases/${this.caseId}/instances?series_uid=${encodeURIComponent(option.value)}`);
+    const { items: notes } = this.room ? await api(`/api/cases/${this.caseId}/annotations`) : { items: [] };
+    if (load !== this.loads) return false;
+    // The series and its slices change together: until now the state was still all the old series'.
     state.seriesUid = option.value;
     state.studyUid = option.dataset.study;
-    const { items } = await api(`/api/cases/${this.caseId}/instances?series_uid=${encodeURIComponent(state.seriesUid)}`);
     state.slices = items.flatMap((instance) =>
       Array.from({ length: instance.frames || 1 }, (_, f) => ({ instance, frame: f + 1 })));
     this.slider.max = String(Math.max(0, state.slices.length - 1));
-    const { items: notes } = this.room ? await api(`/api/cases/${this.caseId}/annotations`) : { items: [] };
     state.annotations = new Map(notes.map((a) => [a.id, a]));
     const start = index ?? Math.floor(state.slices.length / 2);
     const url = new URL(window.location.href);
@@ -125,6 +133,7 @@ export class Viewer {
     window.history.replaceState(null, "", url);
     state.shown = null; // a new series: its first slice is fetched in full at once
     await this.show(start, { broadcast });
+    return true;
   }
 
   /** Open the series the page was asked for, or say there is none. */
@@ -172,15 +181,31 @@ export class Viewer {
 
   // ---------- the room's side ----------
 
-  /** Follow the presenter's view (series, slice, window, zoom, pan) without sharing it back. */
+  /** Follow the presenter's view (series, slice, window, zoom, pan) without sharing it back.
+   *  Views that arrive while a series is loading wait for it, and only the newest of them is applied:
+   *  on a slow link the follower ends where the presenter is, not where the presenter was. */
   applyView(view) {
     if (!view || !view.series_uid) return;
+    this.nextView = view;
+    if (!this.following) this.following = this.followViews().finally(() => { this.following = null; });
+  }
+
+  async followViews() {
     this.applyingRemote = true;
-    Object.assign(this.state, { wc: view.wc ?? null, ww: view.ww ?? null, zoom: view.zoom ?? 1, pan: view.pan ?? [0, 0] });
-    const done = view.series_uid !== this.state.seriesUid
-      ? this.openSeries(view.series_uid, { index: view.index ?? 0, broadcast: false })
-      : this.show(view.index ?? 0, { broadcast: false });
-    Promise.resolve(done).finally(() => { this.applyingRemote = false; });
+    try {
+      while (this.nextView) {
+        const view = this.nextView;
+        this.nextView = null;
+        Object.assign(this.state, { wc: view.wc ?? null, ww: view.ww ?? null, zoom: view.zoom ?? 1, pan: view.pan ?? [0, 0] });
+        if (view.series_uid !== this.state.seriesUid) {
+          await this.openSeries(view.series_uid, { index: view.index ?? 0, broadcast: false });
+        } else {
+          this.show(view.index ?? 0, { broadcast: false }); // not awaited: a newer slice supersedes its frames
+        }
+      }
+    } finally {
+      this.applyingRemote = false;
+    }
   }
 
   setAnnotation(a) {
@@ -201,7 +226,7 @@ export class Viewer {
   }
 
   async openImage(ref) {
-    if (ref.series_uid !== this.state.seriesUid) await this.openSeries(ref.series_uid, { broadcast: false });
+    if (ref.series_uid !== this.state.seriesUid && !await this.openSeries(ref.series_uid, { broadcast: false })) return;
     const index = this.state.slices.findIndex(
       (s) => s.instance.sop_instance_uid === ref.sop_instance_uid && s.frame === (ref.frame || 1));
     if (index >= 0) this.show(index);
