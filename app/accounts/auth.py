@@ -25,6 +25,19 @@ def bearer_token(req=request) -> str | None:
     return None
 
 
+def request_user_id() -> int | None:
+    """The id of the user making this request, or None if nobody is logged in.
+
+    A bearer token is resolved without loading the user (``service.user_id_for_token``): the
+    caller must refuse a deactivated user, as ``cases.permissions.require_ids`` does. Without a
+    token, the session's logged-in user.
+    """
+    token = bearer_token()
+    if token is not None:
+        return service.user_id_for_token(token)
+    return current_user.id if current_user.is_authenticated else None
+
+
 class _SessionInterface(SecureCookieSessionInterface):
     """Requests with a bearer token get a fresh session: the cookie plays no part in them.
 

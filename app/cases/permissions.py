@@ -267,6 +267,40 @@ def role_filter(user: User, role: str, reach: Reach | None = None):
     raise ValueError(f"no list filter for the role {role!r}")
 
 
+def case_ids_route(action: Action, *, audit: str):
+    """Declare a hot case route, one a viewer calls hundreds of times (a series' frames).
+
+    The check is case_route's, made from ids alone (:func:`require_ids`, one query): neither the
+    case nor a token's user is loaded. The view receives ``case_id`` and ``user_id`` and logs its
+    own reads; a refusal (404/403, of the check or of the view) is audited as ``audit``.
+    """
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(case_id: int, **kwargs):
+            from app.accounts.auth import login_manager, request_user_id
+            from app.audit import service as audit_log
+
+            user_id = request_user_id()
+            if user_id is None:
+                return login_manager.unauthorized()
+            try:
+                require_ids(user_id, case_id, action)
+                return view(case_id=case_id, user_id=user_id, **kwargs)
+            except DomainError as exc:
+                db.session.rollback()  # on SQLite an open read would block the audit row's write
+                if exc.status in (403, 404):
+                    audit_log.record(user_id=user_id, case_id=case_id, action=audit, status=exc.status,
+                                     detail={"error": exc.error})
+                raise
+
+        wrapper.case_action = action
+        wrapper.requires_auth = True
+        return wrapper
+
+    return decorate
+
+
 def case_route(action: Action, *, audit: str | None = None):
     """Declare a case route: login, access check for ``action``, then the audit row.
 

@@ -8,7 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.audit import service as audit_log
 from app.cases import workflow
-from app.cases.permissions import Action, case_route
+from app.cases.permissions import Action, case_ids_route, case_route
 from app.core.errors import BadRequest
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
@@ -105,16 +105,16 @@ def instance_file(case, sop: str):
 
 
 @bp.get("/instances/<sop>/rendered")
-@case_route(Action.VIEW_IMAGES, audit="none")
+@case_ids_route(Action.VIEW_IMAGES, audit="view_images")
 @api_doc(query=RenderQuery,
          responses={200: "image/png or image/jpeg of the frame; X-Window-Center/-Width: the window used",
                     422: "the instance cannot be rendered"}, tag="imaging")
-def instance_rendered(case, sop: str):
+def instance_rendered(case_id: int, user_id: int, sop: str):
     """Render one frame (``frame``, 1-based) with an optional window (``wc``, ``ww``) and ``size``."""
-    inst = imaging.get_instance(case, sop)
+    inst = imaging.frame_source(case_id, sop)
     # Scrolling a series fetches hundreds of frames: one audit row per user, case and series.
-    audit_log.record_once(key=(current_user.id, case.id, inst.series_id), user_id=current_user.id,
-                          case_id=case.id, action="view_images", detail={"series_uid": inst.series.series_uid})
+    audit_log.record_once(key=(user_id, case_id, inst.series_id), user_id=user_id, case_id=case_id,
+                          action="view_images", detail={"series_uid": inst.series_uid})
     req = imaging.parse_render_request(request.args)
     etag = hashlib.sha256(f"{inst.sha256}|{req}".encode()).hexdigest()
     if request.if_none_match.contains(etag):

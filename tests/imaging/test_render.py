@@ -5,6 +5,7 @@ import io
 import numpy as np
 import pydicom
 import pytest
+import sqlalchemy as sa
 from PIL import Image
 
 from tests.imaging.dicom_samples import sample, study_files, upload
@@ -151,3 +152,43 @@ def test_non_finite_windows_are_400(api, case_id, query):
     sop = put(api, case_id, "CT_small.dcm")
     r = api.get(f"/api/cases/{case_id}/instances/{sop}/rendered?{query}")
     assert r.status_code == 400, (r.status_code, r.data[:200])
+
+
+def test_the_frame_route_checks_from_ids_and_loosens_nothing(app, client, api, case_id, owner, token_for, make_user,
+                                                             api_as):
+    """Rendered frames are checked from the token's ids (one query, the token lookup cached a few seconds):
+    a deactivated account is still refused at once, an outsider gets the same 404 as for any case route
+    (audited), and a logged-in browser session reaches the frames as before."""
+    from app.accounts.models import User
+    from app.audit.models import AuditEvent
+    from app.extensions import db
+    from tests.conftest import PASSWORD
+    from tests.web.conftest import page_csrf
+
+    sop = put(api, case_id, "CT_small.dcm")
+    url = f"/api/cases/{case_id}/instances/{sop}/rendered"
+    headers = {"Authorization": f"Bearer {token_for(owner)}"}
+    assert client.get(url, headers=headers).status_code == 200  # the token is now cached
+    admin = api_as(make_user(role="admin"))
+    assert admin.patch(f"/api/admin/users/{owner}", json={"active": False}).status_code == 200
+    r = client.get(url, headers=headers)
+    assert (r.status_code, r.json) == (401, {"error": "authentication required", "detail": "invalid or expired token"})
+    assert admin.patch(f"/api/admin/users/{owner}", json={"active": True}).status_code == 200
+    assert client.get(url, headers=headers).status_code == 200
+
+    outsider = make_user()
+    r = client.get(url, headers={"Authorization": f"Bearer {token_for(outsider)}"})
+    assert (r.status_code, r.json) == (404, {"error": "case not found"})
+    r = client.get(f"/api/cases/{case_id}/instances/2.25.1/rendered", headers=headers)
+    assert (r.status_code, r.json) == (404, {"error": "instance not found"})
+    with app.app_context():
+        refused = db.session.execute(sa.select(AuditEvent.user_id, AuditEvent.action, AuditEvent.status).where(
+            AuditEvent.case_id == case_id, AuditEvent.status == 404).order_by(AuditEvent.id)).all()
+    assert [tuple(row) for row in refused] == [(outsider, "view_images", 404), (owner, "view_images", 404)]
+
+    assert client.get(url).status_code == 401  # no session, no token
+    with app.app_context():
+        email = db.session.get(User, owner).email
+    r = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": page_csrf(client)})
+    assert r.status_code == 302
+    assert client.get(url).status_code == 200  # the browser's session
