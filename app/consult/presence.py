@@ -184,29 +184,35 @@ def store() -> Presence:
     return current_app.extensions["presence"]
 
 
-def present(*, case_id: int, user_id: int, action: str, target: int | None = None) -> int | None:
-    """Take, release or hand over (to ``target``, who must be in the room) the presenter role; return the new one."""
-    presence = store()
-    current = presence.presenter(case_id)
-    if action == "take":
-        new = user_id
-    elif current != user_id:
-        raise Conflict("you are not presenting" if action == "release" else "only the presenter can hand over")
-    elif action == "release":
-        new = None
-    elif target not in presence.online(case_id):
-        raise Conflict("hand over to someone in the room", {"online": presence.online(case_id)})
-    else:
-        new = target
-    presence.set_presenter(case_id, new)
-    if new is None:
-        presence.set_viewer(case_id, None)
-    return new
-
-
 # The views of one case are kept and relayed one at a time (per process; a client's connection lives
 # in one process), so the order followers see is the order the presenter's views were kept in.
 _VIEW_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+def _view_lock(case_id: int) -> threading.Lock:
+    return _VIEW_LOCKS[case_id % len(_VIEW_LOCKS)]
+
+
+def present(*, case_id: int, user_id: int, action: str, target: int | None = None) -> int | None:
+    """Take, release or hand over (to ``target``, who must be in the room) the presenter role; return the new one."""
+    presence = store()
+    # Under the case's view lock: a view handled meanwhile is kept as the old presenter's or not at all.
+    with _view_lock(case_id):
+        current = presence.presenter(case_id)
+        if action == "take":
+            new = user_id
+        elif current != user_id:
+            raise Conflict("you are not presenting" if action == "release" else "only the presenter can hand over")
+        elif action == "release":
+            new = None
+        elif target not in presence.online(case_id):
+            raise Conflict("hand over to someone in the room", {"online": presence.online(case_id)})
+        else:
+            new = target
+        presence.set_presenter(case_id, new)
+        if new != current:  # the kept view is always the presenter's: the new one shares theirs at once
+            presence.set_viewer(case_id, None)
+    return new
 
 
 def supersedes(view: dict, kept: dict | None) -> bool:
@@ -223,15 +229,15 @@ def share_view(*, case_id: int, user_id: int, view: dict, relay: Callable[[dict]
     dropped: neither kept nor relayed. Returns whether the view was relayed.
     """
     presence = store()
-    state = {**view, "case_id": case_id, "user_id": user_id, "presenter": presence.presenter(case_id) == user_id}
-    if not state["presenter"]:
-        relay(state)  # followers only follow the presenter; nothing to keep or order
-        return True
-    with _VIEW_LOCKS[case_id % len(_VIEW_LOCKS)]:
-        if not supersedes(state, presence.viewer(case_id)):
-            return False
-        presence.set_viewer(case_id, state)
-        relay(state)
+    with _view_lock(case_id):  # the presenter read under the lock present() changes it under
+        state = {**view, "case_id": case_id, "user_id": user_id, "presenter": presence.presenter(case_id) == user_id}
+        if state["presenter"]:
+            if not supersedes(state, presence.viewer(case_id)):
+                return False
+            presence.set_viewer(case_id, state)
+            relay(state)
+            return True
+    relay(state)  # followers only follow the presenter: nothing to keep or order
     return True
 
 
@@ -239,7 +245,9 @@ def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[list[int], b
     """Take a connection out of a room; return who is left and whether the presenter role ended."""
     presence = store()
     online = presence.leave(case_id, sid)
-    ended = user_id is not None and user_id not in online and presence.presenter(case_id) == user_id
-    if ended:
-        presence.set_presenter(case_id, None)
+    with _view_lock(case_id):
+        ended = user_id is not None and user_id not in online and presence.presenter(case_id) == user_id
+        if ended:
+            presence.set_presenter(case_id, None)
+            presence.set_viewer(case_id, None)
     return online, ended

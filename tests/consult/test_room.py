@@ -195,6 +195,25 @@ def test_a_view_that_arrives_after_a_newer_one_from_the_same_page_is_dropped(liv
         assert consultant.call("viewer", {**view, "index": 9, **bad})["error"].startswith("invalid field"), bad
 
 
+def test_the_kept_view_is_always_the_presenters(live, mdt, clients):
+    """A view handled after the presenter changed is relayed as a non-presenter's (followers ignore it) and not kept."""
+    case_id, ids, tokens = mdt
+    consultant, _ = joined(clients, live, tokens["consultant"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    view = {"case_id": case_id, "series_uid": "2.25.7", "source": client_id()}
+    consultant.call("present", {"case_id": case_id, "action": "take"})
+    consultant.call("viewer", {**view, "index": 4, "seq": 1})
+    radiology.call("present", {"case_id": case_id, "action": "take"})
+    assert joined(clients, live, tokens["owner"], case_id)[1]["viewer"] is None  # not the consultant's any more
+    consultant.call("viewer", {**view, "index": 5, "seq": 2})  # late: no longer presenting
+    assert owner.wait_for("viewer", lambda d: d["index"] == 5)["presenter"] is False
+    ack = joined(clients, live, tokens["owner"], case_id)[1]
+    assert (ack["presenter"], ack["viewer"]) == (ids["radiology"], None)
+    radiology.call("viewer", {"case_id": case_id, "series_uid": "2.25.8", "index": 1})
+    assert joined(clients, live, tokens["owner"], case_id)[1]["viewer"]["user_id"] == ids["radiology"]
+
+
 def test_a_burst_of_views_reaches_the_followers_in_the_order_sent(live, mdt, clients):
     case_id, ids, tokens = mdt
     consultant, _ = joined(clients, live, tokens["consultant"], case_id)

@@ -30,7 +30,8 @@ export class Room {
     this.socket.on("message", (m) => this.addMessage(m));
     this.socket.on("presence", (p) => this.showOnline(p.online));
     this.socket.on("presenter", (p) => this.setPresenter(p.user_id));
-    this.socket.on("viewer", (v) => { if (v.presenter && v.user_id !== this.me) this.onViewer(v); });
+    // Only the presenter's views, once the room has said who presents (a view from the one before may be late).
+    this.socket.on("viewer", (v) => { if (v.presenter && v.user_id === this.presenter && v.user_id !== this.me) this.onViewer(v); });
     this.socket.on("typing", (p) => this.showTyping(p));
     this.socket.on("annotation", (a) => this.onAnnotation(a));
     this.socket.on("annotation_deleted", (p) => this.onAnnotationDeleted(p.id));

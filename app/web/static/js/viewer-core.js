@@ -193,19 +193,31 @@ export class Viewer {
   async followViews() {
     this.applyingRemote = true;
     try {
-      while (this.nextView) {
+      // Until this page presents itself (it took over while a series was loading): then its own view counts.
+      while (this.nextView && this.room?.presenter !== this.me) {
         const view = this.nextView;
         this.nextView = null;
         Object.assign(this.state, { wc: view.wc ?? null, ww: view.ww ?? null, zoom: view.zoom ?? 1, pan: view.pan ?? [0, 0] });
-        if (view.series_uid !== this.state.seriesUid) {
-          await this.openSeries(view.series_uid, { index: view.index ?? 0, broadcast: false });
-        } else {
-          this.show(view.index ?? 0, { broadcast: false }); // not awaited: a newer slice supersedes its frames
+        try {
+          if (view.series_uid !== this.state.seriesUid) {
+            await this.openSeries(view.series_uid, { index: view.index ?? 0, broadcast: false });
+          } else {
+            this.show(view.index ?? 0, { broadcast: false }); // not awaited: a newer slice supersedes its frames
+          }
+        } catch (error) { // the series could not be loaded (a dropped link): the next view tries again
+          document.getElementById("chat-error").textContent = error.message;
         }
       }
     } finally {
+      this.nextView = null;
       this.applyingRemote = false;
     }
+    if (this.room?.presenter === this.me) this.shareView(); // taken over meanwhile: the followers get this view
+  }
+
+  /** Stop following: a view still waiting for a series to load is not applied. */
+  unfollow() {
+    this.nextView = null;
   }
 
   setAnnotation(a) {

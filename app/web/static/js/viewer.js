@@ -26,5 +26,6 @@ if (!data.read_only) viewer.room = new Room({
   openImage: (ref) => viewer.openImage(ref),
   onPresent: () => viewer.shareView(),
 });
+document.getElementById("follow")?.addEventListener("change", (event) => { if (!event.target.checked) viewer.unfollow(); });
 window.addEventListener("resize", () => viewer.drawing.resize());
 viewer.start();
