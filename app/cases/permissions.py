@@ -217,10 +217,10 @@ def require(user: User, case_id: int, action: Action) -> Case:
     return case
 
 
-def _rollback_and_audit(user: User, case_id: int, action: str, exc: DomainError) -> None:
+def _rollback_and_audit(user_id: int, case_id: int, action: str, exc: DomainError) -> None:
+    """Audit a refusal as ``action`` (the caller reads the user's id first: the rollback expires the user)."""
     from app.audit import service as audit_log
 
-    user_id = user.id
     # Rolled back first: on SQLite the session's open read would block the audit row's own write.
     db.session.rollback()
     audit_log.record(user_id=user_id, case_id=case_id, action=action, status=exc.status,
@@ -232,7 +232,7 @@ def authorize_case(user: User, case_id: int, action: Action, *, audit: str) -> C
     try:
         return require(user, case_id, action)
     except DomainError as exc:
-        _rollback_and_audit(user, case_id, audit, exc)
+        _rollback_and_audit(user.id, case_id, audit, exc)
         raise
 
 
@@ -279,7 +279,6 @@ def case_ids_route(action: Action, *, audit: str):
         @wraps(view)
         def wrapper(case_id: int, **kwargs):
             from app.accounts.auth import login_manager, request_user_id
-            from app.audit import service as audit_log
 
             user_id = request_user_id()
             if user_id is None:
@@ -288,10 +287,10 @@ def case_ids_route(action: Action, *, audit: str):
                 require_ids(user_id, case_id, action)
                 return view(case_id=case_id, user_id=user_id, **kwargs)
             except DomainError as exc:
-                db.session.rollback()  # on SQLite an open read would block the audit row's write
                 if exc.status in (403, 404):
-                    audit_log.record(user_id=user_id, case_id=case_id, action=audit, status=exc.status,
-                                     detail={"error": exc.error})
+                    _rollback_and_audit(user_id, case_id, audit, exc)
+                else:
+                    db.session.rollback()
                 raise
 
         wrapper.case_action = action
@@ -324,7 +323,7 @@ def case_route(action: Action, *, audit: str | None = None):
                 response = view(case, **kwargs)
             except DomainError as exc:
                 if name != "none" or exc.status in (403, 404):
-                    _rollback_and_audit(current_user, case_id, name, exc)
+                    _rollback_and_audit(current_user.id, case_id, name, exc)
                 else:
                     db.session.rollback()
                 raise

@@ -222,23 +222,21 @@ def supersedes(view: dict, kept: dict | None) -> bool:
     return not same_page or view.get("seq") is None or kept.get("seq") is None or view["seq"] > kept["seq"]
 
 
-def share_view(*, case_id: int, user_id: int, view: dict, relay: Callable[[dict], None]) -> bool:
+def share_view(*, case_id: int, user_id: int, view: dict, relay: Callable[[dict], None]) -> None:
     """Relay ``user_id``'s view to the room; the presenter's is also kept for late joiners.
 
     A presenter's view older than the one kept from the same page (its handler ran late) is
-    dropped: neither kept nor relayed. Returns whether the view was relayed.
+    dropped: neither kept nor relayed.
     """
     presence = store()
     with _view_lock(case_id):  # the presenter read under the lock present() changes it under
         state = {**view, "case_id": case_id, "user_id": user_id, "presenter": presence.presenter(case_id) == user_id}
         if state["presenter"]:
-            if not supersedes(state, presence.viewer(case_id)):
-                return False
-            presence.set_viewer(case_id, state)
-            relay(state)
-            return True
+            if supersedes(state, presence.viewer(case_id)):
+                presence.set_viewer(case_id, state)
+                relay(state)
+            return
     relay(state)  # followers only follow the presenter: nothing to keep or order
-    return True
 
 
 def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[list[int], bool]:
