@@ -50,8 +50,9 @@ class S3Store:
         if not url.hostname:
             raise RuntimeError(f"S3_ENDPOINT {endpoint!r} has no host")
         try:
-            check_bucket_name(bucket)
-        except ValueError as exc:  # else every request that touches the store would fail with a 500
+            # strict, as make_bucket checks: a name it refuses (upper case, "_") failed every upload with a 500
+            check_bucket_name(bucket, strict=True)
+        except ValueError as exc:
             raise RuntimeError(f"S3_BUCKET {bucket!r} is not a valid bucket name: "
                                "3-63 lower-case letters, digits, dots and hyphens") from exc
         self.bucket = bucket

@@ -177,7 +177,7 @@ def test_gc_aborts_multipart_uploads_a_crash_left_open(app, raw, bucket, case_id
     assert objects(raw, bucket) == []
 
 
-@pytest.mark.parametrize("name", ["b", "ab", "-dash", "two..dots", "a" * 64])
+@pytest.mark.parametrize("name", ["b", "ab", "-dash", "two..dots", "a" * 64, "Huizhen", "huizhen_cases"])
 def test_an_invalid_bucket_name_stops_the_app_at_start_with_a_message_naming_it(name):
     from app.storage import build_store
 
