@@ -259,8 +259,9 @@ def main() -> None:
     print(f"  rounds' S3 ratios: mean {statistics.mean(s3_ratios):.2f};"
           f" moto cpu ms/slice (median): raw {statistics.median(m[0] for m in moto):.1f},"
           f" app {statistics.median(m[1] for m in moto):.1f}")
-    # The order matters: the S3 phase that follows the raw phases (forward rounds: app last; reverse: raw
-    # last) is the slower one, and 5 rounds hold 3 forward ones (docs/BENCHMARKS.md, 2026-12-07, seventh).
+    # The order can matter: in most runs of the seventh session the S3 phase that followed the other two
+    # (forward rounds: the app's; reverse: the raw put) was the slower one, and 5 rounds hold 3 forward
+    # ones (docs/BENCHMARKS.md, 2026-12-07, seventh session).
     by_order = {o: [x for i, x in enumerate(s3_ratios) if i % 2 == k] for k, o in enumerate(("forward", "reverse"))}
     print("  rounds' S3 ratios by order: " + ", ".join(
         f"{o} mean {statistics.mean(v):.2f} (n={len(v)})" for o, v in by_order.items() if v))
