@@ -227,6 +227,15 @@ def _rollback_and_audit(user_id: int, case_id: int, action: str, exc: DomainErro
                      detail={"error": exc.error})
 
 
+def _failed(user_id: int, case_id: int, action: str, exc: DomainError, *, audit_any: bool) -> None:
+    """Roll back a case route whose view failed; audit the failure as ``action`` if it is a refusal
+    (404/403), or whatever it is if ``audit_any``."""
+    if audit_any or exc.status in (403, 404):
+        _rollback_and_audit(user_id, case_id, action, exc)
+    else:
+        db.session.rollback()
+
+
 def authorize_case(user: User, case_id: int, action: Action, *, audit: str) -> Case:
     """Return the case if the user may take the action; audit a refusal as ``audit`` and re-raise it."""
     try:
@@ -287,10 +296,7 @@ def case_ids_route(action: Action, *, audit: str):
                 require_ids(user_id, case_id, action)
                 return view(case_id=case_id, user_id=user_id, **kwargs)
             except DomainError as exc:
-                if exc.status in (403, 404):
-                    _rollback_and_audit(user_id, case_id, audit, exc)
-                else:
-                    db.session.rollback()
+                _failed(user_id, case_id, audit, exc, audit_any=False)
                 raise
 
         wrapper.case_action = action
@@ -322,10 +328,7 @@ def case_route(action: Action, *, audit: str | None = None):
             try:
                 response = view(case, **kwargs)
             except DomainError as exc:
-                if name != "none" or exc.status in (403, 404):
-                    _rollback_and_audit(current_user.id, case_id, name, exc)
-                else:
-                    db.session.rollback()
+                _failed(user_id, case_id, name, exc, audit_any=name != "none")
                 raise
             if name != "none":
                 status = response[1] if isinstance(response, tuple) else getattr(response, "status_code", 200)
