@@ -7,12 +7,16 @@ phase it prints the wall rate and the CPU milliseconds per slice of moto, the ap
 process, its ingest workers and this client (from /proc), and the machine's load average.
 
     python bench/s3_phases.py [--rounds 4] [--slices 100] [--batch 10] [--local] [--timeline DIR]
-                              [--variant NAME:ENV=VALUE,ENV=VALUE ...]
+                              [--variant NAME:ENV=VALUE,ENV=VALUE ...] [--pin]
 
 ``--local`` adds a phase **local**: the same upload to an app with the local store, so that the
 S3 store's share of the app's CPU shows beside what any store costs. ``--variant`` adds an app
 phase served with extra environment variables (each its own server on the same moto), for A/B
 comparisons in the same minutes. Phases run in a different order each round.
+
+``--pin`` (Linux) runs moto alone on the first CPU and the apps and this client on the others, in
+every phase: the S3 server then has a core of its own, as it would on another machine, and the
+app's side shows what its own CPU allows.
 
 ``--timeline DIR`` runs moto and the S3 apps under bench/_timeline.py: per-put and per-connection
 latencies and thread CPU, summarised per phase (p50/p90 put latency in the app, moto's
@@ -126,6 +130,7 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], type=parse_variant,
                     help="NAME:ENV=VALUE,... another S3 app served with these environment variables")
     ap.add_argument("--timeline", type=Path, default=None)
+    ap.add_argument("--pin", action="store_true", help="moto alone on the first CPU, everything else on the others")
     args = ap.parse_args()
     if args.timeline:
         args.timeline.mkdir(parents=True, exist_ok=True)
@@ -135,7 +140,15 @@ def main() -> None:
     files = synthetic_series(args.slices)
     n = len(files)
     tmp = tempfile.TemporaryDirectory()
+    cpus = os.sched_getaffinity(0) if args.pin else set()
+    if args.pin:
+        if len(cpus) < 2:
+            sys.exit("--pin needs at least two CPUs")
+        os.sched_setaffinity(0, {min(cpus)})  # moto, started now, inherits this thread's CPU...
     s3, s3_url = start_moto(args.timeline)
+    if args.pin:
+        os.sched_setaffinity(0, cpus - {min(cpus)})  # ...and the apps and the client the others
+        print(f"pinned: moto on CPU {min(cpus)}, the apps and the client on {sorted(cpus - {min(cpus)})}")
     apps: dict[str, tuple[Proc, str, dict, Path | None]] = {}
     results: dict[str, list[tuple[float, ...]]] = {"raw": []}
     try:
