@@ -316,7 +316,11 @@ def _start(entry: Entry | Rejected, case: Case, pool: workers.WorkerPool | None)
             size = entry.stream.seek(0, io.SEEK_END)
             entry.stream.seek(0)
             if size <= POOL_MAX_BYTES:
-                segment = workers.share(entry.stream, size)
+                try:
+                    segment = workers.share(entry.stream, size)
+                except workers.SharedMemoryFull:  # no room to hand it over in: prepared here, more slowly
+                    entry.stream.seek(0)
+                    return _prepared_here(entry.filename, entry.stream, case)
                 try:
                     future = pool.submit(prepare_shared, segment.name, size, **_dicom_options(case, bare))
                 except BrokenProcessPool:

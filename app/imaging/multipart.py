@@ -36,21 +36,38 @@ def boundary_of(content_type: str | None) -> bytes:
 
 
 class _Part:
-    """The body of one part: in shared memory while small, in a temp file past SPOOL_MAX."""
+    """The body of one part: in shared memory while small, in a temp file past SPOOL_MAX.
+
+    When shared memory is full (workers.SharedMemoryFull), a part goes to a temp file instead:
+    spooled in memory up to SPOOL_MAX if it could not start in shared memory, on disk if it could
+    not grow there.
+    """
 
     def __init__(self):
-        self.file: BinaryIO = workers.SharedFile()
+        try:
+            self.file: BinaryIO = workers.SharedFile()
+        except workers.SharedMemoryFull:
+            self.file = tempfile.SpooledTemporaryFile(SPOOL_MAX)  # noqa: SIM115 - closed by archive.expand
         self.size = 0
 
     def write(self, data) -> None:
         self.size += len(data)
-        if self.size > SPOOL_MAX and isinstance(self.file, workers.SharedFile):
-            spilled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by archive.expand after use
-            self.file.seek(0)
-            shutil.copyfileobj(self.file, spilled, READ_SIZE)
-            self.file.close()
-            self.file = spilled
+        if isinstance(self.file, workers.SharedFile):
+            if self.size <= SPOOL_MAX:
+                try:
+                    self.file.write(data)
+                    return
+                except workers.SharedMemoryFull:
+                    pass  # no room to grow: the part so far (unchanged by the failed write) goes to disk
+            self._spill()
         self.file.write(data)
+
+    def _spill(self) -> None:
+        spilled = tempfile.TemporaryFile()  # noqa: SIM115 - closed by archive.expand after use
+        self.file.seek(0)
+        shutil.copyfileobj(self.file, spilled, READ_SIZE)
+        self.file.close()
+        self.file = spilled
 
     def done(self) -> BinaryIO:
         self.file.seek(0)

@@ -25,7 +25,9 @@ never register it with the tracker themselves.
 """
 
 import contextlib
+import errno
 import io
+import logging
 import multiprocessing
 import os
 import pickle
@@ -40,6 +42,7 @@ from multiprocessing import shared_memory
 from pathlib import Path
 from typing import BinaryIO
 
+log = logging.getLogger(__name__)
 SHM_DIR = Path("/dev/shm")  # noqa: S108 - read only, names made by SharedMemory (random, O_EXCL, 0600)
 
 _DIED = "an ingest worker process died"
@@ -386,8 +389,15 @@ _free_pid: int | None = None
 _in_use = 0
 
 
+class SharedMemoryFull(OSError):
+    """No shared memory segment can be had now (/dev/shm is full): the caller goes on without one."""
+
+
 def _take(size: int) -> shared_memory.SharedMemory:
-    """Return a segment of at least size bytes, free or new; the caller must release() it."""
+    """Return a segment of at least size bytes, free or new; the caller must release() it.
+
+    Raises SharedMemoryFull when there is no room for a new one, even after the free list is given back.
+    """
     global _in_use
     segment = None
     with _segments_lock:
@@ -398,14 +408,79 @@ def _take(size: int) -> shared_memory.SharedMemory:
                 break
         _in_use += 1
     if segment is None:
+        capacity = max(1, -(-size // SEGMENT_STEP)) * SEGMENT_STEP
         try:
-            capacity = max(1, -(-size // SEGMENT_STEP)) * SEGMENT_STEP
-            segment = shared_memory.SharedMemory(create=True, size=capacity)
+            try:
+                segment = _new_segment(capacity)
+            except SharedMemoryFull:
+                if not _drop_free():  # the free segments hold shared memory too: give it back, try again
+                    raise
+                segment = _new_segment(capacity)
         except BaseException:
             with _segments_lock:
                 _in_use -= 1
             raise
     return segment
+
+
+def _new_segment(capacity: int) -> shared_memory.SharedMemory:
+    """A new segment whose memory is reserved at once.
+
+    Memory of a segment is only taken when a page is first written, and a write to a page that
+    /dev/shm has no room for kills the process with SIGBUS (a container's /dev/shm is 64 MB by
+    default). Reserving it here (posix_fallocate) turns that into SharedMemoryFull.
+    """
+    try:
+        segment = shared_memory.SharedMemory(create=True, size=capacity)
+    except OSError as exc:
+        _warn_full(exc)
+        raise SharedMemoryFull(exc.errno, f"no shared memory segment can be made: {exc.strerror}") from None
+    try:
+        _reserve(segment.name, capacity)
+    except OSError as exc:
+        segment.close()
+        segment.unlink()
+        _warn_full(exc)
+        raise SharedMemoryFull(exc.errno, f"no room in shared memory for {capacity >> 20} MB: {exc.strerror}") from None
+    return segment
+
+
+def _reserve(name: str, size: int) -> None:
+    """Allocate a segment's memory now (Linux, where segments are files under /dev/shm)."""
+    path = SHM_DIR / name
+    if not path.parent.is_dir():
+        return  # no /dev/shm (not Linux): the platform backs segments its own way
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+        # A file system without fallocate: the segment is used unreserved, as before.
+    finally:
+        os.close(fd)
+
+
+_full_warned = [0.0]
+
+
+def _warn_full(exc: OSError) -> None:
+    """Log that shared memory ran out, at most once a minute (uploads go on without it, more slowly)."""
+    now = time.monotonic()
+    if not _full_warned[0] or now - _full_warned[0] >= 60:
+        _full_warned[0] = now
+        log.warning("shared memory (/dev/shm) is full (%s): uploaded files are prepared in the server process"
+                    " until there is room; give the server more (docker run --shm-size)", exc.strerror)
+
+
+def _drop_free() -> bool:
+    """Close and unlink this process's free segments; return whether there were any."""
+    with _segments_lock:
+        _own_free_list()
+        dropped, _free[:] = list(_free), []
+    for segment in dropped:
+        _close_and_unlink(segment)
+    return bool(dropped)
 
 
 def share(stream: BinaryIO, size: int) -> shared_memory.SharedMemory:
@@ -439,9 +514,10 @@ class SharedFile(io.RawIOBase):
 
     def __init__(self, capacity: int = SEGMENT_STEP):
         super().__init__()
-        self._segment: shared_memory.SharedMemory | None = _take(capacity)
+        self._segment: shared_memory.SharedMemory | None = None  # close() runs even if _take fails
         self.size = 0
         self._pos = 0
+        self._segment = _take(capacity)
 
     def readable(self) -> bool:
         return True
@@ -516,6 +592,10 @@ def release(segment: shared_memory.SharedMemory) -> None:
                 segment.size + sum(free.size for free in _free) <= KEEP_FREE_BYTES:
             _free.append(segment)
             return
+    _close_and_unlink(segment)
+
+
+def _close_and_unlink(segment: shared_memory.SharedMemory) -> None:
     try:
         segment.close()
     except BufferError:
