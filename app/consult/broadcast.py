@@ -20,9 +20,9 @@ def to_sid(event: str, data: dict, sid: str) -> None:
     socketio.emit(event, data, namespace=NAMESPACE, to=sid)
 
 
-def presence(case_id: int, online: list[int]) -> None:
-    """Tell a room who is in it."""
-    to_case("presence", {"case_id": case_id, "online": online}, case_id)
+def presence(case_id: int, online: list[int], version: int) -> None:
+    """Tell a room who is in it (``version``: a later list has a higher one; see presence.Snapshot)."""
+    to_case("presence", {"case_id": case_id, "online": online, "version": version}, case_id)
 
 
 def presenter(case_id: int, user_id: int | None) -> None:

@@ -163,10 +163,10 @@ def on_disconnect(*args):
 
 
 def _left(case_id: int, sid: str, user_id: int | None) -> None:
-    online, presenter_left = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+    left, presenter_left = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
     if presenter_left:
         broadcast.presenter(case_id, None)
-    broadcast.presence(case_id, online)
+    broadcast.presence(case_id, *left)
 
 
 @socketio.on("join", namespace=NAMESPACE)
@@ -178,12 +178,13 @@ def join(user, case, data):
     with _lock:
         _rooms.setdefault(request.sid, set()).add(case.id)
     store = presence.store()
-    online = store.join(case.id, request.sid, user.id)
+    joined = store.join(case.id, request.sid, user.id)
     messages = [message_json(m) for m in service.messages_since(case=case, since=since)]
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
-    broadcast.presence(case.id, online)
-    return {"ok": True, "messages": messages, "online": online, "presenter": store.presenter(case.id),
+    broadcast.presence(case.id, *joined)
+    return {"ok": True, "messages": messages, "online": joined.online, "online_version": joined.version,
+            "presenter": store.presenter(case.id),
             "viewer": store.viewer(case.id)}
 
 
@@ -264,4 +265,4 @@ def kick(app, *, case_id: int, user_id: int, **_) -> None:
         broadcast.to_sid("removed", {"case_id": case_id}, sid)
         socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
         store.leave(case_id, sid)
-    broadcast.presence(case_id, store.online(case_id))
+    broadcast.presence(case_id, *store.snapshot(case_id))

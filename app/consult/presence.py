@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from flask import current_app
 
@@ -22,9 +22,28 @@ HEARTBEAT_SECONDS = 10
 PROCESS_TTL = 3 * HEARTBEAT_SECONDS
 
 
+class Snapshot(NamedTuple):
+    """Who is in a room, and the version of that list.
+
+    Every join and leave raises the room's version with the change itself, and a snapshot reads
+    both together, so a later state always has a higher version. The server handles joins on
+    several threads (and processes), so their ``presence`` events can arrive out of order: a
+    client keeps the list of the highest version it has seen.
+    """
+
+    online: list[int]
+    version: int
+
+
+def next_version(previous: int) -> int:
+    """The version after ``previous``: at least the time in ms, so versions rise across restarts too."""
+    return max(previous + 1, time.time_ns() // 1_000_000)
+
+
 class Presence(Protocol):
-    def join(self, case_id: int, sid: str, user_id: int) -> list[int]: ...
-    def leave(self, case_id: int, sid: str) -> list[int]: ...
+    def join(self, case_id: int, sid: str, user_id: int) -> Snapshot: ...
+    def leave(self, case_id: int, sid: str) -> Snapshot: ...
+    def snapshot(self, case_id: int) -> Snapshot: ...
     def online(self, case_id: int) -> list[int]: ...
     def sids_of(self, case_id: int, user_id: int) -> list[str]: ...
     def set_viewer(self, case_id: int, state: dict | None) -> None: ...
@@ -38,6 +57,7 @@ class MemoryPresence:
 
     def __init__(self):
         self._rooms: dict[int, dict[str, int]] = {}
+        self._versions: dict[int, int] = {}
         self._viewer: dict[int, dict] = {}
         self._presenter: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -45,16 +65,26 @@ class MemoryPresence:
     def join(self, case_id, sid, user_id):
         with self._lock:
             self._rooms.setdefault(case_id, {})[sid] = user_id
-        return self.online(case_id)
+            return self._changed(case_id)
 
     def leave(self, case_id, sid):
         with self._lock:
             self._rooms.get(case_id, {}).pop(sid, None)
-        return self.online(case_id)
+            return self._changed(case_id)
+
+    def _changed(self, case_id) -> Snapshot:
+        self._versions[case_id] = next_version(self._versions.get(case_id, 0))
+        return self._snapshot(case_id)
+
+    def _snapshot(self, case_id) -> Snapshot:
+        return Snapshot(sorted(set(self._rooms.get(case_id, {}).values())), self._versions.get(case_id, 0))
+
+    def snapshot(self, case_id):
+        with self._lock:
+            return self._snapshot(case_id)
 
     def online(self, case_id):
-        with self._lock:
-            return sorted(set(self._rooms.get(case_id, {}).values()))
+        return self.snapshot(case_id).online
 
     def sids_of(self, case_id, user_id):
         with self._lock:
@@ -83,6 +113,19 @@ class MemoryPresence:
             return self._presenter.get(case_id)
 
 
+# A room's entry set or deleted, and its version raised, in one step (see Snapshot, next_version).
+_CHANGE = """
+if ARGV[1] == 'set' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) else redis.call('HDEL', KEYS[1], ARGV[2]) end
+local version = redis.call('INCR', KEYS[2])
+local now = tonumber(ARGV[4])
+if version < now then
+  redis.call('SET', KEYS[2], ARGV[4])
+  version = now
+end
+return version
+"""
+
+
 class RedisPresence:
     """Presence shared by every process through Redis."""
 
@@ -95,6 +138,7 @@ class RedisPresence:
         # This process's own room entries, to put back if Redis restarts and loses them.
         self._local: dict[tuple[int, str], int] = {}
         self._local_lock = threading.Lock()
+        self._change = self.r.register_script(_CHANGE)
         self._beat()
         threading.Thread(target=self._heartbeat, daemon=True, name="presence-heartbeat").start()
 
@@ -107,7 +151,12 @@ class RedisPresence:
             with self._local_lock:
                 entries = list(self._local.items())
             for (case_id, sid), user_id in entries:
-                self.r.hset(self._k("room", case_id), sid, f"{user_id}|{self.process}")
+                self._set(case_id, sid, f"{user_id}|{self.process}")
+
+    def _set(self, case_id, sid, value: str | None) -> None:
+        """Set (or, value None, delete) a room's entry and raise the room's version."""
+        self._change(keys=[self._k("room", case_id), self._k("version", case_id)],
+                     args=["set" if value is not None else "del", sid, value or "", time.time_ns() // 1_000_000])
 
     def _heartbeat(self) -> None:
         while True:
@@ -121,17 +170,31 @@ class RedisPresence:
         with self._local_lock:
             self._local[(case_id, sid)] = user_id
         self._beat()  # after a Redis restart, before the next heartbeat, this process counts as alive
-        self.r.hset(self._k("room", case_id), sid, f"{user_id}|{self.process}")
-        return self.online(case_id)
+        self._set(case_id, sid, f"{user_id}|{self.process}")
+        return self.snapshot(case_id)
 
     def leave(self, case_id, sid):
         with self._local_lock:
             self._local.pop((case_id, sid), None)
-        self.r.hdel(self._k("room", case_id), sid)
-        return self.online(case_id)
+        self._set(case_id, sid, None)
+        return self.snapshot(case_id)
+
+    def snapshot(self, case_id):
+        # The entries and the version read together (one transaction): a consistent pair.
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hgetall(self._k("room", case_id))
+        pipe.get(self._k("version", case_id))
+        entries, version = pipe.execute()
+        return Snapshot(sorted(set(self._live(case_id, entries).values())), int(version or 0))
 
     def _entries(self, case_id) -> dict[str, int]:
-        entries = self.r.hgetall(self._k("room", case_id))
+        return self._live(case_id, self.r.hgetall(self._k("room", case_id)))
+
+    def _live(self, case_id, entries: dict[str, str]) -> dict[str, int]:
+        """The entries of processes still alive; those of a dead process are deleted.
+
+        Deleting them does not raise the version: every reader leaves them out from then on.
+        """
         processes = {v.split("|")[1] for v in entries.values()}
         alive = {p for p in processes if self.r.exists(self._k("proc", p))}
         live, dead = {}, []
@@ -239,13 +302,13 @@ def share_view(*, case_id: int, user_id: int, view: dict, relay: Callable[[dict]
     relay(state)  # followers only follow the presenter: nothing to keep or order
 
 
-def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[list[int], bool]:
+def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[Snapshot, bool]:
     """Take a connection out of a room; return who is left and whether the presenter role ended."""
     presence = store()
-    online = presence.leave(case_id, sid)
+    left = presence.leave(case_id, sid)
     with _view_lock(case_id):
-        ended = user_id is not None and user_id not in online and presence.presenter(case_id) == user_id
+        ended = user_id is not None and user_id not in left.online and presence.presenter(case_id) == user_id
         if ended:
             presence.set_presenter(case_id, None)
             presence.set_viewer(case_id, None)
-    return online, ended
+    return left, ended

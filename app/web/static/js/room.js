@@ -25,10 +25,12 @@ export class Room {
     this.list = document.getElementById("messages");
     this.socket = io("/consult", { withCredentials: true, reconnectionDelayMax: 5000 });
     this.socket.on("connect", () => this.join());
-    this.socket.on("disconnect", () => this.setState(false));
+    // Presence lists carry a version; one handled late on the server may arrive after a newer one.
+    this.presenceVersion = null;
+    this.socket.on("disconnect", () => { this.setState(false); this.presenceVersion = null; });
     this.socket.on("connect_error", () => this.setState(false));
     this.socket.on("message", (m) => this.addMessage(m));
-    this.socket.on("presence", (p) => this.showOnline(p.online));
+    this.socket.on("presence", (p) => this.onPresence(p.online, p.version));
     this.socket.on("presenter", (p) => this.setPresenter(p.user_id));
     // Only the presenter's views, once the room has said who presents (a view from the one before may be late).
     this.socket.on("viewer", (v) => { if (v.presenter && v.user_id === this.presenter && v.user_id !== this.me) this.onViewer(v); });
@@ -47,7 +49,7 @@ export class Room {
     }
     this.setState(true);
     ack.messages.forEach((m) => this.addMessage(m));
-    this.showOnline(ack.online);
+    this.onPresence(ack.online, ack.online_version);
     this.setPresenter(ack.presenter ?? null);
     if (ack.viewer && ack.presenter !== this.me) this.onViewer(ack.viewer);
     for (const payload of this.pending.values()) this.send(payload); // same client_id: no duplicates
@@ -84,6 +86,12 @@ export class Room {
     const after = [...this.list.children].find((n) => n.dataset.seq && Number(n.dataset.seq) > m.seq);
     this.list.insertBefore(item, after || null);
     this.list.scrollTop = this.list.scrollHeight;
+  }
+
+  onPresence(ids, version) {
+    if (version != null && this.presenceVersion != null && version < this.presenceVersion) return; // older: late
+    if (version != null) this.presenceVersion = version;
+    this.showOnline(ids);
   }
 
   showOnline(ids) {
