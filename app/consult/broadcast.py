@@ -25,6 +25,6 @@ def presence(case_id: int, online: list[int], version: int) -> None:
     to_case("presence", {"case_id": case_id, "online": online, "version": version}, case_id)
 
 
-def presenter(case_id: int, user_id: int | None) -> None:
-    """Tell a room who presents now (None: nobody)."""
-    to_case("presenter", {"case_id": case_id, "user_id": user_id}, case_id)
+def presenter(case_id: int, user_id: int | None, version: int) -> None:
+    """Tell a room who presents now (None: nobody; ``version``: a later change has a higher one)."""
+    to_case("presenter", {"case_id": case_id, "user_id": user_id, "version": version}, case_id)

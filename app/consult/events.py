@@ -163,9 +163,9 @@ def on_disconnect(*args):
 
 
 def _left(case_id: int, sid: str, user_id: int | None) -> None:
-    left, presenter_left = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
-    if presenter_left:
-        broadcast.presenter(case_id, None)
+    left, presenter_ended = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+    if presenter_ended is not None:
+        broadcast.presenter(case_id, None, presenter_ended)
     broadcast.presence(case_id, *left)
 
 
@@ -183,8 +183,9 @@ def join(user, case, data):
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
     broadcast.presence(case.id, *joined)
+    presenter, presenter_version = store.presenter_state(case.id)
     return {"ok": True, "messages": messages, "online": joined.online, "online_version": joined.version,
-            "presenter": store.presenter(case.id),
+            "presenter": presenter, "presenter_version": presenter_version,
             "viewer": store.viewer(case.id)}
 
 
@@ -237,9 +238,9 @@ def viewer(user, case, data):
 def present(user, case, data):
     """Take, release or hand over the presenter role; broadcast ``presenter``."""
     body = validate(PresentIn, data)
-    new = presence.present(case_id=case.id, user_id=user.id, action=body.action, target=body.user_id)
-    broadcast.presenter(case.id, new)
-    return {"ok": True, "presenter": new}
+    new, version = presence.present(case_id=case.id, user_id=user.id, action=body.action, target=body.user_id)
+    broadcast.presenter(case.id, new, version)
+    return {"ok": True, "presenter": new, "presenter_version": version}
 
 
 @socketio.on("annotate", namespace=NAMESPACE)

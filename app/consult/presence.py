@@ -48,8 +48,9 @@ class Presence(Protocol):
     def sids_of(self, case_id: int, user_id: int) -> list[str]: ...
     def set_viewer(self, case_id: int, state: dict | None) -> None: ...
     def viewer(self, case_id: int) -> dict | None: ...
-    def set_presenter(self, case_id: int, user_id: int | None) -> None: ...
+    def set_presenter(self, case_id: int, user_id: int | None) -> int: ...
     def presenter(self, case_id: int) -> int | None: ...
+    def presenter_state(self, case_id: int) -> tuple[int | None, int]: ...
 
 
 class MemoryPresence:
@@ -60,6 +61,7 @@ class MemoryPresence:
         self._versions: dict[int, int] = {}
         self._viewer: dict[int, dict] = {}
         self._presenter: dict[int, int] = {}
+        self._presenter_versions: dict[int, int] = {}
         self._lock = threading.Lock()
 
     def join(self, case_id, sid, user_id):
@@ -107,15 +109,25 @@ class MemoryPresence:
                 self._presenter.pop(case_id, None)
             else:
                 self._presenter[case_id] = user_id
+            version = self._presenter_versions[case_id] = next_version(self._presenter_versions.get(case_id, 0))
+            return version
 
     def presenter(self, case_id):
+        return self.presenter_state(case_id)[0]
+
+    def presenter_state(self, case_id):
         with self._lock:
-            return self._presenter.get(case_id)
+            return self._presenter.get(case_id), self._presenter_versions.get(case_id, 0)
 
 
-# A room's entry set or deleted, and its version raised, in one step (see Snapshot, next_version).
+# A change and the raise of its version in one step (see Snapshot, next_version): a room's entry
+# set or deleted (hset, hdel), or the presenter set for a day or deleted (set, del).
 _CHANGE = """
-if ARGV[1] == 'set' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) else redis.call('HDEL', KEYS[1], ARGV[2]) end
+local op = ARGV[1]
+if op == 'hset' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+elseif op == 'hdel' then redis.call('HDEL', KEYS[1], ARGV[2])
+elseif op == 'set' then redis.call('SET', KEYS[1], ARGV[3], 'EX', 86400)
+else redis.call('DEL', KEYS[1]) end
 local version = redis.call('INCR', KEYS[2])
 local now = tonumber(ARGV[4])
 if version < now then
@@ -155,8 +167,12 @@ class RedisPresence:
 
     def _set(self, case_id, sid, value: str | None) -> None:
         """Set (or, value None, delete) a room's entry and raise the room's version."""
-        self._change(keys=[self._k("room", case_id), self._k("version", case_id)],
-                     args=["set" if value is not None else "del", sid, value or "", time.time_ns() // 1_000_000])
+        self._versioned(self._k("room", case_id), self._k("version", case_id),
+                        "hset" if value is not None else "hdel", sid, value)
+
+    def _versioned(self, key: str, version_key: str, op: str, field: str, value) -> int:
+        return int(self._change(keys=[key, version_key],
+                                args=[op, field, "" if value is None else value, time.time_ns() // 1_000_000]))
 
     def _heartbeat(self) -> None:
         while True:
@@ -222,14 +238,19 @@ class RedisPresence:
         return json.loads(raw) if raw else None
 
     def set_presenter(self, case_id, user_id):
-        if user_id is None:
-            self.r.delete(self._k("presenter", case_id))
-        else:
-            self.r.set(self._k("presenter", case_id), user_id, ex=24 * 3600)
+        return self._versioned(self._k("presenter", case_id), self._k("presenter-version", case_id),
+                               "del" if user_id is None else "set", "", user_id)
 
     def presenter(self, case_id):
         raw = self.r.get(self._k("presenter", case_id))
         return int(raw) if raw else None
+
+    def presenter_state(self, case_id):
+        pipe = self.r.pipeline(transaction=True)
+        pipe.get(self._k("presenter", case_id))
+        pipe.get(self._k("presenter-version", case_id))
+        raw, version = pipe.execute()
+        return (int(raw) if raw else None), int(version or 0)
 
 
 def build_presence(config) -> Presence:
@@ -256,8 +277,12 @@ def _view_lock(case_id: int) -> threading.Lock:
     return _VIEW_LOCKS[case_id % len(_VIEW_LOCKS)]
 
 
-def present(*, case_id: int, user_id: int, action: str, target: int | None = None) -> int | None:
-    """Take, release or hand over (to ``target``, who must be in the room) the presenter role; return the new one."""
+def present(*, case_id: int, user_id: int, action: str, target: int | None = None) -> tuple[int | None, int]:
+    """Take, release or hand over (to ``target``, who must be in the room) the presenter role.
+
+    Return the new presenter and the version of that change. Changes handled on several threads
+    or processes may be broadcast out of order; clients keep the presenter of the highest version.
+    """
     presence = store()
     # Under the case's view lock: a view handled meanwhile is kept as the old presenter's or not at all.
     with _view_lock(case_id):
@@ -272,10 +297,10 @@ def present(*, case_id: int, user_id: int, action: str, target: int | None = Non
             raise Conflict("hand over to someone in the room", {"online": presence.online(case_id)})
         else:
             new = target
-        presence.set_presenter(case_id, new)
+        version = presence.set_presenter(case_id, new)
         if new != current:  # the kept view is always the presenter's: the new one shares theirs at once
             presence.set_viewer(case_id, None)
-    return new
+    return new, version
 
 
 def supersedes(view: dict, kept: dict | None) -> bool:
@@ -302,13 +327,13 @@ def share_view(*, case_id: int, user_id: int, view: dict, relay: Callable[[dict]
     relay(state)  # followers only follow the presenter: nothing to keep or order
 
 
-def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[Snapshot, bool]:
-    """Take a connection out of a room; return who is left and whether the presenter role ended."""
+def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[Snapshot, int | None]:
+    """Take a connection out of a room; return who is left and, if the presenter role ended, its version."""
     presence = store()
     left = presence.leave(case_id, sid)
     with _view_lock(case_id):
-        ended = user_id is not None and user_id not in left.online and presence.presenter(case_id) == user_id
-        if ended:
-            presence.set_presenter(case_id, None)
-            presence.set_viewer(case_id, None)
+        if user_id is None or user_id in left.online or presence.presenter(case_id) != user_id:
+            return left, None
+        ended = presence.set_presenter(case_id, None)
+        presence.set_viewer(case_id, None)
     return left, ended

@@ -98,3 +98,60 @@ def test_every_client_ends_on_the_full_room_when_members_join_at_once(live, mdt,
             assert max(seen)[1] == everyone, seen
         for c in people.values():
             c.disconnect()
+
+
+def test_the_presenter_of_the_highest_version_is_the_one_stored(store):
+    """Presenter changes at the same moment: the highest version returned names who presents now."""
+    takers = 12
+    barrier = threading.Barrier(takers)
+    versions: dict[int, int] = {}
+
+    def take(user_id: int) -> None:
+        barrier.wait(10)
+        versions[user_id] = store.set_presenter(9, user_id)
+
+    threads = [threading.Thread(target=take, args=(u,)) for u in range(1, takers + 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(set(versions.values())) == takers
+    last = max(versions, key=versions.get)
+    assert store.presenter_state(9) == (last, versions[last])
+    ended = store.set_presenter(9, None)
+    assert ended > versions[last]
+    assert store.presenter_state(9) == (None, ended)
+
+
+def test_every_client_ends_on_the_stored_presenter_when_two_take_at_once(live, mdt, clients):
+    """Over real Socket.IO connections: two members take the presenter role at the same moment, several times."""
+    case_id, ids, tokens = mdt
+    members = ("owner", "consultant", "radiology")
+    people = {}
+    for who in members:
+        people[who] = clients(live.url, tokens[who]).connect()
+        assert people[who].call("join", {"case_id": case_id, "since": 0})["ok"] is True
+    for _ in range(4):
+        barrier = threading.Barrier(2)
+        acks = {}
+
+        def take(who: str, barrier=barrier, acks=acks) -> None:
+            barrier.wait(10)
+            acks[who] = people[who].call("present", {"case_id": case_id, "action": "take"})
+
+        threads = [threading.Thread(target=take, args=(who,)) for who in ("owner", "consultant")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert all(a["ok"] for a in acks.values()), acks
+        newest = max(acks.values(), key=lambda a: a["presenter_version"])
+        check = clients(live.url, tokens["radiology"]).connect()
+        stored = check.call("join", {"case_id": case_id, "since": 0})
+        assert (stored["presenter"], stored["presenter_version"]) == (newest["presenter"],
+                                                                      newest["presenter_version"])
+        for c in people.values():
+            c.wait_for("presenter", lambda d, v=newest["presenter_version"]: d["version"] == v)
+            seen = max((d["version"], d["user_id"]) for d in c.of("presenter"))
+            assert seen == (newest["presenter_version"], newest["presenter"])
+        check.disconnect()

@@ -150,8 +150,9 @@ def test_presenter_is_followed_and_handed_over_and_late_joiners_catch_up(live, m
     case_id, ids, tokens = mdt
     consultant, _ = joined(clients, live, tokens["consultant"], case_id)
     radiology, _ = joined(clients, live, tokens["radiology"], case_id)
-    assert consultant.call("present", {"case_id": case_id, "action": "take"}) == {"ok": True,
-                                                                                   "presenter": ids["consultant"]}
+    took = consultant.call("present", {"case_id": case_id, "action": "take"})
+    assert (took["ok"], took["presenter"]) == (True, ids["consultant"])
+    assert took["presenter_version"] > 0  # the version of this change (tests/consult/test_presence_versions.py)
     radiology.wait_for("presenter", lambda d: d["user_id"] == ids["consultant"])
     view = {"case_id": case_id, "series_uid": "2.25.7", "index": 42, "wc": 40, "ww": 400, "zoom": 1.5,
             "pan": [10, -4]}

@@ -27,11 +27,15 @@ export class Room {
     this.socket.on("connect", () => this.join());
     // Presence lists carry a version; one handled late on the server may arrive after a newer one.
     this.presenceVersion = null;
-    this.socket.on("disconnect", () => { this.setState(false); this.presenceVersion = null; });
+    this.presenterVersion = null; // the same for the presenter
+    this.socket.on("disconnect", () => {
+      this.setState(false);
+      this.presenceVersion = this.presenterVersion = null;
+    });
     this.socket.on("connect_error", () => this.setState(false));
     this.socket.on("message", (m) => this.addMessage(m));
     this.socket.on("presence", (p) => this.onPresence(p.online, p.version));
-    this.socket.on("presenter", (p) => this.setPresenter(p.user_id));
+    this.socket.on("presenter", (p) => this.onPresenter(p.user_id, p.version));
     // Only the presenter's views, once the room has said who presents (a view from the one before may be late).
     this.socket.on("viewer", (v) => { if (v.presenter && v.user_id === this.presenter && v.user_id !== this.me) this.onViewer(v); });
     this.socket.on("typing", (p) => this.showTyping(p));
@@ -50,7 +54,7 @@ export class Room {
     this.setState(true);
     ack.messages.forEach((m) => this.addMessage(m));
     this.onPresence(ack.online, ack.online_version);
-    this.setPresenter(ack.presenter ?? null);
+    this.onPresenter(ack.presenter ?? null, ack.presenter_version);
     if (ack.viewer && ack.presenter !== this.me) this.onViewer(ack.viewer);
     for (const payload of this.pending.values()) this.send(payload); // same client_id: no duplicates
   }
@@ -88,10 +92,17 @@ export class Room {
     this.list.scrollTop = this.list.scrollHeight;
   }
 
+  // Whether a versioned state (who is online, who presents) is not older than the one shown; if so,
+  // its version is kept. The server may send an older one after a newer one (handled late).
+  isCurrent(key, version) {
+    if (version == null) return true;
+    if (this[key] != null && version < this[key]) return false;
+    this[key] = version;
+    return true;
+  }
+
   onPresence(ids, version) {
-    if (version != null && this.presenceVersion != null && version < this.presenceVersion) return; // older: late
-    if (version != null) this.presenceVersion = version;
-    this.showOnline(ids);
+    if (this.isCurrent("presenceVersion", version)) this.showOnline(ids);
   }
 
   showOnline(ids) {
@@ -101,6 +112,10 @@ export class Room {
       this.presenter === this.me && id !== this.me
         ? el("button", { type: "button", class: "small link", onclick: () => this.present("handover", id) }, "→") : null)));
     this.online = ids;
+  }
+
+  onPresenter(userId, version) {
+    if (this.isCurrent("presenterVersion", version)) this.setPresenter(userId);
   }
 
   setPresenter(userId) {
