@@ -75,7 +75,9 @@ class Watch:
         # slices, once the user starts measuring): Chromium reports that cancel as ERR_ABORTED.
         # A failure on the server's side shows as another error (a reset, an empty response) or
         # as an HTTP status, and an abort of any other request still counts.
-        if request.failure == "net::ERR_ABORTED" and "/frames/" in request.url:
+        # Chromium also cancels a tab's favicon fetch when it opens another tab (the viewer's, here).
+        benign = "/frames/" in request.url or request.url.endswith("/favicon.svg")
+        if request.failure == "net::ERR_ABORTED" and benign:
             return
         self.problems.append(f"failed: {request.url} {request.failure}")
 

@@ -320,6 +320,8 @@ export function initUpload(root) {
   for (const id of ["#pick-files", "#pick-folder", "#pick-camera"]) {
     const input = root.querySelector(id);
     input?.addEventListener("change", () => fromInput(input));
+    // Picked before this script arrived (a slow phone link): the change event is gone, the files are not.
+    if (input?.files.length) fromInput(input);
   }
   const zone = root.querySelector("#dropzone");
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
