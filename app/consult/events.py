@@ -183,10 +183,9 @@ def join(user, case, data):
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
     broadcast.presence(case.id, *joined)
-    presenter, presenter_version = store.presenter_state(case.id)
+    presenter, presenter_version, view = presence.presenter_and_view(case.id)
     return {"ok": True, "messages": messages, "online": joined.online, "online_version": joined.version,
-            "presenter": presenter, "presenter_version": presenter_version,
-            "viewer": store.viewer(case.id)}
+            "presenter": presenter, "presenter_version": presenter_version, "viewer": view}
 
 
 @socketio.on("leave", namespace=NAMESPACE)

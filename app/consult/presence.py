@@ -20,6 +20,8 @@ from app.core.errors import Conflict
 
 HEARTBEAT_SECONDS = 10
 PROCESS_TTL = 3 * HEARTBEAT_SECONDS
+# set_presenter's ``expected`` when the change does not depend on who presents now.
+ANYONE = object()
 
 
 class Snapshot(NamedTuple):
@@ -48,7 +50,7 @@ class Presence(Protocol):
     def sids_of(self, case_id: int, user_id: int) -> list[str]: ...
     def set_viewer(self, case_id: int, state: dict | None) -> None: ...
     def viewer(self, case_id: int) -> dict | None: ...
-    def set_presenter(self, case_id: int, user_id: int | None) -> int: ...
+    def set_presenter(self, case_id: int, user_id: int | None, expected=ANYONE) -> int | None: ...
     def presenter(self, case_id: int) -> int | None: ...
     def presenter_state(self, case_id: int) -> tuple[int | None, int]: ...
 
@@ -103,8 +105,10 @@ class MemoryPresence:
         with self._lock:
             return self._viewer.get(case_id)
 
-    def set_presenter(self, case_id, user_id):
+    def set_presenter(self, case_id, user_id, expected=ANYONE):
         with self._lock:
+            if expected is not ANYONE and self._presenter.get(case_id) != expected:
+                return None
             if user_id is None:
                 self._presenter.pop(case_id, None)
             else:
@@ -121,17 +125,21 @@ class MemoryPresence:
 
 
 # A change and the raise of its version in one step (see Snapshot, next_version): a room's entry
-# set or deleted (hset, hdel), or the presenter set for a day or deleted (set, del).
+# set or deleted (hset, hdel), or the presenter set for a day or deleted (set, del). The presenter's
+# change can be made only if it is still ARGV[4] ('' for nobody; '*' for whoever): else -1, and
+# nothing changes. The time is Redis's, one clock for every server process.
 _CHANGE = """
 local op = ARGV[1]
+if ARGV[4] ~= '*' and (redis.call('GET', KEYS[1]) or '') ~= ARGV[4] then return -1 end
 if op == 'hset' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 elseif op == 'hdel' then redis.call('HDEL', KEYS[1], ARGV[2])
 elseif op == 'set' then redis.call('SET', KEYS[1], ARGV[3], 'EX', 86400)
 else redis.call('DEL', KEYS[1]) end
 local version = redis.call('INCR', KEYS[2])
-local now = tonumber(ARGV[4])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 if version < now then
-  redis.call('SET', KEYS[2], ARGV[4])
+  redis.call('SET', KEYS[2], now)
   version = now
 end
 return version
@@ -170,9 +178,9 @@ class RedisPresence:
         self._versioned(self._k("room", case_id), self._k("version", case_id),
                         "hset" if value is not None else "hdel", sid, value)
 
-    def _versioned(self, key: str, version_key: str, op: str, field: str, value) -> int:
-        return int(self._change(keys=[key, version_key],
-                                args=[op, field, "" if value is None else value, time.time_ns() // 1_000_000]))
+    def _versioned(self, key: str, version_key: str, op: str, field: str, value, expected: str = "*") -> int | None:
+        version = int(self._change(keys=[key, version_key], args=[op, field, "" if value is None else value, expected]))
+        return None if version < 0 else version
 
     def _heartbeat(self) -> None:
         while True:
@@ -237,9 +245,10 @@ class RedisPresence:
         raw = self.r.get(self._k("viewer", case_id))
         return json.loads(raw) if raw else None
 
-    def set_presenter(self, case_id, user_id):
+    def set_presenter(self, case_id, user_id, expected=ANYONE):
         return self._versioned(self._k("presenter", case_id), self._k("presenter-version", case_id),
-                               "del" if user_id is None else "set", "", user_id)
+                               "del" if user_id is None else "set", "", user_id,
+                               "*" if expected is ANYONE else "" if expected is None else str(expected))
 
     def presenter(self, case_id):
         raw = self.r.get(self._k("presenter", case_id))
@@ -273,6 +282,9 @@ def store() -> Presence:
 _VIEW_LOCKS = [threading.Lock() for _ in range(64)]
 
 
+PRESENT_TRIES = 5
+
+
 def _view_lock(case_id: int) -> threading.Lock:
     return _VIEW_LOCKS[case_id % len(_VIEW_LOCKS)]
 
@@ -286,21 +298,41 @@ def present(*, case_id: int, user_id: int, action: str, target: int | None = Non
     presence = store()
     # Under the case's view lock: a view handled meanwhile is kept as the old presenter's or not at all.
     with _view_lock(case_id):
-        current = presence.presenter(case_id)
-        if action == "take":
-            new = user_id
-        elif current != user_id:
-            raise Conflict("you are not presenting" if action == "release" else "only the presenter can hand over")
-        elif action == "release":
-            new = None
-        elif target not in presence.online(case_id):
-            raise Conflict("hand over to someone in the room", {"online": presence.online(case_id)})
+        # The change is made only if the presenter is still the one it was decided on: another
+        # process may change it in between (the lock is this process's). Then decide again.
+        for _ in range(PRESENT_TRIES):
+            current = presence.presenter(case_id)
+            if action == "take":
+                new = user_id
+            elif current != user_id:
+                raise Conflict("you are not presenting" if action == "release"
+                               else "only the presenter can hand over")
+            elif action == "release":
+                new = None
+            elif target not in presence.online(case_id):
+                raise Conflict("hand over to someone in the room", {"online": presence.online(case_id)})
+            else:
+                new = target
+            version = presence.set_presenter(case_id, new, expected=current)
+            if version is not None:
+                break
         else:
-            new = target
-        version = presence.set_presenter(case_id, new)
+            raise Conflict("the presenter changed meanwhile; try again")
         if new != current:  # the kept view is always the presenter's: the new one shares theirs at once
             presence.set_viewer(case_id, None)
     return new, version
+
+
+def presenter_and_view(case_id: int) -> tuple[int | None, int, dict | None]:
+    """Who presents, the version of that, and the view kept from them for a late joiner.
+
+    A view kept from anyone else is left out: one stored by another process just before a
+    presenter change there, or the last one of a presenter who has since gone.
+    """
+    presence = store()
+    presenter, version = presence.presenter_state(case_id)
+    view = presence.viewer(case_id)
+    return presenter, version, view if view is not None and view.get("user_id") == presenter else None
 
 
 def supersedes(view: dict, kept: dict | None) -> bool:
@@ -332,8 +364,10 @@ def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[Snapshot, in
     presence = store()
     left = presence.leave(case_id, sid)
     with _view_lock(case_id):
-        if user_id is None or user_id in left.online or presence.presenter(case_id) != user_id:
+        if user_id is None or user_id in left.online:
             return left, None
-        ended = presence.set_presenter(case_id, None)
-        presence.set_viewer(case_id, None)
+        # Only if they still present: someone may have taken over meanwhile, on another process.
+        ended = presence.set_presenter(case_id, None, expected=user_id)
+        if ended is not None:
+            presence.set_viewer(case_id, None)
     return left, ended

@@ -155,3 +155,101 @@ def test_every_client_ends_on_the_stored_presenter_when_two_take_at_once(live, m
             seen = max((d["version"], d["user_id"]) for d in c.of("presenter"))
             assert seen == (newest["presenter_version"], newest["presenter"])
         check.disconnect()
+
+
+# ---- presenter changes decided on one process while another changes the presenter ----------------
+# The view lock in presence.present/depart is per process. Each test makes another process's take
+# land between this process's decision and its write (CutIn: right before the write reaches the
+# store), which is the order that lost a take before the write was made conditional.
+
+class CutIn:
+    """This process's store; ``cut_in`` runs once, just before its next presenter write."""
+
+    def __init__(self, store):
+        self.store, self.cut_in = store, None
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def set_presenter(self, case_id, user_id, *args, **kwargs):
+        if self.cut_in is not None:
+            cut_in, self.cut_in = self.cut_in, None
+            cut_in()
+        return self.store.set_presenter(case_id, user_id, *args, **kwargs)
+
+
+@pytest.fixture
+def two_processes(store):
+    """(this process's store, another process's store): two RedisPresence on one prefix, or one memory store."""
+    if isinstance(store, MemoryPresence):
+        return store, store
+    return store, RedisPresence(REDIS_URL, store.prefix)
+
+
+@pytest.fixture
+def on_this_process(app, two_processes):
+    mine, _ = two_processes
+    cut = CutIn(mine)
+    saved = app.extensions["presence"]
+    app.extensions["presence"] = cut
+    with app.app_context():
+        yield cut
+    app.extensions["presence"] = saved
+
+
+def test_a_conditional_presenter_write_fails_once_someone_else_presents(two_processes):
+    mine, other = two_processes
+    assert mine.set_presenter(5, 1) is not None
+    taken = other.set_presenter(5, 2, expected=1)
+    assert taken is not None
+    assert mine.set_presenter(5, None, expected=1) is None  # 1 no longer presents: nothing changes
+    assert mine.presenter_state(5) == (2, taken)
+    assert other.set_presenter(5, None, expected=2) > taken
+    assert mine.set_presenter(5, 3, expected=None) is not None  # nobody presented: 3 may take
+
+
+def test_the_presenter_leaving_does_not_undo_a_take_on_another_process(two_processes, on_this_process):
+    from app.consult import presence
+
+    mine, other = two_processes
+    on_this_process.join(6, "sid-a", 1)
+    mine.set_presenter(6, 1)
+    taken = []
+    on_this_process.cut_in = lambda: taken.append(other.set_presenter(6, 2))
+    left, ended = presence.depart(case_id=6, sid="sid-a", user_id=1)
+    assert len(taken) == 1  # the take did land in between
+    assert taken[0] is not None
+    assert ended is None  # 1's role had already ended: no "nobody presents" to broadcast
+    assert mine.presenter_state(6) == (2, taken[0])
+    assert 1 not in left.online
+
+
+def test_a_release_raced_by_a_take_on_another_process_leaves_the_take(two_processes, on_this_process):
+    from app.consult import presence
+    from app.core.errors import Conflict
+
+    mine, other = two_processes
+    mine.set_presenter(7, 1)
+    taken = []
+    on_this_process.cut_in = lambda: taken.append(other.set_presenter(7, 2))
+    with pytest.raises(Conflict, match="you are not presenting"):
+        presence.present(case_id=7, user_id=1, action="release")
+    assert mine.presenter_state(7) == (2, taken[0])
+
+    # A take raced by another take: decided again, and the later take wins with a higher version.
+    on_this_process.cut_in = lambda: taken.append(other.set_presenter(7, 3))
+    new, version = presence.present(case_id=7, user_id=4, action="take")
+    assert (new, version) == mine.presenter_state(7) == (4, version)
+    assert version > taken[1]
+
+
+def test_a_late_joiner_gets_only_the_presenters_kept_view(two_processes, on_this_process):
+    from app.consult import presence
+
+    mine, _ = two_processes
+    mine.set_presenter(8, 1)
+    mine.set_viewer(8, {"user_id": 1, "series_uid": "1.2.3", "index": 4})
+    assert presence.presenter_and_view(8)[2] == {"user_id": 1, "series_uid": "1.2.3", "index": 4}
+    mine.set_viewer(8, {"user_id": 2, "series_uid": "1.2.3", "index": 9})  # kept just before a change elsewhere
+    presenter, _, view = presence.presenter_and_view(8)
+    assert (presenter, view) == (1, None)

@@ -55,7 +55,8 @@ export class Room {
     ack.messages.forEach((m) => this.addMessage(m));
     this.onPresence(ack.online, ack.online_version);
     this.onPresenter(ack.presenter ?? null, ack.presenter_version);
-    if (ack.viewer && ack.presenter !== this.me) this.onViewer(ack.viewer);
+    // The presenter's view only: a newer presenter event may have come before this ack.
+    if (ack.viewer && ack.viewer.user_id === this.presenter && this.presenter !== this.me) this.onViewer(ack.viewer);
     for (const payload of this.pending.values()) this.send(payload); // same client_id: no duplicates
   }
 
