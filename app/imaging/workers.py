@@ -416,9 +416,11 @@ def _take(size: int) -> shared_memory.SharedMemory:
                 if not _drop_free():  # the free segments hold shared memory too: give it back, try again
                     raise
                 segment = _new_segment(capacity)
-        except BaseException:
+        except BaseException as exc:
             with _segments_lock:
                 _in_use -= 1
+            if isinstance(exc, SharedMemoryFull):
+                _warn_full(exc)  # only now: a retry after dropping the free segments may have succeeded
             raise
     return segment
 
@@ -433,14 +435,12 @@ def _new_segment(capacity: int) -> shared_memory.SharedMemory:
     try:
         segment = shared_memory.SharedMemory(create=True, size=capacity)
     except OSError as exc:
-        _warn_full(exc)
         raise SharedMemoryFull(exc.errno, f"no shared memory segment can be made: {exc.strerror}") from None
     try:
         _reserve(segment.name, capacity)
     except OSError as exc:
         segment.close()
         segment.unlink()
-        _warn_full(exc)
         raise SharedMemoryFull(exc.errno, f"no room in shared memory for {capacity >> 20} MB: {exc.strerror}") from None
     return segment
 
@@ -464,13 +464,17 @@ def _reserve(name: str, size: int) -> None:
 _full_warned = [0.0]
 
 
-def _warn_full(exc: OSError) -> None:
-    """Log that shared memory ran out, at most once a minute (uploads go on without it, more slowly)."""
+def _warn_full(exc: SharedMemoryFull) -> None:
+    """Log that shared memory cannot be had, at most once a minute (uploads go on without it, more slowly)."""
     now = time.monotonic()
     if not _full_warned[0] or now - _full_warned[0] >= 60:
         _full_warned[0] = now
-        log.warning("shared memory (/dev/shm) is full (%s): uploaded files are prepared in the server process"
-                    " until there is room; give the server more (docker run --shm-size)", exc.strerror)
+        if exc.errno == errno.ENOSPC:
+            log.warning("shared memory (/dev/shm) is full (%s): uploaded files are prepared in the server process"
+                        " until there is room; give the server more (docker run --shm-size)", exc.strerror)
+        else:
+            log.warning("shared memory cannot be used (%s): uploaded files are prepared in the server process"
+                        " until it can", exc.strerror)
 
 
 def _drop_free() -> bool:

@@ -6,8 +6,9 @@ whole server with SIGBUS (a container's /dev/shm is 64 MB unless it is given mor
 now reserved when they are made; without room, a part is spooled to a temp file and prepared in
 the server process.
 
-Each test serves ``python run.py`` in a private mount namespace whose /dev/shm is a tmpfs of the
-given size. That needs root (CI runs as root); elsewhere the tests are skipped.
+Each test runs in a private mount namespace whose /dev/shm is a tmpfs of the given size: a server
+(``python run.py``), or a script on the segment functions. That needs root (CI runs as root);
+elsewhere the tests are skipped.
 """
 
 import io
@@ -146,3 +147,60 @@ def test_a_file_that_cannot_grow_in_shared_memory_goes_to_disk(serve, make_user,
     more = ct_series(2, first=10)
     assert post(server.url, case_id, headers, more).status_code == 200
     assert_stored_as_sent(server.url, case_id, headers, sent + more)
+
+
+# Run in a private mount namespace with a 3 MB /dev/shm, as the server above, but on the segment
+# functions themselves: what each step leaves in use and in /dev/shm, and what is logged.
+_SEGMENTS_SCRIPT = r"""
+import logging, os, sys
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout, format="LOG %(message)s")
+from app.imaging import multipart, workers
+
+MB = 1 << 20
+def state(step):
+    print(step, workers.segments_in_use(), len(os.listdir("/dev/shm")), flush=True)
+
+a, b = workers._take(MB), workers._take(MB)
+workers.release(a); workers.release(b)
+state("kept")                      # both kept for the next file: 2 of 3 MB
+c = workers._take(2 * MB)          # no room until the kept ones are given back; then there is
+state("retried")
+try:
+    workers._take(2 * MB)          # no room even then
+except workers.SharedMemoryFull as exc:
+    print("full", exc.errno == __import__("errno").ENOSPC)
+state("refused")
+part = multipart._Part()           # starts in the 1 MB left, cannot grow: goes to disk
+body = bytes(range(256)) * (6 * 4096)
+for i in range(0, len(body), 65536):
+    part.write(body[i:i + 65536])
+print("spilled", not isinstance(part.file, workers.SharedFile), part.done().read() == body)
+part.discard()
+workers.release(c)
+workers._drop_free()
+state("end")
+"""
+
+
+@requires_private_shm
+def test_shared_memory_segments_are_given_back_and_the_warning_says_what_happened(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",  # noqa: S607
+                          'mount -t tmpfs -o size=3m tmpfs /dev/shm && exec "$0" -c "$1"',
+                          sys.executable, _SEGMENTS_SCRIPT],
+                         cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    steps = {line.split()[0]: line.split()[1:] for line in lines if not line.startswith("LOG")}
+    assert steps["kept"] == ["0", "2"]
+    assert steps["retried"] == ["1", "1"]  # the kept segments went back to make room
+    assert steps["full"] == ["True"]
+    assert steps["refused"] == ["1", "1"]  # the refused take left nothing counted or made
+    assert steps["spilled"] == ["True", "True"]
+    assert steps["end"] == ["0", "0"]  # nothing left in use or in /dev/shm
+    warnings = [line for line in lines if line.startswith("LOG")]
+    # One warning, for the take that found no room; none for the one whose retry succeeded, and
+    # none again within the minute for the part that went to disk.
+    assert len(warnings) == 1, lines
+    assert "shared memory (/dev/shm) is full" in warnings[0]
+    assert lines.index(warnings[0]) > lines.index(next(line for line in lines if line.startswith("retried")))
