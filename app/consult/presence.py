@@ -204,29 +204,31 @@ class RedisPresence:
         return self.snapshot(case_id)
 
     def snapshot(self, case_id):
-        # The entries and the version read together (one transaction): a consistent pair.
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hgetall(self._k("room", case_id))
-        pipe.get(self._k("version", case_id))
-        entries, version = pipe.execute()
-        return Snapshot(sorted(set(self._live(case_id, entries).values())), int(version or 0))
+        # The entries and the version read together (one transaction): a consistent pair. If a dead
+        # process's entries were among them, their removal raised the version: read again.
+        for _ in range(3):
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hgetall(self._k("room", case_id))
+            pipe.get(self._k("version", case_id))
+            entries, version = pipe.execute()
+            live = self._live(case_id, entries)
+            if len(live) == len(entries):
+                break
+        return Snapshot(sorted(set(live.values())), int(version or 0))
 
     def _entries(self, case_id) -> dict[str, int]:
         return self._live(case_id, self.r.hgetall(self._k("room", case_id)))
 
     def _live(self, case_id, entries: dict[str, str]) -> dict[str, int]:
-        """The entries of processes still alive; those of a dead process are deleted.
-
-        Deleting them does not raise the version: every reader leaves them out from then on.
-        """
+        """The entries of processes still alive; those of a dead process are deleted (raising the version)."""
         processes = {v.split("|")[1] for v in entries.values()}
         alive = {p for p in processes if self.r.exists(self._k("proc", p))}
         live, dead = {}, []
         for sid, value in entries.items():
             user, process = value.split("|")
             (live.__setitem__(sid, int(user)) if process in alive else dead.append(sid))
-        if dead:  # connections of a process that died
-            self.r.hdel(self._k("room", case_id), *dead)
+        for sid in dead:  # connections of a process that died: a change like a leave
+            self._set(case_id, sid, None)
         return live
 
     def online(self, case_id):

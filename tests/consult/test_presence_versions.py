@@ -253,3 +253,22 @@ def test_a_late_joiner_gets_only_the_presenters_kept_view(two_processes, on_this
     mine.set_viewer(8, {"user_id": 2, "series_uid": "1.2.3", "index": 9})  # kept just before a change elsewhere
     presenter, _, view = presence.presenter_and_view(8)
     assert (presenter, view) == (1, None)
+
+
+def test_a_dead_processs_connections_leave_with_a_new_version():
+    """Entries left by a process that died (its heartbeat gone) drop out as a leave would: a higher version."""
+    prefix = f"huizhen-test-{uuid.uuid4().hex[:10]}:"
+    store = RedisPresence(REDIS_URL, prefix)
+    try:
+        store.join(4, "sid-1", 1)
+        # What a process that died leaves behind: an entry naming it, and no heartbeat key.
+        store.r.hset(store._k("room", 4), "sid-2", "2|4242-deadbeef")  # noqa: SLF001
+        with_dead = int(store.r.get(store._k("version", 4)))  # noqa: SLF001
+        after = store.snapshot(4)
+        assert after.online == [1]
+        assert after.version > with_dead
+        assert store.snapshot(4) == after  # nothing more to drop: the same list, the same version
+    finally:
+        keys = list(store.r.scan_iter(match=prefix + "*"))
+        if keys:
+            store.r.delete(*keys)
