@@ -260,6 +260,18 @@ def render_problem_of(*, has_pixels: bool, photometric: str, ts: str) -> str | N
     return None
 
 
+def spacing_text(values) -> str | None:
+    """A pixel spacing as the index keeps it, or None unless every value is a finite, positive size in mm.
+
+    ``inf`` or ``nan`` would reach the instance list as JSON no browser parses, and measurements in
+    mm as infinite lengths: such a file is kept, without a spacing, as one that has none.
+    """
+    floats = [float(v) for v in values]
+    if not all(math.isfinite(v) and v > 0 for v in floats):
+        return None
+    return "\\".join(str(v) for v in floats)
+
+
 def index_facts(ds: Dataset) -> IndexFacts:
     """Collect the index fields of a (de-identified) dataset."""
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
@@ -277,7 +289,7 @@ def index_facts(ds: Dataset) -> IndexFacts:
         frames=frames_of(ds),
         rows=_int(ds.get("Rows")),
         columns=_int(ds.get("Columns")),
-        pixel_spacing="\\".join(str(float(v)) for v in spacing) if spacing else None,
+        pixel_spacing=spacing_text(spacing) if spacing else None,
         photometric=str(ds.get("PhotometricInterpretation", "") or "") or None,
         render_error=render_problem(ds),
         burned_in_annotation=str(ds.get("BurnedInAnnotation", "")).upper() == "YES",

@@ -452,7 +452,7 @@ def _spacing(text) -> str | None:
         floats = _floats(value)
         if floats is None:
             raise NotPlain
-        return "\\".join(str(v) for v in floats)
+        return dicom.spacing_text(floats)
     return None
 
 

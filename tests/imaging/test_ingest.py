@@ -224,3 +224,27 @@ def test_upload_cut_off_half_way_records_nothing_and_leaves_no_objects(app, api,
     assert api.get(f"/api/cases/{case_id}").json["studies"] == []
     root = Path(app.config["UPLOAD_FOLDER"])
     assert [p for p in root.rglob("*") if p.is_file()] == []
+
+
+def test_a_file_whose_pixel_spacing_is_infinite_is_kept_without_one(api, case_id):
+    """``inf`` once reached the instance list as ``Infinity``: JSON no browser parses, so the list failed."""
+    import json
+    import warnings
+
+    ds = read(sample("CT_small.dcm").read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns that inf is no valid DS
+        ds.PixelSpacing = ["inf", "inf"]
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+    r = post_files(api, case_id, [(io.BytesIO(out.getvalue()), "inf.dcm")])
+    assert r.status_code == 200, r.json
+    assert len(r.json["accepted"]) == 1
+    listing = api.get(f"/api/cases/{case_id}/instances")
+    assert listing.status_code == 200
+
+    def refuse(constant):
+        raise AssertionError(f"not JSON: {constant}")
+
+    items = json.loads(listing.data, parse_constant=refuse)["items"]
+    assert [item["pixel_spacing"] for item in items] == [None]

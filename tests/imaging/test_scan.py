@@ -452,3 +452,16 @@ def test_an_item_delimiter_whose_length_reads_as_a_vr_agrees():
     """In explicit VR pydicom reads an element header first: a delimiter's length 'OB\\0\\0' takes 4 more bytes."""
     value = referencing_item()[:-8] + struct.pack("<HH", 0xFFFE, 0xE00D) + b"OB\x00\x00" + SEQUENCE_END
     agree(spliced(ct_slice(), 0x00081111, encoded(0x00081111, "SQ", value, length=0xFFFFFFFF)))  # removed
+
+
+@pytest.mark.parametrize("spacing", [["inf", "inf"], ["nan", "0.5"], ["0", "0.5"], ["-0.5", "0.5"]],
+                         ids=["inf", "nan", "zero", "negative"])
+def test_a_pixel_spacing_that_is_no_size_is_left_out_on_both_paths(spacing):
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns that inf and nan are no valid DS
+        ds.PixelSpacing = spacing
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        assert agree(out.getvalue())
+        assert reference(out.getvalue())[1].pixel_spacing is None
