@@ -79,6 +79,13 @@ def error_response(status: int, error: str, detail: Any = None):
 def init_app(app: Flask) -> None:
     """Register the handlers for domain errors, HTTP errors and unexpected exceptions."""
 
+    @app.before_request
+    def _no_nul_in_the_path():
+        # A path segment is looked up as text (a SOP Instance UID, a series UID): PostgreSQL text
+        # cannot hold NUL, so "%00" would be a 500. Bodies and query strings are checked by schemas.
+        if "\x00" in request.path:
+            raise BadRequest("the URL path must not contain NUL characters (%00)")
+
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError):
         return error_response(exc.status, exc.error, exc.detail)

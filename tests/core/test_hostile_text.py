@@ -12,3 +12,13 @@ def test_a_nul_character_in_a_body_is_400_and_nothing_is_stored(api):
 
 def test_a_nul_character_in_a_query_is_400(api):
     assert api.get("/api/cases?q=%00").status_code == 400
+
+
+def test_a_nul_character_in_a_path_segment_is_400(api, case_id):
+    """Path segments are looked up as text (UIDs): on PostgreSQL a NUL in one was a 500."""
+    for path in (f"/api/cases/{case_id}/instances/%00/file", f"/api/cases/{case_id}/instances/a%00b/rendered",
+                 f"/api/cases/{case_id}/series/%00/thumbnail", "/login%00"):
+        r = api.get(path)
+        assert r.status_code == 400, (path, r.status_code, r.data[:200])
+        assert "NUL" in r.get_data(as_text=True)
+    assert api.get(f"/api/cases/{case_id}/instances/1.2.3/file").status_code == 404  # the same routes still answer
