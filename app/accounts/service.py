@@ -208,6 +208,13 @@ def live_tokens(*, token_ids: set[int]) -> set[int]:
                User.active.is_(True))))
 
 
+def active_user_ids(*, user_ids: set[int]) -> set[int]:
+    """Return those of the user ids whose account is active."""
+    if not user_ids:
+        return set()
+    return set(db.session.scalars(sa.select(User.id).where(User.id.in_(user_ids), User.active.is_(True))))
+
+
 def revoke_token(*, record: ApiToken) -> None:
     """Revoke an API token at once (this process forgets it now; others within API_TOKEN_CACHE_SECONDS)."""
     record.revoked_at = utcnow()

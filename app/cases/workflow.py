@@ -12,7 +12,9 @@ import sqlalchemy as sa
 from app.accounts.models import User
 from app.cases.models import Case, CaseEvent
 from app.cases.permissions import Action
+from app.cases.signals import case_moved
 from app.core.errors import Conflict
+from app.core.signals import send_after_commit
 from app.core.time import utcnow
 from app.extensions import db
 
@@ -114,6 +116,7 @@ def apply(case: Case, action: Action, *, actor: User, note: str | None = None, d
     event = CaseEvent(case_id=case.id, actor_id=actor.id, action=action.value, from_status=previous,
                       to_status=transition.target, note=note, data=data)
     db.session.add(event)
+    send_after_commit(case_moved, case_id=case.id)
     return event
 
 

@@ -1,8 +1,10 @@
 """Socket.IO handlers of the /consult namespace: verify, check membership, delegate, emit.
 
-Every handler re-checks the caller's access through app.cases.permissions, so a participant
-removed from a case is refused at the next event (and pulled out of the room at once by
-``kick``). Room changes (messages, annotations) are committed and then broadcast by
+Every handler re-checks the caller's access through app.cases.permissions, so a user who lost
+access to a case is refused at the next event. They are also pulled out of its room at once
+(``recheck_room``, after a participant is removed or the case moves on in its workflow), and a
+deactivated account's or revoked token's connections are dropped within
+SOCKET_AUTH_RECHECK_SECONDS (``_sweep``). Room changes (messages, annotations) are committed and then broadcast by
 app.consult.service, the one owner of that transaction; handlers here only emit what is not
 stored (typing, the shared view, presence and the presenter).
 """
@@ -11,6 +13,7 @@ import logging
 import threading
 from functools import wraps
 
+import sqlalchemy as sa
 from flask import Flask, current_app, request
 from flask_login import current_user
 from flask_socketio import join_room, leave_room
@@ -18,7 +21,8 @@ from flask_socketio import join_room, leave_room
 from app.accounts import service as accounts
 from app.accounts.models import User
 from app.audit import service as audit_log
-from app.cases.permissions import Action, authorize_case
+from app.cases.models import Case
+from app.cases.permissions import Action, authorize_case, can
 from app.consult import broadcast, presence, service
 from app.consult.broadcast import NAMESPACE, room_of
 from app.consult.schemas import (
@@ -41,8 +45,9 @@ log = logging.getLogger(__name__)
 # This process's connections: sid -> user id, and sid -> the case rooms it joined.
 _users: dict[str, int] = {}
 _rooms: dict[str, set[int]] = {}
-# Connections opened with an API token: sid -> (app, token id), and the apps sweeping theirs.
-_tokens: dict[str, tuple[Flask, int]] = {}
+# The same connections for the sweep: sid -> (app, user id, API token id or None), and the apps
+# sweeping theirs.
+_held: dict[str, tuple[Flask, int, int | None]] = {}
 _sweeping: set[Flask] = set()
 _lock = threading.Lock()
 
@@ -52,18 +57,18 @@ def _user() -> User | None:
     user = db.session.get(User, uid) if uid is not None else None
     if user is None or not user.active:
         return None
-    held = _tokens.get(request.sid)
+    held = _held.get(request.sid)
     # A revoked or expired token sends nothing more (one indexed lookup per event).
-    if held is not None and not accounts.live_tokens(token_ids={held[1]}):
+    if held is not None and held[2] is not None and not accounts.live_tokens(token_ids={held[2]}):
         return None
     return user
 
 
-def _watch_token(token_id: int) -> None:
-    """Remember the connection's token and make sure this process sweeps its token connections."""
+def _watch(user_id: int, token_id: int | None) -> None:
+    """Remember the connection and make sure this process sweeps its connections."""
     app = current_app._get_current_object()
     with _lock:
-        _tokens[request.sid] = (app, token_id)
+        _held[request.sid] = (app, user_id, token_id)
         start = app not in _sweeping
         _sweeping.add(app)
     if start:
@@ -71,27 +76,30 @@ def _watch_token(token_id: int) -> None:
 
 
 def _sweep(app: Flask) -> None:
-    """Disconnect this process's connections whose token was revoked or expired (every process runs one).
+    """Disconnect this process's connections whose account was deactivated or whose token was
+    revoked or expired (every process runs one).
 
-    Without it a revoked token's socket would go on receiving the room's broadcasts; each process
-    checks only the connections it holds, so no cross-process bookkeeping is needed.
+    Without it such a socket would go on receiving the room's broadcasts (each event it sends is
+    refused already); each process checks only the connections it holds, so no cross-process
+    bookkeeping is needed.
     """
     while True:
         socketio.sleep(app.config["SOCKET_AUTH_RECHECK_SECONDS"])
         with _lock:
-            held = {sid: tid for sid, (a, tid) in _tokens.items() if a is app}
+            held = {sid: (uid, tid) for sid, (a, uid, tid) in _held.items() if a is app}
             if not held:
                 _sweeping.discard(app)
                 return
         try:
             with app.app_context():
-                live = accounts.live_tokens(token_ids=set(held.values()))
+                active = accounts.active_user_ids(user_ids={uid for uid, _ in held.values()})
+                live = accounts.live_tokens(token_ids={tid for _, tid in held.values() if tid is not None})
                 db.session.remove()
         except Exception:  # noqa: BLE001 - database briefly away: the per-event check still holds
-            log.warning("socket token sweep failed; retrying")
+            log.warning("socket access sweep failed; retrying")
             continue
-        for sid, token_id in held.items():
-            if token_id not in live:
+        for sid, (user_id, token_id) in held.items():
+            if user_id not in active or (token_id is not None and token_id not in live):
                 socketio.server.disconnect(sid, namespace=NAMESPACE)
 
 
@@ -102,11 +110,13 @@ def _case_id(data) -> int:
     return validate(CaseRef, data).case_id
 
 
-def handler(action: Action, *, audit: str | None = None):
+def handler(action: Action, *, joined: bool = False):
     """Wrap an event handler: the caller must be connected and allowed ``action`` on the case.
 
-    The handler gets (user, case, data); its return value is the ack. Errors become
-    ``{"ok": false, "error", "detail"}`` acks; denials are audited like HTTP ones.
+    ``joined``: the connection must also be in the case's room (events about being in the room:
+    typing, the shared view, the presenter). The handler gets (user, case, data); its return value
+    is the ack. Errors become ``{"ok": false, "error", "detail"}`` acks; denials are audited like
+    HTTP ones.
     """
 
     def decorate(fn):
@@ -117,6 +127,8 @@ def handler(action: Action, *, audit: str | None = None):
                 return {"ok": False, "error": "authentication required"}
             try:
                 case = authorize_case(user, _case_id(data), action, audit=f"socket.{fn.__name__}")
+                if joined and case.id not in _rooms.get(request.sid, ()):
+                    raise DomainError("join the case room first", status=409)
                 return fn(user, case, data)
             except DomainError as exc:
                 db.session.rollback()
@@ -146,8 +158,7 @@ def on_connect(auth=None):
     with _lock:
         _users[request.sid] = user.id
         _rooms[request.sid] = set()
-    if token_id is not None:
-        _watch_token(token_id)
+    _watch(user.id, token_id)
     return True
 
 
@@ -157,7 +168,7 @@ def on_disconnect(*args):
     with _lock:
         user_id = _users.pop(request.sid, None)
         rooms = _rooms.pop(request.sid, set())
-        _tokens.pop(request.sid, None)
+        _held.pop(request.sid, None)
     for case_id in rooms:
         _left(case_id, request.sid, user_id)
 
@@ -213,7 +224,7 @@ def message(user, case, data):
 
 
 @socketio.on("typing", namespace=NAMESPACE)
-@handler(Action.CHAT)
+@handler(Action.CHAT, joined=True)
 def typing(user, case, data):
     """Tell the others in the room that the sender is (or stopped) typing."""
     typing = validate(TypingIn, data).typing
@@ -223,7 +234,7 @@ def typing(user, case, data):
 
 
 @socketio.on("viewer", namespace=NAMESPACE)
-@handler(Action.VIEW)
+@handler(Action.VIEW, joined=True)
 def viewer(user, case, data):
     """Share the sender's view (series, slice, window, zoom/pan) with the others in the room."""
     sid = request.sid
@@ -233,7 +244,7 @@ def viewer(user, case, data):
 
 
 @socketio.on("present", namespace=NAMESPACE)
-@handler(Action.CHAT)
+@handler(Action.CHAT, joined=True)
 def present(user, case, data):
     """Take, release or hand over the presenter role; broadcast ``presenter``."""
     body = validate(PresentIn, data)
@@ -258,11 +269,43 @@ def annotation_delete(user, case, data):
     return {"ok": True}
 
 
-def kick(app, *, case_id: int, user_id: int, **_) -> None:
-    """Pull a removed participant's connections (on any process) out of the case room at once."""
+def recheck_room(app, *, case_id: int, **_) -> None:
+    """Pull out of the case's room (on any process, at once) everyone who may no longer chat there.
+
+    Connected to the signals sent after a commit that may have taken someone's access: a
+    participant removed, the case declined, returned to its pool, rerouted or otherwise moved on.
+    The signal comes inside the commit, where the session can read nothing more: the check runs
+    in a task of its own.
+    """
+    socketio.start_background_task(_recheck_room, app, case_id)
+
+
+def _recheck_room(app: Flask, case_id: int) -> None:
+    with app.app_context():
+        try:
+            _pull_out_who_lost_access(case_id)
+        except Exception as exc:  # noqa: BLE001 - the per-event check still refuses them
+            # The type only, as the app's error handler: a message may carry data.
+            log.error("rechecking the room of case %s failed: %s", case_id, type(exc).__name__)
+        finally:
+            db.session.remove()
+
+
+def _pull_out_who_lost_access(case_id: int) -> None:
     store = presence.store()
-    for sid in store.sids_of(case_id, user_id):
-        broadcast.to_sid("removed", {"case_id": case_id}, sid)
-        socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
-        store.leave(case_id, sid)
-    broadcast.presence(case_id, *store.snapshot(case_id))
+    online = store.online(case_id)
+    if not online:
+        return
+    case = db.session.get(Case, case_id)
+    users = {u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(online)))}
+    gone = [uid for uid in online
+            if case is None or uid not in users or not users[uid].active or not can(users[uid], case, Action.CHAT)]
+    for user_id in gone:
+        for sid in store.sids_of(case_id, user_id):
+            broadcast.to_sid("removed", {"case_id": case_id}, sid)
+            socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
+            left, presenter_ended = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+            if presenter_ended is not None:
+                broadcast.presenter(case_id, None, presenter_ended)
+    if gone:
+        broadcast.presence(case_id, *store.snapshot(case_id))

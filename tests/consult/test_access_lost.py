@@ -1,0 +1,109 @@
+"""Whoever loses access to a case leaves its room at once, and only those in the room act in it.
+
+Each event a socket sends is checked against the case, but a socket that only listens sends
+nothing: without these rules a specialist who declined the case, or a doctor whose account was
+deactivated, went on receiving every message of the room.
+"""
+
+import time
+
+import pytest
+import websocket
+
+from tests.consult.test_room import joined
+from tests.consult.test_socket_auth import _join, _login, _ws
+from tests.support.live import client_id
+
+
+@pytest.fixture
+def app_overrides():
+    return {"SOCKET_AUTH_RECHECK_SECONDS": 1}
+
+
+def _message(sender, case_id: int, body: str) -> None:
+    assert sender.call("message", {"case_id": case_id, "body": body, "client_id": client_id()})["ok"]
+
+
+def test_a_specialist_who_declines_leaves_the_room_and_hears_nothing_more(live, clients, make_user, make_case,
+                                                                           api_as, token_for):
+    owner, specialist = make_user(), make_user(specialty="gynecology")
+    case_id = make_case(owner)
+    assert api_as(owner).post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist}).status_code == 200
+    doctor, _ = joined(clients, live, token_for(owner), case_id)
+    declining, ack = joined(clients, live, token_for(specialist), case_id)
+    assert ack["online"] == sorted([owner, specialist])
+    assert declining.call("present", {"case_id": case_id, "action": "take"})["ok"]
+
+    r = api_as(specialist).post(f"/api/cases/{case_id}/decline", json={"reason": "非本专业"})
+    assert r.status_code == 200, r.json
+    assert declining.wait_for("removed")["case_id"] == case_id
+    doctor.wait_for("presence", lambda d: d["online"] == [owner])
+    doctor.wait_for("presenter", lambda d: d["user_id"] is None)  # their presenter role ended with them
+    _message(doctor, case_id, "转给其他专家之后的病情")
+    doctor.wait_for("message", lambda m: m["body"] == "转给其他专家之后的病情")
+    time.sleep(0.3)
+    assert [m["body"] for m in declining.of("message")] == []
+    late, ack = joined(clients, live, token_for(owner), case_id)
+    assert (ack["online"], ack["presenter"]) == ([owner], None)
+
+
+def test_a_deactivated_accounts_browser_socket_is_dropped(live, app, mdt, make_user, api_as, clients):
+    case_id, ids, tokens = mdt
+    cookie = _login(live, app, ids["radiology"])
+    ws = _ws(live, live.url, cookie)  # the browser's socket: the login session, no API token
+    assert _join(ws, case_id)["ok"] is True
+    admin = api_as(make_user(role="admin"))
+    assert admin.patch(f"/api/admin/users/{ids['radiology']}", json={"active": False}).status_code == 200
+    # Within the recheck interval (1 s here) the server closes it: the room's next message never reaches it.
+    ws.settimeout(0.5)
+    closed = False
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:
+        try:
+            packet = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            continue
+        except websocket.WebSocketConnectionClosedException:
+            closed = True
+            break
+        if packet == "2":
+            ws.send("3")
+        closed = packet == "" or packet.startswith(("41/consult", "1"))  # socket.io / engine.io disconnect
+    assert closed, "the deactivated account's socket was not dropped"
+    owner = clients(live.url, tokens["owner"]).connect()
+    assert owner.call("join", {"case_id": case_id})["ok"]
+    owner.wait_for("presence", lambda d: ids["radiology"] not in d["online"])
+
+
+def test_typing_views_and_the_presenter_need_the_socket_in_the_room(live, mdt, clients):
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    outside = clients(live.url, tokens["radiology"]).connect()  # a participant's socket that never joined
+    for event, payload in (("present", {"action": "take"}), ("typing", {"typing": True}),
+                           ("viewer", {"series_uid": "1.2.3", "index": 1})):
+        ack = outside.call(event, {"case_id": case_id, **payload})
+        assert ack == {"ok": False, "error": "join the case room first"}, (event, ack)
+    outside.disconnect()
+    late, ack = joined(clients, live, tokens["consultant"], case_id)
+    assert (ack["presenter"], ack["viewer"]) == (None, None)  # nothing of it was kept
+    time.sleep(0.3)
+    assert owner.of("typing") == owner.of("viewer") == owner.of("presenter") == []
+    # In the room, the same events are taken.
+    assert late.call("present", {"case_id": case_id, "action": "take"})["ok"]
+    assert owner.wait_for("presenter")["user_id"] == ids["consultant"]
+
+
+def test_a_removed_presenter_no_longer_presents(live, mdt, clients, api_as):
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    assert radiology.call("present", {"case_id": case_id, "action": "take"})["ok"]
+    assert radiology.call("viewer", {"case_id": case_id, "series_uid": "1.2.3", "index": 4})["ok"]
+    owner.wait_for("presenter", lambda d: d["user_id"] == ids["radiology"])
+    response = api_as(ids["consultant"]).delete(f"/api/cases/{case_id}/participants/{ids['radiology']}")
+    assert response.status_code == 204
+    radiology.wait_for("removed")
+    owner.wait_for("presenter", lambda d: d["user_id"] is None)
+    _, ack = joined(clients, live, tokens["consultant"], case_id)
+    assert (ack["presenter"], ack["viewer"]) == (None, None)
+    assert ids["radiology"] not in ack["online"]
