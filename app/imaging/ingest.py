@@ -106,13 +106,15 @@ def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
     if kind in ("jpeg", "png"):
         data, ctype = photos.clean_photo(stream.read(), kind, max_pixels=current_app.config["MAX_FRAME_PIXELS"])
         return Prepared(name, "image", io.BytesIO(data), len(data), ctype)
+    # DICOM written without the Part 10 preamble still happens (old modalities, some CD exports).
+    # Before the PDF test: an encapsulated PDF's "%PDF-" lies within the first KB of a small
+    # header, and taken for a PDF the file would be stored with its patient data.
+    if dicom.looks_like_bare_dicom(head):
+        return _prepare_dicom(name, stream.read(), case, force=True)
     if kind == "pdf":
         data = stream.read()
         photos.check_pdf(data)
         return Prepared(name, "document", io.BytesIO(data), len(data), "application/pdf")
-    # DICOM written without the Part 10 preamble still happens (old modalities, some CD exports).
-    if dicom.looks_like_bare_dicom(head):
-        return _prepare_dicom(name, stream.read(), case, force=True)
     raise RejectedFile("unsupported file type: expected DICOM, JPEG, PNG, PDF or ZIP")
 
 

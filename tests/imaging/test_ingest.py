@@ -248,3 +248,31 @@ def test_a_file_whose_pixel_spacing_is_infinite_is_kept_without_one(api, case_id
 
     items = json.loads(listing.data, parse_constant=refuse)["items"]
     assert [item["pixel_spacing"] for item in items] == [None]
+
+
+def test_an_encapsulated_pdf_without_the_preamble_is_deidentified_as_dicom(api, case_id):
+    """Its "%PDF-" lies within the first KB: it was taken for a PDF and stored with the patient's data."""
+    from pydicom.dataset import Dataset
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"  # Encapsulated PDF Storage
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4.5.1", "1.2.3.4", "1.2.3.4.5"
+    ds.Modality, ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOC", "ZHANG^SAN", "MRN123456", "19720304"
+    ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
+    ds.EncapsulatedDocument = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, False
+    write_dataset(out, ds)  # no preamble, no file meta: as some CD exports write them
+    data = out.getvalue()
+    assert data.find(b"%PDF-") < 1024
+
+    r = post_files(api, case_id, [(io.BytesIO(data), "report.dcm")])
+    assert r.status_code == 200, r.json
+    assert len(r.json["accepted"]) == 1, r.json
+    assert r.json["accepted"][0].get("kind", "dicom") == "dicom", r.json
+    sop = r.json["accepted"][0]["sop_instance_uid"]
+    stored = api.get(f"/api/cases/{case_id}/instances/{sop}/file").data
+    for identifier in (b"ZHANG^SAN", b"MRN123456", b"19720304"):
+        assert identifier not in stored
