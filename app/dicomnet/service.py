@@ -119,9 +119,10 @@ def receive(*, session: Received, data: bytes, name: str) -> tuple[int, str | No
             result = ingest.ingest(case=case, user=case.owner, files=[(name, io.BytesIO(data))])
     except StorageUnavailable:
         status, reason = OUT_OF_RESOURCES, "object store unavailable"
-    except sa.exc.SQLAlchemyError:
+    except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
-        log.exception("C-STORE could not be recorded")
+        # The type only: the database's own message may quote values (PostgreSQL's "Key (...)=(...)").
+        log.error("C-STORE could not be recorded: %s", type(exc).__name__)
         status, reason = OUT_OF_RESOURCES, "database unavailable"
     else:
         if result.rejected:
