@@ -11,10 +11,13 @@ from app.imaging.dicom import RejectedFile
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF-"
-# PNG chunks that can carry text, dates or EXIF (including GPS).
-_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+# PNG chunks kept: the image and how to show it (colour, transparency, density, animation).
+# Every other chunk goes: text, dates, EXIF (with GPS) and any private chunk an app adds.
+_PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB", b"cICP",
+             b"bKGD", b"hIST", b"pHYs", b"acTL", b"fcTL", b"fdAT"}
 # JPEG APPn segments kept: APP0 (JFIF), APP2 only for ICC profiles, APP14 (Adobe colour transform).
 _JPEG_APP0, _JPEG_APP2, _JPEG_APP14, _JPEG_COM = 0xE0, 0xE2, 0xEE, 0xFE
+_JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
 MAX_PIXELS = 64_000_000  # the default of MAX_FRAME_PIXELS; ingest passes the configured value
 
 
@@ -56,6 +59,9 @@ def clean_photo(data: bytes, fmt: str, *, max_pixels: int = MAX_PIXELS) -> tuple
 
 
 def _reencode(img: Image.Image, fmt: str) -> tuple[bytes, str]:
+    # Pillow writes a JPEG comment (and may write other text) from the image's info: keep only
+    # the colour profile.
+    img.info = {key: value for key, value in img.info.items() if key == "icc_profile"}
     out = io.BytesIO()
     if fmt == "JPEG":
         img.convert("RGB").save(out, "JPEG", quality=95, subsampling=0)
@@ -65,19 +71,26 @@ def _reencode(img: Image.Image, fmt: str) -> tuple[bytes, str]:
 
 
 def _strip_jpeg(data: bytes) -> bytes:
-    """Drop APPn (except JFIF, ICC, Adobe) and COM segments; the compressed image is copied as is."""
+    """Drop APPn (except JFIF, ICC, Adobe) and COM segments, wherever they are, and all after the end.
+
+    The compressed image is copied as is. Segments can also sit between the scans of a
+    progressive JPEG, and phones append a second image with its own EXIF after the end (MPO):
+    the copy stops at the end-of-image marker.
+    """
     out = bytearray(data[:2])
     i = 2
-    while i + 4 <= len(data):
+    while i + 2 <= len(data):
         if data[i] != 0xFF:
             raise RejectedFile("damaged JPEG: bad marker")
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
             continue
-        if marker == 0xDA:  # start of scan: the rest is image data
-            out += data[i:]
+        if marker == _JPEG_EOI:
+            out += data[i:i + 2]
             return bytes(out)
+        if i + 4 > len(data):
+            break
         length = struct.unpack(">H", data[i + 2:i + 4])[0]
         segment = data[i:i + 2 + length]
         keep = not (0xE0 <= marker <= 0xEF or marker == _JPEG_COM) or marker in (_JPEG_APP0, _JPEG_APP14) or (
@@ -85,11 +98,26 @@ def _strip_jpeg(data: bytes) -> bytes:
         if keep:
             out += segment
         i += 2 + length
-    raise RejectedFile("damaged JPEG: no image data")
+        if marker == _JPEG_SOS:  # the scan's entropy-coded data, up to the next marker
+            end = _scan_end(data, i)
+            out += data[i:end]
+            i = end
+    raise RejectedFile("damaged JPEG: no end of image")
+
+
+def _scan_end(data: bytes, i: int) -> int:
+    """Where a scan's entropy-coded data ends: at the first marker that is not a stuffed 0xFF00 or a restart."""
+    while (i := data.find(b"\xff", i)) != -1 and i + 1 < len(data):
+        following = data[i + 1]
+        if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
+            i += 1 if following == 0xFF else 2
+            continue
+        return i
+    return len(data)
 
 
 def _strip_png(data: bytes) -> bytes:
-    """Drop text, time and EXIF chunks; image chunks are copied as is."""
+    """Keep only the chunks of _PNG_KEEP; they are copied as is."""
     out = bytearray(PNG_MAGIC)
     i = len(PNG_MAGIC)
     while i + 12 <= len(data):
@@ -98,7 +126,7 @@ def _strip_png(data: bytes) -> bytes:
         chunk = data[i:i + 12 + length]
         if len(chunk) < 12 + length or zlib.crc32(chunk[4:8 + length]) != struct.unpack(">I", chunk[-4:])[0]:
             raise RejectedFile("damaged PNG: bad chunk")
-        if ctype not in _PNG_DROP:
+        if ctype in _PNG_KEEP:
             out += chunk
         i += 12 + length
         if ctype == b"IEND":

@@ -1,6 +1,8 @@
 """Photos and PDFs: checked by content, metadata stripped, stored once, downloadable."""
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -55,9 +57,11 @@ def test_jpeg_photo_loses_exif_and_gps_but_keeps_its_pixels(api, case_id):
 def test_rotated_phone_photo_is_turned_upright(api, case_id):
     raw = photo("JPEG", orientation=6)  # rotate 90° clockwise to display
     accepted = post(api, case_id, [(io.BytesIO(raw), "film.jpg")]).json["accepted"][0]
-    img = Image.open(io.BytesIO(api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}").data))
+    data = api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}").data
+    img = Image.open(io.BytesIO(data))
     assert img.size == (48, 64)
     assert len(img.getexif()) == 0
+    assert b"Zhang San" not in data  # re-encoded to turn it: the JPEG comment is not carried over
 
 
 def test_png_text_chunks_are_stripped(api, case_id):
@@ -67,6 +71,41 @@ def test_png_text_chunks_are_stripped(api, case_id):
     assert b"Zhang San" not in data
     assert "张三".encode() not in data
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(Image.open(io.BytesIO(raw))))
+
+
+def _segment(marker: int, body: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", 2 + len(body)) + body
+
+
+def test_metadata_between_the_scans_or_after_the_end_of_a_jpeg_is_stripped(api, case_id):
+    """A progressive JPEG may hold segments between its scans; phones append a second image (MPO) after the end."""
+    rng = np.random.default_rng(8)
+    out = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB").save(out, "JPEG", progressive=True)
+    progressive = out.getvalue()
+    second_scan = progressive.index(b"\xff\xda", progressive.index(b"\xff\xda") + 2)
+    hidden = _segment(0xFE, b"PATIENT ZHANG SAN 1972") + _segment(0xE1, b"Exif\x00\x00ARTIST ZHANG SAN")
+    raw = progressive[:second_scan] + hidden + progressive[second_scan:] + photo("JPEG")  # + a trailer with GPS
+    accepted = post(api, case_id, [(io.BytesIO(raw), "wound.jpg")]).json["accepted"][0]
+    data = api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}").data
+    for text in (b"ZHANG SAN", b"Zhang San", b"PhoneMaker", b"Exif"):
+        assert text not in data
+    assert data.endswith(b"\xff\xd9")
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(Image.open(io.BytesIO(progressive))))
+
+
+def test_only_the_image_chunks_of_a_png_are_kept(api, case_id):
+    """A private chunk an app adds (here "prVt") is dropped like the text ones."""
+    out = io.BytesIO()
+    Image.fromarray(np.random.default_rng(9).integers(0, 255, (8, 8, 3), dtype=np.uint8), "RGB").save(out, "PNG")
+    png = out.getvalue()
+    body = b"prVt" + b"PATIENT ZHANG SAN MRN 123"
+    private = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    at = png.index(b"IDAT") - 4
+    accepted = post(api, case_id, [(io.BytesIO(png[:at] + private + png[at:]), "chart.png")]).json["accepted"][0]
+    data = api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}").data
+    assert b"ZHANG SAN" not in data
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(Image.open(io.BytesIO(png))))
 
 
 def test_pdf_is_accepted_and_served_back(api, case_id):
