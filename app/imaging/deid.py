@@ -104,9 +104,23 @@ def deidentify(ds: Dataset, *, secret: str, pseudonym: str, changed: set[int] | 
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = METHOD_CODE
     ds.DeidentificationMethodCodeSequence = Sequence([code])
     touched.update(SET_TAGS)
-    if getattr(ds, "file_meta", None) is not None and "SOPInstanceUID" in ds:
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if getattr(ds, "file_meta", None) is not None:
+        clean_file_meta(ds.file_meta)
+        if "SOPInstanceUID" in ds:
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     return uid_map
+
+
+# File meta elements that name the systems the file passed through (AE titles, addresses) or
+# carry a vendor's private data (PS3.10 7.1); what is left says how to read the file.
+FILE_META_DROP = (0x00020016, 0x00020017, 0x00020018, 0x00020026, 0x00020027, 0x00020028, 0x00020100, 0x00020102)
+
+
+def clean_file_meta(meta: Dataset) -> None:
+    """Remove FILE_META_DROP from a file meta dataset, in place (both preparation paths)."""
+    for tag in FILE_META_DROP:
+        if tag in meta:
+            del meta[tag]
 
 
 def _vr(ds: Dataset, tag) -> str | None:

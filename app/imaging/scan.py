@@ -585,6 +585,7 @@ def _meta_template(head: bytes, sop_class: str) -> tuple[bytes, bytes, bytes, in
     """Write the file meta as the reference does (the same pydicom calls) with a placeholder SOP Instance UID."""
     ds = read_partial(io.BytesIO(head), stop_when=lambda *_: True)
     meta = ds.file_meta
+    deid.clean_file_meta(meta)  # deidentify
     getattr(meta, "MediaStorageSOPClassUID", "")  # what dicom.validate reads (it converts the element)
     meta.MediaStorageSOPInstanceUID = PLACEHOLDER  # deidentify
     if sop_class and meta.get("MediaStorageSOPClassUID") != sop_class:  # dicom.layout
