@@ -134,6 +134,21 @@ def _vr(ds: Dataset, tag) -> str | None:
     return vr
 
 
+def mismatched_vr(tag: int, vr: str | None) -> str | None:
+    """The dictionary's VR of a public sequence or UID element written in another VR, else None.
+
+    Such an element still holds a sequence or a UID: the profile removes the one (its items
+    cannot be read safely) and remaps the other, whatever VR the file gave it.
+    """
+    if tag >> 16 & 1 or vr is None:
+        return None
+    try:
+        known = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return known if known in ("SQ", "UI") and vr != known else None
+
+
 def action_of(tag: int) -> str | None:
     """The profile's action for a tag (a plain int): "X", "Z", "D", or None to keep it (UIDs aside)."""
     group = tag >> 16
@@ -173,11 +188,15 @@ def _clean(ds: Dataset, new_uid, touched: set[int]) -> None:
             del ds[tag]
             continue
         vr = _vr(ds, tag)
+        known = mismatched_vr(int(tag), vr)
         if action in ("Z", "D"):
             ds[tag].value = Sequence() if vr == "SQ" else ""
+        elif known == "SQ":
+            del ds[tag]  # a sequence in another VR (UN): its items cannot be cleaned one by one
+            continue
         elif vr == "SQ":
             clean_items(ds[tag], new_uid)
-        elif vr == "UI" and ds[tag].value:
+        elif (vr == "UI" or known == "UI") and ds[tag].value:
             elem = ds[tag]
             values = elem.value if elem.VM > 1 else [elem.value]
             replaced = replace_uids([str(v) for v in values], new_uid)

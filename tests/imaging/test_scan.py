@@ -485,3 +485,31 @@ def test_the_file_meta_loses_the_senders_and_private_information_on_both_paths(i
     for text in (b"ZHANGSAN_PC", b"CT_ROOM_3", b"1.2.826.0.1.3680043.8.498.99", b"ZHANG SAN"):
         assert text not in stored
     assert pydicom.dcmread(io.BytesIO(stored)).file_meta.TransferSyntaxUID == meta.TransferSyntaxUID
+
+
+ORIGINAL = "1.2.826.0.1.3680043.8.498.4242"
+
+
+def _item(*elements: bytes) -> bytes:
+    body = b"".join(elements)
+    return struct.pack("<HHI", 0xFFFE, 0xE000, len(body)) + body
+
+
+@pytest.mark.parametrize(("tag", "vr", "value"), [
+    (0x00200052, "LO", ORIGINAL.encode()),  # FrameOfReferenceUID
+    (0x0020000D, "LO", ORIGINAL.encode()),  # StudyInstanceUID: the index's study too
+    # ContributingEquipmentSequence as UN: its item (implicit VR) names the patient and an operator.
+    (0x0018A001, "UN", _item(encoded(0x00100010, "PN", b"ZHANG^SAN ", implicit=True),
+                             encoded(0x00081070, "PN", b"LI^SI ", implicit=True))),
+    # ReferencedImageSequence: the referenced UID written as UN inside a proper sequence.
+    (0x00081140, "SQ", _item(encoded(0x00081155, "UN", ORIGINAL.encode()))),
+], ids=["FrameOfReferenceUID-LO", "StudyInstanceUID-LO", "ContributingEquipmentSequence-UN",
+        "ReferencedSOPInstanceUID-UN"])
+def test_sequences_and_uids_in_another_vr_are_still_cleaned(tag, vr, value):
+    """The profile goes by what an element is, not by the VR the file claims for it."""
+    data = spliced(ct_slice(), tag, encoded(tag, vr, value))
+    agree(data)
+    stored, facts, uid_map = reference(data)
+    for text in (ORIGINAL.encode(), b"ZHANG^SAN", b"LI^SI"):
+        assert text not in stored
+    assert ORIGINAL not in (facts.study_uid, facts.series_uid, facts.sop_instance_uid)
