@@ -9,6 +9,7 @@ is recorded with code 113100 (DCM, "Basic Application Confidentiality Profile").
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
@@ -62,9 +63,8 @@ _ACTIONS_HEX = {
 }
 ACTIONS: dict[int, str] = {int(k, 16): v for k, v in _ACTIONS_HEX.items()}
 
-# Groups whose every element is removed: curve data (50xx) and overlay comments handled below.
+# Groups whose every element is removed: curve data (50xx); overlays (60xx) below.
 _CURVE_GROUPS = range(0x5000, 0x5100, 2)
-_OVERLAY_COMMENTS = 0x4000  # (60xx,4000)
 
 PIXEL_DATA = Tag(0x7FE0, 0x0010)
 DICOM_ROOT = "1.2.840.10008."  # well-known UIDs (SOP classes, transfer syntaxes) are not identifying
@@ -149,16 +149,39 @@ def mismatched_vr(tag: int, vr: str | None) -> str | None:
     return known if known in ("SQ", "UI") and vr != known else None
 
 
+# Beyond the table, whole kinds of attribute go (PS3.15 E.1-1 lists them one by one, and grows):
+# every other patient attribute (group 0010: telecom, addresses, history...), the digital
+# camera's (group 0016: owner, GPS), overlays (60xx: their bitmaps can hold burned-in text), the
+# icon image (a thumbnail of the image as it was), and by their dictionary VR every person name
+# and every date and time not in the table (observers, verifiers, capture and acquisition dates).
+_GROUPS_REMOVED = (0x0010, 0x0016)
+_ICON_IMAGE = 0x00880200
+_VRS_REMOVED = ("PN", "DA", "DT", "TM")
+_OTHER_REMOVED = frozenset({
+    0x00080055,  # Station AE Title
+    0x0040A027,  # Verifying Organization
+    0x0040A073,  # Verifying Observer Sequence
+})
+
+
+@lru_cache(maxsize=65536)
 def action_of(tag: int) -> str | None:
     """The profile's action for a tag (a plain int): "X", "Z", "D", or None to keep it (UIDs aside)."""
     group = tag >> 16
     if group & 1:
         return "X"  # private
     action = ACTIONS.get(tag)
-    if action is None and (group in _CURVE_GROUPS or (
-            0x6000 <= group <= 0x601E and tag & 0xFFFF == _OVERLAY_COMMENTS)):
+    if action is not None:
+        return action
+    if group in _CURVE_GROUPS or 0x6000 <= group <= 0x601E or group in _GROUPS_REMOVED:
         return "X"
-    return action
+    if tag in _OTHER_REMOVED or tag == _ICON_IMAGE:
+        return "X"
+    try:
+        vr = dictionary_VR(tag)
+    except KeyError:
+        return None
+    return "X" if vr in _VRS_REMOVED else None
 
 
 _SET_KEYWORDS = ("PatientName", "PatientID", "PatientIdentityRemoved", "DeidentificationMethod",

@@ -513,3 +513,42 @@ def test_sequences_and_uids_in_another_vr_are_still_cleaned(tag, vr, value):
     for text in (ORIGINAL.encode(), b"ZHANG^SAN", b"LI^SI"):
         assert text not in stored
     assert ORIGINAL not in (facts.study_uid, facts.series_uid, facts.sop_instance_uid)
+
+
+@pytest.mark.parametrize("implicit", [False, True], ids=["explicit-VR", "implicit-VR"])
+def test_attributes_beyond_the_table_that_identify_go_on_both_paths(implicit):
+    """Patient telecom, camera and GPS, overlays, the icon, observers, verifiers and dates, nested ones too."""
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    ds.PatientTelecomInformation = "TEL 13800138000"
+    ds.add_new(0x0016004F, "UT", "CAMERA OWNER ZHANG")  # digital camera group
+    ds.add_new(0x00160076, "DS", "123.45")  # GPS altitude
+    ds.DateOfSecondaryCapture = "19720304"
+    ds.StationAETitle = "ZHANG_WS"
+    observer = Dataset()
+    observer.VerifyingObserverName = "LI^SI"
+    observer.VerifyingOrganization = "WARD 7 ORG"
+    ds.VerifyingObserverSequence = Sequence([observer])
+    drug = Dataset()
+    drug.RadiopharmaceuticalStartDateTime = "20240102030405"
+    drug.Radiopharmaceutical = "FDG"
+    ds.RadiopharmaceuticalInformationSequence = Sequence([drug])
+    icon = Dataset()
+    icon.Rows = icon.Columns = 1
+    icon.BitsAllocated = 8
+    icon.PixelData = b"ICON"
+    ds.IconImageSequence = Sequence([icon])
+    ds.add_new(0x60000010, "US", 2)  # an overlay: rows ...
+    ds.add_new(0x60003000, "OW", b"OVERLAYBITS")  # ... and its bits, which may draw a name
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, implicit_vr=implicit, little_endian=True)
+    data = out.getvalue()
+    agree(data)
+    stored = reference(data)[0]
+    for text in (b"13800138000", b"CAMERA OWNER", b"123.45", b"19720304", b"ZHANG_WS", b"LI^SI", b"WARD 7",
+                 b"20240102030405", b"ICON", b"OVERLAYBITS"):
+        assert text not in stored, text
+    kept = pydicom.dcmread(io.BytesIO(stored))
+    assert kept.RadiopharmaceuticalInformationSequence[0].Radiopharmaceutical == "FDG"  # what is not identifying stays
+    assert kept.pixel_array.shape == (128, 128)
