@@ -36,6 +36,10 @@ class Posting(db.Model):
     capacity_per_month: so.Mapped[int | None]
     state: so.Mapped[str] = so.mapped_column(sa.String(10), default="open")
     created_by_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
+    # The counterpart a member of this posting's institution accepted, and who: a match forms only
+    # once both sides have accepted each other.
+    accepted_other_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("postings.id", ondelete="SET NULL"))
+    accepted_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     # The consortium an accepted match put both institutions in.
     matched_org_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("orgs.id", ondelete="SET NULL"))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)

@@ -54,11 +54,16 @@ def list_matches(posting_id: int):
 
 @bp.post("/postings/<int:posting_id>/matches/<int:other_id>/accept")
 @api_login_required
-@api_doc(responses={201: "the consortium both institutions are now in", 403: "members of the posting's institution",
-                    409: "a posting is no longer open"})
+@api_doc(responses={201: "both sides accepted: the consortium both institutions are now in",
+                    202: "accepted for this side; the match forms when the other side accepts too",
+                    403: "members of the posting's institution", 409: "a posting is no longer open"})
 def accept_match(posting_id: int, other_id: int):
-    """Accept a match: both institutions join the provider's consortium (or a new one)."""
-    org = service.accept_match(posting=service.get_posting(posting_id), other_id=other_id, actor=current_user)
+    """Accept a match for the posting's institution; it forms once the other side has accepted too."""
+    posting = service.get_posting(posting_id)
+    org = service.accept_match(posting=posting, other_id=other_id, actor=current_user)
     db.session.commit()
+    if org is None:
+        return jsonify({"state": "waiting", "posting_id": posting.id, "other_id": other_id,
+                        "detail": "a member of the other institution must accept this match too"}), 202
     return jsonify(org_json(org, members=orgs.members(org), institutions=orgs.institutions(org),
                             children=orgs.children(org))), 201

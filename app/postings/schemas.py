@@ -38,7 +38,9 @@ def posting_json(p: Posting) -> dict:
     """Serialise a posting."""
     return {"id": p.id, "kind": p.kind, "institution": institution_json(p.institution), "service": p.service,
             "specialty": p.specialty, "description": p.description, "capacity_per_month": p.capacity_per_month,
-            "state": p.state, "matched_org_id": p.matched_org_id, "created_at": isoformat(p.created_at)}
+            "state": p.state, "matched_org_id": p.matched_org_id,
+            # the counterpart this side accepted: the match forms once that one accepts this posting too
+            "accepted_other_id": p.accepted_other_id, "created_at": isoformat(p.created_at)}
 
 
 def match_json(match) -> dict:

@@ -135,25 +135,47 @@ def _score(posting: Posting, other: Posting, measured) -> Match:
     return m
 
 
-def accept_match(*, posting: Posting, other_id: int, actor: User) -> Org:
-    """Join the two institutions in the provider's consortium (or a new one) and close both postings."""
+def accept_match(*, posting: Posting, other_id: int, actor: User) -> Org | None:
+    """Accept a counterpart for the posting, on behalf of its institution.
+
+    A match forms only once a member of each institution has accepted the other's posting:
+    then both join the provider's consortium if the provider side's acceptor administers one,
+    else a new consortium of the two that both acceptors administer, and both postings close.
+    Until then the answer is None (waiting for the other side). Neither side can so put the
+    other into a consortium, nor join one its admins did not choose.
+    """
     if not _may_post_for(actor, posting.institution_id):
         raise Forbidden("only members of the posting's institution may accept a match")
     other = get_posting(other_id)
     if other.kind == posting.kind or other.service != posting.service or other.institution_id == posting.institution_id:
         raise BadRequest("not a counterpart of this posting", {"other_id": other_id})
+    # Both rows locked in id order: two sides accepting at once see each other's acceptance.
+    db.session.execute(sa.select(Posting.id).where(Posting.id.in_((posting.id, other.id)))
+                       .order_by(Posting.id).with_for_update())
+    db.session.refresh(posting)
+    db.session.refresh(other)
     if posting.state != "open" or other.state != "open":
         raise Conflict("the posting is no longer open", {"states": [posting.state, other.state]})
+    posting.accepted_other_id, posting.accepted_by_id = other.id, actor.id
+    db.session.flush()
+    if other.accepted_other_id != posting.id or other.accepted_by_id is None:
+        return None
     supply, demand = _sides(posting, other)
-    org = db.session.scalar(sa.select(Org).join(ConsortiumInstitution, ConsortiumInstitution.org_id == Org.id).where(
-        Org.kind == "consortium", ConsortiumInstitution.institution_id == supply.institution_id,
-        ConsortiumInstitution.side.in_(("provider", "both"))).order_by(Org.id).limit(1))
+    supply_actor, demand_actor = supply.accepted_by_id, demand.accepted_by_id
+    org = db.session.scalar(
+        sa.select(Org).join(ConsortiumInstitution, ConsortiumInstitution.org_id == Org.id)
+        .join(OrgMember, OrgMember.org_id == Org.id)
+        .where(Org.kind == "consortium", ConsortiumInstitution.institution_id == supply.institution_id,
+               ConsortiumInstitution.side.in_(("provider", "both")),
+               OrgMember.user_id == supply_actor, OrgMember.role == "admin")
+        .order_by(Org.id).limit(1))
     if org is None:
         org = Org(kind="consortium", name=f"{supply.institution.name}–{demand.institution.name}"[:200],
                   services=[posting.service] if posting.service in ORG_SERVICES else None)
         db.session.add(org)
         db.session.flush()
-        db.session.add(OrgMember(org_id=org.id, user_id=actor.id, role="admin"))
+        for user_id in dict.fromkeys((supply_actor, demand_actor)):
+            db.session.add(OrgMember(org_id=org.id, user_id=user_id, role="admin"))
     present = set(db.session.scalars(sa.select(ConsortiumInstitution.institution_id).where(
         ConsortiumInstitution.org_id == org.id)))
     for inst_id, side in ((supply.institution_id, "provider"), (demand.institution_id, "requester")):

@@ -3,10 +3,12 @@
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from app.cases.models import Case
 from app.core.time import utcnow
 from app.extensions import db
+from app.orgs.models import ConsortiumInstitution, OrgMember
 
 
 @pytest.fixture
@@ -85,8 +87,15 @@ def test_accept_creates_a_consortium_then_joins_it(market, api_as, make_institut
     assert api_as(market["people"]["s2"]).post(
         f"/api/postings/{market['demand']}/matches/{s1}/accept").status_code == 403
     r = gp.post(f"/api/postings/{market['demand']}/matches/{s1}/accept")
+    assert r.status_code == 202, r.json  # the county accepted; the provider has not yet
+    assert gp.get(f"/api/postings/{market['demand']}").json["accepted_other_id"] == s1
+    provider = api_as(market["people"]["s1"])
+    r = provider.post(f"/api/postings/{s1}/matches/{market['demand']}/accept")
     assert r.status_code == 201, r.json
     org = r.json
+    # Whoever accepted on each side administers the new consortium.
+    assert {(m["user"]["id"], m["role"]) for m in org["members"]} >= {
+        (market["people"]["county"], "admin"), (market["people"]["s1"], "admin")}
     assert org["kind"] == "consortium"
     assert {(i["id"], i["side"]) for i in org["institutions"]} == {(market["inst"]["s1"], "provider"),
                                                                   (market["inst"]["county"], "requester")}
@@ -100,9 +109,40 @@ def test_accept_creates_a_consortium_then_joins_it(market, api_as, make_institut
         "kind": "supply", "institution_id": market["inst"]["s1"], "service": "remote_pathology"}).json["id"]
     d2 = other.post("/api/postings", json={"kind": "demand", "institution_id": inst,
                                            "service": "remote_pathology"}).json["id"]
-    r = other.post(f"/api/postings/{d2}/matches/{s1b}/accept")
+    assert other.post(f"/api/postings/{d2}/matches/{s1b}/accept").status_code == 202
+    r = provider.post(f"/api/postings/{s1b}/matches/{d2}/accept")  # by an admin of the consortium
     assert r.status_code == 201, r.json
     assert r.json["id"] == org["id"]
     assert org["form"] == "1-1"
     assert r.json["form"] == "1-n"
     assert other.post(f"/api/postings/{d2}/matches/{market['offers']['other']}/accept").status_code == 400
+
+
+def test_one_side_alone_joins_no_consortium_and_rules_none(app, market, api_as, make_institution, make_user):
+    """A match needs both institutions; joining an existing consortium needs one of its admins."""
+    county, s1 = market["people"]["county"], market["people"]["s1"]
+    # s1's doctor accepts the county's demand: no consortium over the county, no admin role for anyone.
+    r = api_as(s1).post(f"/api/postings/{market['offers']['s1']}/matches/{market['demand']}/accept")
+    assert r.status_code == 202, r.json
+    assert r.json["state"] == "waiting"
+    assert api_as(county).get(f"/api/postings/{market['demand']}").json["state"] == "open"
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(OrgMember)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(ConsortiumInstitution)) == 0
+    # The two form a consortium once the county accepts too.
+    org = api_as(county).post(f"/api/postings/{market['demand']}/matches/{market['offers']['s1']}/accept").json
+    # A doctor of s1 who is no admin of it accepts a newcomer: the newcomer gets a consortium of its
+    # own with s1, not a place in the existing one.
+    newcomer_inst = make_institution(level="community", region="湖南省 长沙市")
+    newcomer = api_as(make_user(institution_id=newcomer_inst))
+    colleague = api_as(make_user(institution_id=market["inst"]["s1"], specialty="pathology"))
+    offer = colleague.post("/api/postings", json={"kind": "supply", "institution_id": market["inst"]["s1"],
+                                                  "service": "remote_pathology"}).json["id"]
+    need = newcomer.post("/api/postings", json={"kind": "demand", "institution_id": newcomer_inst,
+                                                "service": "remote_pathology"}).json["id"]
+    assert newcomer.post(f"/api/postings/{need}/matches/{offer}/accept").status_code == 202
+    assert newcomer.get(f"/api/orgs/{org['id']}").status_code == 404
+    joined = colleague.post(f"/api/postings/{offer}/matches/{need}/accept")
+    assert joined.status_code == 201, joined.json
+    assert joined.json["id"] != org["id"]
+    assert newcomer.get(f"/api/orgs/{org['id']}").status_code == 404
