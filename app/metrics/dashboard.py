@@ -157,12 +157,12 @@ def _ids_where(model, column, value) -> list[int]:
 def peer_groups(*, org: Org, level: str, member_ids: list[int], peers: str | list[int]) -> dict[int, list[int]]:
     """Each member's peer ids: the other members, same level/region/specialty, or a chosen list."""
     if isinstance(peers, list):
+        # Chosen among the org's own members only: a list of any ids would read anyone's figures
+        # (one chosen peer's "median" is that peer's value), beyond what the org may see.
         chosen = list(dict.fromkeys(peers))[:MAX_PEERS]
-        model = Institution if level == "institution" else User
-        known = set(db.session.scalars(sa.select(model.id).where(model.id.in_(chosen))))
-        unknown = [i for i in chosen if i not in known]
-        if unknown:
-            raise BadRequest("unknown peers", {"peers": unknown})
+        outside = [i for i in chosen if i not in set(member_ids)]
+        if outside:
+            raise BadRequest("chosen peers must be members of this org", {"peers": outside})
         return {m: [p for p in chosen if p != m] for m in member_ids}
     if peers in ("consortium", "pool", "members"):
         return {m: [p for p in member_ids if p != m] for m in member_ids}

@@ -86,6 +86,19 @@ def test_custom_peers_and_bad_peers(api_as, mworld):
     assert api.get(f"{url}&peers=level").status_code == 200
     assert api.get(f"{url}&peers=region").status_code == 200
     assert api.get(f"{url}&peers=999999").status_code == 400
+
+
+def test_chosen_peers_outside_the_org_are_refused(api_as, mworld, make_user, make_institution):
+    """One chosen peer's "median" is that peer's own value: chosen peers must be the org's own members."""
+    stranger_inst, stranger = make_institution(), make_user()
+    api = api_as(mworld["cadmin"])
+    url = f"/api/orgs/{mworld['consortium']}/dashboard?{Q}"
+    for chosen in (stranger_inst, f"{mworld['B']},{stranger_inst}"):
+        r = api.get(f"{url}&peers={chosen}")
+        assert r.status_code == 400, r.json
+        assert r.json["error"] == "chosen peers must be members of this org"
+        assert r.json["detail"] == {"peers": [stranger_inst]}
+    assert api.get(f"{url}&peers={stranger}").status_code == 400  # nor a doctor's id
     assert api.get(f"{url}&peers=x;1").status_code == 400
     assert api.get(f"/api/orgs/{mworld['consortium']}/dashboard?from=2025-02-01&to=2025-01-01").status_code == 400
 
