@@ -94,6 +94,8 @@ def _eligible_opinion(reviewer: User, case: Case | None) -> Opinion | None:
 
 def next_for_review(*, reviewer: User) -> dict | None:
     """A same-specialty colleague's signed opinion the reviewer has not reviewed, without its author."""
+    if reviewer.is_admin:
+        return None  # the platform's administrators review no opinion (review() refuses them too)
     author = sa.orm.aliased(User)
     reviewed = sa.select(PeerReview.opinion_id).where(PeerReview.reviewer_id == reviewer.id)
     on_case = sa.select(Participant.case_id).where(Participant.user_id == reviewer.id)

@@ -52,6 +52,10 @@ def test_blinded_peer_review(make_case_in_progress, api_as, make_user):
     assert offered["opinion"]["diagnosis"] == "子宫肌瘤"
     assert "signed_by" not in offered["opinion"]
     assert "author" not in str(offered)
+    # A platform administrator of the same specialty is offered nothing (the case is a 404 to them).
+    admin = make_user(specialty="gynecology", role="admin")
+    assert api_as(admin).get("/api/peer-reviews/next").json["item"] is None
+    assert api_as(admin).get(f"/api/cases/{case_id}").status_code == 404
     # Not reviewable: another specialty, the author, the owner.
     for uid in (make_user(specialty="radiology"), ids["consultant"], ids["owner"]):
         assert api_as(uid).post("/api/peer-reviews", json={"case_id": case_id, "score": "agree"}).status_code == 404
