@@ -1,6 +1,5 @@
 """Request bodies, query models and JSON forms of cases (the API and the pages share them)."""
 
-from datetime import date
 from typing import Literal
 
 import sqlalchemy as sa
@@ -14,7 +13,7 @@ from app.cases.models import STATUSES, Case, DisciplineReport, Opinion, Particip
 from app.cases.permissions import Reach, allowed_actions, available_actions, role_of, roles_of
 from app.cases.workflow import allowed_from
 from app.core.openapi import AT, ID, TEXT, items_of, obj
-from app.core.schemas import Query, Schema
+from app.core.schemas import Query, QueryDate, Schema
 from app.core.time import isoformat
 from app.imaging import service as imaging
 from app.orgs.schemas import Id, pool_ref, pool_refs
@@ -194,8 +193,8 @@ class CaseListQuery(Query):
     status: str | None = Field(default=None, max_length=20)
     modality: str | None = Field(default=None, max_length=16)
     urgency: Literal["routine", "urgent", "emergency"] | None = None
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
+    from_: QueryDate | None = Field(default=None, alias="from")
+    to: QueryDate | None = None
     waiting_for_me: bool = False
     limit: int | None = Field(default=None, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=1_000_000)

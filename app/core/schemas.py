@@ -8,7 +8,8 @@ JSON body with a ``NaN``/``Infinity`` literal (not JSON, but Python's parser tak
 
 import json
 import math
-from typing import TypeVar
+from datetime import date
+from typing import Annotated, TypeVar
 
 import pydantic
 from flask import request
@@ -59,6 +60,11 @@ class Schema(pydantic.BaseModel):
         if not isinstance(v, pydantic.BaseModel):
             _check_numbers(v)
         return v
+
+
+# A date in a query (from=, to=): periods are computed a year or a day around it, which the
+# calendar's ends (0001-01-01, 9999-12-31) cannot hold (an OverflowError, a 500).
+QueryDate = Annotated[date, pydantic.Field(ge=date(1900, 1, 1), le=date(2999, 12, 31))]
 
 
 class Query(Schema):

@@ -2,13 +2,12 @@
 
 import csv
 import io
-from datetime import date
 from typing import Literal
 
 from flask_babel import get_locale
 from pydantic import Field, StrictBool, field_validator
 
-from app.core.schemas import Query, Schema
+from app.core.schemas import Query, QueryDate, Schema
 from app.metrics.dashboard import MAX_PEERS
 from app.metrics.definitions import Metric
 from app.orgs.permissions import MAX_ID
@@ -22,8 +21,8 @@ class FollowUpIn(Schema):
 
 
 class PeriodQuery(Query):
-    from_: date | None = Field(default=None, alias="from")
-    to: date | None = None
+    from_: QueryDate | None = Field(default=None, alias="from")
+    to: QueryDate | None = None
 
 
 class PeerReviewIn(Schema):

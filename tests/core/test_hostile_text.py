@@ -22,3 +22,13 @@ def test_a_nul_character_in_a_path_segment_is_400(api, case_id):
         assert r.status_code == 400, (path, r.status_code, r.data[:200])
         assert "NUL" in r.get_data(as_text=True)
     assert api.get(f"/api/cases/{case_id}/instances/1.2.3/file").status_code == 404  # the same routes still answer
+
+
+def test_dates_at_the_ends_of_the_calendar_are_400(api, case_id, api_as, make_user):
+    """A period is computed a year or a day around from/to: 9999-12-31 overflowed (a 500)."""
+    me = api.get("/api/me").json["id"]
+    for url in ("/api/cases?to=9999-12-31", "/api/cases?from=0001-01-01",
+                f"/api/users/{me}/evaluation?to=9999-12-31", f"/api/users/{me}/evaluation?to=0001-01-05"):
+        r = api.get(url)
+        assert r.status_code == 400, (url, r.status_code, r.data[:200])
+    assert api.get("/api/cases?from=2020-01-01&to=2026-12-31").status_code == 200
