@@ -49,6 +49,7 @@ class Action(StrEnum):
     MANAGE_LINKS = "manage_links"
     VIEW_IMAGES = "view_images"  # list, render and thumbnail the de-identified images
     PROPOSE_TEACHING = "propose_teaching"
+    READ_OPINION = "read_opinion"  # the signed opinion and the discipline reports (their content)
 
 
 OWNER, CONSULTANT, PARTICIPANT = "owner", "consultant", "participant"
@@ -56,7 +57,7 @@ ROLES = (OWNER, CONSULTANT, PARTICIPANT)
 COORDINATOR = "coordinator"  # a triage coordinator of the pool the case waits in
 TEACHING_VIEWER = "teaching_viewer"  # a reader of a teaching collection the closed case is published in
 
-_READ = {Action.VIEW, Action.VIEW_IMAGES, Action.DOWNLOAD, Action.CHAT}
+_READ = {Action.VIEW, Action.VIEW_IMAGES, Action.DOWNLOAD, Action.CHAT, Action.READ_OPINION}
 ALLOWED: dict[str, frozenset[Action]] = {
     OWNER: frozenset(_READ | {Action.UPLOAD, Action.SHARE, Action.WITHDRAW, Action.ANSWER, Action.CLOSE,
                               Action.READ_AUDIT, Action.MANAGE_LINKS}),

@@ -181,7 +181,7 @@ def remove_participant(case, user_id: int):
 
 
 @bp.get("/<int:case_id>/reports")
-@case_route(Action.VIEW)
+@case_route(Action.READ_OPINION)
 @api_doc(responses={200: "the discipline reports"})
 def list_reports(case):
     """List the discipline reports (e.g. the radiology read)."""
@@ -200,7 +200,7 @@ def add_report(case):
 
 
 @bp.get("/<int:case_id>/opinion")
-@case_route(Action.VIEW)
+@case_route(Action.READ_OPINION)
 @api_doc(responses={200: "the signed versions, latest last, and the draft for the consultant"})
 def get_opinion(case):
     """Return the signed opinion versions (and the draft, to the consultant)."""
@@ -241,7 +241,7 @@ def amend_opinion(case):
 
 
 @bp.get("/<int:case_id>/opinion.pdf")
-@case_route(Action.DOWNLOAD)
+@case_route(Action.READ_OPINION)
 @api_doc(query=OpinionPdfQuery,
          responses={200: "application/pdf of the signed opinion (``version`` picks an earlier one)"})
 def opinion_pdf_file(case):

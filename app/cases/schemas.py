@@ -10,7 +10,7 @@ from app.accounts.schemas import USER_SCHEMA, user_json
 from app.accounts.specialties import SPECIALTIES
 from app.cases import service
 from app.cases.models import STATUSES, Case, DisciplineReport, Opinion, Participant
-from app.cases.permissions import Reach, allowed_actions, available_actions, role_of, roles_of
+from app.cases.permissions import Action, Reach, allowed_actions, available_actions, can, role_of, roles_of
 from app.cases.workflow import allowed_from
 from app.core.openapi import AT, ID, TEXT, items_of, obj
 from app.core.schemas import Query, QueryDate, Schema
@@ -133,7 +133,9 @@ def case_detail_json(case: Case, *, viewer: User) -> dict:
     """Serialise a case with its studies, attachments, the people on it, its opinion and what the
     viewer may do: ``allowed_actions`` (their role's), ``transitions`` (the status's) and
     ``actions_now`` (both at once, what the pages offer)."""
-    signed = service.signed_versions(case)
+    # The opinion and the reports only to those who may read them (a triage coordinator may not).
+    reads_opinion = can(viewer, case, Action.READ_OPINION)
+    signed = service.signed_versions(case) if reads_opinion else []
     return {
         **summary_json(case, viewer=viewer),
         "studies": imaging.case_studies(case),
@@ -143,7 +145,7 @@ def case_detail_json(case: Case, *, viewer: User) -> dict:
             for a in imaging.case_attachments(case)
         ],
         "participants": [participant_json(p) for p in service.participants(case)],
-        "reports": [report_json(r) for r in service.reports(case)],
+        "reports": [report_json(r) for r in service.reports(case)] if reads_opinion else [],
         "opinion": opinion_json(signed[-1]) if signed else None,
         "rating": case.rating,
         "rating_comment": case.rating_comment,

@@ -14,7 +14,7 @@ from app.cases.permissions import available_actions
 from app.extensions import db
 from tests.support.statuses import PATHS, case_in_status
 
-READ = {"view", "view_images", "download", "chat"}
+READ = {"view", "view_images", "download", "chat", "read_opinion"}
 # Share links can be made and revoked in any status (revoking matters most once a case is over).
 OWNER_READ = READ | {"read_audit", "manage_links"}
 CONSULTANT_READ = READ | {"read_audit", "remove", "manage_links"}

@@ -177,9 +177,20 @@ def test_decline_returns_to_the_queue_then_reassign_and_accept(app, world, poole
                      ("return_to_pool", "submitted"), ("assign", "submitted"), ("accept", "accepted")]
     # The coordinator still follows the case, but has no chat and no opinion.
     assert coord.get(f"/api/cases/{pooled_case}").json["allowed_actions"] == ["assign", "download", "reroute", "view",
-                                                                             "view_images"]
+                                                                             "view_images"]  # no read_opinion
     assert coord.get(f"/api/cases/{pooled_case}/messages").status_code == 403
     assert coord.post(f"/api/cases/{pooled_case}/opinion", json={"diagnosis": "x"}).status_code == 403
+    # Once the opinion is signed and a report written, the coordinator reads neither.
+    assert gyn2.post(f"/api/cases/{pooled_case}/reports", json={"body": "影像：盆腔包块 5cm",
+                                                                 "discipline": "radiology"}).status_code == 201
+    assert gyn2.post(f"/api/cases/{pooled_case}/opinion", json={"diagnosis": "子宫肌瘤",
+                                                                 "recommendations": "随访"}).status_code == 200
+    assert gp.get(f"/api/cases/{pooled_case}").json["opinion"]["diagnosis"] == "子宫肌瘤"
+    seen = coord.get(f"/api/cases/{pooled_case}").json
+    assert (seen["opinion"], seen["reports"]) == (None, [])
+    assert "子宫肌瘤" not in str(seen)
+    for path in ("opinion", "opinion.pdf", "reports"):
+        assert coord.get(f"/api/cases/{pooled_case}/{path}").status_code == 403, path
 
 
 def test_assign_checks(world, pooled_case, api_as, make_user):
