@@ -252,6 +252,11 @@ def test_group_workload_view(world, pooled_case, make_case, api_as):
     view = coord.get(f"/api/orgs/{world['pool']}/cases").json
     holders = {i["id"]: (i["holder"] or {}).get("id") for i in view["items"]}
     assert holders == {pooled_case: None, held: world["gyn2"]}
+    # The title only of the case the coordinator may open (the pool's), not of one a member holds elsewhere.
+    titles = {i["id"]: i["title"] for i in view["items"]}
+    assert titles[pooled_case] is not None
+    assert titles[held] is None
+    assert api_as(world["coord"]).get(f"/api/cases/{held}").status_code == 404
     counts = {m["user"]["id"]: m["open_cases"] for m in view["members"]}
     assert counts == {world["coord"]: 0, world["gyn"]: 0, world["gyn2"]: 1}
     assert api_as(world["gyn"]).get(f"/api/orgs/{world['pool']}/cases").status_code == 403  # members: their own
