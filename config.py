@@ -55,6 +55,9 @@ class Config:
     # How often each process drops its sockets whose API token was revoked or expired (their
     # events are refused at once; this bounds how long they still receive the room's broadcasts).
     SOCKET_AUTH_RECHECK_SECONDS = float(_env("SOCKET_AUTH_RECHECK_SECONDS", "5"))
+    # Socket events refused (403/404, each audited) per user per minute before the connection is
+    # dropped and further events are refused unaudited: a client probing case ids cannot flood the audit log.
+    SOCKET_REFUSALS_PER_MINUTE = int(_env("SOCKET_REFUSALS_PER_MINUTE", "20"))
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))

@@ -11,6 +11,7 @@ stored (typing, the shared view, presence and the presenter).
 
 import logging
 import threading
+import time
 from functools import wraps
 
 import sqlalchemy as sa
@@ -125,6 +126,9 @@ def handler(action: Action, *, joined: bool = False):
             user = _user()
             if user is None:
                 return {"ok": False, "error": "authentication required"}
+            if _refused_too_often(user.id):
+                # Refused at once, neither checked nor audited (new connections are refused too).
+                return {"ok": False, "error": "too many refused requests; try again in a minute"}
             try:
                 case = authorize_case(user, _case_id(data), action, audit=f"socket.{fn.__name__}")
                 if joined and case.id not in _rooms.get(request.sid, ()):
@@ -132,6 +136,8 @@ def handler(action: Action, *, joined: bool = False):
                 return fn(user, case, data)
             except DomainError as exc:
                 db.session.rollback()
+                if exc.status in (403, 404):
+                    _count_refusal(user.id)
                 ack = {"ok": False, "error": exc.error}
                 if exc.detail is not None:
                     ack["detail"] = exc.detail
@@ -140,6 +146,28 @@ def handler(action: Action, *, joined: bool = False):
         return wrapper
 
     return decorate
+
+
+def _recent_refusals(user_id: int, now: float) -> list[float]:
+    """The user's refused events of the last minute (monotonic times; one record per app, as user ids are)."""
+    refusals: dict[int, list[float]] = current_app.extensions.setdefault("socket_refusals", {})
+    times = [t for t in refusals.get(user_id, ()) if now - t < 60]
+    if times:
+        refusals[user_id] = times
+    else:
+        refusals.pop(user_id, None)
+    return times
+
+
+def _count_refusal(user_id: int) -> None:
+    with _lock:
+        now = time.monotonic()
+        current_app.extensions["socket_refusals"][user_id] = [*_recent_refusals(user_id, now), now]
+
+
+def _refused_too_often(user_id: int) -> bool:
+    with _lock:
+        return len(_recent_refusals(user_id, time.monotonic())) >= current_app.config["SOCKET_REFUSALS_PER_MINUTE"]
 
 
 @socketio.on("connect", namespace=NAMESPACE)
@@ -155,6 +183,8 @@ def on_connect(auth=None):
         user = current_user._get_current_object()
     if user is None:
         raise ConnectionRefusedError("authentication required")
+    if _refused_too_often(user.id):
+        raise ConnectionRefusedError("too many refused requests; try again in a minute")
     with _lock:
         _users[request.sid] = user.id
         _rooms[request.sid] = set()
