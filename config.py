@@ -52,11 +52,12 @@ class Config:
     GIL_SWITCH_INTERVAL_MS = float(_env("GIL_SWITCH_INTERVAL_MS", "1"))
     # Chat messages one user may send per 10 seconds (per server process).
     CHAT_RATE_LIMIT = int(_env("CHAT_RATE_LIMIT", "20"))
-    # How often each process drops its sockets whose API token was revoked or expired (their
-    # events are refused at once; this bounds how long they still receive the room's broadcasts).
+    # How often each process drops its sockets whose account was deactivated or whose API token was
+    # revoked or expired (their events are refused at once; this bounds how long they still receive
+    # the room's broadcasts).
     SOCKET_AUTH_RECHECK_SECONDS = float(_env("SOCKET_AUTH_RECHECK_SECONDS", "5"))
-    # Socket events refused (403/404, each audited) per user per minute before the connection is
-    # dropped and further events are refused unaudited: a client probing case ids cannot flood the audit log.
+    # Socket events refused (403/404, each audited) per user per minute before that user's further
+    # events and new connections are refused unaudited: a client probing case ids cannot flood the audit log.
     SOCKET_REFUSALS_PER_MINUTE = int(_env("SOCKET_REFUSALS_PER_MINUTE", "20"))
 
     HOST = _env("HOST", "127.0.0.1")

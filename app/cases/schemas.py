@@ -10,7 +10,7 @@ from app.accounts.schemas import USER_SCHEMA, user_json
 from app.accounts.specialties import SPECIALTIES
 from app.cases import service
 from app.cases.models import STATUSES, Case, DisciplineReport, Opinion, Participant
-from app.cases.permissions import Action, Reach, allowed_actions, available_actions, can, role_of, roles_of
+from app.cases.permissions import Action, Reach, allowed_actions, available_actions, role_of, roles_of
 from app.cases.workflow import allowed_from
 from app.core.openapi import AT, ID, TEXT, items_of, obj
 from app.core.schemas import Query, QueryDate, Schema
@@ -133,8 +133,9 @@ def case_detail_json(case: Case, *, viewer: User) -> dict:
     """Serialise a case with its studies, attachments, the people on it, its opinion and what the
     viewer may do: ``allowed_actions`` (their role's), ``transitions`` (the status's) and
     ``actions_now`` (both at once, what the pages offer)."""
+    allowed = allowed_actions(viewer, case)
     # The opinion and the reports only to those who may read them (a triage coordinator may not).
-    reads_opinion = can(viewer, case, Action.READ_OPINION)
+    reads_opinion = Action.READ_OPINION in allowed
     signed = service.signed_versions(case) if reads_opinion else []
     return {
         **summary_json(case, viewer=viewer),
@@ -151,7 +152,7 @@ def case_detail_json(case: Case, *, viewer: User) -> dict:
         "rating_comment": case.rating_comment,
         "outcome": case.outcome,
         "advice": case.advice,
-        "allowed_actions": allowed_actions(viewer, case),
+        "allowed_actions": allowed,
         "transitions": allowed_from(case.status),
         "actions_now": sorted(available_actions(viewer, case)),
     }

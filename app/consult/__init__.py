@@ -13,6 +13,7 @@ def init_app(app: Flask) -> None:
 
     app.extensions["presence"] = build_presence(app.config)
     app.extensions["message_limiter"] = RateLimiter(limit=app.config["CHAT_RATE_LIMIT"], window=10.0)
+    app.extensions["socket_refusals"] = RateLimiter(limit=app.config["SOCKET_REFUSALS_PER_MINUTE"], window=60.0)
     app.register_blueprint(bp)
     participant_removed.connect(recheck_room, sender=app)
     case_moved.connect(recheck_room, sender=app)

@@ -11,7 +11,6 @@ stored (typing, the shared view, presence and the presenter).
 
 import logging
 import threading
-import time
 from functools import wraps
 
 import sqlalchemy as sa
@@ -148,26 +147,13 @@ def handler(action: Action, *, joined: bool = False):
     return decorate
 
 
-def _recent_refusals(user_id: int, now: float) -> list[float]:
-    """The user's refused events of the last minute (monotonic times; one record per app, as user ids are)."""
-    refusals: dict[int, list[float]] = current_app.extensions.setdefault("socket_refusals", {})
-    times = [t for t in refusals.get(user_id, ()) if now - t < 60]
-    if times:
-        refusals[user_id] = times
-    else:
-        refusals.pop(user_id, None)
-    return times
-
-
 def _count_refusal(user_id: int) -> None:
-    with _lock:
-        now = time.monotonic()
-        current_app.extensions["socket_refusals"][user_id] = [*_recent_refusals(user_id, now), now]
+    current_app.extensions["socket_refusals"].note(user_id)
 
 
 def _refused_too_often(user_id: int) -> bool:
-    with _lock:
-        return len(_recent_refusals(user_id, time.monotonic())) >= current_app.config["SOCKET_REFUSALS_PER_MINUTE"]
+    """Whether the user had SOCKET_REFUSALS_PER_MINUTE refused events in the last minute."""
+    return current_app.extensions["socket_refusals"].exceeded(user_id)
 
 
 @socketio.on("connect", namespace=NAMESPACE)
@@ -334,7 +320,7 @@ def _pull_out_who_lost_access(case_id: int) -> None:
         for sid in store.sids_of(case_id, user_id):
             broadcast.to_sid("removed", {"case_id": case_id}, sid)
             socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
-            left, presenter_ended = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+            _, presenter_ended = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
             if presenter_ended is not None:
                 broadcast.presenter(case_id, None, presenter_ended)
     if gone:

@@ -284,11 +284,11 @@ def store() -> Presence:
 _VIEW_LOCKS = [threading.Lock() for _ in range(64)]
 
 
-PRESENT_TRIES = 5
-
-
 def _view_lock(case_id: int) -> threading.Lock:
     return _VIEW_LOCKS[case_id % len(_VIEW_LOCKS)]
+
+
+PRESENT_TRIES = 5  # decisions made again when another process changed the presenter meanwhile
 
 
 def present(*, case_id: int, user_id: int, action: str, target: int | None = None) -> tuple[int | None, int]:

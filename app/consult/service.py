@@ -36,15 +36,35 @@ class RateLimiter:
         self._events: dict = defaultdict(deque)
         self._lock = threading.Lock()
 
+    def _recent(self, key, now: float) -> deque:
+        events = self._events[key]
+        while events and now - events[0] > self.window:
+            events.popleft()
+        return events
+
     def check(self, key) -> None:
+        """Count an event, or raise TooManyMessages (not counted) when the key has had ``limit``."""
         now = time.monotonic()
         with self._lock:
-            events = self._events[key]
-            while events and now - events[0] > self.window:
-                events.popleft()
+            events = self._recent(key, now)
             if len(events) >= self.limit:
                 raise TooManyMessages(detail=f"at most {self.limit} messages in {self.window:.0f} seconds")
             events.append(now)
+
+    def exceeded(self, key) -> bool:
+        """Whether the key has had ``limit`` events in the window (counts nothing)."""
+        now = time.monotonic()
+        with self._lock:
+            events = self._recent(key, now)
+            if not events:
+                del self._events[key]  # keys come and go (user ids): keep only those with recent events
+            return len(events) >= self.limit
+
+    def note(self, key) -> None:
+        """Count an event whatever the limit."""
+        now = time.monotonic()
+        with self._lock:
+            self._recent(key, now).append(now)
 
 
 def _limiter() -> RateLimiter:

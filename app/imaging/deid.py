@@ -123,17 +123,21 @@ def clean_file_meta(meta: Dataset) -> None:
             del meta[tag]
 
 
+def _known_vr(tag: int) -> str | None:
+    """The dictionary's VR of a tag, or None if the dictionary does not know it."""
+    try:
+        return dictionary_VR(tag)
+    except KeyError:
+        return None
+
+
 def _vr(ds: Dataset, tag) -> str | None:
     """The VR of an element without decoding its value (implicit VR files: from the dictionary)."""
     vr = ds.get_item(tag).VR
-    if vr is None:
-        try:
-            vr = dictionary_VR(tag)
-        except KeyError:
-            return None
-    return vr
+    return _known_vr(tag) if vr is None else vr
 
 
+@lru_cache(maxsize=4096)
 def mismatched_vr(tag: int, vr: str | None) -> str | None:
     """The dictionary's VR of a public sequence or UID element written in another VR, else None.
 
@@ -142,10 +146,7 @@ def mismatched_vr(tag: int, vr: str | None) -> str | None:
     """
     if tag >> 16 & 1 or vr is None:
         return None
-    try:
-        known = dictionary_VR(tag)
-    except KeyError:
-        return None
+    known = _known_vr(tag)
     return known if known in ("SQ", "UI") and vr != known else None
 
 
@@ -155,9 +156,9 @@ def mismatched_vr(tag: int, vr: str | None) -> str | None:
 # icon image (a thumbnail of the image as it was), and by their dictionary VR every person name
 # and every date and time not in the table (observers, verifiers, capture and acquisition dates).
 _GROUPS_REMOVED = (0x0010, 0x0016)
-_ICON_IMAGE = 0x00880200
 _VRS_REMOVED = ("PN", "DA", "DT", "TM")
 _OTHER_REMOVED = frozenset({
+    0x00880200,  # Icon Image Sequence
     0x00080055,  # Station AE Title
     0x0040A027,  # Verifying Organization
     0x0040A073,  # Verifying Observer Sequence
@@ -175,13 +176,9 @@ def action_of(tag: int) -> str | None:
         return action
     if group in _CURVE_GROUPS or 0x6000 <= group <= 0x601E or group in _GROUPS_REMOVED:
         return "X"
-    if tag in _OTHER_REMOVED or tag == _ICON_IMAGE:
+    if tag in _OTHER_REMOVED or _known_vr(tag) in _VRS_REMOVED:
         return "X"
-    try:
-        vr = dictionary_VR(tag)
-    except KeyError:
-        return None
-    return "X" if vr in _VRS_REMOVED else None
+    return None
 
 
 _SET_KEYWORDS = ("PatientName", "PatientID", "PatientIdentityRemoved", "DeidentificationMethod",

@@ -167,7 +167,7 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
             emptied.append((tag, vr.decode(), undefined))
         elif vr == b"UN" or (undefined and vr != b"SQ" and tag != PIXEL_DATA):
             raise NotPlain  # pydicom may read it as another VR
-        elif _mismatched(tag, vr):
+        elif deid.mismatched_vr(tag, vr.decode()):
             raise NotPlain  # a sequence or a UID in another VR: deidentify removes or remaps it
         elif vr == b"SQ":
             new[tag] = _clean_sequence(data, at.get(CHARSET), start, end, tag, new_uid, implicit)
@@ -189,12 +189,6 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
         raise NotPlain from exc
     head = _meta_head(data, meta, meta_end, uids[SOP_CLASS], uids[SOP_INSTANCE])
     return [head, *_pieces(kept, new)], facts, uid_map
-
-
-@lru_cache(maxsize=4096)
-def _mismatched(tag: int, vr: bytes) -> bool:
-    """deid.mismatched_vr, remembered: it is asked for every element of every file."""
-    return deid.mismatched_vr(tag, vr.decode()) is not None
 
 
 def _explicit_little(ts: str) -> bool:

@@ -160,7 +160,8 @@ def peer_groups(*, org: Org, level: str, member_ids: list[int], peers: str | lis
         # Chosen among the org's own members only: a list of any ids would read anyone's figures
         # (one chosen peer's "median" is that peer's value), beyond what the org may see.
         chosen = list(dict.fromkeys(peers))[:MAX_PEERS]
-        outside = [i for i in chosen if i not in set(member_ids)]
+        members = set(member_ids)
+        outside = [i for i in chosen if i not in members]
         if outside:
             raise BadRequest("chosen peers must be members of this org", {"peers": outside})
         return {m: [p for p in chosen if p != m] for m in member_ids}
