@@ -24,6 +24,13 @@ from app.orgs.models import ConsortiumInstitution, Org, OrgMember
 
 ANONYMOUS = "an anonymous peer"
 MAX_PEERS = 200
+# Peers whose figures the viewer cannot read one by one (doctors of the same specialty elsewhere,
+# hospitals of the same region outside the consortium): with fewer than this many among the values
+# compared, the quartiles and the best value would give theirs away, so the peer block is withheld.
+MIN_UNSEEN_PEERS = 3
+# Kinds whose org figure is the sum of its members' parts (a rate's numerator and n, a mean's sum and
+# n): with the org's figure shown, one member's suppressed value would follow by subtraction.
+ADDITIVE = ("rate", "mean")
 
 
 @dataclass(frozen=True)
@@ -105,21 +112,31 @@ OPPORTUNITY_UNITS = {"rate": "cases/year", "median": "case-hours/year"}
 
 
 def metric_value(metric: Metric, stat: Stat, peers: list[tuple[int, Stat]] | None, *, days: int,
-                 names: dict[int, str | None]) -> dict:
+                 names: dict[int, str | None], unseen: frozenset[int] | set[int] = frozenset()) -> dict:
     """A metric value of the contract: value (or suppressed), n, the peer block, gap and opportunity."""
     comparable = [(pid, s.value) for pid, s in (peers or []) if shown(metric, s) is not None]
-    return metric_value_among(metric, stat, comparable, days=days, names=names)
+    return metric_value_among(metric, stat, comparable, days=days, names=names, unseen=unseen)
 
 
 def metric_value_among(metric: Metric, stat: Stat, comparable: list[tuple[int, float]], *, days: int,
-                       names: dict[int, str | None]) -> dict:
-    """:func:`metric_value` given the peers' values already read (only those not suppressed, in peer order)."""
-    value = shown(metric, stat)
+                       names: dict[int, str | None], unseen: frozenset[int] | set[int] = frozenset(),
+                       withheld: bool = False) -> dict:
+    """:func:`metric_value` given the peers' values already read (only those not suppressed, in peer order).
+
+    ``unseen``: the peers whose figures the viewer may not read one by one (see ``MIN_UNSEEN_PEERS``).
+    ``withheld``: suppress the value although its n suffices (see :func:`complementary`).
+    """
+    value = None if withheld else shown(metric, stat)
     out = {"code": metric.code, "value": value, "n": stat.n}
     if value is None:
         out["suppressed"] = True
+        out["suppressed_reason"] = "complementary" if withheld else "small_n"
     ci = None if value is None or stat.lo is None else [round(stat.lo, 2), round(stat.hi, 2)]
     out["ci95"] = ci
+    hidden = sum(1 for pid, _ in comparable if pid in unseen)
+    if 0 < hidden < MIN_UNSEEN_PEERS:
+        comparable = []
+        out["peer_withheld"] = "too_few_peers"
     if not comparable:
         out.update(peer=None, verdict=None, gap=None, gap_best_quartile=None, opportunity=None, best_peer=None)
         return out
@@ -146,6 +163,23 @@ def metric_value_among(metric: Metric, stat: Stat, comparable: list[tuple[int, f
                    "value": round(best_value, 2)},
     )
     return out
+
+
+def complementary(metric: Metric, members: dict[int, Stat], whole: Stat) -> set[int]:
+    """The members whose shown value must be suppressed too, so no suppressed one follows by subtraction.
+
+    When the org's figure is shown and exactly one member's is suppressed (n below the minimum), the
+    other members' values and n, taken from the org's, would give that member's value. Suppressing
+    the member with the next smallest n as well leaves only the two together (as statistical offices
+    do with complementary cell suppression).
+    """
+    if metric.kind not in ADDITIVE or shown(metric, whole) is None:
+        return set()
+    small = [mid for mid, s in members.items() if s.n > 0 and shown(metric, s) is None]
+    if len(small) != 1:
+        return set()
+    others = sorted((s.n, mid) for mid, s in members.items() if shown(metric, s) is not None)
+    return {others[0][1]} if others else set()
 
 
 # ---- peer groups ------------------------------------------------------------------------------
@@ -195,8 +229,12 @@ def members_of(org: Org) -> tuple[str, list[tuple[int, str]]]:
     return "doctor", [tuple(r) for r in rows]
 
 
-def build(*, org: Org, span: Period, peers: str | list[int] | None) -> dict:
-    """Compute an org's dashboard: its own figures, each member against its peers, trends and gaps."""
+def build(*, org: Org, span: Period, peers: str | list[int] | None, sees_all: bool = False) -> dict:
+    """Compute an org's dashboard: its own figures, each member against its peers, trends and gaps.
+
+    ``sees_all``: the viewer may read every unit's figures (a platform admin), so peers outside the
+    org are compared however few they are.
+    """
     level, members = members_of(org)
     member_ids = [m for m, _ in members]
     peers = peers or ("consortium" if level == "institution" else "pool")
@@ -208,16 +246,21 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None) -> dict:
     # Members are named to whoever may see the org; other peers only if the org agreed to naming.
     names = dict(members) if org.name_peers_ok else {}
     who = "user" if level == "doctor" else level
+    withheld = {m.code: complementary(m, {mid: stat_of(stats, (mid,), m) for mid in member_ids},
+                                      stat_of(whole, (), m)) for m in METRICS}
     # Each unit's value of each metric, read once, only where it is shown (not suppressed).
-    visible = {m.code: {uid: s.value for uid in everyone if shown(m, s := stat_of(stats, (uid,), m)) is not None}
-               for m in METRICS}
+    visible = {m.code: {uid: s.value for uid in everyone if uid not in withheld[m.code]
+                        and shown(m, s := stat_of(stats, (uid,), m)) is not None} for m in METRICS}
+    # Peers of an attribute group from outside the org: not shown in member rows.
+    outsiders = set() if sees_all else set(everyone) - set(member_ids)
     member_rows = []
     for mid, name in members:
         metrics = []
         for m in METRICS:
             values = visible[m.code]
             comparable = [(p, values[p]) for p in groups[mid] if p in values]
-            metrics.append(metric_value_among(m, stat_of(stats, (mid,), m), comparable, days=span.days, names=names))
+            metrics.append(metric_value_among(m, stat_of(stats, (mid,), m), comparable, days=span.days,
+                                              names=names, unseen=outsiders, withheld=mid in withheld[m.code]))
         member_rows.append({who: {"id": mid, "name": name}, "metrics": metrics})
     overall = [metric_value(m, stat_of(whole, (), m), None, days=span.days, names=names) for m in METRICS]
     for item, m in zip(overall, METRICS, strict=True):

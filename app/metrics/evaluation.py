@@ -21,7 +21,7 @@ from app.metrics.definitions import BY_CODE, METRICS
 from app.metrics.models import PeerReview
 from app.metrics.service import compute, shown, stat_of
 from app.orgs.models import ConsortiumInstitution, Org, OrgMember
-from app.orgs.permissions import MAX_ID, coordinates, is_admin
+from app.orgs.permissions import MAX_ID, can_see, coordinates, is_admin
 
 PUBLIC = ("cases_received", "median_hours_to_opinion", "mean_rating")
 
@@ -54,17 +54,23 @@ def evaluation(*, viewer: User, subject: User, span: Period) -> dict:
         own = compute(level="doctor", ids=[subject.id], start=start, end=end, codes=list(PUBLIC))
         return {"user": user, "period": period, "scope": "public",
                 "public": {code: shown(BY_CODE[code], stat_of(own, (subject.id,), BY_CODE[code])) for code in PUBLIC}}
-    pool_peers = sorted({m for pool in _pools_of(subject.id) for m in db.session.scalars(
-        sa.select(OrgMember.user_id).where(OrgMember.org_id == pool.id, OrgMember.role != "coordinator"))}
-        - {subject.id})
+    pools = {pool: set(db.session.scalars(sa.select(OrgMember.user_id).where(
+        OrgMember.org_id == pool.id, OrgMember.role != "coordinator"))) for pool in _pools_of(subject.id)}
+    pool_peers = sorted(set().union(*pools.values()) - {subject.id})
     specialty_peers = list(db.session.scalars(sa.select(User.id).where(
         User.specialty == subject.specialty, User.id != subject.id, ~User.is_admin).order_by(User.id).limit(200)))
+    # Peers the viewer reads one by one (on a pool dashboard they may open; a platform admin, all);
+    # the others are compared only when enough of them are (dashboard.MIN_UNSEEN_PEERS).
+    seen = set().union(*(members for pool, members in pools.items() if can_see(viewer, pool)))
+    if viewer.is_admin:
+        seen |= set(specialty_peers)
     stats = compute(level="doctor", ids=sorted({subject.id, *pool_peers, *specialty_peers}), start=start, end=end)
     groups = {"pool": pool_peers, "specialty": specialty_peers}
     return {
         "user": user, "period": period, "scope": "full",
         "against": {name: [metric_value(m, stat_of(stats, (subject.id,), m),
-                                        [(p, stat_of(stats, (p,), m)) for p in ids], days=span.days, names={})
+                                        [(p, stat_of(stats, (p,), m)) for p in ids], days=span.days, names={},
+                                        unseen=frozenset(ids) - seen)
                            for m in METRICS] for name, ids in groups.items()},
         "peer_review": peer_review_summary(subject.id),
     }

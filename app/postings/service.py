@@ -2,9 +2,9 @@
 
 Matching scores a counterpart (the opposite kind, the same service, still open) out of 100:
 specialty (20), capacity (15), region (15), level (10: a provider above the requester), the
-provider's measured performance over the last twelve months (10: its within-due share, from the
-same metric definitions as the dashboards), plus 30 for the service itself. Every point comes
-with a reason the user can read.
+provider's measured performance over the last twelve months (up to 10: the ten-point band of its
+within-due share, from the same metric definitions as the dashboards), plus 30 for the service
+itself. Every point comes with a reason the user can read.
 """
 
 from dataclasses import dataclass, field
@@ -126,13 +126,23 @@ def _score(posting: Posting, other: Posting, measured) -> Match:
         m.add(4, f"both {a.level}")
     else:
         m.add(0, f"provider's level ({a.level}) is below the requester's ({b.level})")
-    stat = stat_of(measured, (a.id,), WITHIN_DUE)
-    value = shown(WITHIN_DUE, stat)
+    value = shown(WITHIN_DUE, stat_of(measured, (a.id,), WITHIN_DUE))
     if value is None:
         m.add(0, "no measured performance yet")
     else:
-        m.add(10 * value / 100, f"provider answered {value:g}% within the due time (n={stat.n}, last 12 months)")
+        low = performance_band(value)
+        m.add(low / 10, f"provider answered {low}–{low + 10}% within the due time (last 12 months)")
     return m
+
+
+def performance_band(value: float) -> int:
+    """The ten-point band (its lower end, 0–90) a within-due share falls in.
+
+    Matching shows a provider's performance to any other hospital. The provider's exact figures
+    (the share and its n) are for the dashboards of the orgs it belongs to, where naming is its
+    org's choice (``Org.name_peers_ok``); a counterpart sees only the band, in the reason and the score.
+    """
+    return min(int(value // 10) * 10, 90)
 
 
 def accept_match(*, posting: Posting, other_id: int, actor: User) -> Org | None:

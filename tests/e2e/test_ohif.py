@@ -94,7 +94,9 @@ def use_viewer(page, watch: Watch, *, shot: str | None = None) -> None:
     tour.locator(".shepherd-button-secondary").click()  # "Skip all"
     expect(tour).to_be_hidden()
     thumbs = page.locator('[data-cy="study-browser-thumbnail"]')
-    expect(thumbs).to_have_count(2)
+    # The second series' thumbnail comes after its metadata: slow when the machine is busy (the suite
+    # runs its two database passes at once), so more than expect's 5 s default.
+    expect(thumbs).to_have_count(2, timeout=20_000)
     for i in range(2):
         img = thumbs.nth(i).locator("img")
         expect(img).to_be_visible()

@@ -168,3 +168,76 @@ def test_dashboard_follows_new_data(api_as, mworld, app):
         add_case(owner=mworld["gp"], consultant=mworld["dB"], submitted=datetime(2025, 1, 20), accepted=1)
         db.session.commit()
     assert _metric(api.get(url).json["metrics"], "cases_received")["value"] == 7
+
+
+def _additive_leaks(board, key):
+    """Additive metrics whose org figure is shown while exactly one member's is suppressed."""
+    from app.metrics.definitions import BY_CODE
+
+    leaks = []
+    for whole in board["metrics"]:
+        if BY_CODE[whole["code"]].kind not in ("rate", "mean") or whole["value"] is None:
+            continue
+        hidden = [r[key]["id"] for r in board["members"]
+                  if (mv := _metric(r["metrics"], whole["code"]))["value"] is None and mv["n"] > 0]
+        if len(hidden) == 1:
+            leaks.append((whole["code"], hidden[0]))
+    return leaks
+
+
+def test_a_suppressed_member_does_not_follow_from_the_total(api_as, mworld, app):
+    """A's within-due share (n=5) is suppressed; with the consortium's share, B's and C's shares and
+    every n shown, it would follow by subtraction. C, the next smallest, is suppressed too."""
+    from datetime import datetime, timedelta
+
+    from tests.metrics.conftest import add_case
+
+    with app.app_context():
+        for who, count in (("dB", 12), ("dC", 11)):
+            for i in range(count):
+                add_case(owner=mworld["gp"], consultant=mworld[who], accepted=1, answered=5 + 30 * (i % 3 == 0),
+                         submitted=datetime(2025, 1, 10) + timedelta(hours=i))
+        db.session.commit()
+    board = api_as(mworld["cadmin"]).get(f"/api/orgs/{mworld['consortium']}/dashboard?{Q}").json
+    whole = _metric(board["metrics"], "within_due_pct")
+    assert (whole["n"], whole["value"] is not None) == (29, True)
+    a, b, c = (_metric(_member(board, "institution", mworld[k])["metrics"], "within_due_pct") for k in "ABC")
+    assert (a["n"], a["value"], a["suppressed_reason"]) == (5, None, "small_n")
+    assert (c["n"], c["value"], c["suppressed_reason"]) == (11, None, "complementary")
+    assert c["ci95"] is None
+    assert c["peer"]["n_peers"] == 1  # C is still compared with B
+    assert (b["value"] is not None, b["n"]) == (True, 13)
+    assert b["peer"] is None  # C's value is not among B's peers either (A's is suppressed)
+    assert _additive_leaks(board, "institution") == []
+    members = next(m for m in board["metrics"] if m["code"] == "within_due_pct")["peer"]
+    assert members["n_peers"] == 1  # the spread of the members shown: B alone
+
+
+def test_few_peers_outside_the_org_are_not_compared(api_as, mworld, app, make_institution):
+    """Compared by region, the hospitals outside the consortium are seen only in the quartiles and
+    the best value: with one or two of them there, those would give their figures away."""
+    from app.accounts.models import Institution
+
+    region = "测试省 孤岛市"
+    with app.app_context():
+        for k in "ABC":
+            db.session.get(Institution, mworld[k]).region = region
+        db.session.commit()
+    api = api_as(mworld["cadmin"])
+    url = f"/api/orgs/{mworld['consortium']}/dashboard?{Q}&peers=region"
+
+    def received_of_a():
+        return _metric(_member(api.get(url).json, "institution", mworld["A"])["metrics"], "cases_received")
+
+    first = received_of_a()
+    assert first["peer"]["n_peers"] == 2  # B and C: members, seen anyway
+    assert "peer_withheld" not in first
+    make_institution(region=region)
+    one_out = received_of_a()
+    assert (one_out["peer"], one_out["best_peer"], one_out["peer_withheld"]) == (None, None, "too_few_peers")
+    make_institution(region=region)
+    assert received_of_a()["peer_withheld"] == "too_few_peers"
+    make_institution(region=region)
+    three_out = received_of_a()
+    assert three_out["peer"]["n_peers"] == 5
+    assert "peer_withheld" not in three_out

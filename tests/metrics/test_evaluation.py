@@ -13,9 +13,25 @@ def test_own_evaluation_is_full(api_as, mworld):
     assert pool["cases_received"]["value"] == 4
     assert pool["cases_received"]["peer"]["n_peers"] == 2  # dA2 and dB
     specialty = {m["code"]: m for m in r.json["against"]["specialty"]}
-    assert specialty["cases_received"]["peer"]["n_peers"] == 3  # dA2, dB, dC
+    # dA2, dB and dC: dA1 reads the first two on the pool's dashboard, but dC (no pool of theirs)
+    # would be the only unseen peer, whose figure the quartiles would give away.
+    assert specialty["cases_received"]["peer"] is None
+    assert specialty["cases_received"]["peer_withheld"] == "too_few_peers"
     assert specialty["mean_rating"]["suppressed"] is True  # three ratings, minimum five
     assert r.json["peer_review"] == {"n": 0, "agree": 0, "minor": 0, "major": 0, "agreement_pct": None}
+
+
+def test_specialty_peers_compared_once_enough_are_unseen(api_as, mworld, make_user):
+    url = f"/api/users/{mworld['dA1']}/evaluation?{Q}"
+    make_user(specialty="gynecology")
+    thin = {m["code"]: m for m in api_as(mworld["dA1"]).get(url).json["against"]["specialty"]}
+    assert thin["cases_received"]["peer_withheld"] == "too_few_peers"  # dC and one more
+    make_user(specialty="gynecology")
+    enough = {m["code"]: m for m in api_as(mworld["dA1"]).get(url).json["against"]["specialty"]}
+    assert enough["cases_received"]["peer"]["n_peers"] == 5
+    assert "peer_withheld" not in enough["cases_received"]
+    # A consortium admin (full scope) cannot open the pool's dashboard: all five are unseen to them.
+    assert api_as(mworld["cadmin"]).get(url).json["scope"] == "full"
 
 
 @pytest.mark.parametrize(("who", "scope"), [("cadmin", "full"), ("dB", "public"), ("outsider", "public")])

@@ -58,12 +58,14 @@ def test_matches_ranked_with_reasons(market, api_as):
     offers = market["offers"]
     assert [i["posting"]["id"] for i in items] == [offers["s2"], offers["s1"], offers["s3"], offers["s6"],
                                                    offers["s4"]]
-    assert [i["score"] for i in items] == [85.0, 83.0, 80.0, 80.0, 63.0]
+    assert [i["score"] for i in items] == [84.0, 83.0, 80.0, 80.0, 63.0]
     top = items[0]["reasons"]
     assert "same specialty: pathology" in top
     assert "capacity 40/month covers 30/month" in top
     assert "tertiary provider for a county requester" in top
-    assert any(x.startswith("provider answered 100% within the due time (n=10") for x in top)
+    # Only the band of the provider's record, not its exact share nor its n (see performance_band).
+    assert "provider answered 90–100% within the due time (last 12 months)" in top
+    assert not any("n=" in x or "100%" in x.replace("90–100%", "") for x in top)
     assert "same province: 湖南省" in items[1]["reasons"]
     assert "capacity 10/month of 30/month needed" in items[2]["reasons"]
     assert "different specialty: radiology offered, pathology needed" in items[4]["reasons"]
@@ -146,3 +148,10 @@ def test_one_side_alone_joins_no_consortium_and_rules_none(app, market, api_as, 
     assert joined.status_code == 201, joined.json
     assert joined.json["id"] != org["id"]
     assert newcomer.get(f"/api/orgs/{org['id']}").status_code == 404
+
+
+@pytest.mark.parametrize(("value", "band"), [(0.0, 0), (9.99, 0), (10.0, 10), (76.5, 70), (99.9, 90), (100.0, 90)])
+def test_performance_band(value, band):
+    from app.postings.service import performance_band
+
+    assert performance_band(value) == band
