@@ -1,10 +1,14 @@
-"""Photos and PDFs: recognised by content, with identifying metadata stripped from photos."""
+"""Photos and PDFs: recognised by content, with identifying metadata stripped from both."""
 
 import io
+import logging
 import struct
 import zlib
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pypdf import PdfReader, PdfWriter
+from pypdf.errors import PyPdfError
+from pypdf.generic import ArrayObject, NameObject
 
 from app.imaging.dicom import RejectedFile
 
@@ -19,6 +23,14 @@ _PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iC
 _JPEG_APP0, _JPEG_APP2, _JPEG_APP14, _JPEG_COM = 0xE0, 0xE2, 0xEE, 0xFE
 _JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
 MAX_PIXELS = 64_000_000  # the default of MAX_FRAME_PIXELS; ingest passes the configured value
+MAX_PDF_PAGES = 2000
+MAX_PDF_BYTES = 256 << 20
+# Page entries dropped: private application data, XMP, actions run on opening, files attached.
+_PDF_PAGE_DROP = ("/Metadata", "/PieceInfo", "/AA", "/AF")
+# Annotations dropped: those that carry a file or media, or run something.
+_PDF_ANNOT_DROP = {"/FileAttachment", "/Sound", "/Movie", "/Screen", "/RichMedia"}
+
+log = logging.getLogger(__name__)
 
 
 def sniff(head: bytes) -> str | None:
@@ -140,3 +152,64 @@ def check_pdf(data: bytes) -> None:
         raise RejectedFile("not a PDF document")
     if b"%%EOF" not in data[-2048:]:
         raise RejectedFile("incomplete PDF document (no end-of-file marker)")
+
+
+def clean_pdf(data: bytes) -> bytes:
+    """Return the PDF's pages as a new document, without what else the file carried.
+
+    Only the pages go over, each with what it draws (content, fonts, images, its annotations):
+    the document information (title, author, subject: a hospital system often writes the patient's
+    name there), XMP metadata, embedded files, document JavaScript and open actions, bookmarks and
+    any earlier revision kept by incremental saves are left behind. The same PDF always gives the
+    same bytes, so a second upload is still a duplicate. A PDF protected only against editing is
+    opened and stored unprotected; one that needs a password to open cannot be cleaned and is
+    refused. What the pages show (a lab report names its patient) is stored as drawn.
+    """
+    check_pdf(data)
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise RejectedFile("password-protected PDF: remove the password before uploading")
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise RejectedFile(f"PDF too long: at most {MAX_PDF_PAGES} pages")
+        if not reader.pages:
+            raise RejectedFile("damaged PDF: no pages")
+        writer = PdfWriter()
+        for page in reader.pages:
+            # Trimmed before the copy: what the page holds is copied with it, referenced or not.
+            for key in _PDF_PAGE_DROP:
+                page.pop(key, None)
+            _trim_xobjects(page, set())
+            annots = page.get("/Annots")
+            if annots is not None:
+                kept = [a for a in annots.get_object() if a.get_object().get("/Subtype") not in _PDF_ANNOT_DROP]
+                page[NameObject("/Annots")] = ArrayObject(kept)
+            writer.add_page(page)
+        writer.metadata = None
+        out = io.BytesIO()
+        writer.write(out)
+    except RejectedFile:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,
+            zlib.error) as exc:
+        # pypdf raises many kinds on a malformed file; none of them says anything about the patient.
+        log.info("PDF refused: %s", type(exc).__name__)
+        raise RejectedFile("damaged PDF: its structure could not be read") from None
+    return out.getvalue()
+
+
+def _trim_xobjects(holder, seen: set[int]) -> None:
+    """Drop the XMP and private data of the images and forms a page (or a form) draws, at every depth."""
+    resources = holder.get("/Resources")
+    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    if xobjects is None:
+        return
+    for ref in xobjects.get_object().values():
+        xobject = ref.get_object()
+        if id(xobject) in seen or not hasattr(xobject, "pop"):
+            continue
+        seen.add(id(xobject))
+        for key in ("/Metadata", "/PieceInfo"):
+            xobject.pop(key, None)
+        if xobject.get("/Subtype") == "/Form":
+            _trim_xobjects(xobject, seen)

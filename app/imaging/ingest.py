@@ -112,8 +112,10 @@ def prepare(name: str, stream: BinaryIO, case: Case) -> Prepared:
     if dicom.looks_like_bare_dicom(head):
         return _prepare_dicom(name, stream.read(), case, force=True)
     if kind == "pdf":
-        data = stream.read()
-        photos.check_pdf(data)
+        if stream.seek(0, io.SEEK_END) > photos.MAX_PDF_BYTES:  # rewriting one takes about three times its size
+            raise RejectedFile(f"PDF too large: at most {photos.MAX_PDF_BYTES >> 20} MB")
+        stream.seek(0)
+        data = photos.clean_pdf(stream.read())
         return Prepared(name, "document", io.BytesIO(data), len(data), "application/pdf")
     raise RejectedFile("unsupported file type: expected DICOM, JPEG, PNG, PDF or ZIP")
 

@@ -6,6 +6,8 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
+from tests.imaging.documents import report_pdf
+
 
 def test_unknown_api_route_is_json_404(client):
     r = client.get("/api/no-such-thing")
@@ -95,7 +97,7 @@ def test_case_list_and_detail_answers_match_their_documented_schemas(client, api
                                         json={"body": "左附件区囊实性包块", "discipline": "radiology"})
     assert r.status_code == 201, r.json
     r = consultant.post(f"/api/cases/{case_id}/files", data={"files": [
-        (io.BytesIO(b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"), "labs.pdf")]},
+        (io.BytesIO(report_pdf()), "labs.pdf")]},
         content_type="multipart/form-data")
     assert r.status_code == 200, r.json
 

@@ -11,10 +11,11 @@ import io
 from playwright.sync_api import expect
 
 from tests.imaging.dicom_samples import sample
+from tests.imaging.documents import report_pdf
 
 EVIL = '<img src=x onerror=window.__pwned=1>x"]</script><script>window.__pwned=2</script>{{7*7}}'
 EVIL_FILE = '<img src=x onerror=window.__pwned=3>x"]{{7*7}}'  # no "/": a filename keeps its last part
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+PDF = report_pdf()
 
 
 def check(page, errors: list[str]) -> None:

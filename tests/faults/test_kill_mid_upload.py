@@ -17,6 +17,7 @@ from app.extensions import db
 from app.imaging.models import Attachment, Instance
 from app.storage import get_store
 from tests.imaging.dicom_samples import ct_series, sample
+from tests.imaging.documents import report_pdf
 from tests.support.s3server import S3Server
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ def test_kill_mid_upload_records_nothing_half_and_gc_removes_only_orphans(
     # An earlier, complete upload: a DICOM instance and a PDF attachment. It must survive everything.
     earlier = requests.post(f"{live.url}/api/cases/{case_id}/files", headers=auth, timeout=30, files=[
         ("files", ("MR_small.dcm", sample("MR_small.dcm").read_bytes())),
-        ("files", ("report.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"))])
+        ("files", ("report.pdf", report_pdf()))])
     assert earlier.status_code == 200, earlier.text
     assert len(earlier.json()["accepted"]) == 2
     before = listing()

@@ -7,8 +7,15 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from pypdf import PdfReader, PdfWriter
+from pypdf.actions import JavaScript
+from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject, TextStringObject
+
+from tests.imaging.documents import report_pdf
 
 GPS_IFD = 0x8825
+XMP_OF_SCAN = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description pdf:Keywords="ZHANG SAN"/>'
+               b'</rdf:RDF></x:xmpmeta>')
 
 
 def photo(fmt: str, *, exif: bool = True, orientation: int = 1) -> bytes:
@@ -112,16 +119,96 @@ def test_pdf_is_accepted_and_served_back(api, case_id):
     img = Image.new("RGB", (20, 20), "white")
     buf = io.BytesIO()
     img.save(buf, "PDF")
-    pdf = buf.getvalue()
+    # A scanner's XMP on the page's image: dropped with the rest of what is not drawn.
+    writer = PdfWriter(clone_from=PdfReader(buf))
+    xmp = DecodedStreamObject()
+    xmp.set_data(XMP_OF_SCAN)
+    image = next(iter(writer.pages[0]["/Resources"]["/XObject"].values())).get_object()
+    image[NameObject("/Metadata")] = writer._add_object(xmp)
+    out = io.BytesIO()
+    writer.write(out)
+    pdf = out.getvalue()
+    assert b"ZHANG SAN" in pdf
     accepted = post(api, case_id, [(io.BytesIO(pdf), "化验单.pdf")]).json["accepted"][0]
     assert accepted["kind"] == "document"
     r = api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}")
-    assert r.data == pdf
     assert r.mimetype == "application/pdf"
+    assert b"ZHANG SAN" not in r.data
+    served = PdfReader(io.BytesIO(r.data))
+    assert len(served.pages) == 1
+    assert served.metadata is None  # Pillow's title, creator and dates are gone
+    page = served.pages[0]
+    assert [float(x) for x in page.mediabox] == [0, 0, 20, 20]  # as drawn (Pillow: 72 dpi)
+    assert page.images[0].image.size == (20, 20)
     case = api.get(f"/api/cases/{case_id}").json
     assert case["attachments"] == [{"id": accepted["id"], "filename": "化验单.pdf", "kind": "document",
-                                    "size": len(pdf), "content_type": "application/pdf",
+                                    "size": len(r.data), "content_type": "application/pdf",
                                     "url": f"/api/cases/{case_id}/attachments/{accepted['id']}"}]
+
+
+def test_pdf_keeps_its_pages_but_not_the_patient_data_beside_them(api, case_id):
+    """Hospital systems write the patient's name into a report's title, subject and XMP, and may
+    attach files: only the pages are stored. Served back, the same text; nowhere the name."""
+    original = report_pdf(pages=3, patient="ZHANG SAN")
+    source = PdfReader(io.BytesIO(original))
+    assert "ZHANG SAN" in source.metadata.title
+    assert source.attachments
+    assert b"ZHANG SAN" in original
+    accepted = post(api, case_id, [(io.BytesIO(original), "report.pdf")]).json["accepted"][0]
+    data = api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}").data
+    assert b"ZHANG SAN" not in data
+    served = PdfReader(io.BytesIO(data))
+    assert served.metadata is None
+    assert served.xmp_metadata is None
+    assert served.attachments == {}
+    assert [p.extract_text() for p in served.pages] == [p.extract_text() for p in source.pages]
+    # The same PDF again is the same stored document: a duplicate, not a second attachment.
+    again = post(api, case_id, [(io.BytesIO(original), "report (1).pdf")]).json["accepted"][0]
+    assert again["duplicate"] is True
+    assert len(api.get(f"/api/cases/{case_id}").json["attachments"]) == 1
+
+
+def test_pdf_scripts_and_file_annotations_are_dropped(api, case_id):
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf())))
+    writer.add_open_action(JavaScript("app.alert('ZHANG SAN');"))
+    writer.add_attachment("history.txt", b"ZHANG SAN, born 1961")
+    stream = DecodedStreamObject()
+    stream.set_data(b"ZHANG SAN notes")
+    name = NameObject
+    writer.add_annotation(0, DictionaryObject({
+        name("/Type"): name("/Annot"), name("/Subtype"): name("/FileAttachment"),
+        name("/Rect"): ArrayObject([FloatObject(v) for v in (10, 10, 30, 30)]),
+        name("/FS"): DictionaryObject({name("/Type"): name("/Filespec"), name("/F"): TextStringObject("notes.txt"),
+                                       name("/EF"): DictionaryObject({name("/F"): writer._add_object(stream)})})}))
+    out = io.BytesIO()
+    writer.write(out)
+    accepted = post(api, case_id, [(io.BytesIO(out.getvalue()), "report.pdf")]).json["accepted"][0]
+    data = api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}").data
+    served = PdfReader(io.BytesIO(data))
+    assert b"ZHANG SAN" not in data
+    assert b"/JavaScript" not in data
+    assert "/Names" not in served.trailer["/Root"]
+    assert served.pages[0].get("/Annots", []) == []
+    assert "Hemoglobin" in served.pages[0].extract_text()
+
+
+def test_pdf_protected_against_editing_is_stored_open_but_one_needing_a_password_is_refused(api, case_id):
+    def encrypted(user_password: str) -> bytes:
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf(patient="ZHANG SAN"))))
+        writer.encrypt(user_password=user_password, owner_password="hospital-owner", algorithm="AES-128")
+        out = io.BytesIO()
+        writer.write(out)
+        return out.getvalue()
+
+    r = post(api, case_id, [(io.BytesIO(encrypted("")), "locked.pdf"), (io.BytesIO(encrypted("1234")), "secret.pdf")])
+    assert [a["filename"] for a in r.json["accepted"]] == ["locked.pdf"]
+    assert r.json["rejected"] == [{"filename": "secret.pdf",
+                                   "error": "password-protected PDF: remove the password before uploading"}]
+    data = api.get(f"/api/cases/{case_id}/attachments/{r.json['accepted'][0]['id']}").data
+    served = PdfReader(io.BytesIO(data))
+    assert not served.is_encrypted
+    assert served.metadata is None
+    assert "Hemoglobin" in served.pages[0].extract_text()
 
 
 @pytest.mark.parametrize(("data", "name", "reason"), [
@@ -129,6 +216,8 @@ def test_pdf_is_accepted_and_served_back(api, case_id):
     (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "ecg.png", "damaged or unsupported image"),
     (b"GIF89a" + b"\x00" * 64, "scan.gif", "unsupported file type"),
     (b"just some text", "report.pdf", "unsupported file type"),
+    (b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n", "empty.pdf", "damaged PDF"),
+    (b"%PDF-1.7\n" + b"(\x00\xff garbage) " * 200 + b"\n%%EOF\n", "garbled.pdf", "damaged PDF"),
 ])
 def test_files_are_judged_by_content_not_name(api, case_id, data, name, reason):
     r = post(api, case_id, [(io.BytesIO(data), name)])
@@ -143,3 +232,21 @@ def test_same_photo_twice_is_one_attachment(api, case_id):
     again = post(api, case_id, [(io.BytesIO(raw), "b.jpg")]).json["accepted"][0]
     assert again["duplicate"] is True
     assert len(api.get(f"/api/cases/{case_id}").json["attachments"]) == 1
+
+
+def test_pdf_over_the_limits_is_refused_and_nothing_else_is_lost(api, case_id, monkeypatch):
+    """The limits lowered so the test stays small: 256 MB and 2,000 pages in production."""
+    from app.imaging import attachments
+
+    kept = post(api, case_id, [(io.BytesIO(report_pdf(text="kept")), "kept.pdf")]).json["accepted"][0]
+    monkeypatch.setattr(attachments, "MAX_PDF_BYTES", 1 << 20)
+    monkeypatch.setattr(attachments, "MAX_PDF_PAGES", 2)
+    big = report_pdf(pages=2) + b"%" + b"0" * (1 << 20) + b"\n%%EOF\n"
+    r = post(api, case_id, [(io.BytesIO(report_pdf(pages=3)), "long.pdf"), (io.BytesIO(big), "big.pdf"),
+                            (io.BytesIO(report_pdf(pages=2)), "ok.pdf")])
+    assert r.json["rejected"] == [{"filename": "long.pdf", "error": "PDF too long: at most 2 pages"},
+                                  {"filename": "big.pdf", "error": "PDF too large: at most 1 MB"}]
+    assert [a["filename"] for a in r.json["accepted"]] == ["ok.pdf"]
+    names = [a["filename"] for a in api.get(f"/api/cases/{case_id}").json["attachments"]]
+    assert sorted(names) == ["kept.pdf", "ok.pdf"]
+    assert api.get(f"/api/cases/{case_id}/attachments/{kept['id']}").status_code == 200

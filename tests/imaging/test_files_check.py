@@ -6,6 +6,7 @@ import io
 import pydicom
 
 from tests.imaging.dicom_samples import ct_series, sample
+from tests.imaging.documents import report_pdf
 
 
 def post_files(api, case_id, files):
@@ -28,7 +29,7 @@ def sop_of(data: bytes) -> str:
 def test_stored_files_are_known_by_their_hash_as_sent_and_their_original_uid(api, case_id):
     slices = ct_series(4)
     photo = ("photo.jpg", sample_jpeg())
-    pdf = ("report.pdf", b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+    pdf = ("report.pdf", report_pdf())
     r = post_files(api, case_id, [*slices[:2], photo, pdf])
     assert r.status_code == 200, r.json
     assert len(r.json["accepted"]) == 4, r.json
@@ -38,7 +39,7 @@ def test_stored_files_are_known_by_their_hash_as_sent_and_their_original_uid(api
     uids = [sop_of(d) for _, d in slices]
     r = check(api, case_id, sha256=hashes, sop_instance_uids=uids)
     assert r.status_code == 200, r.json
-    # The DICOM and the photo were stored changed (de-identified, metadata stripped): the hash
+    # The DICOM, the photo and the PDF were stored changed (de-identified, metadata stripped): the hash
     # that matches is the one of the bytes the client sent, not of what is stored.
     assert r.json["have_sha256"] == sorted([sha(slices[0][1]), sha(slices[1][1]), sha(photo[1]), sha(pdf[1])])
     assert r.json["have_sop_instance_uids"] == sorted(uids[:2])
