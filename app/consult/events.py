@@ -191,6 +191,8 @@ def on_disconnect(*args):
 
 def _left(case_id: int, sid: str, user_id: int | None) -> None:
     left, presenter_ended = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+    if presenter_ended is None:
+        presenter_ended = presence.end_absent_presenter(case_id, left.online)
     if presenter_ended is not None:
         broadcast.presenter(case_id, None, presenter_ended)
     broadcast.presence(case_id, *left)
@@ -210,6 +212,9 @@ def join(user, case, data):
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
     broadcast.presence(case.id, *joined)
+    ended = presence.end_absent_presenter(case.id, joined.online)  # one whose server process died
+    if ended is not None:
+        broadcast.presenter(case.id, None, ended)
     presenter, presenter_version, view = presence.presenter_and_view(case.id)
     return {"ok": True, "messages": messages, "online": joined.online, "online_version": joined.version,
             "presenter": presenter, "presenter_version": presenter_version, "viewer": view}

@@ -325,6 +325,27 @@ def present(*, case_id: int, user_id: int, action: str, target: int | None = Non
     return new, version
 
 
+def end_absent_presenter(case_id: int, online: list[int]) -> int | None:
+    """End the presenter role of someone no longer in the room; return the version of that change.
+
+    A presenter leaves the role when they leave the room (:func:`depart`), but a server process
+    that died ran no leave: its connections drop out of the room when another process reads it,
+    and the role of a presenter among them ends here. ``online`` is the room just read; the
+    presenter is checked against a fresh read (they may have joined and taken the role since).
+    """
+    presence = store()
+    presenter = presence.presenter(case_id)
+    if presenter is None or presenter in online:
+        return None
+    with _view_lock(case_id):
+        if presenter in presence.online(case_id):
+            return None
+        ended = presence.set_presenter(case_id, None, expected=presenter)  # unless someone took it meanwhile
+        if ended is not None:
+            presence.set_viewer(case_id, None)
+    return ended
+
+
 def presenter_and_view(case_id: int) -> tuple[int | None, int, dict | None]:
     """Who presents, the version of that, and the view kept from them for a late joiner.
 

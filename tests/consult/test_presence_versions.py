@@ -272,3 +272,41 @@ def test_a_dead_processs_connections_leave_with_a_new_version():
         keys = list(store.r.scan_iter(match=prefix + "*"))
         if keys:
             store.r.delete(*keys)
+
+
+@pytest.fixture
+def redis_presence(app):
+    """The app's presence in the real Redis (as with several server processes), on a prefix of its own."""
+    store = RedisPresence(REDIS_URL, f"huizhen-test-{uuid.uuid4().hex[:10]}:")
+    saved = app.extensions["presence"]
+    app.extensions["presence"] = store
+    yield store
+    app.extensions["presence"] = saved
+    keys = list(store.r.scan_iter(match=store.prefix + "*"))
+    if keys:
+        store.r.delete(*keys)
+
+
+def test_a_presenter_whose_process_died_stops_presenting_when_the_room_is_next_read(redis_presence, live, mdt,
+                                                                                   clients):
+    """No leave ran for them: the next join (or leave) ends the role, tells the room and answers no presenter."""
+    case_id, ids, tokens = mdt
+    owner = clients(live.url, tokens["owner"]).connect()
+    assert owner.call("join", {"case_id": case_id, "since": 0})["ok"]
+    # What a process that died leaves behind: the radiologist in the room and presenting, with a view.
+    redis_presence.r.hset(redis_presence._k("room", case_id), "sid-dead", f"{ids['radiology']}|4242-deadbeef")  # noqa: SLF001
+    taken = redis_presence.set_presenter(case_id, ids["radiology"])
+    redis_presence.set_viewer(case_id, {"user_id": ids["radiology"], "series_uid": "1.2.3", "index": 4})
+    consultant = clients(live.url, tokens["consultant"]).connect()
+    ack = consultant.call("join", {"case_id": case_id, "since": 0})
+    assert ack["ok"] is True
+    assert (ack["presenter"], ack["viewer"]) == (None, None)
+    assert ack["presenter_version"] > taken
+    assert ids["radiology"] not in ack["online"]
+    ended = owner.wait_for("presenter", lambda d: d["user_id"] is None)
+    assert ended["version"] == ack["presenter_version"]
+    assert redis_presence.presenter_state(case_id) == (None, ack["presenter_version"])
+    # Someone present keeps the role through others' joins and leaves.
+    assert consultant.call("present", {"case_id": case_id, "action": "take"})["ok"]
+    assert owner.call("leave", {"case_id": case_id})["ok"]
+    assert owner.call("join", {"case_id": case_id, "since": 0})["presenter"] == ids["consultant"]
