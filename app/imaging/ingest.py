@@ -164,6 +164,7 @@ def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
         stage = "cannot be de-identified"
         changed: set[int] = set()
         uid_map = deidentify(ds, secret=secret, pseudonym=pseudonym, changed=changed)
+        clean_encapsulated_document(ds, changed)
         stage = "a value cannot be decoded"
         facts = dicom.index_facts(ds)
         # PostgreSQL refuses an over-long value with an error for the whole request; refuse the file alone.
@@ -179,6 +180,37 @@ def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
         log.warning("rejected a DICOM file the pydicom path failed on (%s)", type(exc).__name__)
         raise RejectedFile(f"malformed DICOM file: {stage} ({type(exc).__name__})") from None
     return DicomFile(pieces, facts, uid_map)
+
+
+ENCAPSULATED_DOCUMENT, ENCAPSULATED_DOCUMENT_LENGTH = 0x00420011, 0x00420015
+XML_TYPES = ("text/xml", "application/xml")
+
+
+def clean_encapsulated_document(ds: pydicom.Dataset, changed: set[int]) -> None:
+    """Clean a document a DICOM file carries as an uploaded one is, or refuse the file.
+
+    An encapsulated PDF (a scanned report sent by a PACS) keeps only its pages (``clean_pdf``). A
+    CDA is XML whose header names the patient: it cannot be cleaned here, so the file is refused.
+    Other documents (3D models: STL, OBJ, MTL) are kept as sent.
+    """
+    element = ds.get(ENCAPSULATED_DOCUMENT)
+    if element is None or not element.value:
+        return
+    value = bytes(element.value)
+    mime = str(ds.get("MIMETypeOfEncapsulatedDocument", "") or "").strip().lower()
+    if mime == "application/pdf" or photos.sniff(value[:1024]) == "pdf":
+        try:
+            cleaned = photos.clean_pdf(value)
+        except RejectedFile as exc:
+            raise RejectedFile(f"encapsulated document: {exc}") from None
+        ds.EncapsulatedDocument = cleaned + b"\x00" * (len(cleaned) % 2)
+        changed.add(ENCAPSULATED_DOCUMENT)
+        if ENCAPSULATED_DOCUMENT_LENGTH in ds:
+            ds.EncapsulatedDocumentLength = len(cleaned)
+            changed.add(ENCAPSULATED_DOCUMENT_LENGTH)
+    elif mime in XML_TYPES or value.lstrip()[:1] == b"<":
+        raise RejectedFile("encapsulated CDA document: its header names the patient and cannot be "
+                           "de-identified; send the report as a PDF")
 
 
 def prepare_shared(name: str, size: int, **options) -> DicomFile:

@@ -20,8 +20,9 @@ Anything the loop does not take as plain makes ``prepare`` return None, and the 
 pydicom path (``ingest.prepare_dicom``), which stays the reference: big endian,
 deflate, an undefined length outside a sequence or the pixel data, a kept UN element, a
 multi-valued index value, a value read here or an element the profile empties or sets in another
-VR than the dictionary's, group 0000, a value pydicom would fail to decode, and every file the
-reference would reject (it then gives the reason). So does any exception raised here. Sequences of
+VR than the dictionary's, an encapsulated document (a PDF in it is rewritten), group 0000, a
+value pydicom would fail to decode, and every file the reference would reject (it then gives the
+reason). So does any exception raised here. Sequences of
 undefined length are walked as pydicom reads them, items of defined length element by element.
 A test checks that both paths give the same bytes, index facts and UID map. Implicit VR little endian
 is read too, each element's VR taken from the dictionary as pydicom does.
@@ -61,6 +62,7 @@ SHORT_VRS = frozenset(vr.encode() for vr in dicom.EXPLICIT_VRS) - LONG_VRS
 UNDEFINED = 0xFFFFFFFF
 PIXEL_DATA = 0x7FE00010
 CHARSET = 0x00080005
+ENCAPSULATED_DOCUMENT = 0x00420011
 CODE_SEQUENCE = 0x00120064  # DeidentificationMethodCodeSequence: set whole by deidentify
 MAX_DEPTH = 16  # nested sequences of undefined length
 
@@ -156,6 +158,8 @@ def _prepare(data: bytes, secret: str, pseudonym: str, max_frame_pixels: int, ma
             if undefined or (vr != b"UL" and not implicit):
                 raise NotPlain  # the profile cleans a group length that claims to be a UID or a sequence
             continue  # retired group lengths: pydicom's writer drops them
+        if tag == ENCAPSULATED_DOCUMENT:
+            raise NotPlain  # a PDF in it is rewritten (ingest.clean_encapsulated_document)
         action = deid.action_of(tag)
         if action == "X":
             continue

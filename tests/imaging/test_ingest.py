@@ -7,6 +7,7 @@ from pathlib import Path
 import pydicom
 
 from tests.imaging.dicom_samples import DICOMDIR_TESTS, read, sample, study_files, upload
+from tests.imaging.documents import report_pdf
 
 
 def post_files(api, case_id, files):
@@ -261,7 +262,7 @@ def test_an_encapsulated_pdf_without_the_preamble_is_deidentified_as_dicom(api, 
     ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4.5.1", "1.2.3.4", "1.2.3.4.5"
     ds.Modality, ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOC", "ZHANG^SAN", "MRN123456", "19720304"
     ds.MIMETypeOfEncapsulatedDocument = "application/pdf"
-    ds.EncapsulatedDocument = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    ds.EncapsulatedDocument = _even(report_pdf())
     out = DicomBytesIO()
     out.is_little_endian, out.is_implicit_VR = True, False
     write_dataset(out, ds)  # no preamble, no file meta: as some CD exports write them
@@ -276,3 +277,56 @@ def test_an_encapsulated_pdf_without_the_preamble_is_deidentified_as_dicom(api, 
     stored = api.get(f"/api/cases/{case_id}/instances/{sop}/file").data
     for identifier in (b"ZHANG^SAN", b"MRN123456", b"19720304"):
         assert identifier not in stored
+
+
+def _even(value: bytes) -> bytes:
+    return value + b"\x00" * (len(value) % 2)
+
+
+def _encapsulated(document: bytes, mime: str) -> bytes:
+    """A Part 10 Encapsulated PDF (or CDA) Storage file, as a PACS sends a scanned report."""
+    from pydicom.dataset import FileMetaDataset
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    ds.SOPClassUID = ("1.2.840.10008.5.1.4.1.1.104.1" if mime == "application/pdf"
+                      else "1.2.840.10008.5.1.4.1.1.104.2")
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4.5.7"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.5"
+    ds.Modality, ds.PatientName, ds.PatientID = "DOC", "ZHANG^SAN", "MRN123456"
+    ds.MIMETypeOfEncapsulatedDocument = mime
+    ds.EncapsulatedDocument = _even(document)
+    ds.EncapsulatedDocumentLength = len(document)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_an_encapsulated_pdf_keeps_only_its_pages(api, case_id):
+    """The PDF inside is cleaned as an uploaded one is: the name in its title, XMP and attachment goes."""
+    from pypdf import PdfReader
+
+    original = report_pdf(pages=2, patient="ZHANG SAN")
+    r = post_files(api, case_id, [(io.BytesIO(_encapsulated(original, "application/pdf")), "report.dcm")])
+    assert r.status_code == 200, r.json
+    assert len(r.json["accepted"]) == 1, r.json
+    stored = api.get(f"/api/cases/{case_id}/instances/{r.json['accepted'][0]['sop_instance_uid']}/file").data
+    assert b"ZHANG" not in stored
+    ds = pydicom.dcmread(io.BytesIO(stored))
+    document = bytes(ds.EncapsulatedDocument)
+    assert ds.EncapsulatedDocumentLength in (len(document), len(document) - 1)
+    served, source = PdfReader(io.BytesIO(document)), PdfReader(io.BytesIO(original))
+    assert served.metadata is None
+    assert served.attachments == {}
+    assert [p.extract_text() for p in served.pages] == [p.extract_text() for p in source.pages]
+
+
+def test_an_encapsulated_cda_is_refused(api, case_id):
+    cda = b'<?xml version="1.0"?><ClinicalDocument><recordTarget><patientRole><patient><name>ZHANG SAN</name>'
+    r = post_files(api, case_id, [(io.BytesIO(_encapsulated(cda + b"</patient></patientRole></recordTarget>"
+                                                            b"</ClinicalDocument>", "text/XML")), "cda.dcm")])
+    assert r.json["accepted"] == []
+    assert r.json["rejected"][0]["error"].startswith("encapsulated CDA document: its header names the patient")
+    assert api.get(f"/api/cases/{case_id}").json["studies"] == []
