@@ -7,8 +7,7 @@ import zlib
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
-from pypdf.errors import PyPdfError
-from pypdf.generic import ArrayObject, NameObject
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
 from app.imaging.dicom import RejectedFile
 
@@ -25,10 +24,18 @@ _JPEG_SOS, _JPEG_EOI = 0xDA, 0xD9
 MAX_PIXELS = 64_000_000  # the default of MAX_FRAME_PIXELS; ingest passes the configured value
 MAX_PDF_PAGES = 2000
 MAX_PDF_BYTES = 256 << 20
-# Page entries dropped: private application data, XMP, actions run on opening, files attached.
-_PDF_PAGE_DROP = ("/Metadata", "/PieceInfo", "/AA", "/AF")
-# Annotations dropped: those that carry a file or media, or run something.
-_PDF_ANNOT_DROP = {"/FileAttachment", "/Sound", "/Movie", "/Screen", "/RichMedia"}
+# What a page keeps: what it draws and where. Everything else goes: thumbnails, article beads
+# (with their own title and author), dates, actions, XMP, private application data, files.
+_PDF_PAGE_KEYS = {"/Type", "/Parent", "/Resources", "/MediaBox", "/CropBox", "/BleedBox", "/TrimBox", "/ArtBox",
+                  "/Rotate", "/Contents", "/Annots", "/Group", "/UserUnit"}
+# Annotations that carry a file or media, or only show another's text: dropped whole.
+_PDF_ANNOT_DROP = {"/FileAttachment", "/Sound", "/Movie", "/Screen", "/RichMedia", "/3D", "/Popup"}
+# What any other annotation keeps: how it is drawn. Not its author (/T), text (/Contents), dates,
+# form field name and value, or actions (a link keeps only a jump within the document).
+_PDF_ANNOT_KEYS = {"/Type", "/Subtype", "/Rect", "/AP", "/AS", "/F", "/Border", "/BS", "/BE", "/C", "/IC", "/CA",
+                   "/QuadPoints", "/InkList", "/Vertices", "/L", "/LE", "/RD", "/DA", "/Q", "/MK", "/Dest"}
+# Dropped from every dictionary and stream a page reaches (images, forms, fonts, patterns, appearances).
+_PDF_PRIVATE = ("/Metadata", "/PieceInfo")
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +164,11 @@ def check_pdf(data: bytes) -> None:
 def clean_pdf(data: bytes) -> bytes:
     """Return the PDF's pages as a new document, without what else the file carried.
 
-    Only the pages go over, each with what it draws (content, fonts, images, its annotations):
-    the document information (title, author, subject: a hospital system often writes the patient's
-    name there), XMP metadata, embedded files, document JavaScript and open actions, bookmarks and
-    any earlier revision kept by incremental saves are left behind. The same PDF always gives the
+    Only the pages go over, each with what it draws (content, fonts, images, the appearance of
+    its annotations): the document information (title, author, subject: a hospital system often
+    writes the patient's name there), XMP metadata, embedded files, form fields, document
+    JavaScript and open actions, bookmarks and any earlier revision kept by incremental saves are
+    left behind, as are annotations' authors, texts and actions. The same PDF always gives the
     same bytes, so a second upload is still a duplicate. A PDF protected only against editing is
     opened and stored unprotected; one that needs a password to open cannot be cleaned and is
     refused. What the pages show (a lab report names its patient) is stored as drawn.
@@ -177,39 +185,56 @@ def clean_pdf(data: bytes) -> bytes:
         writer = PdfWriter()
         for page in reader.pages:
             # Trimmed before the copy: what the page holds is copied with it, referenced or not.
-            for key in _PDF_PAGE_DROP:
-                page.pop(key, None)
-            _trim_xobjects(page, set())
+            _keep_only(page, _PDF_PAGE_KEYS)
             annots = page.get("/Annots")
             if annots is not None:
-                kept = [a for a in annots.get_object() if a.get_object().get("/Subtype") not in _PDF_ANNOT_DROP]
-                page[NameObject("/Annots")] = ArrayObject(kept)
+                page[NameObject("/Annots")] = ArrayObject(
+                    a for a in annots.get_object() if _drawn_annotation(a.get_object()))
+            _strip_private(page)
             writer.add_page(page)
         writer.metadata = None
         out = io.BytesIO()
         writer.write(out)
     except RejectedFile:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError,
-            zlib.error) as exc:
-        # pypdf raises many kinds on a malformed file; none of them says anything about the patient.
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a malformed or unusual file
+        # The type only: none of it is about the patient, but a message may quote the file.
         log.info("PDF refused: %s", type(exc).__name__)
+        if isinstance(exc, NotImplementedError):  # e.g. certificate encryption: no password can open it here
+            raise RejectedFile("encrypted PDF of a kind that cannot be opened here: remove the protection "
+                               "before uploading") from None
         raise RejectedFile("damaged PDF: its structure could not be read") from None
     return out.getvalue()
 
 
-def _trim_xobjects(holder, seen: set[int]) -> None:
-    """Drop the XMP and private data of the images and forms a page (or a form) draws, at every depth."""
-    resources = holder.get("/Resources")
-    xobjects = resources.get_object().get("/XObject") if resources is not None else None
-    if xobjects is None:
-        return
-    for ref in xobjects.get_object().values():
-        xobject = ref.get_object()
-        if id(xobject) in seen or not hasattr(xobject, "pop"):
+def _keep_only(entry: DictionaryObject, keys: set[str]) -> None:
+    for key in [k for k in entry if k not in keys]:
+        del entry[key]
+
+
+def _drawn_annotation(annot) -> bool:
+    """Trim an annotation to how it is drawn; False for one to drop whole."""
+    if not isinstance(annot, DictionaryObject) or annot.get("/Subtype") in _PDF_ANNOT_DROP:
+        return False
+    action = annot.get("/A")
+    _keep_only(annot, _PDF_ANNOT_KEYS)
+    if action is not None and action.get_object().get("/S") == "/GoTo":  # a jump within the document
+        annot[NameObject("/A")] = action
+    return True
+
+
+def _strip_private(root: DictionaryObject) -> None:
+    """Drop XMP and private application data from everything the page reaches, at every depth."""
+    stack, seen = [root], set()
+    while stack:
+        item = stack.pop()
+        obj = item.get_object() if isinstance(item, IndirectObject) else item
+        if id(obj) in seen:
             continue
-        seen.add(id(xobject))
-        for key in ("/Metadata", "/PieceInfo"):
-            xobject.pop(key, None)
-        if xobject.get("/Subtype") == "/Form":
-            _trim_xobjects(xobject, seen)
+        seen.add(id(obj))
+        if isinstance(obj, DictionaryObject):  # a stream is a dictionary too
+            for key in _PDF_PRIVATE:
+                obj.pop(key, None)
+            stack.extend(v for k, v in obj.items() if k not in ("/Parent", "/P"))  # not back up the tree
+        elif isinstance(obj, ArrayObject):
+            stack.extend(obj)

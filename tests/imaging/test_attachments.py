@@ -250,3 +250,67 @@ def test_pdf_over_the_limits_is_refused_and_nothing_else_is_lost(api, case_id, m
     names = [a["filename"] for a in api.get(f"/api/cases/{case_id}").json["attachments"]]
     assert sorted(names) == ["kept.pdf", "ok.pdf"]
     assert api.get(f"/api/cases/{case_id}/attachments/{kept['id']}").status_code == 200
+
+
+def _stream(writer: PdfWriter, data: bytes, **entries):
+    stream = DecodedStreamObject()
+    stream.set_data(data)
+    stream.update({NameObject(k): v for k, v in entries.items()})
+    return writer._add_object(stream)
+
+
+def test_pdf_annotations_keep_only_how_they_are_drawn(api, case_id):
+    """Authors, notes, form values, scripts, beads and thumbnails on a page carry the patient too."""
+    name, text = NameObject, TextStringObject
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf())))
+    page = writer.pages[0]
+    rect = ArrayObject([FloatObject(v) for v in (10, 10, 60, 30)])
+    look = _stream(writer, b"0 0 1 rg 0 0 50 20 re f", **{"/Type": name("/XObject"), "/Subtype": name("/Form"),
+                                                        "/BBox": rect, "/Metadata": _stream(writer, XMP_OF_SCAN)})
+    appearance = DictionaryObject({name("/N"): look})
+    script = DictionaryObject({name("/S"): name("/JavaScript"), name("/JS"): text("app.alert('ZHANG SAN')")})
+    for annot in (
+        {"/Subtype": name("/Text"), "/T": text("ZHANG SAN"), "/Contents": text("ZHANG SAN, 1961"),
+         "/M": text("D:20261201"), "/AP": appearance},
+        {"/Subtype": name("/Link"), "/A": script},
+        {"/Subtype": name("/Widget"), "/FT": name("/Tx"), "/T": text("patient"), "/V": text("ZHANG SAN"),
+         "/AA": DictionaryObject({name("/Fo"): script}), "/AP": appearance},
+        {"/Subtype": name("/Popup"), "/Contents": text("ZHANG SAN")},
+    ):
+        writer.add_annotation(0, DictionaryObject({name("/Type"): name("/Annot"), name("/Rect"): rect,
+                                                   **{name(k): v for k, v in annot.items()}}))
+    bead = DictionaryObject({name("/Type"): name("/Bead"), name("/R"): rect,
+                             name("/T"): DictionaryObject({name("/I"): DictionaryObject(
+                                 {name("/Title"): text("ZHANG SAN")})})})
+    page[name("/B")] = ArrayObject([writer._add_object(bead)])
+    page[name("/Thumb")] = _stream(writer, b"ZHANG SAN thumbnail")
+    page[name("/LastModified")] = text("D:20261201")
+    out = io.BytesIO()
+    writer.write(out)
+    original = out.getvalue()
+    assert original.count(b"ZHANG SAN") >= 7
+    accepted = post(api, case_id, [(io.BytesIO(original), "form.pdf")]).json["accepted"][0]
+    data = api.get(f"/api/cases/{case_id}/attachments/{accepted['id']}").data
+    assert b"ZHANG SAN" not in data
+    assert b"JavaScript" not in data
+    served = PdfReader(io.BytesIO(data)).pages[0]
+    assert not {"/B", "/Thumb", "/LastModified"} & set(served)
+    annots = [a.get_object() for a in served["/Annots"]]
+    assert [a["/Subtype"] for a in annots] == ["/Text", "/Link", "/Widget"]  # the popup goes
+    assert all(set(a) <= {"/Type", "/Subtype", "/Rect", "/AP", "/P"} for a in annots), [set(a) for a in annots]
+    assert annots[0]["/AP"]["/N"].get_data() == b"0 0 1 rg 0 0 50 20 re f"  # still drawn
+    assert "Hemoglobin" in served.extract_text()
+
+
+def test_a_pdf_that_cannot_be_opened_here_is_refused_alone(api, case_id):
+    """Certificate encryption (a security handler pypdf lacks) was a 500 that lost the whole upload."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf())))
+    writer.encrypt(user_password="", owner_password="owner", algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    locked = out.getvalue().replace(b"/Filter /Standard", b"/Filter /PubSec99")
+    r = post(api, case_id, [(io.BytesIO(locked), "cert.pdf"), (io.BytesIO(report_pdf()), "ok.pdf")])
+    assert r.status_code == 200, r.json
+    assert [a["filename"] for a in r.json["accepted"]] == ["ok.pdf"]
+    assert r.json["rejected"][0]["filename"] == "cert.pdf"
+    assert r.json["rejected"][0]["error"].startswith("encrypted PDF of a kind that cannot be opened here")
