@@ -26,8 +26,9 @@ ANONYMOUS = "an anonymous peer"
 MAX_PEERS = 200
 # Peers whose figures the viewer cannot read one by one (doctors of the same specialty elsewhere,
 # hospitals of the same region outside the consortium): with fewer than this many among the values
-# compared, the quartiles and the best value would give theirs away, so the peer block is withheld.
-MIN_UNSEEN_PEERS = 3
+# compared, the quartiles, percentile and best value (four equations) would solve theirs, so the
+# peer block is withheld.
+MIN_UNSEEN_PEERS = 5
 # Kinds whose org figure is the sum of its members' parts (a rate's numerator and n, a mean's sum and
 # n): with the org's figure shown, one member's suppressed value would follow by subtraction.
 ADDITIVE = ("rate", "mean")
@@ -112,10 +113,11 @@ OPPORTUNITY_UNITS = {"rate": "cases/year", "median": "case-hours/year"}
 
 
 def metric_value(metric: Metric, stat: Stat, peers: list[tuple[int, Stat]] | None, *, days: int,
-                 names: dict[int, str | None], unseen: frozenset[int] | set[int] = frozenset()) -> dict:
+                 names: dict[int, str | None], unseen: frozenset[int] | set[int] = frozenset(),
+                 withheld: bool = False) -> dict:
     """A metric value of the contract: value (or suppressed), n, the peer block, gap and opportunity."""
     comparable = [(pid, s.value) for pid, s in (peers or []) if shown(metric, s) is not None]
-    return metric_value_among(metric, stat, comparable, days=days, names=names, unseen=unseen)
+    return metric_value_among(metric, stat, comparable, days=days, names=names, unseen=unseen, withheld=withheld)
 
 
 def metric_value_among(metric: Metric, stat: Stat, comparable: list[tuple[int, float]], *, days: int,
@@ -124,7 +126,7 @@ def metric_value_among(metric: Metric, stat: Stat, comparable: list[tuple[int, f
     """:func:`metric_value` given the peers' values already read (only those not suppressed, in peer order).
 
     ``unseen``: the peers whose figures the viewer may not read one by one (see ``MIN_UNSEEN_PEERS``).
-    ``withheld``: suppress the value although its n suffices (see :func:`complementary`).
+    ``withheld``: suppress the value although its n suffices (see :func:`withhold_total`).
     """
     value = None if withheld else shown(metric, stat)
     out = {"code": metric.code, "value": value, "n": stat.n}
@@ -165,21 +167,19 @@ def metric_value_among(metric: Metric, stat: Stat, comparable: list[tuple[int, f
     return out
 
 
-def complementary(metric: Metric, members: dict[int, Stat], whole: Stat) -> set[int]:
-    """The members whose shown value must be suppressed too, so no suppressed one follows by subtraction.
+def withhold_total(metric: Metric, members: dict[int, Stat], whole: Stat) -> bool:
+    """Whether the org's figure must be withheld so that no suppressed member's follows by subtraction.
 
-    When the org's figure is shown and exactly one member's is suppressed (n below the minimum), the
-    other members' values and n, taken from the org's, would give that member's value. Suppressing
-    the member with the next smallest n as well leaves only the two together (as statistical offices
-    do with complementary cell suppression).
+    When exactly one member's figure is suppressed (n below the minimum), the org's figure less
+    the others' (shown here, and a doctor's also in their public track record, which adds up to
+    a hospital's) would give it. So the org's figure, and its monthly series that adds up to it,
+    are withheld instead; with two or more suppressed, only their pooled figure would follow. Each
+    month of the series is judged the same way on its own. Differences between periods the viewer
+    chooses (a year less its last month) are not guarded against.
     """
     if metric.kind not in ADDITIVE or shown(metric, whole) is None:
-        return set()
-    small = [mid for mid, s in members.items() if s.n > 0 and shown(metric, s) is None]
-    if len(small) != 1:
-        return set()
-    others = sorted((s.n, mid) for mid, s in members.items() if shown(metric, s) is not None)
-    return {others[0][1]} if others else set()
+        return False
+    return sum(1 for s in members.values() if s.n > 0 and shown(metric, s) is None) == 1
 
 
 # ---- peer groups ------------------------------------------------------------------------------
@@ -246,11 +246,11 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None, sees_all: bo
     # Members are named to whoever may see the org; other peers only if the org agreed to naming.
     names = dict(members) if org.name_peers_ok else {}
     who = "user" if level == "doctor" else level
-    withheld = {m.code: complementary(m, {mid: stat_of(stats, (mid,), m) for mid in member_ids},
-                                      stat_of(whole, (), m)) for m in METRICS}
+    withheld = {m.code for m in METRICS
+                if withhold_total(m, {mid: stat_of(stats, (mid,), m) for mid in member_ids}, stat_of(whole, (), m))}
     # Each unit's value of each metric, read once, only where it is shown (not suppressed).
-    visible = {m.code: {uid: s.value for uid in everyone if uid not in withheld[m.code]
-                        and shown(m, s := stat_of(stats, (uid,), m)) is not None} for m in METRICS}
+    visible = {m.code: {uid: s.value for uid in everyone if shown(m, s := stat_of(stats, (uid,), m)) is not None}
+               for m in METRICS}
     # Peers of an attribute group from outside the org: not shown in member rows.
     outsiders = set() if sees_all else set(everyone) - set(member_ids)
     member_rows = []
@@ -260,15 +260,24 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None, sees_all: bo
             values = visible[m.code]
             comparable = [(p, values[p]) for p in groups[mid] if p in values]
             metrics.append(metric_value_among(m, stat_of(stats, (mid,), m), comparable, days=span.days,
-                                              names=names, unseen=outsiders, withheld=mid in withheld[m.code]))
+                                              names=names, unseen=outsiders))
         member_rows.append({who: {"id": mid, "name": name}, "metrics": metrics})
-    overall = [metric_value(m, stat_of(whole, (), m), None, days=span.days, names=names) for m in METRICS]
+    overall = [metric_value(m, stat_of(whole, (), m), None, days=span.days, names=names, withheld=m.code in withheld)
+               for m in METRICS]
     for item, m in zip(overall, METRICS, strict=True):
         spread = [visible[m.code][mid] for mid in member_ids if mid in visible[m.code]]
         if spread:  # the spread of the members, so the whole can be read against its parts
             p25, p50, p75 = quartiles(spread)
             item["peer"] = {"p25": round(p25, 2), "p50": round(p50, 2), "p75": round(p75, 2),
                             "percentile": None, "n_peers": len(spread)}
+    series = trends(monthly, span)
+    for m in METRICS:  # each month of the org by the same rule, and every month if they add up to a withheld total
+        values = series["series"][m.code]
+        for i, month in enumerate(series["months"]):
+            if m.code in withheld or withhold_total(
+                    m, {mid: stat_of(rolled.member_months, (mid, month), m) for mid in member_ids},
+                    stat_of(monthly, (month,), m)):
+                values[i] = None
     return {
         "org": {"id": org.id, "kind": org.kind, "name": org.name},
         "period": {"from": span.start.isoformat(), "to": span.end.isoformat()},
@@ -278,7 +287,7 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None, sees_all: bo
         "metrics": overall,
         "members": member_rows,
         "gaps": gap_table(member_rows, who),
-        "trends": trends(monthly, span),
+        "trends": series,
     }
 
 

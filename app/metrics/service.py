@@ -116,21 +116,22 @@ class Rollup:
     entities: dict[tuple, dict[str, Stat]]
     whole: dict[tuple, dict[str, Stat]]
     months: dict[tuple, dict[str, Stat]]
+    member_months: dict[tuple, dict[str, Stat]]  # (member, month): what each month of the whole adds up
 
 
 def compute_rollup(*, level: str, ids: list[int], members: list[int], start: datetime, end: datetime) -> Rollup:
-    """Every metric for each of ``ids``, for ``members`` together, and for ``members`` by month, from
-    one read of the monthly cells."""
+    """Every metric for each of ``ids``, for ``members`` together, for ``members`` by month, and for
+    each member by month, from one read of the monthly cells."""
     if not ids:
-        return Rollup(defaultdict(dict), defaultdict(dict), defaultdict(dict))
+        return Rollup(defaultdict(dict), defaultdict(dict), defaultdict(dict), defaultdict(dict))
     member_set = frozenset(members)
-    views = [View(("e",)), View(("w",), member_set, by_unit=False), View(("m",), member_set, by_unit=False,
-                                                                        by_month=True)]
+    views = [View(("e",)), View(("w",), member_set, by_unit=False),
+             View(("m",), member_set, by_unit=False, by_month=True), View(("u",), member_set, by_month=True)]
     grouped = _stats(gather(level=level, ids=ids, start=start, end=end, views=views), list(METRICS))
-    views: dict[str, dict] = {"e": defaultdict(dict), "w": defaultdict(dict), "m": defaultdict(dict)}
+    views: dict[str, dict] = {tag: defaultdict(dict) for tag in ("e", "w", "m", "u")}
     for key, stats in grouped.items():
         views[key[0]][key[1:]] = stats
-    return Rollup(views["e"], views["w"], views["m"])
+    return Rollup(views["e"], views["w"], views["m"], views["u"])
 
 
 def stat_of(results: dict[tuple, dict[str, Stat]], key: tuple, metric: Metric) -> Stat:

@@ -186,8 +186,8 @@ def _additive_leaks(board, key):
 
 
 def test_a_suppressed_member_does_not_follow_from_the_total(api_as, mworld, app):
-    """A's within-due share (n=5) is suppressed; with the consortium's share, B's and C's shares and
-    every n shown, it would follow by subtraction. C, the next smallest, is suppressed too."""
+    """A's within-due share (n=5) is suppressed; the consortium's share less B's and C's (shown here,
+    and their doctors' in the public track records) would give it: the consortium's is withheld."""
     from datetime import datetime, timedelta
 
     from tests.metrics.conftest import add_case
@@ -197,23 +197,33 @@ def test_a_suppressed_member_does_not_follow_from_the_total(api_as, mworld, app)
             for i in range(count):
                 add_case(owner=mworld["gp"], consultant=mworld[who], accepted=1, answered=5 + 30 * (i % 3 == 0),
                          submitted=datetime(2025, 1, 10) + timedelta(hours=i))
+        # February: ten cases each for A, B and C, no member suppressed in that month.
+        for who in ("dA1", "dB", "dC"):
+            for i in range(10):
+                add_case(owner=mworld["gp"], consultant=mworld[who], accepted=1, answered=5,
+                         submitted=datetime(2025, 2, 10) + timedelta(hours=i))
         db.session.commit()
-    board = api_as(mworld["cadmin"]).get(f"/api/orgs/{mworld['consortium']}/dashboard?{Q}").json
+    api = api_as(mworld["cadmin"])
+    board = api.get(f"/api/orgs/{mworld['consortium']}/dashboard?{Q}").json
     whole = _metric(board["metrics"], "within_due_pct")
-    assert (whole["n"], whole["value"] is not None) == (29, True)
+    assert (whole["n"], whole["value"], whole["suppressed_reason"]) == (29, None, "complementary")
+    assert whole["ci95"] is None
     a, b, c = (_metric(_member(board, "institution", mworld[k])["metrics"], "within_due_pct") for k in "ABC")
     assert (a["n"], a["value"], a["suppressed_reason"]) == (5, None, "small_n")
-    assert (c["n"], c["value"], c["suppressed_reason"]) == (11, None, "complementary")
-    assert c["ci95"] is None
-    assert c["peer"]["n_peers"] == 1  # C is still compared with B
-    assert (b["value"] is not None, b["n"]) == (True, 13)
-    assert b["peer"] is None  # C's value is not among B's peers either (A's is suppressed)
+    assert (b["n"], c["n"]) == (13, 11)
+    assert None not in (b["value"], c["value"])
+    assert board["trends"]["series"]["within_due_pct"] == [None]  # January adds up to the withheld total
     assert _additive_leaks(board, "institution") == []
-    members = next(m for m in board["metrics"] if m["code"] == "within_due_pct")["peer"]
-    assert members["n_peers"] == 1  # the spread of the members shown: B alone
+    # Over two months A has 15: the total is shown, and so is February (no member suppressed in it),
+    # but not January, which would give A's January by the same subtraction.
+    two = api.get(f"/api/orgs/{mworld['consortium']}/dashboard?from=2025-01-01&to=2025-02-28").json
+    assert _metric(two["metrics"], "within_due_pct")["value"] is not None
+    january, february = two["trends"]["series"]["within_due_pct"]
+    assert (january, february) == (None, 100.0)
+    assert _metric(two["metrics"], "acceptance_pct")["value"] is not None
 
 
-def test_few_peers_outside_the_org_are_not_compared(api_as, mworld, app, make_institution):
+def test_few_peers_outside_the_org_are_not_compared(api_as, mworld, app, make_institution, make_user):
     """Compared by region, the hospitals outside the consortium are seen only in the quartiles and
     the best value: with one or two of them there, those would give their figures away."""
     from app.accounts.models import Institution
@@ -235,9 +245,14 @@ def test_few_peers_outside_the_org_are_not_compared(api_as, mworld, app, make_in
     make_institution(region=region)
     one_out = received_of_a()
     assert (one_out["peer"], one_out["best_peer"], one_out["peer_withheld"]) == (None, None, "too_few_peers")
+    # A platform admin, who may read every hospital's figures anyway, is shown the comparison.
+    as_admin = api_as(make_user(role="admin")).get(url).json
+    assert _metric(_member(as_admin, "institution", mworld["A"])["metrics"], "cases_received")["peer"]["n_peers"] == 3
+    for _ in range(3):  # up to four: quartiles, percentile and the best value would still solve theirs
+        make_institution(region=region)
+        assert received_of_a()["peer_withheld"] == "too_few_peers"
     make_institution(region=region)
-    assert received_of_a()["peer_withheld"] == "too_few_peers"
-    make_institution(region=region)
-    three_out = received_of_a()
-    assert three_out["peer"]["n_peers"] == 5
-    assert "peer_withheld" not in three_out
+    five_out = received_of_a()
+    assert five_out["peer"]["n_peers"] == 7
+    assert "peer_withheld" not in five_out
+

@@ -23,15 +23,23 @@ def test_own_evaluation_is_full(api_as, mworld):
 
 def test_specialty_peers_compared_once_enough_are_unseen(api_as, mworld, make_user):
     url = f"/api/users/{mworld['dA1']}/evaluation?{Q}"
+
+    def specialty(viewer) -> dict:
+        ev = api_as(viewer).get(url).json
+        assert ev["scope"] == "full"
+        return {m["code"]: m for m in ev["against"]["specialty"]}["cases_received"]
+
+    for _ in range(3):
+        make_user(specialty="gynecology")
+    assert specialty(mworld["dA1"])["peer_withheld"] == "too_few_peers"  # dC and three more: four unseen
     make_user(specialty="gynecology")
-    thin = {m["code"]: m for m in api_as(mworld["dA1"]).get(url).json["against"]["specialty"]}
-    assert thin["cases_received"]["peer_withheld"] == "too_few_peers"  # dC and one more
-    make_user(specialty="gynecology")
-    enough = {m["code"]: m for m in api_as(mworld["dA1"]).get(url).json["against"]["specialty"]}
-    assert enough["cases_received"]["peer"]["n_peers"] == 5
-    assert "peer_withheld" not in enough["cases_received"]
-    # A consortium admin (full scope) cannot open the pool's dashboard: all five are unseen to them.
-    assert api_as(mworld["cadmin"]).get(url).json["scope"] == "full"
+    enough = specialty(mworld["dA1"])
+    assert enough["peer"]["n_peers"] == 7  # dA2 and dB (seen on the pool's dashboard) and five unseen
+    assert "peer_withheld" not in enough
+    # A consortium admin (full scope) cannot open the pool's dashboard: all seven are unseen to them.
+    assert specialty(mworld["cadmin"])["peer"]["n_peers"] == 7
+    admin = make_user(role="admin")
+    assert specialty(admin)["peer"]["n_peers"] == 7
 
 
 @pytest.mark.parametrize(("who", "scope"), [("cadmin", "full"), ("dB", "public"), ("outsider", "public")])

@@ -29,7 +29,8 @@ function keyFigures() {
   const box = document.getElementById("key-figures");
   box.replaceChildren(...board.metrics.map((mv) => {
     const def = byCode[mv.code];
-    const shown = mv.suppressed ? defs.suppressed : fmt(mv.value, def.unit);
+    const hidden = mv.suppressed_reason === "complementary" ? defs.withheld : defs.suppressed;
+    const shown = mv.suppressed ? hidden : fmt(mv.value, def.unit);
     return el("div", { class: "card figure", "data-code": mv.code, title: def.definition },
       el("div", { class: "muted" }, def.label), el("strong", {}, shown), el("div", { class: "muted" }, `n=${mv.n}`));
   }));
