@@ -53,6 +53,7 @@ class Presence(Protocol):
     def set_presenter(self, case_id: int, user_id: int | None, expected=ANYONE) -> int | None: ...
     def presenter(self, case_id: int) -> int | None: ...
     def presenter_state(self, case_id: int) -> tuple[int | None, int]: ...
+    def end_if_absent(self, case_id: int, user_id: int) -> int | None: ...
 
 
 class MemoryPresence:
@@ -123,6 +124,28 @@ class MemoryPresence:
         with self._lock:
             return self._presenter.get(case_id), self._presenter_versions.get(case_id, 0)
 
+    def end_if_absent(self, case_id, user_id):
+        with self._lock:
+            if self._presenter.get(case_id) != user_id or user_id in self._rooms.get(case_id, {}).values():
+                return None
+            del self._presenter[case_id]
+            if (self._viewer.get(case_id) or {}).get("user_id") == user_id:
+                del self._viewer[case_id]
+            version = self._presenter_versions[case_id] = next_version(self._presenter_versions.get(case_id, 0))
+            return version
+
+
+# The raise of a version (KEYS[2]) that ends the scripts below: one more, or Redis's clock in ms if later.
+_RAISE = """
+local version = redis.call('INCR', KEYS[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+if version < now then
+  redis.call('SET', KEYS[2], now)
+  version = now
+end
+return version
+"""
 
 # A change and the raise of its version in one step (see Snapshot, next_version): a room's entry
 # set or deleted (hset, hdel), or the presenter set for a day or deleted (set, del). The presenter's
@@ -135,15 +158,29 @@ if op == 'hset' then redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 elseif op == 'hdel' then redis.call('HDEL', KEYS[1], ARGV[2])
 elseif op == 'set' then redis.call('SET', KEYS[1], ARGV[3], 'EX', 86400)
 else redis.call('DEL', KEYS[1]) end
-local version = redis.call('INCR', KEYS[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-if version < now then
-  redis.call('SET', KEYS[2], now)
-  version = now
+""" + _RAISE
+
+# The presenter's role ended if they (ARGV[1]) still hold it and no connection of theirs is in the
+# room on a live process (its heartbeat key, ARGV[2] .. process, exists): else -1, and nothing
+# changes. The kept view goes too if it is theirs. One step, so a join or a take on another
+# process is either seen or comes after.
+_END_ABSENT = """
+if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
+local entries = redis.call('HGETALL', KEYS[3])
+for i = 2, #entries, 2 do
+  local sep = string.find(entries[i], '|', 1, true)
+  if sep and string.sub(entries[i], 1, sep - 1) == ARGV[1]
+     and redis.call('EXISTS', ARGV[2] .. string.sub(entries[i], sep + 1)) == 1 then
+    return -1
+  end
 end
-return version
-"""
+redis.call('DEL', KEYS[1])
+local viewer = redis.call('GET', KEYS[4])
+if viewer then
+  local ok, state = pcall(cjson.decode, viewer)
+  if ok and type(state) == 'table' and tostring(state['user_id']) == ARGV[1] then redis.call('DEL', KEYS[4]) end
+end
+""" + _RAISE
 
 
 class RedisPresence:
@@ -159,6 +196,7 @@ class RedisPresence:
         self._local: dict[tuple[int, str], int] = {}
         self._local_lock = threading.Lock()
         self._change = self.r.register_script(_CHANGE)
+        self._end_absent = self.r.register_script(_END_ABSENT)
         self._beat()
         threading.Thread(target=self._heartbeat, daemon=True, name="presence-heartbeat").start()
 
@@ -263,6 +301,12 @@ class RedisPresence:
         raw, version = pipe.execute()
         return (int(raw) if raw else None), int(version or 0)
 
+    def end_if_absent(self, case_id, user_id):
+        keys = [self._k("presenter", case_id), self._k("presenter-version", case_id), self._k("room", case_id),
+                self._k("viewer", case_id)]
+        version = int(self._end_absent(keys=keys, args=[user_id, self._k("proc", "")]))
+        return None if version < 0 else version
+
 
 def build_presence(config) -> Presence:
     """Choose the presence store: Redis when Redis is the message queue, memory otherwise."""
@@ -330,20 +374,15 @@ def end_absent_presenter(case_id: int, online: list[int]) -> int | None:
 
     A presenter leaves the role when they leave the room (:func:`depart`), but a server process
     that died ran no leave: its connections drop out of the room when another process reads it,
-    and the role of a presenter among them ends here. ``online`` is the room just read; the
-    presenter is checked against a fresh read (they may have joined and taken the role since).
+    and the role of a presenter among them ends here. ``online`` is the room just read; the store
+    checks again in the same step as it ends the role (they may have joined and taken it since).
     """
     presence = store()
     presenter = presence.presenter(case_id)
     if presenter is None or presenter in online:
         return None
     with _view_lock(case_id):
-        if presenter in presence.online(case_id):
-            return None
-        ended = presence.set_presenter(case_id, None, expected=presenter)  # unless someone took it meanwhile
-        if ended is not None:
-            presence.set_viewer(case_id, None)
-    return ended
+        return presence.end_if_absent(case_id, presenter)
 
 
 def presenter_and_view(case_id: int) -> tuple[int | None, int, dict | None]:

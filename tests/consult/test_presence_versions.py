@@ -177,6 +177,12 @@ class CutIn:
             cut_in()
         return self.store.set_presenter(case_id, user_id, *args, **kwargs)
 
+    def end_if_absent(self, case_id, user_id):
+        if self.cut_in is not None:
+            cut_in, self.cut_in = self.cut_in, None
+            cut_in()
+        return self.store.end_if_absent(case_id, user_id)
+
 
 @pytest.fixture
 def two_processes(store):
@@ -310,3 +316,34 @@ def test_a_presenter_whose_process_died_stops_presenting_when_the_room_is_next_r
     assert consultant.call("present", {"case_id": case_id, "action": "take"})["ok"]
     assert owner.call("leave", {"case_id": case_id})["ok"]
     assert owner.call("join", {"case_id": case_id, "since": 0})["presenter"] == ids["consultant"]
+
+
+def test_an_absent_presenter_who_comes_back_meanwhile_keeps_the_role(two_processes, on_this_process):
+    """The room read here lacks the presenter, who joins again on another process before the role
+    is ended: the end checks the room in the same step, so they keep it."""
+    from app.consult import presence
+
+    mine, other = two_processes
+    taken = other.set_presenter(9, 1)
+    on_this_process.cut_in = lambda: other.join(9, "sid-back", 1)
+    assert presence.end_absent_presenter(9, online=[]) is None
+    assert mine.presenter_state(9) == (1, taken)
+    other.leave(9, "sid-back")
+    ended = presence.end_absent_presenter(9, online=[])
+    assert ended is not None
+    assert ended > taken
+    assert mine.presenter_state(9) == (None, ended)
+
+
+def test_ending_an_absent_presenter_keeps_another_users_view(two_processes, on_this_process):
+    from app.consult import presence
+
+    mine, other = two_processes
+    mine.set_presenter(10, 1)
+    mine.set_viewer(10, {"user_id": 2, "series_uid": "1.2.3", "index": 1})  # kept from someone else
+    assert presence.end_absent_presenter(10, online=[]) is not None
+    assert mine.viewer(10) == {"user_id": 2, "series_uid": "1.2.3", "index": 1}
+    mine.set_presenter(10, 3)
+    mine.set_viewer(10, {"user_id": 3, "series_uid": "1.2.3", "index": 2})
+    assert presence.end_absent_presenter(10, online=[]) is not None
+    assert mine.viewer(10) is None
