@@ -57,3 +57,31 @@ def test_a_hostile_client_id_stored_earlier_does_not_break_the_room(app, open_as
     gp.keyboard.press("Enter")
     expect(gyn.locator("#messages li[data-seq] .body")).to_have_text(["恶意", "之后的消息", "还能发"])
     expect(gp.locator("#messages li.pending")).to_have_count(0)
+
+
+def test_taking_the_presenter_role_as_the_page_loads_waits_for_the_join(open_as, demo, api_as, make_case):
+    """A click on 我来主讲 before the socket has joined the room was sent first on connecting, and the
+    server refused it (join the case room first): the page now waits for the join."""
+    case_id = make_case(demo["gp"])
+    api_as(demo["gp"]).post(f"/api/cases/{case_id}/share", json={"specialist_id": demo["gyn"]})
+    api_as(demo["gyn"]).post(f"/api/cases/{case_id}/accept")
+    gyn = open_as("gyn")
+    held, holding = [], [True]  # the socket's requests are answered only after the click
+
+    def hold(route) -> None:
+        if holding[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    gyn.route("**/socket.io/**", hold)
+    gyn.goto(f"/cases/{case_id}/viewer")
+    gyn.click("#present-btn")
+    expect(gyn.locator("#conn-state")).not_to_have_class("ok")
+    assert held, "the socket's requests were not held"
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    expect(gyn.locator("#conn-state")).to_have_class("ok")
+    expect(gyn.locator("#presenter-info")).to_have_attribute("data-presenter", str(demo["gyn"]))
+    expect(gyn.locator("#chat-error")).to_have_text("")

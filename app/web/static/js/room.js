@@ -24,11 +24,15 @@ export class Room {
     this.typersTimer = null;
     this.list = document.getElementById("messages");
     this.socket = io("/consult", { withCredentials: true, reconnectionDelayMax: 5000 });
+    // The server refuses room events (present, viewer, typing) from a socket that has not joined:
+    // they wait for the join, or are not sent before it (a click as the page loads, a reconnect).
+    this.leftRoom();
     this.socket.on("connect", () => this.join());
     // Presence lists carry a version; one handled late on the server may arrive after a newer one.
     this.presenceVersion = null;
     this.presenterVersion = null; // the same for the presenter
     this.socket.on("disconnect", () => {
+      this.leftRoom();
       this.setState(false);
       this.presenceVersion = this.presenterVersion = null;
     });
@@ -52,12 +56,19 @@ export class Room {
       return;
     }
     this.setState(true);
+    this.inRoom = true;
+    this.enteredRoom();
     ack.messages.forEach((m) => this.addMessage(m));
     this.onPresence(ack.online, ack.online_version);
     this.onPresenter(ack.presenter ?? null, ack.presenter_version);
     // The presenter's view only: a newer presenter event may have come before this ack.
     if (ack.viewer && ack.viewer.user_id === this.presenter && this.presenter !== this.me) this.onViewer(ack.viewer);
     for (const payload of this.pending.values()) this.send(payload); // same client_id: no duplicates
+  }
+
+  leftRoom() {
+    this.inRoom = false;
+    this.joined = new Promise((resolve) => { this.enteredRoom = resolve; });
   }
 
   setState(connected) {
@@ -134,12 +145,13 @@ export class Room {
   }
 
   async present(action, userId) {
+    await this.joined;
     const ack = await this.socket.emitWithAck("present", { case_id: this.caseId, action, user_id: userId });
     if (!ack.ok) document.getElementById("chat-error").textContent = ack.error;
   }
 
   sendViewer(view) {
-    if (this.presenter === this.me && this.socket.connected) {
+    if (this.presenter === this.me && this.inRoom) {
       this.viewSeq += 1;
       this.socket.emit("viewer", { case_id: this.caseId, ...view, source: this.viewSource, seq: this.viewSeq });
     }
@@ -192,7 +204,7 @@ export class Room {
       this.drafts.set(payload.client_id, draft);
       this.list.append(draft);
       input.value = "";
-      this.socket.emit("typing", { case_id: this.caseId, typing: false });
+      if (this.inRoom) this.socket.emit("typing", { case_id: this.caseId, typing: false });
       this.send(payload);
     });
     input.addEventListener("keydown", (event) => {
@@ -202,11 +214,12 @@ export class Room {
       }
     });
     input.addEventListener("input", () => {
+      if (!this.inRoom) return;
       if (!this.typingTimer) this.socket.emit("typing", { case_id: this.caseId, typing: true });
       clearTimeout(this.typingTimer);
       this.typingTimer = setTimeout(() => {
         this.typingTimer = null;
-        this.socket.emit("typing", { case_id: this.caseId, typing: false });
+        if (this.inRoom) this.socket.emit("typing", { case_id: this.caseId, typing: false });
       }, 3000);
     });
     document.getElementById("present-btn").addEventListener("click", (event) =>
