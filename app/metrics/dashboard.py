@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from app.accounts.models import Institution, User
 from app.core.errors import BadRequest
 from app.extensions import db
-from app.metrics.definitions import HIGHER, LOWER, METRICS, Metric
+from app.metrics.definitions import ADDITIVE, HIGHER, LOWER, METRICS, Metric
 from app.metrics.service import Stat, compute_rollup, shown, stat_of
 from app.orgs.models import ConsortiumInstitution, Org, OrgMember
 
@@ -29,9 +29,6 @@ MAX_PEERS = 200
 # compared, the quartiles, percentile and best value (four equations) would solve theirs, so the
 # peer block is withheld.
 MIN_UNSEEN_PEERS = 5
-# Kinds whose org figure is the sum of its members' parts (a rate's numerator and n, a mean's sum and
-# n): with the org's figure shown, one member's suppressed value would follow by subtraction.
-ADDITIVE = ("rate", "mean")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ from app.core.time import utcnow
 from app.metrics.sql import hours_between
 
 HIGHER, LOWER, NEUTRAL = "higher", "lower", "none"
+# Kinds whose figure for a set of units is the sum of the units' parts (a rate's numerator and n, a
+# mean's sum and n): a total and all parts but one give that one.
+ADDITIVE = ("rate", "mean")
 RESPONSES = ("accept", "decline", "return_to_pool")  # a specialist's answer to a case put to them
 
 WILSON = "Wilson 95% interval of the rate; better/worse when it excludes the peer median"

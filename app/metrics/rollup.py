@@ -430,6 +430,7 @@ class View:
     units: frozenset | None = None
     by_unit: bool = True
     by_month: bool = False
+    codes: frozenset | None = None  # the metrics added up (None: all)
 
     def key(self, unit: int, month: str) -> tuple:
         """The group a cell of this unit and month adds to."""
@@ -456,6 +457,8 @@ def gather(*, level: str, ids: list[int], start: datetime, end: datetime, views:
             month = c.month if view.by_month else sa.cast(sa.null(), sa.String)
             groups = ([c.unit_id] if view.by_unit else []) + ([c.month] if view.by_month else []) + [c.code]
             where = [*stored, c.hist.is_(None)]
+            if view.codes is not None:
+                where.append(c.code.in_(sorted(view.codes)))
             if view.units is not None:
                 where.append(c.unit_id.in_([u for u in ids if u in view.units]))
             parts.append(sa.select(sa.literal(i).label("v"), unit.label("u"), month.label("m"), c.code,
@@ -484,7 +487,7 @@ def gather(*, level: str, ids: list[int], start: datetime, end: datetime, views:
                     blobs.append(_encode(cell.hist))
                     continue
                 for view in views:
-                    if view.units is None or unit in view.units:
+                    if (view.units is None or unit in view.units) and (view.codes is None or code in view.codes):
                         out[view.key(unit, month)].setdefault(code, Cell()).add(cell)
     for code, (units, months, blobs) in spread.items():
         _add_distributions(out, code, units, months, blobs, views)
@@ -501,6 +504,8 @@ def _add_distributions(out: dict, code: str, units: list[int], months: list[str]
     unit_ids, unit_of = np.unique(np.asarray(units, dtype=np.int64), return_inverse=True)
     month_names, month_of_cell = np.unique(np.asarray(months), return_inverse=True)
     for view in views:
+        if view.codes is not None and code not in view.codes:
+            continue
         cell_key = (unit_of if view.by_unit else 0) * len(month_names) + (month_of_cell if view.by_month else 0)
         cell_key = np.broadcast_to(np.asarray(cell_key, dtype=np.int64), unit_of.shape)
         if view.units is not None:

@@ -16,11 +16,12 @@ from sqlalchemy import orm as so
 
 from app.accounts.models import User
 from app.cases.models import Case, CaseEvent
-from app.metrics.definitions import BY_CODE, METRICS, Metric
+from app.metrics.definitions import ADDITIVE, BY_CODE, METRICS, Metric
 from app.metrics.rollup import Cell, View, gather, median_stat
 
 LEVELS = ("doctor", "institution", "pool")
 Z = 1.96
+ADDITIVE_CODES = frozenset(m.code for m in METRICS if m.kind in ADDITIVE)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class Rollup:
     entities: dict[tuple, dict[str, Stat]]
     whole: dict[tuple, dict[str, Stat]]
     months: dict[tuple, dict[str, Stat]]
-    member_months: dict[tuple, dict[str, Stat]]  # (member, month): what each month of the whole adds up
+    member_months: dict[tuple, dict[str, Stat]]  # (member, month), of the additive metrics: a month's parts
 
 
 def compute_rollup(*, level: str, ids: list[int], members: list[int], start: datetime, end: datetime) -> Rollup:
@@ -126,7 +127,8 @@ def compute_rollup(*, level: str, ids: list[int], members: list[int], start: dat
         return Rollup(defaultdict(dict), defaultdict(dict), defaultdict(dict), defaultdict(dict))
     member_set = frozenset(members)
     views = [View(("e",)), View(("w",), member_set, by_unit=False),
-             View(("m",), member_set, by_unit=False, by_month=True), View(("u",), member_set, by_month=True)]
+             View(("m",), member_set, by_unit=False, by_month=True),
+             View(("u",), member_set, by_month=True, codes=ADDITIVE_CODES)]
     grouped = _stats(gather(level=level, ids=ids, start=start, end=end, views=views), list(METRICS))
     views: dict[str, dict] = {tag: defaultdict(dict) for tag in ("e", "w", "m", "u")}
     for key, stats in grouped.items():
