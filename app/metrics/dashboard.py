@@ -10,6 +10,7 @@ best-performing peer, named only when its org agreed to be named (``Org.name_pee
 """
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
@@ -164,7 +165,7 @@ def metric_value_among(metric: Metric, stat: Stat, comparable: list[tuple[int, f
     return out
 
 
-def withhold_total(metric: Metric, members: dict[int, Stat], whole: Stat) -> bool:
+def withhold_total(metric: Metric, member_ns: Iterable[int], whole: Stat) -> bool:
     """Whether the org's figure must be withheld so that no suppressed member's follows by subtraction.
 
     When exactly one member's figure is suppressed (n below the minimum), the org's figure less
@@ -176,7 +177,7 @@ def withhold_total(metric: Metric, members: dict[int, Stat], whole: Stat) -> boo
     """
     if metric.kind not in ADDITIVE or shown(metric, whole) is None:
         return False
-    return sum(1 for s in members.values() if s.n > 0 and shown(metric, s) is None) == 1
+    return sum(1 for n in member_ns if 0 < n < metric.min_n) == 1  # an additive figure has a value once n > 0
 
 
 # ---- peer groups ------------------------------------------------------------------------------
@@ -244,7 +245,7 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None, sees_all: bo
     names = dict(members) if org.name_peers_ok else {}
     who = "user" if level == "doctor" else level
     withheld = {m.code for m in METRICS
-                if withhold_total(m, {mid: stat_of(stats, (mid,), m) for mid in member_ids}, stat_of(whole, (), m))}
+                if withhold_total(m, (stat_of(stats, (mid,), m).n for mid in member_ids), stat_of(whole, (), m))}
     # Each unit's value of each metric, read once, only where it is shown (not suppressed).
     visible = {m.code: {uid: s.value for uid in everyone if shown(m, s := stat_of(stats, (uid,), m)) is not None}
                for m in METRICS}
@@ -268,12 +269,14 @@ def build(*, org: Org, span: Period, peers: str | list[int] | None, sees_all: bo
             item["peer"] = {"p25": round(p25, 2), "p50": round(p50, 2), "p75": round(p75, 2),
                             "percentile": None, "n_peers": len(spread)}
     series = trends(monthly, span)
+    parts = rolled.member_months
     for m in METRICS:  # each month of the org by the same rule, and every month if they add up to a withheld total
+        if m.kind not in ADDITIVE:
+            continue
         values = series["series"][m.code]
         for i, month in enumerate(series["months"]):
-            if m.code in withheld or withhold_total(
-                    m, {mid: stat_of(rolled.member_months, (mid, month), m) for mid in member_ids},
-                    stat_of(monthly, (month,), m)):
+            ns = (parts.get((mid, month), {}).get(m.code, 0) for mid in member_ids)
+            if m.code in withheld or withhold_total(m, ns, stat_of(monthly, (month,), m)):
                 values[i] = None
     return {
         "org": {"id": org.id, "kind": org.kind, "name": org.name},

@@ -117,7 +117,7 @@ class Rollup:
     entities: dict[tuple, dict[str, Stat]]
     whole: dict[tuple, dict[str, Stat]]
     months: dict[tuple, dict[str, Stat]]
-    member_months: dict[tuple, dict[str, Stat]]  # (member, month), of the additive metrics: a month's parts
+    member_months: dict[tuple, dict[str, int]]  # (member, month): n of each additive metric, a month's parts
 
 
 def compute_rollup(*, level: str, ids: list[int], members: list[int], start: datetime, end: datetime) -> Rollup:
@@ -129,11 +129,14 @@ def compute_rollup(*, level: str, ids: list[int], members: list[int], start: dat
     views = [View(("e",)), View(("w",), member_set, by_unit=False),
              View(("m",), member_set, by_unit=False, by_month=True),
              View(("u",), member_set, by_month=True, codes=ADDITIVE_CODES)]
-    grouped = _stats(gather(level=level, ids=ids, start=start, end=end, views=views), list(METRICS))
-    views: dict[str, dict] = {tag: defaultdict(dict) for tag in ("e", "w", "m", "u")}
+    cells = gather(level=level, ids=ids, start=start, end=end, views=views)
+    parts = {key[1:]: {code: cell.n for code, cell in by_code.items()} for key, by_code in cells.items()
+             if key[0] == "u"}  # only how many: whether each part is suppressed
+    grouped = _stats({key: by_code for key, by_code in cells.items() if key[0] != "u"}, list(METRICS))
+    views: dict[str, dict] = {tag: defaultdict(dict) for tag in ("e", "w", "m")}
     for key, stats in grouped.items():
         views[key[0]][key[1:]] = stats
-    return Rollup(views["e"], views["w"], views["m"], views["u"])
+    return Rollup(views["e"], views["w"], views["m"], parts)
 
 
 def stat_of(results: dict[tuple, dict[str, Stat]], key: tuple, metric: Metric) -> Stat:
