@@ -2,14 +2,20 @@
 
 import io
 import json
+import logging
+import math
 
 import pydicom
 import sqlalchemy as sa
 from flask import current_app
+from pydicom import config
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
+from pydicom.multival import MultiValue
 from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import UID
+from pydicom.valuerep import validate_value
 
 from app.cases.models import Case
 from app.core.errors import BadRequest, NotFound
@@ -19,6 +25,7 @@ from app.imaging import service as imaging
 from app.imaging.models import Instance, Series, Study
 from app.imaging.render import RenderRequest
 
+log = logging.getLogger(__name__)
 BULK_THRESHOLD = 1024
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 # The media type a compressed frame is sent as when the client asks for it by name.
@@ -93,14 +100,57 @@ def _paths(ds: Dataset, prefix: str, out: dict[int, str]) -> dict[int, str]:
     return out
 
 
+# Checked as pydicom's strict reading would: values that must match a pattern, and numbers.
+_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
+
+
+def _check_value(elem: DataElement) -> None:
+    """Raise ValueError if the element holds a value the DICOM standard does not allow (at any depth)."""
+    if elem.VR == "SQ":
+        for item in elem.value:
+            for inner in item:
+                _check_value(inner)
+        return
+    for value in elem.value if isinstance(elem.value, (MultiValue, list)) else [elem.value]:
+        if value is None or value == "":
+            continue
+        if elem.VR in ("DS", "IS"):
+            validate_value(elem.VR, getattr(value, "original_string", None) or str(value), config.RAISE)
+        elif elem.VR in _TEXT_VRS:
+            validate_value(elem.VR, str(value), config.RAISE)
+        elif elem.VR in _NUMBER_VRS:
+            validate_value(elem.VR, value, config.RAISE)
+        if isinstance(value, float) and not math.isfinite(value):  # JSON has no Infinity or NaN
+            raise ValueError("not a finite number")
+
+
+def json_of(ds: Dataset, **options) -> dict:
+    """The dataset in the DICOM JSON model, leaving out each element whose value is invalid.
+
+    What ``Dataset.to_json_dict(suppress_invalid_tags=True)`` does, without its switch of pydicom's
+    process-wide reading mode to strict (``config.strict_reading``) while it runs: meanwhile every
+    other thread's DICOM reads raised on values they should only warn about (an upload was refused,
+    a frame not rendered), and two overlapping metadata requests could leave the mode strict for
+    good. Here each element is checked with the mode given explicitly.
+    """
+    out = {}
+    for elem in ds:
+        try:
+            _check_value(elem)
+            out[f"{elem.tag:08X}"] = elem.to_json_dict(**options)
+        except Exception as exc:  # noqa: BLE001 - any element pydicom cannot give is left out, as before
+            log.info("metadata: element %08X left out (%s)", elem.tag, type(exc).__name__)
+    return out
+
+
 def _metadata_text(inst: Instance) -> str:
     ds = _dataset(inst)
     paths = _paths(ds, "", {})
     base = f"{_ROOT}/studies/{inst.series.study.study_uid}/series/{inst.series.series_uid}" \
            f"/instances/{inst.sop_instance_uid}/bulkdata/"
-    body = ds.to_json_dict(bulk_data_threshold=BULK_THRESHOLD,
-                           bulk_data_element_handler=lambda elem: base + paths[id(elem)],
-                           suppress_invalid_tags=True)
+    body = json_of(ds, bulk_data_threshold=BULK_THRESHOLD,
+                   bulk_data_element_handler=lambda elem: base + paths[id(elem)])
     body["00083002"] = {"vr": "UI", "Value": [inst.transfer_syntax_uid]}  # AvailableTransferSyntaxUID
     return json.dumps(dict(sorted(body.items())), separators=(",", ":"), ensure_ascii=False)
 
