@@ -94,8 +94,9 @@ def use_viewer(page, watch: Watch, *, shot: str | None = None) -> None:
     tour.locator(".shepherd-button-secondary").click()  # "Skip all"
     expect(tour).to_be_hidden()
     thumbs = page.locator('[data-cy="study-browser-thumbnail"]')
-    # The second series' thumbnail comes after its metadata: slow when the machine is busy (the suite
-    # runs its two database passes at once), so more than expect's 5 s default.
+    # The second series' thumbnail comes after its metadata, which can take more than expect's 5 s
+    # default on a busy machine. (The one time it was missing, the cause was a 500 on that metadata:
+    # see tests/dicomweb/test_metadata_json.py.)
     expect(thumbs).to_have_count(2, timeout=20_000)
     for i in range(2):
         img = thumbs.nth(i).locator("img")
