@@ -425,11 +425,10 @@ def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[Snapshot, in
     """Take a connection out of a room; return who is left and, if the presenter role ended, its version."""
     presence = store()
     left = presence.leave(case_id, sid)
+    if user_id is None or user_id in left.online:
+        return left, None
     with _view_lock(case_id):
-        if user_id is None or user_id in left.online:
-            return left, None
-        # Only if they still present: someone may have taken over meanwhile, on another process.
-        ended = presence.set_presenter(case_id, None, expected=user_id)
-        if ended is not None:
-            presence.set_viewer(case_id, None)
-    return left, ended
+        # In one step, only if they still present and have no other connection in the room: someone
+        # may have taken over meanwhile, or they may have joined again (a page reload), on another
+        # process. Their kept view goes with the role, not a view the new presenter kept.
+        return left, presence.end_if_absent(case_id, user_id)

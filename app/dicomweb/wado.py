@@ -90,9 +90,16 @@ def retrieve_parts(instances: list[Instance], ranges: list[MediaRange]):
 # ---- metadata ----------------------------------------------------------------------------------
 
 def _paths(ds: Dataset, prefix: str, out: dict[int, str]) -> dict[int, str]:
-    """Map each element (by identity) to its bulkdata path: tag[/item/tag...]."""
-    for elem in ds:
-        path = f"{prefix}{elem.tag:08X}"
+    """Map each element (by identity) to its bulkdata path: tag[/item/tag...].
+
+    An element whose value cannot be read is skipped here; json_of leaves it out.
+    """
+    for tag in ds.keys():  # noqa: SIM118 - ds[tag] converts the raw value: inside the try
+        try:
+            elem = ds[tag]
+        except Exception:  # noqa: BLE001, S112 - see json_of
+            continue
+        path = f"{prefix}{tag:08X}"
         out[id(elem)] = path
         if elem.VR == "SQ":
             for n, item in enumerate(elem.value):
@@ -100,8 +107,9 @@ def _paths(ds: Dataset, prefix: str, out: dict[int, str]) -> dict[int, str]:
     return out
 
 
-# Checked as pydicom's strict reading would: values that must match a pattern, and numbers.
-_TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"})
+# Checked as pydicom's strict reading checks on reading: lengths of text, UIDs, and numbers (not code
+# strings, dates or times, whose conversion on reading does not check them).
+_TEXT_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UI"})
 _NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "UV", "SV", "FL", "FD"})
 
 
@@ -125,7 +133,7 @@ def _check_value(elem: DataElement) -> None:
             raise ValueError("not a finite number")
 
 
-def json_of(ds: Dataset, **options) -> dict:
+def json_of(ds: Dataset, *, bulk_data_threshold: int = BULK_THRESHOLD, bulk_data_element_handler=None) -> dict:
     """The dataset in the DICOM JSON model, leaving out each element whose value is invalid.
 
     What ``Dataset.to_json_dict(suppress_invalid_tags=True)`` does, without its switch of pydicom's
@@ -135,12 +143,13 @@ def json_of(ds: Dataset, **options) -> dict:
     good. Here each element is checked with the mode given explicitly.
     """
     out = {}
-    for elem in ds:
+    for tag in ds.keys():  # noqa: SIM118 - ds[tag] below converts the raw value: inside the try
         try:
+            elem = ds[tag]
             _check_value(elem)
-            out[f"{elem.tag:08X}"] = elem.to_json_dict(**options)
+            out[f"{tag:08X}"] = elem.to_json_dict(bulk_data_element_handler, bulk_data_threshold)
         except Exception as exc:  # noqa: BLE001 - any element pydicom cannot give is left out, as before
-            log.info("metadata: element %08X left out (%s)", elem.tag, type(exc).__name__)
+            log.info("metadata: element %08X left out (%s)", tag, type(exc).__name__)
     return out
 
 

@@ -347,3 +347,20 @@ def test_ending_an_absent_presenter_keeps_another_users_view(two_processes, on_t
     mine.set_viewer(10, {"user_id": 3, "series_uid": "1.2.3", "index": 2})
     assert presence.end_absent_presenter(10, online=[]) is not None
     assert mine.viewer(10) is None
+
+
+def test_a_presenter_who_reloads_the_page_keeps_the_role(two_processes, on_this_process):
+    """The old page's leave is handled here, the new page's join on another process just before the
+    role would end: it stays theirs, with their view."""
+    from app.consult import presence
+
+    mine, other = two_processes
+    on_this_process.join(11, "sid-old", 1)
+    taken = mine.set_presenter(11, 1)
+    mine.set_viewer(11, {"user_id": 1, "series_uid": "1.2.3", "index": 7})
+    on_this_process.cut_in = lambda: other.join(11, "sid-new", 1)
+    left, ended = presence.depart(case_id=11, sid="sid-old", user_id=1)
+    assert 1 not in left.online  # read before the new page joined
+    assert ended is None
+    assert mine.presenter_state(11) == (1, taken)
+    assert mine.viewer(11) == {"user_id": 1, "series_uid": "1.2.3", "index": 7}

@@ -17,6 +17,7 @@ from pydicom import config
 from pydicom.dataelem import RawDataElement
 from pydicom.tag import BaseTag
 
+from app.dicomweb import wado
 from app.dicomweb.wado import json_of
 from tests.imaging.dicom_samples import sample
 
@@ -93,3 +94,27 @@ def test_overlapping_serialisations_never_leave_the_mode_strict():
             t.join(60)
     assert errors == []
     assert config.settings.reading_validation_mode == config.WARN
+
+
+def _raw(ds: pydicom.Dataset, tag: int, vr: str, value: bytes) -> None:
+    ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True)  # noqa: SLF001
+
+
+def test_values_pydicom_reads_without_complaint_are_kept_and_unreadable_ones_left_out_alone():
+    """Code strings in lower case and dotted dates were kept before and are kept; an element whose bytes
+    cannot be read at all (a US of three bytes, an IS beyond any integer) is left out, not the whole answer."""
+    ds = _read("CT_small.dcm")
+    _raw(ds, 0x00080008, "CS", b"ORIGINAL\\PRIMARY\\axial ")
+    _raw(ds, 0x00080021, "DA", b"2020.01.01")
+    _raw(ds, 0x00280010, "US", b"\x00\x02\x00")  # Rows: three bytes
+    _raw(ds, 0x00200013, "IS", b"1e400 ")  # InstanceNumber
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        paths = wado._paths(ds, "", {})  # noqa: SLF001 - the walk the metadata answer makes first
+        out = json_of(ds)
+    assert paths
+    assert out["00080008"]["Value"] == ["ORIGINAL", "PRIMARY", "axial"]
+    assert out["00080021"]["Value"] == ["2020.01.01"]
+    assert "00280010" not in out
+    assert "00200013" not in out
+    assert out["00100010"]  # the rest is there

@@ -68,7 +68,11 @@ export class Room {
 
   leftRoom() {
     this.inRoom = false;
-    this.joined = new Promise((resolve) => { this.enteredRoom = resolve; });
+    if (this.waitingForJoin) return; // what waits still waits for the next join
+    this.waitingForJoin = true;
+    this.joined = new Promise((resolve) => {
+      this.enteredRoom = () => { this.waitingForJoin = false; resolve(); };
+    });
   }
 
   setState(connected) {
@@ -145,9 +149,19 @@ export class Room {
   }
 
   async present(action, userId) {
+    // Clicks before the join: the last one is sent once the room is joined, once.
+    const queued = this.presentQueued !== undefined;
+    this.presentQueued = { action, user_id: userId };
+    if (queued) return;
     await this.joined;
-    const ack = await this.socket.emitWithAck("present", { case_id: this.caseId, action, user_id: userId });
-    if (!ack.ok) document.getElementById("chat-error").textContent = ack.error;
+    const wanted = this.presentQueued;
+    this.presentQueued = undefined;
+    try {
+      const ack = await this.socket.emitWithAck("present", { case_id: this.caseId, ...wanted });
+      if (!ack.ok) document.getElementById("chat-error").textContent = ack.error;
+    } catch {
+      document.getElementById("chat-error").textContent = t("disconnected");
+    }
   }
 
   sendViewer(view) {
