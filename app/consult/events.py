@@ -182,17 +182,15 @@ def on_connect(auth=None):
 def on_disconnect(*args):
     """Drop the connection from every room it was in (also after an abrupt loss)."""
     with _lock:
-        user_id = _users.pop(request.sid, None)
+        _users.pop(request.sid, None)
         rooms = _rooms.pop(request.sid, set())
         _held.pop(request.sid, None)
     for case_id in rooms:
-        _left(case_id, request.sid, user_id)
+        _left(case_id, request.sid)
 
 
-def _left(case_id: int, sid: str, user_id: int | None) -> None:
-    left, presenter_ended = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
-    if presenter_ended is None:
-        presenter_ended = presence.end_absent_presenter(case_id, left.online)
+def _left(case_id: int, sid: str) -> None:
+    left, presenter_ended = presence.depart(case_id=case_id, sid=sid)
     if presenter_ended is not None:
         broadcast.presenter(case_id, None, presenter_ended)
     broadcast.presence(case_id, *left)
@@ -232,7 +230,7 @@ def leave(data=None):
         joined = case_id in _rooms.get(request.sid, set())
         _rooms.get(request.sid, set()).discard(case_id)
     if joined:
-        _left(case_id, request.sid, _users.get(request.sid))
+        _left(case_id, request.sid)
     return {"ok": True}
 
 
@@ -325,7 +323,7 @@ def _pull_out_who_lost_access(case_id: int) -> None:
         for sid in store.sids_of(case_id, user_id):
             broadcast.to_sid("removed", {"case_id": case_id}, sid)
             socketio.server.leave_room(sid, room_of(case_id), namespace=NAMESPACE)
-            _, presenter_ended = presence.depart(case_id=case_id, sid=sid, user_id=user_id)
+            _, presenter_ended = presence.depart(case_id=case_id, sid=sid)
             if presenter_ended is not None:
                 broadcast.presenter(case_id, None, presenter_ended)
     if gone:

@@ -372,10 +372,11 @@ def present(*, case_id: int, user_id: int, action: str, target: int | None = Non
 def end_absent_presenter(case_id: int, online: list[int]) -> int | None:
     """End the presenter role of someone no longer in the room; return the version of that change.
 
-    A presenter leaves the role when they leave the room (:func:`depart`), but a server process
-    that died ran no leave: its connections drop out of the room when another process reads it,
-    and the role of a presenter among them ends here. ``online`` is the room just read; the store
-    checks again in the same step as it ends the role (they may have joined and taken it since).
+    Run after every leave (:func:`depart`) and join: the presenter may be the one who left, or one
+    whose server process died and ran no leave (its connections drop out of the room when another
+    process reads it). ``online`` is the room just read; the store checks again in the same step as
+    it ends the role, so a presenter who joined again or took it meanwhile, on any process, keeps
+    it, and their kept view goes with the role, not a view a new presenter kept.
     """
     presence = store()
     presenter = presence.presenter(case_id)
@@ -421,14 +422,11 @@ def share_view(*, case_id: int, user_id: int, view: dict, relay: Callable[[dict]
     relay(state)  # followers only follow the presenter: nothing to keep or order
 
 
-def depart(*, case_id: int, sid: str, user_id: int | None) -> tuple[Snapshot, int | None]:
-    """Take a connection out of a room; return who is left and, if the presenter role ended, its version."""
-    presence = store()
-    left = presence.leave(case_id, sid)
-    if user_id is None or user_id in left.online:
-        return left, None
-    with _view_lock(case_id):
-        # In one step, only if they still present and have no other connection in the room: someone
-        # may have taken over meanwhile, or they may have joined again (a page reload), on another
-        # process. Their kept view goes with the role, not a view the new presenter kept.
-        return left, presence.end_if_absent(case_id, user_id)
+def depart(*, case_id: int, sid: str) -> tuple[Snapshot, int | None]:
+    """Take a connection out of a room; return who is left and, if the presenter role ended, its version.
+
+    The role ends when its holder has no connection left in the room: the one leaving, or one
+    whose server process died (see :func:`end_absent_presenter`).
+    """
+    left = store().leave(case_id, sid)
+    return left, end_absent_presenter(case_id, left.online)

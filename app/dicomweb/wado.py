@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import math
+from collections.abc import Iterator
 
 import pydicom
 import sqlalchemy as sa
@@ -89,16 +90,22 @@ def retrieve_parts(instances: list[Instance], ranges: list[MediaRange]):
 
 # ---- metadata ----------------------------------------------------------------------------------
 
-def _paths(ds: Dataset, prefix: str, out: dict[int, str]) -> dict[int, str]:
-    """Map each element (by identity) to its bulkdata path: tag[/item/tag...].
+def _readable(ds: Dataset) -> Iterator[tuple[int, DataElement]]:
+    """Each element whose value pydicom can read, with its tag; the others are left out, each alone.
 
-    An element whose value cannot be read is skipped here; json_of leaves it out.
+    Reading converts the element's raw bytes, which may fail (a US of three bytes, an IS beyond any
+    integer): iterating the dataset itself would stop at the first such element.
     """
     for tag in ds.keys():  # noqa: SIM118 - ds[tag] converts the raw value: inside the try
         try:
-            elem = ds[tag]
-        except Exception:  # noqa: BLE001, S112 - see json_of
-            continue
+            yield tag, ds[tag]
+        except Exception as exc:  # noqa: BLE001 - any element pydicom cannot read is left out
+            log.info("metadata: element %08X left out (%s)", tag, type(exc).__name__)
+
+
+def _paths(ds: Dataset, prefix: str, out: dict[int, str]) -> dict[int, str]:
+    """Map each element (by identity) to its bulkdata path: tag[/item/tag...]."""
+    for tag, elem in _readable(ds):
         path = f"{prefix}{tag:08X}"
         out[id(elem)] = path
         if elem.VR == "SQ":
@@ -143,9 +150,8 @@ def json_of(ds: Dataset, *, bulk_data_threshold: int = BULK_THRESHOLD, bulk_data
     good. Here each element is checked with the mode given explicitly.
     """
     out = {}
-    for tag in ds.keys():  # noqa: SIM118 - ds[tag] below converts the raw value: inside the try
+    for tag, elem in _readable(ds):
         try:
-            elem = ds[tag]
             _check_value(elem)
             out[f"{tag:08X}"] = elem.to_json_dict(bulk_data_element_handler, bulk_data_threshold)
         except Exception as exc:  # noqa: BLE001 - any element pydicom cannot give is left out, as before

@@ -182,7 +182,7 @@ def prepare_dicom(data: bytes, *, force: bool, secret: str, pseudonym: str,
     return DicomFile(pieces, facts, uid_map)
 
 
-ENCAPSULATED_DOCUMENT, ENCAPSULATED_DOCUMENT_LENGTH = 0x00420011, 0x00420015
+ENCAPSULATED_DOCUMENT, ENCAPSULATED_DOCUMENT_LENGTH = scan.ENCAPSULATED_DOCUMENT, 0x00420015
 XML_TYPES = ("text/xml", "application/xml")
 
 

@@ -222,7 +222,7 @@ def test_the_presenter_leaving_does_not_undo_a_take_on_another_process(two_proce
     mine.set_presenter(6, 1)
     taken = []
     on_this_process.cut_in = lambda: taken.append(other.set_presenter(6, 2))
-    left, ended = presence.depart(case_id=6, sid="sid-a", user_id=1)
+    left, ended = presence.depart(case_id=6, sid="sid-a")
     assert len(taken) == 1  # the take did land in between
     assert taken[0] is not None
     assert ended is None  # 1's role had already ended: no "nobody presents" to broadcast
@@ -359,7 +359,7 @@ def test_a_presenter_who_reloads_the_page_keeps_the_role(two_processes, on_this_
     taken = mine.set_presenter(11, 1)
     mine.set_viewer(11, {"user_id": 1, "series_uid": "1.2.3", "index": 7})
     on_this_process.cut_in = lambda: other.join(11, "sid-new", 1)
-    left, ended = presence.depart(case_id=11, sid="sid-old", user_id=1)
+    left, ended = presence.depart(case_id=11, sid="sid-old")
     assert 1 not in left.online  # read before the new page joined
     assert ended is None
     assert mine.presenter_state(11) == (1, taken)
