@@ -90,22 +90,27 @@ def retrieve_parts(instances: list[Instance], ranges: list[MediaRange]):
 
 # ---- metadata ----------------------------------------------------------------------------------
 
-def _readable(ds: Dataset) -> Iterator[tuple[int, DataElement]]:
+def _readable(ds: Dataset, *, report: bool = True) -> Iterator[tuple[int, DataElement]]:
     """Each element whose value pydicom can read, with its tag; the others are left out, each alone.
 
     Reading converts the element's raw bytes, which may fail (a US of three bytes, an IS beyond any
-    integer): iterating the dataset itself would stop at the first such element.
+    integer): iterating the dataset itself would stop at the first such element. ``report`` logs each
+    element left out; a second walk of the same dataset passes False so that it is logged once.
     """
     for tag in ds.keys():  # noqa: SIM118 - ds[tag] converts the raw value: inside the try
         try:
             yield tag, ds[tag]
         except Exception as exc:  # noqa: BLE001 - any element pydicom cannot read is left out
-            log.info("metadata: element %08X left out (%s)", tag, type(exc).__name__)
+            if report:
+                log.info("metadata: element %08X left out (%s)", tag, type(exc).__name__)
 
 
 def _paths(ds: Dataset, prefix: str, out: dict[int, str]) -> dict[int, str]:
-    """Map each element (by identity) to its bulkdata path: tag[/item/tag...]."""
-    for tag, elem in _readable(ds):
+    """Map each element (by identity) to its bulkdata path: tag[/item/tag...].
+
+    Quiet about unreadable elements: json_of, which walks the same dataset next, logs them.
+    """
+    for tag, elem in _readable(ds, report=False):
         path = f"{prefix}{tag:08X}"
         out[id(elem)] = path
         if elem.VR == "SQ":

@@ -100,9 +100,11 @@ def _raw(ds: pydicom.Dataset, tag: int, vr: str, value: bytes) -> None:
     ds._dict[BaseTag(tag)] = RawDataElement(BaseTag(tag), vr, len(value), value, 0, False, True)  # noqa: SLF001
 
 
-def test_values_pydicom_reads_without_complaint_are_kept_and_unreadable_ones_left_out_alone():
+def test_values_pydicom_reads_without_complaint_are_kept_and_unreadable_ones_left_out_alone(caplog):
     """Code strings in lower case and dotted dates were kept before and are kept; an element whose bytes
-    cannot be read at all (a US of three bytes, an IS beyond any integer) is left out, not the whole answer."""
+    cannot be read at all (a US of three bytes, an IS beyond any integer) is left out, not the whole answer,
+    and logged once (by tag, never its value), though the answer walks the dataset twice."""
+    caplog.set_level("INFO", logger=wado.log.name)
     ds = _read("CT_small.dcm")
     _raw(ds, 0x00080008, "CS", b"ORIGINAL\\PRIMARY\\axial ")
     _raw(ds, 0x00080021, "DA", b"2020.01.01")
@@ -118,3 +120,6 @@ def test_values_pydicom_reads_without_complaint_are_kept_and_unreadable_ones_lef
     assert "00280010" not in out
     assert "00200013" not in out
     assert out["00100010"]  # the rest is there
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert sorted(left_out) == ["metadata: element 00200013 left out (OverflowError)",
+                                "metadata: element 00280010 left out (BytesLengthException)"], left_out
