@@ -2,7 +2,10 @@
 
 from flask import Flask
 
+from app.imaging import logs
 from app.imaging.render import ByteLRU
+
+logs.install()  # before any upload is read: pydicom's messages never quote a value
 
 
 def init_app(app: Flask) -> None:
