@@ -227,3 +227,15 @@ def test_bearer_token_works_from_a_client_that_has_a_page_session(client, make_u
     r = client.get("/api/me", headers={"Authorization": f"Bearer {token_for(uid)}"})
     assert r.status_code == 200
     assert r.json["email"] == "web@test.huizhen"
+
+
+@pytest.mark.parametrize("field", ["email", "password"])
+def test_login_form_with_a_nul_character_is_a_wrong_login_not_a_500(client, make_user, field):
+    # The form's raw email reached the query: PostgreSQL text cannot hold NUL (a DataError, a 500).
+    make_user(email="web@test.huizhen")
+    form = {"email": "web@test.huizhen", "password": PASSWORD, "csrf_token": _csrf(client)}
+    form[field] += "\x00"
+    r = client.post("/login", data=form)
+    assert r.status_code == 401
+    assert "邮箱或密码错误" in r.get_data(as_text=True)
+    assert client.get("/").status_code == 302
