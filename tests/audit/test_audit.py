@@ -130,3 +130,13 @@ def test_probing_case_ids_over_http_cannot_flood_the_audit_log(app, api_as, make
     with app.app_context():
         refusals = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.status == 404))
     assert refusals <= 2 * app.config["SOCKET_REFUSALS_PER_MINUTE"]
+
+
+def test_a_user_agent_with_a_nul_character_is_audited_not_a_500(api_as, logged):
+    # The audit row stores the User-Agent: PostgreSQL text cannot hold NUL (a DataError, a 500 on
+    # every audited route for a client sending one; gunicorn refuses such a header, Werkzeug's server does not).
+    owner, case_id = logged
+    r = api_as(owner).get(f"/api/cases/{case_id}", headers={"User-Agent": "HZ\x00-test/1"})
+    assert r.status_code == 200
+    items = api_as(owner).get(f"/api/cases/{case_id}/audit").json["items"]
+    assert "HZ-test/1" in {e["user_agent"] for e in items}
