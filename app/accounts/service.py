@@ -74,7 +74,10 @@ def create_user(
 
 def authenticate(*, email: str, password: str) -> User | None:
     """Return the active user with these credentials, or None."""
-    user = db.session.scalar(sa.select(User).where(User.email == normalise_email(email)))
+    email = normalise_email(email)
+    # The login form hands its raw text over: an address with a NUL names no account, and asking
+    # PostgreSQL about one would fail (its text cannot hold NUL), a 500 instead of a wrong login.
+    user = None if "\x00" in email else db.session.scalar(sa.select(User).where(User.email == email))
     if user is None:
         burn_verification(password)
         return None

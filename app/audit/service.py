@@ -34,7 +34,8 @@ _recent_lock = threading.Lock()
 def _client() -> tuple[str | None, str | None]:
     if not has_request_context():
         return None, None
-    return request.remote_addr, (request.user_agent.string or "")[:300]
+    # A client's own text: PostgreSQL cannot store a NUL in it (the row, and the request, would fail).
+    return request.remote_addr, (request.user_agent.string or "").replace("\x00", "")[:300]
 
 
 def record(*, user_id: int | None, action: str, case_id: int | None = None, status: int = 200,

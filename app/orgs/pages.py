@@ -16,7 +16,7 @@ from app.imaging import service as imaging
 from app.orgs import service
 from app.orgs.models import SERVICES, URGENCIES
 from app.orgs.permissions import OrgAction, actions_in, lineage, require_org, root_of, visible_orgs
-from app.orgs.schemas import consortium_form, suggestion_json
+from app.orgs.schemas import consortium_form, suggestion_json, workload_json
 
 bp = Blueprint("org_pages", __name__)
 
@@ -71,5 +71,5 @@ def group_page(org_id: int):
     """Show a department's or group's open cases and who holds each (the group inbox)."""
     org = require_org(current_user, org_id, OrgAction.WORKLOAD)
     cases, people = service.workload(org)
-    return render_template("orgs/group.html", org=org, cases=[summary_json(c, viewer=current_user) for c in cases],
-                           people=people)
+    view = workload_json(cases, people, viewer=current_user)
+    return render_template("orgs/group.html", org=org, cases=view["items"], people=view["members"])

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from app.accounts.auth import api_login_required
 from app.accounts.schemas import user_json
-from app.cases.permissions import Action, case_route, roles_of
+from app.cases.permissions import Action, case_route
 from app.cases.schemas import case_json
 from app.cases.service import is_overdue
 from app.core.errors import Forbidden
@@ -29,6 +29,7 @@ from app.orgs.schemas import (
     pool_ref,
     rule_json,
     suggestion_json,
+    workload_json,
 )
 
 bp = Blueprint("orgs", __name__, url_prefix="/api")
@@ -185,16 +186,7 @@ def org_cases(org_id: int):
     """Return a department's or group's open cases and who holds each (the workload view)."""
     org = require_org(current_user, org_id, OrgAction.WORKLOAD)
     cases, people = service.workload(org)
-    # Who holds what is the view's point; a case's title (clinical, sometimes a name) only to those
-    # who may open the case: a member's cases held elsewhere are not the coordinator's to read.
-    roles = roles_of(current_user, cases)
-    return jsonify({
-        "items": [{"id": c.id, "title": c.title if roles.get(c.id) else None, "visible": bool(roles.get(c.id)),
-                   "status": c.status, "urgency": c.urgency,
-                   "due_at": isoformat(c.due_at), "overdue": is_overdue(c), "pool": pool_ref(c.pool_id),
-                   "holder": user_json(c.consultant) if c.consultant else None} for c in cases],
-        "members": [{"user": user_json(m.user), "role": m.role, "open_cases": n} for m, n in people],
-    })
+    return jsonify(workload_json(cases, people, viewer=current_user))
 
 
 @bp.get("/cases/<int:case_id>/routing")

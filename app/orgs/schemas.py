@@ -167,3 +167,23 @@ def suggestion_json(ranked) -> dict:
     """Serialise a ranked specialist as a queue suggestion."""
     return {"specialist": user_json(ranked.user), "score": ranked.score, "open_cases": ranked.open_cases,
             "reasons": ranked.reasons, "track_record": ranked.stats.metrics_json()}
+
+
+def workload_json(cases: list, people: list, *, viewer: User) -> dict:
+    """Serialise a group's workload (``service.workload``) for the viewer, as its API and its page show it.
+
+    Who holds what is the view's point; a case's title (clinical, sometimes a name) only to those who
+    may open the case: a member's cases held elsewhere are not the coordinator's to read.
+    """
+    # Imported here: the case modules import this one (pool_ref) when they load.
+    from app.cases.permissions import roles_of
+    from app.cases.service import is_overdue
+
+    roles = roles_of(viewer, cases)
+    return {
+        "items": [{"id": c.id, "title": c.title if roles.get(c.id) else None, "visible": bool(roles.get(c.id)),
+                   "status": c.status, "urgency": c.urgency,
+                   "due_at": isoformat(c.due_at), "overdue": is_overdue(c), "pool": pool_ref(c.pool_id),
+                   "holder": user_json(c.consultant) if c.consultant else None} for c in cases],
+        "members": [{"user": user_json(m.user), "role": m.role, "open_cases": n} for m, n in people],
+    }

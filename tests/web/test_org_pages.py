@@ -125,3 +125,22 @@ def test_away_switch_on_the_inbox(client, login, world, api_as):
     assert 'id="away-back"' in html
     client.put("/api/me/away", json={}, headers={"X-CSRFToken": token})
     assert 'id="away-status"' not in _html(client, "/")
+
+
+def test_group_inbox_page_hides_the_titles_of_cases_the_viewer_may_not_open(client, login, world, pooled_case,
+                                                                             make_case, api_as):
+    # As GET /api/orgs/{id}/cases: who holds what, but a title only of a case the viewer may open.
+    held = make_case(world["gp"], specialty="gynecology", title="私下转给成员的病例")
+    api_as(world["gp"]).post(f"/api/cases/{held}/share", json={"specialist_id": world["gyn2"]})
+    gyn2_name = api_as(world["gyn2"]).get("/api/me").json["name"]
+    for viewer in ("coord", "cadmin", "admin"):
+        assert api_as(world[viewer]).get(f"/api/cases/{held}").status_code == 404
+        login(world[viewer])
+        page = _html(client, f"/orgs/{world['pool']}/cases")
+        row = re.search(rf'data-case-id="{held}">(.*?)</li>', page, re.S).group(1)
+        assert gyn2_name in row, viewer  # who holds it is the view's point
+        assert "私下转给成员的病例" not in page, viewer
+        assert f'href="/cases/{held}"' not in page, viewer
+        pooled = re.search(rf'data-case-id="{pooled_case}">(.*?)</li>', page, re.S).group(1)
+        assert ("盆腔包块待查" in pooled) == (viewer == "coord"), viewer  # the pool's case: its coordinator's
+        client.post("/logout", data={"csrf_token": page_csrf(client, "/")})
