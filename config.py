@@ -59,6 +59,9 @@ class Config:
     # Socket events refused (403/404, each audited) per user per minute before that user's further
     # events and new connections are refused unaudited: a client probing case ids cannot flood the audit log.
     SOCKET_REFUSALS_PER_MINUTE = int(_env("SOCKET_REFUSALS_PER_MINUTE", "20"))
+    # The same over HTTP: refused requests (403/404) audited per user (per address without one) per
+    # minute; past that, a refused request is answered 429 and not audited (allowed ones are served).
+    HTTP_REFUSALS_PER_MINUTE = int(_env("HTTP_REFUSALS_PER_MINUTE", "20"))
 
     HOST = _env("HOST", "127.0.0.1")
     PORT = int(_env("PORT", "5000"))

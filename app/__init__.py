@@ -61,6 +61,7 @@ def _load_secret_key(app: Flask) -> None:
 
 def _init_extensions(app: Flask) -> None:
 
+    from app import audit
     from app.audit import models as _audit_models  # noqa: F401 - registers the append-only guard
     from app.cases import search
 
@@ -71,6 +72,7 @@ def _init_extensions(app: Flask) -> None:
     from app.core import signals
 
     db.init_app(app)
+    audit.init_app(app)
     signals.init_app(app)
     search.init_app(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))

@@ -26,7 +26,7 @@ def admin_required(view):
     @wraps(view)
     def wrapper(*args, **kwargs):
         if not current_user.is_admin:
-            audit_log.record(user_id=current_user.id, action=f"admin.{view.__name__}", status=403)
+            audit_log.record_refusal(user_id=current_user.id, action=f"admin.{view.__name__}", status=403)
             raise Forbidden("platform administrators only")
         return view(*args, **kwargs)
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from flask import current_app, has_request_context, request
 
 from app.audit.models import AuditEvent
+from app.core.errors import DomainError
 from app.core.time import isoformat
 from app.extensions import db
 
@@ -46,6 +47,32 @@ def record(*, user_id: int | None, action: str, case_id: int | None = None, stat
            "ip": ip, "user_agent": agent}
     with db.engine.begin() as conn:
         conn.execute(sa.insert(AuditEvent).values(**row))
+
+
+class TooManyRefusals(DomainError):
+    status = 429
+    error = "too many refused requests"
+
+
+# The statuses of a refused request (not found, or not the caller's): each is audited, up to a limit.
+REFUSED = (403, 404)
+
+
+def record_refusal(*, user_id: int | None, action: str, status: int, case_id: int | None = None,
+                   detail: dict | None = None) -> None:
+    """Audit a refused request, or raise TooManyRefusals (429, unaudited) past the caller's limit.
+
+    At most HTTP_REFUSALS_PER_MINUTE refusals per user (per client address when there is no user,
+    e.g. a share link's token) are written a minute: each is a row and a commit, and a client probing
+    case ids or tokens would otherwise add them without bound, burying the real accesses. Past the
+    limit the refusal is answered 429 instead, so the prober learns nothing more; requests the caller
+    may make are served as before. The socket side has its own limit (SOCKET_REFUSALS_PER_MINUTE).
+    """
+    key = ("user", user_id) if user_id is not None else ("address", request.remote_addr if has_request_context()
+                                                         else None)
+    if not current_app.extensions["http_refusals"].allow(key):
+        raise TooManyRefusals(detail="try again in a minute")
+    record(user_id=user_id, action=action, case_id=case_id, status=status, detail=detail)
 
 
 def record_once(*, key: tuple, window: float = AGGREGATE_SECONDS, **kwargs) -> None:

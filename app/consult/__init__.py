@@ -9,7 +9,7 @@ def init_app(app: Flask) -> None:
     from app.consult.events import recheck_room
     from app.consult.presence import build_presence
     from app.consult.routes import bp
-    from app.consult.service import RateLimiter
+    from app.core.ratelimit import RateLimiter
 
     app.extensions["presence"] = build_presence(app.config)
     app.extensions["message_limiter"] = RateLimiter(limit=app.config["CHAT_RATE_LIMIT"], window=10.0)

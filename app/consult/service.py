@@ -6,9 +6,6 @@ handlers and the HTTP routes, which both call it, neither commit nor emit room e
 """
 
 import math
-import threading
-import time
-from collections import defaultdict, deque
 
 import sqlalchemy as sa
 
@@ -18,6 +15,7 @@ from app.consult import broadcast
 from app.consult.models import Annotation, Message, MessageCounter
 from app.consult.schemas import AnnotationIn, MessageIn, annotation_json, message_json
 from app.core.errors import DomainError, Forbidden, NotFound
+from app.core.ratelimit import RateLimiter
 from app.core.time import utcnow
 from app.extensions import db
 from app.imaging.models import Instance
@@ -26,45 +24,6 @@ from app.imaging.models import Instance
 class TooManyMessages(DomainError):
     status = 429
     error = "too many messages"
-
-
-class RateLimiter:
-    """At most ``limit`` events per ``window`` seconds per key (per process)."""
-
-    def __init__(self, limit: int, window: float):
-        self.limit, self.window = limit, window
-        self._events: dict = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key, now: float) -> deque:
-        events = self._events[key]
-        while events and now - events[0] > self.window:
-            events.popleft()
-        return events
-
-    def check(self, key) -> None:
-        """Count an event, or raise TooManyMessages (not counted) when the key has had ``limit``."""
-        now = time.monotonic()
-        with self._lock:
-            events = self._recent(key, now)
-            if len(events) >= self.limit:
-                raise TooManyMessages(detail=f"at most {self.limit} messages in {self.window:.0f} seconds")
-            events.append(now)
-
-    def exceeded(self, key) -> bool:
-        """Whether the key has had ``limit`` events in the window (counts nothing)."""
-        now = time.monotonic()
-        with self._lock:
-            events = self._recent(key, now)
-            if not events:
-                del self._events[key]  # keys come and go (user ids): keep only those with recent events
-            return len(events) >= self.limit
-
-    def note(self, key) -> None:
-        """Count an event whatever the limit."""
-        now = time.monotonic()
-        with self._lock:
-            self._recent(key, now).append(now)
 
 
 def _limiter() -> RateLimiter:
@@ -81,7 +40,9 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bo
     existing = _by_client_id(case.id, author.id, data.client_id)
     if existing is not None:
         return message_json(existing), False
-    _limiter().check(author.id)
+    limiter = _limiter()
+    if not limiter.allow(author.id):
+        raise TooManyMessages(detail=f"at most {limiter.limit} messages in {limiter.window:.0f} seconds")
     try:
         seq = _next_seq(case.id)
         message = Message(case_id=case.id, seq=seq, author_id=author.id, client_id=data.client_id,

@@ -128,6 +128,8 @@ def _audit(name: str, status: int, *, user_id: int | None, case_id: int | None, 
     if once is not None:
         audit_log.record_once(key=(user_id, link.id if link else None, case_id, *once), user_id=user_id,
                               case_id=case_id, action=name, status=status, detail=detail, window=window)
+    elif status in audit_log.REFUSED:
+        audit_log.record_refusal(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail)
     else:
         audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail)
 
@@ -139,7 +141,8 @@ def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bo
     ``aggregate``: frame-by-frame reads are logged once per caller, case and study/series per
     window (as the viewer's rendered frames are), not once per request. ``search``: a QIDO search
     repeated with the same query string is logged once per caller, case and search per
-    ``audit_log.SEARCH_AGGREGATE_SECONDS``. Refusals are always logged, each one.
+    ``audit_log.SEARCH_AGGREGATE_SECONDS``. Refusals are never aggregated: each is logged, up to
+    HTTP_REFUSALS_PER_MINUTE per caller a minute (audit_log.record_refusal; past that a 429).
     """
 
     def decorate(view):

@@ -34,6 +34,13 @@ def url_for_rule(rule, case_id: int) -> str:
 
 
 @pytest.fixture
+def app_overrides():
+    # Each test here walks every route as one user, most of them refused: past HTTP_REFUSALS_PER_MINUTE
+    # (20) the answer would be 429 (tests/audit/test_audit.py checks that); here each route's own is.
+    return {"HTTP_REFUSALS_PER_MINUTE": 100_000}
+
+
+@pytest.fixture
 def world(make_case_in_progress, make_user):
     """A case in progress: owner, consultant, a participant, a removed participant, an outsider."""
     case_id, ids = make_case_in_progress(
