@@ -11,7 +11,7 @@ from wtforms import ValidationError
 from app.accounts import service
 from app.accounts.models import User
 from app.core.errors import Unauthorized, error_response, wants_json
-from app.extensions import csrf, db, login_manager
+from app.extensions import csrf, login_manager
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -56,10 +56,12 @@ def init_app(app: Flask) -> None:
     app.session_interface = _SessionInterface()
     login_manager.login_view = "web.login"
     login_manager.session_protection = "strong"
+    # The cookies name a browser login, not only a user, so that logging out ends every copy of them.
+    login_manager.id_attribute = "get_login_id"
 
     @login_manager.user_loader
-    def _load_user(user_id: str) -> User | None:
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    def _load_user(login_id: str) -> User | None:
+        return service.user_for_login_id(login_id)
 
     @login_manager.request_loader
     def _load_from_header(req) -> User | None:

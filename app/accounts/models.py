@@ -51,6 +51,15 @@ class User(UserMixin, db.Model):
 
     institution: so.Mapped[Institution] = so.relationship(back_populates="users", lazy="joined")
 
+    # The browser login this object was loaded for or logged in with (accounts.service): Flask-Login
+    # keeps its id, "<user id>:<token>", in the session and remember-me cookies (LoginManager.id_attribute
+    # is get_login_id), so ending that login ends every copy of both cookies. Not stored on the row.
+    login_id = None
+    login_session_id = None
+
+    def get_login_id(self) -> str | None:
+        return self.login_id
+
     @property
     def is_active(self) -> bool:  # Flask-Login refuses sessions of deactivated accounts
         return self.active
@@ -59,6 +68,21 @@ class User(UserMixin, db.Model):
     def is_admin(self) -> bool:
         """Tell whether this is a platform administrator (also usable in queries: ``~User.is_admin``)."""
         return self.role == "admin"
+
+
+class LoginSession(db.Model):
+    """A browser login: its cookies name it, and logging out ends it, for copies of them too.
+
+    Only the token's sha256 is stored (as for API tokens), so a database leak opens no session.
+    """
+
+    __tablename__ = "login_sessions"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)
+    ended_at: so.Mapped[datetime | None]
 
 
 class ApiToken(db.Model):

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.accounts.models import ApiToken, Institution, User
+from app.accounts.models import ApiToken, Institution, LoginSession, User
 from app.accounts.passwords import burn_verification, hash_password, verify_password
 from app.accounts.specialties import SPECIALTIES
 from app.core.errors import BadRequest, Conflict
@@ -199,6 +199,57 @@ def _note_use(token_id: int, last_used_at: datetime | None, now: datetime) -> bo
             ApiToken.id == token_id, sa.or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= stale),
         ).values(last_used_at=now))
     return True
+
+
+# ---- browser logins ----------------------------------------------------------------------
+
+def start_login_session(user: User) -> None:
+    """Record a new browser login of the user and name it on the user object (``login_id``).
+
+    Flask-Login then stores that id in the session cookie (and the remember-me cookie): the user's
+    id and a random token, whose sha256 alone is kept here.
+    """
+    token = secrets.token_urlsafe(32)
+    record = LoginSession(user_id=user.id, token_hash=_token_digest(token))
+    db.session.add(record)
+    db.session.commit()
+    user.login_id, user.login_session_id = f"{user.id}:{token}", record.id
+
+
+def user_for_login_id(login_id: str) -> User | None:
+    """Return the user of a browser login that has not ended (Flask-Login's user loader), or None.
+
+    One query (the login and its user); an id of the old form, a bare user id, names no login.
+    """
+    user_id, _, token = login_id.partition(":")
+    if not user_id.isdigit() or not token:
+        return None
+    found = db.session.execute(
+        sa.select(User, LoginSession.id).join(LoginSession, LoginSession.user_id == User.id)
+        .where(LoginSession.token_hash == _token_digest(token), LoginSession.user_id == int(user_id),
+               LoginSession.ended_at.is_(None))).first()
+    if found is None:
+        return None
+    user, session_id = found
+    user.login_id, user.login_session_id = login_id, session_id
+    return user
+
+
+def end_login_session(user: User) -> None:
+    """End the browser login the user object was loaded for: its cookies, and every copy of them, stop working."""
+    if user.login_session_id is not None:
+        db.session.execute(sa.update(LoginSession).where(LoginSession.id == user.login_session_id,
+                                                         LoginSession.ended_at.is_(None))
+                           .values(ended_at=utcnow()))
+        db.session.commit()
+
+
+def live_login_sessions(*, session_ids: set[int]) -> set[int]:
+    """Return those of the browser logins that have not ended."""
+    if not session_ids:
+        return set()
+    return set(db.session.scalars(sa.select(LoginSession.id).where(LoginSession.id.in_(session_ids),
+                                                                   LoginSession.ended_at.is_(None))))
 
 
 def live_tokens(*, token_ids: set[int]) -> set[int]:

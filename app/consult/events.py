@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 # This process's connections: sid -> user id, and sid -> the case rooms it joined.
 _users: dict[str, int] = {}
 _rooms: dict[str, set[int]] = {}
-# The same connections for the sweep: sid -> (app, user id, API token id or None), and the apps
-# sweeping theirs.
-_held: dict[str, tuple[Flask, int, int | None]] = {}
+# The same connections for the sweep: sid -> (app, user id, API token id or None, browser login id
+# or None), and the apps sweeping theirs.
+_held: dict[str, tuple[Flask, int, int | None, int | None]] = {}
 _sweeping: set[Flask] = set()
 _lock = threading.Lock()
 
@@ -58,17 +58,20 @@ def _user() -> User | None:
     if user is None or not user.active:
         return None
     held = _held.get(request.sid)
-    # A revoked or expired token sends nothing more (one indexed lookup per event).
+    # A revoked or expired token, or a browser login that ended, sends nothing more (one indexed
+    # lookup per event).
     if held is not None and held[2] is not None and not accounts.live_tokens(token_ids={held[2]}):
+        return None
+    if held is not None and held[3] is not None and not accounts.live_login_sessions(session_ids={held[3]}):
         return None
     return user
 
 
-def _watch(user_id: int, token_id: int | None) -> None:
+def _watch(user_id: int, token_id: int | None, login_session_id: int | None) -> None:
     """Remember the connection and make sure this process sweeps its connections."""
     app = current_app._get_current_object()
     with _lock:
-        _held[request.sid] = (app, user_id, token_id)
+        _held[request.sid] = (app, user_id, token_id, login_session_id)
         start = app not in _sweeping
         _sweeping.add(app)
     if start:
@@ -76,8 +79,8 @@ def _watch(user_id: int, token_id: int | None) -> None:
 
 
 def _sweep(app: Flask) -> None:
-    """Disconnect this process's connections whose account was deactivated or whose token was
-    revoked or expired (every process runs one).
+    """Disconnect this process's connections whose account was deactivated, whose token was
+    revoked or expired, or whose browser login ended (every process runs one).
 
     Without it such a socket would go on receiving the room's broadcasts (each event it sends is
     refused already); each process checks only the connections it holds, so no cross-process
@@ -86,20 +89,23 @@ def _sweep(app: Flask) -> None:
     while True:
         socketio.sleep(app.config["SOCKET_AUTH_RECHECK_SECONDS"])
         with _lock:
-            held = {sid: (uid, tid) for sid, (a, uid, tid) in _held.items() if a is app}
+            held = {sid: (uid, tid, lid) for sid, (a, uid, tid, lid) in _held.items() if a is app}
             if not held:
                 _sweeping.discard(app)
                 return
         try:
             with app.app_context():
-                active = accounts.active_user_ids(user_ids={uid for uid, _ in held.values()})
-                live = accounts.live_tokens(token_ids={tid for _, tid in held.values() if tid is not None})
+                active = accounts.active_user_ids(user_ids={uid for uid, _, _ in held.values()})
+                live = accounts.live_tokens(token_ids={tid for _, tid, _ in held.values() if tid is not None})
+                logged_in = accounts.live_login_sessions(
+                    session_ids={lid for *_, lid in held.values() if lid is not None})
                 db.session.remove()
         except Exception:  # noqa: BLE001 - database briefly away: the per-event check still holds
             log.warning("socket access sweep failed; retrying")
             continue
-        for sid, (user_id, token_id) in held.items():
-            if user_id not in active or (token_id is not None and token_id not in live):
+        for sid, (user_id, token_id, login_id) in held.items():
+            if user_id not in active or (token_id is not None and token_id not in live) or \
+                    (login_id is not None and login_id not in logged_in):
                 socketio.server.disconnect(sid, namespace=NAMESPACE)
 
 
@@ -161,12 +167,13 @@ def on_connect(auth=None):
     """Authenticate a connection: an API token in ``auth``, or the browser's login session."""
     user = None
     token = auth.get("token") if isinstance(auth, dict) else None
-    token_id = None
+    token_id = login_session_id = None
     if token:
         found = accounts.user_for_token(token)
         user, token_id = (found[0], found[1].id) if found else (None, None)
     elif current_user.is_authenticated:
         user = current_user._get_current_object()
+        login_session_id = user.login_session_id  # the browser login whose cookie opened the connection
     if user is None:
         raise ConnectionRefusedError("authentication required")
     if _refused_too_often(user.id):
@@ -174,7 +181,7 @@ def on_connect(auth=None):
     with _lock:
         _users[request.sid] = user.id
         _rooms[request.sid] = set()
-    _watch(user.id, token_id)
+    _watch(user.id, token_id, login_session_id)
     return True
 
 

@@ -91,6 +91,7 @@ def login():
         user = accounts.authenticate(email=request.form.get("email", ""),
                                      password=request.form.get("password", ""))
         if user is not None:
+            accounts.start_login_session(user)
             login_user(user, remember=bool(request.form.get("remember")))
             return redirect(_safe_next(parse_query(NextQuery).next))
         flash(_("邮箱或密码错误"), "error")
@@ -103,7 +104,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    """Log the user out of the browser session."""
+    """Log the user out of the browser session: it ends, for any copy of its cookies too."""
+    accounts.end_login_session(current_user)
     logout_user()
     return redirect(url_for("web.login"))
 

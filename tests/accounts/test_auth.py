@@ -241,8 +241,15 @@ def test_login_form_with_a_nul_character_is_a_wrong_login_not_a_500(client, make
     assert client.get("/").status_code == 302
 
 
-@pytest.mark.xfail(strict=True, reason="open: the session is a signed cookie with no server-side state "
-                                       "(review-b finding); ending it needs a per-user session stamp")
+def _log_in(client, email: str = "web@test.huizhen", **form) -> None:
+    r = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": _csrf(client), **form})
+    assert r.status_code == 302
+
+
+def _log_out(client) -> None:
+    assert client.post("/logout", data={"csrf_token": _csrf(client, "/")}).status_code == 302
+
+
 def test_a_session_cookie_copied_before_logout_no_longer_works_after_it(client, make_user):
     # Logging out must end the session, not only drop the cookie from this browser: a copy taken
     # before (a shared ward computer, a proxy log, malware) would otherwise act as the doctor for weeks.
@@ -254,3 +261,44 @@ def test_a_session_cookie_copied_before_logout_no_longer_works_after_it(client, 
     assert client.get("/api/me").status_code == 401
     client.set_cookie("session", copied)
     assert client.get("/api/me").status_code == 401
+
+
+def test_a_remember_me_cookie_copied_before_logout_no_longer_works_after_it(app, client, make_user):
+    # The remember-me cookie holds the same login id for a year: a copy of it opened a new session after logout.
+    make_user(email="web@test.huizhen")
+    _log_in(client, remember="1")
+    remembered = client.get_cookie("remember_token").value
+    fresh = app.test_client()
+    fresh.set_cookie("remember_token", remembered)
+    assert fresh.get("/api/me").status_code == 200  # the cookie alone logs in, as it should
+    _log_out(client)
+    stolen = app.test_client()
+    stolen.set_cookie("remember_token", remembered)
+    assert stolen.get("/api/me").status_code == 401
+
+
+def test_logging_out_in_one_browser_leaves_the_users_other_logins(app, client, make_user):
+    make_user(email="web@test.huizhen")
+    phone = app.test_client()
+    _log_in(client)
+    _log_in(phone)
+    _log_out(client)
+    assert client.get("/api/me").status_code == 401
+    assert phone.get("/api/me").status_code == 200
+    _log_in(client)  # and logging in again is a new login
+    assert client.get("/api/me").status_code == 200
+
+
+def test_a_cookie_naming_only_a_user_id_opens_no_session(client, make_user):
+    # The form of the session before login sessions were recorded (a bare user id, signed): it logs in
+    # nobody, so such cookies, copied or not, stopped working with the migration.
+    uid = make_user(email="web@test.huizhen")
+    _log_in(client)  # a real session (the strong session protection's identifier in it), then its id rewritten
+    with client.session_transaction() as session:
+        assert session["_user_id"].startswith(f"{uid}:")
+        session["_user_id"] = str(uid)
+    assert client.get("/api/me").status_code == 401
+    for forged in (f"{uid}:", f"{uid}:not-a-token", f":{uid}", "x:y"):
+        with client.session_transaction() as session:
+            session["_user_id"] = forged
+        assert client.get("/api/me").status_code == 401, forged

@@ -5,13 +5,15 @@ nothing: without these rules a specialist who declined the case, or a doctor who
 deactivated, went on receiving every message of the room.
 """
 
+import re
 import time
 
 import pytest
+import requests
 import websocket
 
 from tests.consult.test_room import joined
-from tests.consult.test_socket_auth import _join, _login, _ws
+from tests.consult.test_socket_auth import UA, _join, _login, _ws
 from tests.support.live import client_id
 
 
@@ -47,6 +49,24 @@ def test_a_specialist_who_declines_leaves_the_room_and_hears_nothing_more(live, 
     assert (ack["online"], ack["presenter"]) == ([owner], None)
 
 
+def _closed(ws, seconds: float = 5) -> bool:
+    """Whether the server closes the raw socket within the time (answering its pings meanwhile)."""
+    ws.settimeout(0.5)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            packet = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            continue
+        except websocket.WebSocketConnectionClosedException:
+            return True
+        if packet == "2":
+            ws.send("3")
+        if packet == "" or packet.startswith(("41/consult", "1")):  # socket.io / engine.io disconnect
+            return True
+    return False
+
+
 def test_a_deactivated_accounts_browser_socket_is_dropped(live, app, mdt, make_user, api_as, clients):
     case_id, ids, tokens = mdt
     cookie = _login(live, app, ids["radiology"])
@@ -55,21 +75,7 @@ def test_a_deactivated_accounts_browser_socket_is_dropped(live, app, mdt, make_u
     admin = api_as(make_user(role="admin"))
     assert admin.patch(f"/api/admin/users/{ids['radiology']}", json={"active": False}).status_code == 200
     # Within the recheck interval (1 s here) the server closes it: the room's next message never reaches it.
-    ws.settimeout(0.5)
-    closed = False
-    deadline = time.monotonic() + 5
-    while not closed and time.monotonic() < deadline:
-        try:
-            packet = ws.recv()
-        except websocket.WebSocketTimeoutException:
-            continue
-        except websocket.WebSocketConnectionClosedException:
-            closed = True
-            break
-        if packet == "2":
-            ws.send("3")
-        closed = packet == "" or packet.startswith(("41/consult", "1"))  # socket.io / engine.io disconnect
-    assert closed, "the deactivated account's socket was not dropped"
+    assert _closed(ws), "the deactivated account's socket was not dropped"
     owner = clients(live.url, tokens["owner"]).connect()
     assert owner.call("join", {"case_id": case_id})["ok"]
     owner.wait_for("presence", lambda d: ids["radiology"] not in d["online"])
@@ -107,3 +113,21 @@ def test_a_removed_presenter_no_longer_presents(live, mdt, clients, api_as):
     _, ack = joined(clients, live, tokens["consultant"], case_id)
     assert (ack["presenter"], ack["viewer"]) == (None, None)
     assert ids["radiology"] not in ack["online"]
+
+
+def test_logging_out_drops_the_sockets_that_login_opened_and_only_those(live, app, mdt):
+    # A page left open elsewhere (or a copy of the cookie) kept its socket, and the room's messages,
+    # after the doctor logged out: the login ends at logout, and its sockets with it.
+    case_id, ids, _ = mdt
+    ward, phone = _login(live, app, ids["radiology"]), _login(live, app, ids["radiology"])
+    on_ward, on_phone = _ws(live, live.url, ward), _ws(live, live.url, phone)
+    assert _join(on_ward, case_id)["ok"] is True
+    assert _join(on_phone, case_id)["ok"] is True
+    headers = {"Cookie": ward, "User-Agent": UA}
+    page = requests.get(live.url + "/", headers=headers, timeout=10).text
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    r = requests.post(live.url + "/logout", data={"csrf_token": csrf}, headers=headers, allow_redirects=False,
+                      timeout=10)
+    assert r.status_code == 302
+    assert _closed(on_ward), "the socket of the login that ended was not dropped"
+    assert _join(on_phone, case_id)["ok"] is True  # the same doctor's other login goes on
