@@ -5,6 +5,7 @@ SQLite under ``instance/``, the local object store under ``uploads/``, one proce
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -135,6 +136,13 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # How long a browser login lasts at most (its remember-me cookie, and the server's record of it,
+    # which a copied cookie cannot outlive); Flask-Login's own default was a year.
+    LOGIN_SESSION_DAYS = int(_env("LOGIN_SESSION_DAYS", "30"))
+
+    @property
+    def REMEMBER_COOKIE_DURATION(self) -> timedelta:  # noqa: N802 - Flask-Login reads upper-case config keys
+        return timedelta(days=self.LOGIN_SESSION_DAYS)
     # Flask-WTF's automatic check is off: app.accounts.auth checks CSRF for every
     # state-changing request that is authenticated by the session rather than a bearer token.
     WTF_CSRF_CHECK_DEFAULT = False

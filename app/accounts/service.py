@@ -217,17 +217,19 @@ def start_login_session(user: User) -> None:
 
 
 def user_for_login_id(login_id: str) -> User | None:
-    """Return the user of a browser login that has not ended (Flask-Login's user loader), or None.
+    """Return the user of a browser login that has not ended nor outlived LOGIN_SESSION_DAYS (Flask-Login's
+    user loader), or None.
 
     One query (the login and its user); an id of the old form, a bare user id, names no login.
     """
     user_id, _, token = login_id.partition(":")
     if not user_id.isdigit() or not token:
         return None
+    since = utcnow() - timedelta(days=current_app.config["LOGIN_SESSION_DAYS"])
     found = db.session.execute(
         sa.select(User, LoginSession.id).join(LoginSession, LoginSession.user_id == User.id)
         .where(LoginSession.token_hash == _token_digest(token), LoginSession.user_id == int(user_id),
-               LoginSession.ended_at.is_(None))).first()
+               LoginSession.ended_at.is_(None), LoginSession.created_at > since)).first()
     if found is None:
         return None
     user, session_id = found
@@ -245,11 +247,12 @@ def end_login_session(user: User) -> None:
 
 
 def live_login_sessions(*, session_ids: set[int]) -> set[int]:
-    """Return those of the browser logins that have not ended."""
+    """Return those of the browser logins that have not ended nor outlived LOGIN_SESSION_DAYS."""
     if not session_ids:
         return set()
-    return set(db.session.scalars(sa.select(LoginSession.id).where(LoginSession.id.in_(session_ids),
-                                                                   LoginSession.ended_at.is_(None))))
+    since = utcnow() - timedelta(days=current_app.config["LOGIN_SESSION_DAYS"])
+    return set(db.session.scalars(sa.select(LoginSession.id).where(
+        LoginSession.id.in_(session_ids), LoginSession.ended_at.is_(None), LoginSession.created_at > since)))
 
 
 def live_tokens(*, token_ids: set[int]) -> set[int]:

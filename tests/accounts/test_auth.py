@@ -2,9 +2,14 @@
 
 import re
 from datetime import timedelta
+from email.utils import parsedate_to_datetime
 
 import pytest
+import sqlalchemy as sa
 
+from app.accounts.models import LoginSession
+from app.core.time import utcnow
+from app.extensions import db
 from tests.conftest import PASSWORD
 
 
@@ -302,3 +307,19 @@ def test_a_cookie_naming_only_a_user_id_opens_no_session(client, make_user):
         with client.session_transaction() as session:
             session["_user_id"] = forged
         assert client.get("/api/me").status_code == 401, forged
+
+
+def test_a_login_lasts_login_session_days_at_most_whatever_its_cookie_says(app, client, make_user):
+    # The remember-me cookie's expiry is the browser's to keep; a copy replayed later is refused here.
+    days = app.config["LOGIN_SESSION_DAYS"]
+    make_user(email="web@test.huizhen")
+    r = client.post("/login", data={"email": "web@test.huizhen", "password": PASSWORD, "remember": "1",
+                                    "csrf_token": _csrf(client)})
+    remember = next(h for h in r.headers.getlist("Set-Cookie") if h.startswith("remember_token="))
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", remember).group(1)).replace(tzinfo=None)
+    assert abs(expires - (utcnow() + timedelta(days=days))) < timedelta(minutes=5)
+    assert client.get("/api/me").status_code == 200
+    with app.app_context():
+        db.session.execute(sa.update(LoginSession).values(created_at=utcnow() - timedelta(days=days, minutes=1)))
+        db.session.commit()
+    assert client.get("/api/me").status_code == 401
