@@ -216,6 +216,12 @@ def start_login_session(user: User) -> None:
     user.login_id, user.login_session_id = f"{user.id}:{token}", record.id
 
 
+def _live_login():
+    """The SQL condition of a browser login that still opens: not ended, not older than LOGIN_SESSION_DAYS."""
+    since = utcnow() - timedelta(days=current_app.config["LOGIN_SESSION_DAYS"])
+    return sa.and_(LoginSession.ended_at.is_(None), LoginSession.created_at > since)
+
+
 def user_for_login_id(login_id: str) -> User | None:
     """Return the user of a browser login that has not ended nor outlived LOGIN_SESSION_DAYS (Flask-Login's
     user loader), or None.
@@ -225,11 +231,10 @@ def user_for_login_id(login_id: str) -> User | None:
     user_id, _, token = login_id.partition(":")
     if not user_id.isdigit() or not token:
         return None
-    since = utcnow() - timedelta(days=current_app.config["LOGIN_SESSION_DAYS"])
     found = db.session.execute(
         sa.select(User, LoginSession.id).join(LoginSession, LoginSession.user_id == User.id)
         .where(LoginSession.token_hash == _token_digest(token), LoginSession.user_id == int(user_id),
-               LoginSession.ended_at.is_(None), LoginSession.created_at > since)).first()
+               _live_login())).first()
     if found is None:
         return None
     user, session_id = found
@@ -250,9 +255,8 @@ def live_login_sessions(*, session_ids: set[int]) -> set[int]:
     """Return those of the browser logins that have not ended nor outlived LOGIN_SESSION_DAYS."""
     if not session_ids:
         return set()
-    since = utcnow() - timedelta(days=current_app.config["LOGIN_SESSION_DAYS"])
     return set(db.session.scalars(sa.select(LoginSession.id).where(
-        LoginSession.id.in_(session_ids), LoginSession.ended_at.is_(None), LoginSession.created_at > since)))
+        LoginSession.id.in_(session_ids), _live_login())))
 
 
 def live_tokens(*, token_ids: set[int]) -> set[int]:
