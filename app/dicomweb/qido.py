@@ -126,13 +126,35 @@ def _matches(elem: dict | None, query: str, tag: str) -> bool:
         lo, _, hi = query.partition("-")
         return any((not lo or v >= lo) and (not hi or v[:len(hi)] <= hi) for v in values if v)
     fold = vr == "PN"
-    if "*" in query or "?" in query:
-        pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in query)
-        rx = re.compile(pattern, re.IGNORECASE | re.DOTALL if fold else re.DOTALL)
-        return any(rx.fullmatch(v) for v in values)
     if fold:
-        return any(v.lower() == query.lower() for v in values)
+        query, values = query.lower(), [v.lower() for v in values]
+    if "*" in query or "?" in query:
+        return any(_wildcard(query, v) for v in values)
     return query in values
+
+
+def _wildcard(pattern: str, value: str) -> bool:
+    """Match ``*`` (any run) and ``?`` (one character) against the whole value, without backtracking.
+
+    A regular expression of ``.*`` runs backtracks exponentially (``*?*?*?*?*?*?X`` against a
+    RetrieveURL took a CPU for minutes); this greedy walk returns to the last ``*`` only, so it
+    takes at most len(pattern) × len(value) steps.
+    """
+    p = v = 0
+    star, resume = -1, 0
+    while v < len(value):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, v
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", value[v]):
+            p += 1
+            v += 1
+        elif star >= 0:
+            resume += 1
+            p, v = star + 1, resume
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
 
 
 def _vr(tag: str) -> str:

