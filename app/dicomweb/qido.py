@@ -100,7 +100,7 @@ def _int(args, name: str) -> int | None:
     raw = args.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or int(raw) > MAX_LIMIT * 100:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LIMIT * 100:
         raise BadRequest(f"invalid {name}", {name: raw})
     return int(raw)
 

@@ -188,7 +188,7 @@ def metadata(instances: list[Instance], *, root: str) -> str:
 def parse_frame_list(raw: str) -> list[int]:
     """Parse a frame list such as ``1,3`` (1-based)."""
     numbers = [p.strip() for p in raw.replace("%2C", ",").replace("%2c", ",").split(",")]
-    if not numbers or not all(n.isdigit() and 0 < int(n) < 1_000_000 for n in numbers):
+    if not numbers or not all(n.isascii() and n.isdigit() and 0 < int(n) < 1_000_000 for n in numbers):
         raise BadRequest("invalid frame list", {"frames": raw})
     return [int(n) for n in numbers]
 

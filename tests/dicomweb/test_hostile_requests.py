@@ -40,3 +40,17 @@ def test_a_reader_cannot_pin_a_cpu_with_wildcards(dw, stored):
     r = dw.get(f"{dw.root}/studies?RetrieveURL=" + "*?" * 6 + "X")
     assert (r.status_code, r.json) == (200, [])
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("query", ["limit=%C2%B2", "offset=%C2%B2", "limit=%E2%91%A0"])
+def test_paging_with_digits_int_refuses_is_400(dw, query):
+    r = dw.get(f"{dw.root}/studies?{query}")
+    assert r.status_code == 400, r.data[:200]
+    assert r.json["error"].startswith("invalid ")
+
+
+def test_frame_list_with_digits_int_refuses_is_400(dw, stored):
+    study, series, sop = stored["CT_small.dcm"]
+    r = dw.get(f"{dw.root}/studies/{study}/series/{series}/instances/{sop}/frames/%C2%B2")
+    assert r.status_code == 400, r.data[:200]
+    assert r.json["error"] == "invalid frame list"
