@@ -5,11 +5,15 @@ but ``int`` refuses, a STOW part pydicom cannot even read, a stored file whose s
 cannot be read.
 """
 
+import json
 import time
 
+import pydicom
 import pytest
 
 from app.dicomweb import qido
+from tests.dicomweb.conftest import fresh, stow_body
+from tests.imaging import hostile
 
 STOW_TYPE = "multipart/related; type=application/dicom; boundary=b0undary"
 
@@ -54,3 +58,15 @@ def test_frame_list_with_digits_int_refuses_is_400(dw, stored):
     r = dw.get(f"{dw.root}/studies/{study}/series/{series}/instances/{sop}/frames/%C2%B2")
     assert r.status_code == 400, r.data[:200]
     assert r.json["error"] == "invalid frame list"
+
+
+def test_stow_part_pydicom_cannot_read_fails_alone(dw):
+    """A part whose parsing overflows pydicom's recursion is a failed instance; the good part is stored."""
+    bad = b"--b0undary\r\nContent-Type: application/dicom\r\n\r\n" + hostile.nested_sequences(300) + b"\r\n"
+    good = fresh()
+    r = dw.post(f"{dw.root}/studies", data=stow_body([good]).replace(b"--b0undary--\r\n", b"") + bad
+                + b"--b0undary--\r\n", content_type=STOW_TYPE)
+    assert r.status_code == 202, r.data[:200]
+    answer = pydicom.Dataset.from_json(json.loads(r.data))
+    assert [f.FailureReason for f in answer.FailedSOPSequence] == [0xC000]
+    assert len(answer.ReferencedSOPSequence) == 1
