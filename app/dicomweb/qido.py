@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from app.cases.models import Case
 from app.core.errors import BadRequest, NotFound
 from app.dicomweb.models import SeriesAttributes
+from app.dicomweb.wado import json_of, readable
 from app.extensions import db
 from app.imaging import service as imaging
 from app.imaging.models import Instance, Series, Study
@@ -202,6 +203,7 @@ _INDEX = (sa.select(_series.c.id, _series.c.study_id, _studies.c.study_uid, _ser
           .outerjoin(_attrs, _attrs.c.series_id == _series.c.id)
           .where(_series.c.case_id == _CASE)
           .order_by(_series.c.series_number.is_(None), _series.c.series_number, _series.c.id))
+_ATTR_TAGS = tuple(tag_for_keyword(k) for k in STUDY_KEYWORDS + SERIES_KEYWORDS)
 CACHED_CASES = 512  # (case, root) pairs whose records a process keeps
 
 
@@ -221,10 +223,10 @@ def _read_attrs(series_id: int) -> dict[str, dict] | None:
         log.warning("cannot read the attributes of a stored instance (series id %s)", series_id)
         return None
     sub = Dataset()
-    for kw in STUDY_KEYWORDS + SERIES_KEYWORDS:
-        if kw in ds:
-            sub[kw] = ds[kw]
-    return sub.to_json_dict()
+    # One unreadable value (a SeriesNumber of letters) is left out, not every search of the case failed.
+    for tag, elem in readable(ds, _ATTR_TAGS):
+        sub[tag] = elem
+    return json_of(sub)
 
 
 def _series_attrs(case_id: int, series_ids: list[int], cached: dict[int, dict]) -> dict[int, dict[str, dict]]:

@@ -10,6 +10,7 @@ import time
 
 import pydicom
 import pytest
+from pydicom.uid import generate_uid
 
 from app.dicomweb import qido
 from tests.dicomweb.conftest import fresh, stow_body
@@ -70,3 +71,24 @@ def test_stow_part_pydicom_cannot_read_fails_alone(dw):
     answer = pydicom.Dataset.from_json(json.loads(r.data))
     assert [f.FailureReason for f in answer.FailedSOPSequence] == [0xC000]
     assert len(answer.ReferencedSOPSequence) == 1
+
+
+def test_search_survives_a_stored_file_with_an_unreadable_series_attribute(dw, world, stored):
+    """A SeriesNumber of "abc" is stored (it is not the pixels' business); searches still answer."""
+    ds = fresh()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    data = hostile.spliced(hostile.dicom_bytes(ds), 0x00200011, hostile.encoded(0x00200011, "IS", b"abc "))
+    r = dw.post(f"/api/cases/{world['case_id']}/files", data={"files": upload_bytes(data)},
+                content_type="multipart/form-data")
+    assert r.status_code == 200
+    assert len(r.json["accepted"]) == 1, r.json
+    for url in ("/studies", "/series", "/instances"):
+        r = dw.get(dw.root + url)
+        assert r.status_code == 200, (url, r.data[:200])
+        assert len(r.json) == len(stored) + 1
+
+
+def upload_bytes(data: bytes):
+    import io
+
+    return [(io.BytesIO(data), "odd-series-number.dcm")]
