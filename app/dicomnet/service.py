@@ -35,6 +35,7 @@ AE_TITLE = re.compile(r"^[A-Z0-9_]{1,16}$")
 
 # DIMSE status codes (PS3.4 Annex B.2.3, PS3.7 Annex C)
 SUCCESS = 0x0000
+NOT_AUTHORISED = 0x0124  # Refused: Not Authorized (PS3.7 Annex C.5)
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
 # A-ASSOCIATE-RJ diagnostics from the service user (PS3.8 9.3.4)
@@ -66,6 +67,11 @@ def listener_address() -> tuple[str, int]:
     return host, int(cfg["DICOM_PORT"])
 
 
+def takes_images(case: Case | None) -> bool:
+    """Tell whether a case takes images by C-STORE now: asked at admission and again for each instance."""
+    return case is not None and workflow.status_allows(case, Action.UPLOAD)
+
+
 @dataclass(frozen=True)
 class Admission:
     """The answer to an association request: the case it reaches, or the A-ASSOCIATE-RJ diagnostic."""
@@ -79,7 +85,7 @@ def admit(*, called_ae: str, calling_ae: str) -> Admission:
     case = db.session.scalar(sa.select(Case).join(DicomNode, DicomNode.case_id == Case.id)
                              .where(DicomNode.ae_title == called_ae.strip()))
     # A case that no longer takes uploads is as unknown as a title never issued.
-    if case is None or not workflow.status_allows(case, Action.UPLOAD):
+    if not takes_images(case):
         return Admission(reject_diagnostic=CALLED_AE_NOT_RECOGNISED)
     allowed = set(db.session.scalars(sa.select(DicomPeer.ae_title).where(
         DicomPeer.institution_id == case.owner.institution_id)))
@@ -111,6 +117,10 @@ def receive(*, session: Received, data: bytes, name: str) -> tuple[int, str | No
     """Ingest one C-STORE'd instance into the session's case; return its DIMSE status and error comment."""
     case = db.session.get(Case, session.case_id)
     status, reason = SUCCESS, None
+    # An association may outlive the case's open state (withdrawn or closed meanwhile): asked each time.
+    if not takes_images(case):
+        session.reasons["the case no longer takes images"] += 1
+        return NOT_AUTHORISED, "the case no longer takes images"
     try:
         try:
             result = ingest.ingest(case=case, user=case.owner, files=[(name, io.BytesIO(data))])

@@ -22,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from app.cases.models import Case
 from app.core.errors import BadRequest, NotFound
 from app.dicomweb.models import SeriesAttributes
+from app.dicomweb.wado import json_of, readable
 from app.extensions import db
 from app.imaging import service as imaging
 from app.imaging.models import Instance, Series, Study
@@ -100,7 +101,7 @@ def _int(args, name: str) -> int | None:
     raw = args.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or int(raw) > MAX_LIMIT * 100:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_LIMIT * 100:
         raise BadRequest(f"invalid {name}", {name: raw})
     return int(raw)
 
@@ -126,13 +127,35 @@ def _matches(elem: dict | None, query: str, tag: str) -> bool:
         lo, _, hi = query.partition("-")
         return any((not lo or v >= lo) and (not hi or v[:len(hi)] <= hi) for v in values if v)
     fold = vr == "PN"
-    if "*" in query or "?" in query:
-        pattern = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in query)
-        rx = re.compile(pattern, re.IGNORECASE | re.DOTALL if fold else re.DOTALL)
-        return any(rx.fullmatch(v) for v in values)
     if fold:
-        return any(v.lower() == query.lower() for v in values)
+        query, values = query.lower(), [v.lower() for v in values]
+    if "*" in query or "?" in query:
+        return any(_wildcard(query, v) for v in values)
     return query in values
+
+
+def _wildcard(pattern: str, value: str) -> bool:
+    """Match ``*`` (any run) and ``?`` (one character) against the whole value, without backtracking.
+
+    A regular expression of ``.*`` runs backtracks exponentially (``*?*?*?*?*?*?X`` against a
+    RetrieveURL took a CPU for minutes); this greedy walk returns to the last ``*`` only, so it
+    takes at most len(pattern) × len(value) steps.
+    """
+    p = v = 0
+    star, resume = -1, 0
+    while v < len(value):
+        if p < len(pattern) and pattern[p] == "*":
+            star, resume = p, v
+            p += 1
+        elif p < len(pattern) and pattern[p] in ("?", value[v]):
+            p += 1
+            v += 1
+        elif star >= 0:
+            resume += 1
+            p, v = star + 1, resume
+        else:
+            return False
+    return pattern[p:].strip("*") == ""
 
 
 def _vr(tag: str) -> str:
@@ -180,6 +203,7 @@ _INDEX = (sa.select(_series.c.id, _series.c.study_id, _studies.c.study_uid, _ser
           .outerjoin(_attrs, _attrs.c.series_id == _series.c.id)
           .where(_series.c.case_id == _CASE)
           .order_by(_series.c.series_number.is_(None), _series.c.series_number, _series.c.id))
+_ATTR_TAGS = tuple(tag_for_keyword(k) for k in STUDY_KEYWORDS + SERIES_KEYWORDS)
 CACHED_CASES = 512  # (case, root) pairs whose records a process keeps
 
 
@@ -199,10 +223,10 @@ def _read_attrs(series_id: int) -> dict[str, dict] | None:
         log.warning("cannot read the attributes of a stored instance (series id %s)", series_id)
         return None
     sub = Dataset()
-    for kw in STUDY_KEYWORDS + SERIES_KEYWORDS:
-        if kw in ds:
-            sub[kw] = ds[kw]
-    return sub.to_json_dict()
+    # One unreadable value (a SeriesNumber of letters) is left out, not every search of the case failed.
+    for tag, elem in readable(ds, _ATTR_TAGS):
+        sub[tag] = elem
+    return json_of(sub)
 
 
 def _series_attrs(case_id: int, series_ids: list[int], cached: dict[int, dict]) -> dict[int, dict[str, dict]]:

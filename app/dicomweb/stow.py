@@ -87,14 +87,14 @@ def _inspect(stream: BinaryIO, part_type: str, case: Case, study_uid: str | None
         return sent
     try:
         ds = pydicom.dcmread(stream, stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError):
+        sent.sop_class_uid = str(ds.get("SOPClassUID", "") or "")
+        sent.sop_instance_uid = str(ds.get("SOPInstanceUID", "") or "")
+        sent_study = str(ds.get("StudyInstanceUID", "") or "")
+    except (InvalidDicomError, *ingest.MALFORMED):  # what ingest refuses a file for, a part fails for
         sent.failure = CANNOT_UNDERSTAND
         return sent
     finally:
         stream.seek(0)
-    sent.sop_class_uid = str(ds.get("SOPClassUID", "") or "")
-    sent.sop_instance_uid = str(ds.get("SOPInstanceUID", "") or "")
-    sent_study = str(ds.get("StudyInstanceUID", "") or "")
     # The study in the URL may be named as the client knows it or as it is stored here.
     if study_uid and study_uid not in (sent_study, derive_uid(case.uid_secret, sent_study)):
         sent.failure = DOES_NOT_MATCH

@@ -4,7 +4,7 @@ import io
 import json
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pydicom
 import sqlalchemy as sa
@@ -90,16 +90,18 @@ def retrieve_parts(instances: list[Instance], ranges: list[MediaRange]):
 
 # ---- metadata ----------------------------------------------------------------------------------
 
-def _readable(ds: Dataset, *, report: bool = True) -> Iterator[tuple[int, DataElement]]:
-    """Each element whose value pydicom can read, with its tag; the others are left out, each alone.
+def readable(ds: Dataset, tags: Iterable[int] | None = None, *,
+             report: bool = True) -> Iterator[tuple[int, DataElement]]:
+    """Each element (of ``tags`` if given) whose value pydicom can read, with its tag; the others are left out.
 
     Reading converts the element's raw bytes, which may fail (a US of three bytes, an IS beyond any
-    integer): iterating the dataset itself would stop at the first such element. ``report`` logs each
-    element left out; a second walk of the same dataset passes False so that it is logged once.
+    integer, an IS of letters): iterating the dataset itself would stop at the first such element.
+    ``report`` logs each element left out; a second walk of the same dataset passes False so that
+    it is logged once.
     """
-    for tag in ds.keys():  # noqa: SIM118 - ds[tag] converts the raw value: inside the try
+    for tag in ds.keys() if tags is None else (t for t in tags if t in ds):  # noqa: SIM118 - see below
         try:
-            yield tag, ds[tag]
+            yield tag, ds[tag]  # ds[tag] converts the raw value: inside the try
         except Exception as exc:  # noqa: BLE001 - any element pydicom cannot read is left out
             if report:
                 log.info("metadata: element %08X left out (%s)", tag, type(exc).__name__)
@@ -110,7 +112,7 @@ def _paths(ds: Dataset, prefix: str, out: dict[int, str]) -> dict[int, str]:
 
     Quiet about unreadable elements: json_of, which walks the same dataset next, logs them.
     """
-    for tag, elem in _readable(ds, report=False):
+    for tag, elem in readable(ds, report=False):
         path = f"{prefix}{tag:08X}"
         out[id(elem)] = path
         if elem.VR == "SQ":
@@ -155,7 +157,7 @@ def json_of(ds: Dataset, *, bulk_data_threshold: int = BULK_THRESHOLD, bulk_data
     good. Here each element is checked with the mode given explicitly.
     """
     out = {}
-    for tag, elem in _readable(ds):
+    for tag, elem in readable(ds):
         try:
             _check_value(elem)
             out[f"{tag:08X}"] = elem.to_json_dict(bulk_data_element_handler, bulk_data_threshold)
@@ -193,7 +195,7 @@ def metadata(instances: list[Instance], *, root: str) -> str:
 def parse_frame_list(raw: str) -> list[int]:
     """Parse a frame list such as ``1,3`` (1-based)."""
     numbers = [p.strip() for p in raw.replace("%2C", ",").replace("%2c", ",").split(",")]
-    if not numbers or not all(n.isdigit() and 0 < int(n) < 1_000_000 for n in numbers):
+    if not numbers or not all(n.isascii() and n.isdigit() and 0 < int(n) < 1_000_000 for n in numbers):
         raise BadRequest("invalid frame list", {"frames": raw})
     return [int(n) for n in numbers]
 
