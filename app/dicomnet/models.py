@@ -10,12 +10,18 @@ from app.extensions import db
 
 
 class DicomNode(db.Model):
-    """The called AE title that routes a C-STORE into one case; knowing it is the capability."""
+    """A called AE title that routes a C-STORE into one case, issued to one person (``created_by``).
+
+    Knowing the title is the capability, and it is worth what its holder's access is: each holder of
+    upload rights gets a title of their own, and a sender is admitted, and each instance stored, only
+    while that holder may still upload to the case (a specialist who declined sends nothing more).
+    """
 
     __tablename__ = "dicom_nodes"
+    __table_args__ = (sa.UniqueConstraint("case_id", "created_by_id", name="uq_dicom_nodes_case_holder"),)
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
-    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), unique=True)
+    case_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"))
     ae_title: so.Mapped[str] = so.mapped_column(sa.String(16), unique=True)
     created_by_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
     created_at: so.Mapped[datetime] = so.mapped_column(default=utcnow)

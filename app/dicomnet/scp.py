@@ -68,7 +68,8 @@ class StorageSCP:
             return
         with self._lock:
             self._sessions[id(event.assoc)] = service.Received(
-                case_id=admission.case_id, calling_ae=request.calling_ae_title.strip())
+                case_id=admission.case_id, holder_id=admission.holder_id,
+                calling_ae=request.calling_ae_title.strip())
 
     def _on_store(self, event) -> Dataset:
         session = self._sessions[id(event.assoc)]

@@ -15,9 +15,10 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app
 
+from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case
-from app.cases.permissions import Action
+from app.cases.permissions import Action, can
 from app.core.errors import Conflict
 from app.extensions import db
 from app.imaging import ingest
@@ -49,8 +50,9 @@ def new_ae_title() -> str:
 
 
 def node_for(*, case: Case, user) -> DicomNode:
-    """Return the case's DICOM node, issuing its AE title on first use (flushed, not committed)."""
-    node = db.session.scalar(sa.select(DicomNode).where(DicomNode.case_id == case.id))
+    """Return the user's DICOM node for the case, issuing its AE title on first use (flushed, not committed)."""
+    node = db.session.scalar(sa.select(DicomNode).where(DicomNode.case_id == case.id,
+                                                        DicomNode.created_by_id == user.id))
     if node is None:
         node = DicomNode(case_id=case.id, ae_title=new_ae_title(), created_by_id=user.id)
         db.session.add(node)
@@ -67,9 +69,12 @@ def listener_address() -> tuple[str, int]:
     return host, int(cfg["DICOM_PORT"])
 
 
-def takes_images(case: Case | None) -> bool:
-    """Tell whether a case takes images by C-STORE now: asked at admission and again for each instance."""
-    return case is not None and workflow.status_allows(case, Action.UPLOAD)
+def takes_images(case: Case | None, holder: User | None) -> bool:
+    """Tell whether a case takes images by C-STORE from a node's holder now: the case is open for
+    uploads and the holder may still upload to it. Asked at admission and again for each instance."""
+    if case is None or holder is None or not holder.active:
+        return False
+    return workflow.status_allows(case, Action.UPLOAD) and can(holder, case, Action.UPLOAD)
 
 
 @dataclass(frozen=True)
@@ -77,21 +82,22 @@ class Admission:
     """The answer to an association request: the case it reaches, or the A-ASSOCIATE-RJ diagnostic."""
 
     case_id: int | None = None
+    holder_id: int | None = None
     reject_diagnostic: int | None = None
 
 
 def admit(*, called_ae: str, calling_ae: str) -> Admission:
     """Decide an association: the called AE title must name a case that takes images from this sender."""
-    case = db.session.scalar(sa.select(Case).join(DicomNode, DicomNode.case_id == Case.id)
-                             .where(DicomNode.ae_title == called_ae.strip()))
-    # A case that no longer takes uploads is as unknown as a title never issued.
-    if not takes_images(case):
+    node = db.session.scalar(sa.select(DicomNode).where(DicomNode.ae_title == called_ae.strip()))
+    case = db.session.get(Case, node.case_id) if node else None
+    # A case that no longer takes uploads, or whose holder left it, is as unknown as a title never issued.
+    if not takes_images(case, db.session.get(User, node.created_by_id) if node else None):
         return Admission(reject_diagnostic=CALLED_AE_NOT_RECOGNISED)
     allowed = set(db.session.scalars(sa.select(DicomPeer.ae_title).where(
         DicomPeer.institution_id == case.owner.institution_id)))
     if allowed and calling_ae.strip() not in allowed:
         return Admission(reject_diagnostic=CALLING_AE_NOT_RECOGNISED)
-    return Admission(case_id=case.id)
+    return Admission(case_id=case.id, holder_id=node.created_by_id)
 
 
 @dataclass
@@ -99,6 +105,7 @@ class Received:
     """What one association delivered into a case, for its timeline summary."""
 
     case_id: int
+    holder_id: int  # whose node the sender called: the instances are theirs
     calling_ae: str
     stored: int = 0
     duplicates: int = 0
@@ -115,18 +122,19 @@ class Received:
 
 def receive(*, session: Received, data: bytes, name: str) -> tuple[int, str | None]:
     """Ingest one C-STORE'd instance into the session's case; return its DIMSE status and error comment."""
-    case = db.session.get(Case, session.case_id)
+    case, holder = db.session.get(Case, session.case_id), db.session.get(User, session.holder_id)
     status, reason = SUCCESS, None
-    # An association may outlive the case's open state (withdrawn or closed meanwhile): asked each time.
-    if not takes_images(case):
+    # An association may outlive the case's open state (withdrawn or closed meanwhile) and its holder's
+    # access (declined, removed): asked each time.
+    if not takes_images(case, holder):
         session.reasons["the case no longer takes images"] += 1
         return NOT_AUTHORISED, "the case no longer takes images"
     try:
         try:
-            result = ingest.ingest(case=case, user=case.owner, files=[(name, io.BytesIO(data))])
+            result = ingest.ingest(case=case, user=holder, files=[(name, io.BytesIO(data))])
         except Conflict:
             # A parallel sender stored the same instance first: ingesting again finds the duplicate.
-            result = ingest.ingest(case=case, user=case.owner, files=[(name, io.BytesIO(data))])
+            result = ingest.ingest(case=case, user=holder, files=[(name, io.BytesIO(data))])
     except StorageUnavailable:
         status, reason = OUT_OF_RESOURCES, "object store unavailable"
     except sa.exc.SQLAlchemyError as exc:

@@ -54,8 +54,6 @@ class TestSize:
         assert instances(api, case_id) == []
 
 
-@pytest.mark.xfail(strict=True, reason="unfixed: a case's AE title is issued once and never rotated or "
-                                       "tied to who learnt it (see the review report)")
 def test_a_specialist_who_declined_can_no_longer_send_into_the_case(scp, api, api_as, make_user, case_id):
     """A share link stops working when its creator leaves the case; the AE title a specialist read does not."""
     specialist, successor = make_user(specialty="radiology"), make_user(specialty="radiology")
@@ -70,3 +68,32 @@ def test_a_specialist_who_declined_can_no_longer_send_into_the_case(scp, api, ap
     if assoc.is_established:
         assoc.release()
     assert not stored
+
+
+def test_each_holder_of_upload_rights_gets_a_title_of_their_own_and_it_lasts_their_access(
+        scp, api, api_as, make_user, case_id, node):
+    """The owner's title still works after the specialist's stopped; a participant removed stops at once,
+    even within an association that was admitted while they were on the case."""
+    specialist = make_user(specialty="radiology")
+    assert api.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist}).status_code == 200
+    theirs = api_as(specialist).get(f"/api/cases/{case_id}/dicom-node").json
+    assert theirs["ae_title"] != node["ae_title"]
+    assert api_as(specialist).get(f"/api/cases/{case_id}/dicom-node").json == theirs  # stable per holder
+    assert api.get(f"/api/cases/{case_id}/dicom-node").json == node
+    first, second = (pydicom.dcmread(io.BytesIO(data)) for _, data in ct_series(2))
+    assoc = scu().associate(theirs["host"], theirs["port"], ae_title=theirs["ae_title"])
+    assert assoc.is_established
+    try:
+        assert assoc.send_c_store(first).Status == 0x0000
+        r = api_as(specialist).post(f"/api/cases/{case_id}/decline", json={"reason": "not my field"})
+        assert r.status_code == 200
+        assert assoc.send_c_store(second).Status == 0x0124
+    finally:
+        assoc.release()
+    owners = scu().associate(node["host"], node["port"], ae_title=node["ae_title"])
+    assert owners.is_established
+    try:
+        assert owners.send_c_store(second).Status == 0x0000
+    finally:
+        owners.release()
+    assert len(instances(api, case_id)) == 2
