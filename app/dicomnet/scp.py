@@ -10,6 +10,7 @@ import threading
 from flask import Flask
 from pydicom.dataset import Dataset
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, StoragePresentationContexts, evt
+from pynetdicom import _config as pynetdicom_config
 from pynetdicom.sop_class import Verification
 
 from app.dicomnet import service
@@ -33,6 +34,10 @@ class StorageSCP:
         self._sessions: dict[int, service.Received] = {}
         self._lock = threading.Lock()
         self._server = None
+        # Each C-STORE's data set is written to a temporary file as it arrives (removed after the
+        # handler) instead of gathered in memory: ten associations of any size cannot exhaust it. A
+        # process-wide switch of pynetdicom's; this listener is its only user here.
+        pynetdicom_config.STORE_RECV_CHUNKED_DATASET = True
         self.ae = AE(ae_title="HUIZHEN")
         self.ae.maximum_pdu_size = MAX_PDU
         # Called AE titles are checked against the cases in _on_requested, not against ours.
@@ -74,8 +79,9 @@ class StorageSCP:
     def _on_store(self, event) -> Dataset:
         session = self._sessions[id(event.assoc)]
         name = f"c-store-{session.received + 1}"  # never the sender's UIDs: they identify the patient
-        with self.app.app_context():
-            status, reason = service.receive(session=session, data=event.encoded_dataset(), name=name)
+        path = event.dataset_path  # the instance as a DICOM file, with the file meta of its context
+        with self.app.app_context(), path.open("rb") as stream:
+            status, reason = service.receive(session=session, stream=stream, size=path.stat().st_size, name=name)
         answer = Dataset()
         answer.Status = status
         if reason:

@@ -4,12 +4,12 @@ A C-STORE is answered only after its instance is stored and committed (through t
 as uploads): a Success status tells the sender it may forget the image, so it must be true.
 """
 
-import io
 import logging
 import re
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -120,8 +120,9 @@ class Received:
         return self.stored + self.duplicates + self.rejected
 
 
-def receive(*, session: Received, data: bytes, name: str) -> tuple[int, str | None]:
-    """Ingest one C-STORE'd instance into the session's case; return its DIMSE status and error comment."""
+def receive(*, session: Received, stream: BinaryIO, size: int, name: str) -> tuple[int, str | None]:
+    """Ingest one C-STORE'd instance (a DICOM file of ``size`` bytes) into the session's case; return
+    its DIMSE status and error comment."""
     case, holder = db.session.get(Case, session.case_id), db.session.get(User, session.holder_id)
     status, reason = SUCCESS, None
     # An association may outlive the case's open state (withdrawn or closed meanwhile) and its holder's
@@ -129,12 +130,18 @@ def receive(*, session: Received, data: bytes, name: str) -> tuple[int, str | No
     if not takes_images(case, holder):
         session.reasons["the case no longer takes images"] += 1
         return NOT_AUTHORISED, "the case no longer takes images"
+    # Bounded as an upload request is (MAX_UPLOAD_MB), before anything is read.
+    if size > current_app.config["MAX_CONTENT_LENGTH"]:
+        reason = f"instance larger than {current_app.config['MAX_UPLOAD_MB']} MB"
+        session.reasons[reason] += 1
+        return OUT_OF_RESOURCES, reason
     try:
         try:
-            result = ingest.ingest(case=case, user=holder, files=[(name, io.BytesIO(data))])
+            result = ingest.ingest(case=case, user=holder, files=[(name, stream)])
         except Conflict:
             # A parallel sender stored the same instance first: ingesting again finds the duplicate.
-            result = ingest.ingest(case=case, user=holder, files=[(name, io.BytesIO(data))])
+            stream.seek(0)
+            result = ingest.ingest(case=case, user=holder, files=[(name, stream)])
     except StorageUnavailable:
         status, reason = OUT_OF_RESOURCES, "object store unavailable"
     except sa.exc.SQLAlchemyError as exc:
