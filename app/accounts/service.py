@@ -201,6 +201,39 @@ def _note_use(token_id: int, last_used_at: datetime | None, now: datetime) -> bo
     return True
 
 
+# ---- administration ----------------------------------------------------------------------
+
+def update_account(user: User, *, active: bool | None = None, role: str | None = None) -> None:
+    """Deactivate or reactivate an account, or change its platform role (not committed).
+
+    Deactivating ends the account's way back in: its API tokens are revoked and its browser logins
+    ended, so a reactivation later gives back none of them (they were issued to the account before).
+    The last active platform administrator can be neither deactivated nor demoted (409): nobody
+    could administer the platform after.
+    """
+    stays_admin = (user.active if active is None else active) and (user.role if role is None else role) == "admin"
+    if user.active and user.is_admin and not stays_admin:
+        # The active admins' rows locked in one order: two admins demoting each other at once are
+        # decided one after the other, and the second sees the first's change (PostgreSQL).
+        admins = db.session.scalars(sa.select(User.id).where(User.is_admin, User.active.is_(True))
+                                    .order_by(User.id).with_for_update()).all()
+        if not [other for other in admins if other != user.id]:
+            raise Conflict("the last active platform administrator cannot be deactivated or demoted")
+    if active is False and user.active:
+        now = utcnow()
+        db.session.execute(sa.update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                           .values(revoked_at=now))
+        db.session.execute(sa.update(LoginSession).where(LoginSession.user_id == user.id,
+                                                         LoginSession.ended_at.is_(None)).values(ended_at=now))
+        known = _known_tokens()
+        for digest in [d for d, k in known.items() if k.user_id == user.id]:
+            known.pop(digest, None)
+    if active is not None:
+        user.active = active
+    if role is not None:
+        user.role = role
+
+
 # ---- browser logins ----------------------------------------------------------------------
 
 def start_login_session(user: User) -> None:
@@ -210,6 +243,9 @@ def start_login_session(user: User) -> None:
     id and a random token, whose sha256 alone is kept here.
     """
     token = secrets.token_urlsafe(32)
+    # The user's logins that ended or expired open nothing any more: dropped here, so the table holds
+    # about one row per live login.
+    db.session.execute(sa.delete(LoginSession).where(LoginSession.user_id == user.id, sa.not_(_live_login())))
     record = LoginSession(user_id=user.id, token_hash=_token_digest(token))
     db.session.add(record)
     db.session.commit()

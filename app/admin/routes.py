@@ -74,17 +74,15 @@ def create_user():
 
 @bp.patch("/users/<int:user_id>")
 @admin_required
-@api_doc(body=UserUpdate, responses={200: "the updated account"})
+@api_doc(body=UserUpdate, responses={200: "the updated account",
+                                     409: "the last active platform administrator would be deactivated or demoted"})
 def update_user(user_id: int):
     """Deactivate or reactivate an account, or change its platform role."""
     user = db.session.get(User, user_id)
     if user is None:
         raise NotFound("user not found")
     body = parse_body(UserUpdate)
-    if body.active is not None:
-        user.active = body.active
-    if body.role is not None:
-        user.role = body.role
+    accounts.update_account(user, active=body.active, role=body.role)
     db.session.commit()
     audit_log.record(user_id=current_user.id, action="admin.update_user", detail={"user_id": user.id,
                      **body.model_dump(exclude_none=True)})

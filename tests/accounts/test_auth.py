@@ -292,6 +292,8 @@ def test_logging_out_in_one_browser_leaves_the_users_other_logins(app, client, m
     assert phone.get("/api/me").status_code == 200
     _log_in(client)  # and logging in again is a new login
     assert client.get("/api/me").status_code == 200
+    with app.app_context():  # the one that ended is dropped then: the table keeps the live ones
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginSession)) == 2
 
 
 def test_a_cookie_naming_only_a_user_id_opens_no_session(client, make_user):

@@ -24,7 +24,9 @@ def test_a_deactivated_account_is_refused_at_once_though_its_token_is_cached(cli
         assert r.status_code == 401, url
         assert r.headers["WWW-Authenticate"] == 'Bearer realm="huizhen"'
     assert admin.patch(f"/api/admin/users/{owner}", json={"active": True}).status_code == 200
-    assert client.get(f"{root}/studies", headers=headers).status_code == 200
+    assert client.get(f"{root}/studies", headers=headers).status_code == 401  # its tokens were revoked
+    fresh = {"Authorization": f"Bearer {token_for(owner)}", **JSON}
+    assert client.get(f"{root}/studies", headers=fresh).status_code == 200
 
 
 def test_a_revoked_token_is_refused_at_once(client, token_for, world):

@@ -174,6 +174,8 @@ def test_the_frame_route_checks_from_ids_and_loosens_nothing(app, client, api, c
     r = client.get(url, headers=headers)
     assert (r.status_code, r.json) == (401, {"error": "authentication required", "detail": "invalid or expired token"})
     assert admin.patch(f"/api/admin/users/{owner}", json={"active": True}).status_code == 200
+    assert client.get(url, headers=headers).status_code == 401  # deactivation revoked the token for good
+    headers = {"Authorization": f"Bearer {token_for(owner)}"}
     assert client.get(url, headers=headers).status_code == 200
 
     outsider = make_user()
