@@ -131,6 +131,16 @@ def api_login_required(view):
     return wrapper
 
 
+def failed_login(response) -> bool:
+    """Whether a login attempt counts against the login limits: only one that failed does.
+
+    A hospital's doctors often share one address (its NAT): counting successful logins too made the
+    eleventh login of a busy minute a 429 for someone with the right password. Guessing is what the
+    limits are for, and every guess fails.
+    """
+    return response.status_code >= 400
+
+
 def login_account_key() -> str:
     """Rate-limit key of a login attempt: the account's email (from the form or the JSON body)."""
     body = request.get_json(silent=True) if request.is_json else None

@@ -4,7 +4,7 @@ from flask import Blueprint, current_app, g, jsonify
 from flask_login import current_user
 
 from app.accounts import service
-from app.accounts.auth import api_login_required, csrf_exempt, login_account_key
+from app.accounts.auth import api_login_required, csrf_exempt, failed_login, login_account_key
 from app.accounts.models import User
 from app.accounts.schemas import TOKEN_SCHEMA, USER_SCHEMA, SpecialistQuery, TokenRequest, token_json, user_json
 from app.accounts.specialties import INSTITUTION_LEVELS, SPECIALTIES
@@ -25,8 +25,9 @@ def _login_limit() -> str:
 
 @bp.post("/auth/token")
 @csrf_exempt
-@limiter.limit(_login_limit)
-@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=login_account_key)
+@limiter.limit(_login_limit, deduct_when=failed_login)
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], key_func=login_account_key,
+               deduct_when=failed_login)
 @api_doc(body=TokenRequest, responses={200: ("a token and the user", TOKEN_SCHEMA), 401: "wrong email or password",
                                        429: "too many attempts"}, tag="auth")
 def create_token():

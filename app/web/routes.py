@@ -27,7 +27,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from pydantic import ValidationError
 
 from app.accounts import service as accounts
-from app.accounts.auth import login_account_key
+from app.accounts.auth import failed_login, login_account_key
 from app.accounts.specialties import SPECIALTIES
 from app.audit import service as audit_log
 from app.cases import service as cases
@@ -83,8 +83,9 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"], key_func=login_account_key)
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], deduct_when=failed_login)
+@limiter.limit(lambda: current_app.config["LOGIN_ACCOUNT_RATE_LIMIT"], methods=["POST"], key_func=login_account_key,
+               deduct_when=failed_login)
 def login():
     """Show the login form (GET) or log the user in with email and password (POST)."""
     if request.method == "POST":

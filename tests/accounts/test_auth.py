@@ -225,6 +225,25 @@ def test_login_is_rate_limited(app, client, make_user):
     assert r.json["error"] == "too many requests"
 
 
+def test_doctors_behind_one_address_log_in_however_many_succeed_and_guesses_are_still_limited(app, make_user):
+    # A hospital's NAT: every login comes from one address. Only failed attempts count against the limits.
+    app.config.update(LOGIN_RATE_LIMIT="3 per minute", LOGIN_ACCOUNT_RATE_LIMIT="3 per minute")
+    emails = [f"doc{n}@test.huizhen" for n in range(5)]
+    for email in emails:
+        make_user(email=email)
+    for email in emails:  # five tokens and five page logins in one minute, from one address
+        r = app.test_client().post("/api/auth/token", json={"email": email, "password": PASSWORD})
+        assert r.status_code == 200, email
+        browser = app.test_client()
+        assert browser.post("/login", data={"email": email, "password": PASSWORD,
+                                            "csrf_token": _csrf(browser)}).status_code == 302, email
+    guesser = app.test_client()
+    codes = [guesser.post("/api/auth/token", json={"email": emails[0], "password": "guess"}).status_code
+             for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    assert guesser.post("/api/auth/token", json={"email": emails[1], "password": PASSWORD}).status_code == 429
+
+
 def test_bearer_token_works_from_a_client_that_has_a_page_session(client, make_user, token_for):
     # Visiting any page puts a CSRF token in the session cookie; the bearer token must still count.
     uid = make_user(email="web@test.huizhen")
