@@ -231,7 +231,9 @@ def _rollback_and_audit(user_id: int, case_id: int, action: str, exc: DomainErro
 def _failed(user_id: int, case_id: int, action: str, exc: DomainError, *, audit_any: bool) -> None:
     """Roll back a case route whose view failed; audit the failure as ``action`` if it is a refusal
     (404/403), or whatever it is if ``audit_any``."""
-    if audit_any or exc.status in (403, 404):
+    from app.audit.service import REFUSED
+
+    if audit_any or exc.status in REFUSED:
         _rollback_and_audit(user_id, case_id, action, exc)
     else:
         db.session.rollback()

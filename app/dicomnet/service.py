@@ -18,7 +18,7 @@ from flask import current_app
 from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case
-from app.cases.permissions import Action, can
+from app.cases.permissions import Action, available_actions
 from app.core.errors import Conflict
 from app.extensions import db
 from app.imaging import ingest
@@ -74,7 +74,7 @@ def takes_images(case: Case | None, holder: User | None) -> bool:
     uploads and the holder may still upload to it. Asked at admission and again for each instance."""
     if case is None or holder is None or not holder.active:
         return False
-    return workflow.status_allows(case, Action.UPLOAD) and can(holder, case, Action.UPLOAD)
+    return Action.UPLOAD in available_actions(holder, case)  # the role's actions, in the case's status
 
 
 @dataclass(frozen=True)
