@@ -36,6 +36,7 @@ AE_TITLE = re.compile(r"^[A-Z0-9_]{1,16}$")
 
 # DIMSE status codes (PS3.4 Annex B.2.3, PS3.7 Annex C)
 SUCCESS = 0x0000
+PROCESSING_FAILURE = 0x0110  # Processing failure (PS3.7 Annex C.4)
 NOT_AUTHORISED = 0x0124  # Refused: Not Authorized (PS3.7 Annex C.5)
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
@@ -107,9 +108,12 @@ class Received:
     case_id: int
     holder_id: int  # whose node the sender called: the instances are theirs
     calling_ae: str
+    max_bytes: int = 0  # an instance's data set may be at most this large as it arrives (MAX_UPLOAD_MB)
     stored: int = 0
     duplicates: int = 0
     reasons: Counter = field(default_factory=Counter)  # rejection reason -> count
+    arriving: int = 0  # bytes of the data set now arriving
+    cut_off: bool = False  # the association was aborted for an instance too large
 
     @property
     def rejected(self) -> int:
@@ -118,6 +122,24 @@ class Received:
     @property
     def received(self) -> int:
         return self.stored + self.duplicates + self.rejected
+
+    def arrive(self, *, command: bool, size: int) -> bool:
+        """Count a fragment of the message arriving; return True once the instance it carries is too large to
+        take, which ends the association: the instance is never written to disk beyond MAX_UPLOAD_MB."""
+        if command:  # a new message begins
+            self.arriving = 0
+            return False
+        self.arriving += size
+        if self.arriving <= self.max_bytes or self.cut_off:
+            return False
+        self.cut_off = True
+        self.reasons[size_refusal(self.max_bytes) + ", association aborted"] += 1
+        return True
+
+
+def size_refusal(max_bytes: int) -> str:
+    """The reason given for an instance larger than an upload may be."""
+    return f"instance larger than {max_bytes // (1024 * 1024)} MB"
 
 
 def receive(*, session: Received, stream: BinaryIO, size: int, name: str) -> tuple[int, str | None]:
@@ -132,7 +154,7 @@ def receive(*, session: Received, stream: BinaryIO, size: int, name: str) -> tup
         return NOT_AUTHORISED, "the case no longer takes images"
     # Bounded as an upload request is (MAX_UPLOAD_MB), before anything is read.
     if size > current_app.config["MAX_CONTENT_LENGTH"]:
-        reason = f"instance larger than {current_app.config['MAX_UPLOAD_MB']} MB"
+        reason = size_refusal(current_app.config["MAX_CONTENT_LENGTH"])
         session.reasons[reason] += 1
         return OUT_OF_RESOURCES, reason
     try:
@@ -162,13 +184,15 @@ def receive(*, session: Received, stream: BinaryIO, size: int, name: str) -> tup
 
 
 def record_summary(*, session: Received) -> None:
-    """Add the association's summary to the case's timeline, notify the owner, and commit."""
+    """Add the association's summary to the case's timeline, as the holder's whose node was called, notify the
+    owner, and commit."""
     case = db.session.get(Case, session.case_id)
     if case is None:
         return
+    holder = db.session.get(User, session.holder_id) or case.owner
     note = (f"DICOM C-STORE from {session.calling_ae}: {session.received} received, {session.stored} stored, "
             f"{session.duplicates} already present, {session.rejected} rejected")
-    workflow.record(case, "dicom_received", actor=case.owner, note=note, data={
+    workflow.record(case, "dicom_received", actor=holder, note=note, data={
         "calling_ae_title": session.calling_ae, "received": session.received, "stored": session.stored,
         "duplicates": session.duplicates, "rejected": session.rejected,
         "reasons": [{"reason": r, "count": n} for r, n in session.reasons.most_common()]})
