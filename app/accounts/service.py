@@ -1,6 +1,7 @@
 """Accounts: creating users, logging in, API tokens and the specialist directory."""
 
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
@@ -17,6 +18,8 @@ from app.accounts.specialties import SPECIALTIES
 from app.core.errors import BadRequest, Conflict
 from app.core.time import utcnow
 from app.extensions import db
+
+log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "hz_"  # noqa: S105 - a public prefix that marks Huizhen tokens, not a secret
 # A token's last use is recorded at most this often: a busy client must not write on every request.
@@ -243,13 +246,23 @@ def start_login_session(user: User) -> None:
     id and a random token, whose sha256 alone is kept here.
     """
     token = secrets.token_urlsafe(32)
-    # The user's logins that ended or expired open nothing any more: dropped here, so the table holds
-    # about one row per live login.
-    db.session.execute(sa.delete(LoginSession).where(LoginSession.user_id == user.id, sa.not_(_live_login())))
     record = LoginSession(user_id=user.id, token_hash=_token_digest(token))
     db.session.add(record)
     db.session.commit()
     user.login_id, user.login_session_id = f"{user.id}:{token}", record.id
+    _drop_dead_logins()
+
+
+def _drop_dead_logins() -> None:
+    """Drop every user's logins that ended or expired: they open nothing any more, so the table holds about
+    one row per live login (and no login history of those who never come back). Done at each login, after it
+    is committed, as a cleanup that may fail: two logins dropping the same rows at once must not fail one."""
+    try:
+        db.session.execute(sa.delete(LoginSession).where(sa.not_(_live_login())))
+        db.session.commit()
+    except sa.exc.DBAPIError as exc:
+        db.session.rollback()
+        log.warning("ended logins not dropped this time: %s", type(exc).__name__)
 
 
 def _live_login():

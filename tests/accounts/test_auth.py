@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 import sqlalchemy as sa
 
-from app.accounts.models import LoginSession
+from app.accounts.models import LoginSession, User
 from app.core.time import utcnow
 from app.extensions import db
 from tests.conftest import PASSWORD
@@ -313,6 +313,25 @@ def test_logging_out_in_one_browser_leaves_the_users_other_logins(app, client, m
     assert client.get("/api/me").status_code == 200
     with app.app_context():  # the one that ended is dropped then: the table keeps the live ones
         assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginSession)) == 2
+
+
+def test_ended_and_expired_logins_are_dropped_at_anyones_next_login(app, client, make_user):
+    # A user who logs out and never comes back left their ended login (and its time) in the table for good.
+    make_user(email="gone@test.huizhen")
+    make_user(email="stale@test.huizhen")
+    make_user(email="web@test.huizhen")
+    stale = app.test_client()
+    _log_in(client, email="gone@test.huizhen")
+    _log_out(client)
+    _log_in(stale, email="stale@test.huizhen")
+    with app.app_context():
+        db.session.execute(sa.update(LoginSession).where(LoginSession.ended_at.is_(None)).values(
+            created_at=utcnow() - timedelta(days=app.config["LOGIN_SESSION_DAYS"], minutes=1)))
+        db.session.commit()
+    _log_in(app.test_client(), email="web@test.huizhen")
+    with app.app_context():
+        users = db.session.scalars(sa.select(User.email).join(LoginSession, LoginSession.user_id == User.id))
+        assert list(users) == ["web@test.huizhen"]
 
 
 def test_a_cookie_naming_only_a_user_id_opens_no_session(client, make_user):
