@@ -19,7 +19,6 @@ from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case
 from app.cases.permissions import Action, available_actions
-from app.core.errors import Conflict
 from app.extensions import db
 from app.imaging import ingest
 from app.notifications.service import notify
@@ -158,12 +157,8 @@ def receive(*, session: Received, stream: BinaryIO, size: int, name: str) -> tup
         session.reasons[reason] += 1
         return OUT_OF_RESOURCES, reason
     try:
-        try:
-            result = ingest.ingest(case=case, user=holder, files=[(name, stream)])
-        except Conflict:
-            # A parallel sender stored the same instance first: ingesting again finds the duplicate.
-            stream.seek(0)
-            result = ingest.ingest(case=case, user=holder, files=[(name, stream)])
+        # A parallel sender storing the same instance makes it a duplicate here (ingest's insert-or-skip).
+        result = ingest.ingest(case=case, user=holder, files=[(name, stream)])
     except StorageUnavailable:
         status, reason = OUT_OF_RESOURCES, "object store unavailable"
     except sa.exc.SQLAlchemyError as exc:

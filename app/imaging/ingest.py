@@ -257,7 +257,7 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
     finally:
         entries.close()  # a failure leaves the file in hand open: closing gives back its shared memory
     try:
-        accepted = _record(case, user, stored.items)
+        accepted, raced = _record(case, user, stored.items)
         db.session.commit()
     except BaseException as exc:
         db.session.rollback()
@@ -265,6 +265,8 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
         if isinstance(exc, sa.exc.IntegrityError):
             raise Conflict("another upload of the same files finished first; send the request again") from exc
         raise
+    # Files a concurrent upload indexed first are theirs: the copies stored here are nobody's.
+    _discard(store, [item.key for item in raced])
     return IngestResult(accepted=stored.duplicates + accepted, rejected=[r._asdict() for r in stored.rejected])
 
 
@@ -488,9 +490,15 @@ def _accepted(item: Prepared, *, duplicate: bool = False, attachment_id: int | N
     return entry
 
 
-def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
-    """Add the index rows of the stored files (flushed, not committed) and return their accepted entries."""
+def _record(case: Case, user: User, stored: list[Prepared]) -> tuple[list[dict], list[Prepared]]:
+    """Add the index rows of the stored files (flushed, not committed); return their accepted entries, and the
+    files that a concurrent upload indexed first (accepted as duplicates: their stored copies are to go).
+
+    A file's row is inserted unless the case has it (insert-or-skip, waiting on PostgreSQL for a concurrent
+    writer of the same row): two uploads of one series racing both succeed, and each file is stored once.
+    """
     accepted: list[dict] = []
+    raced: list[Prepared] = []
     dicoms = [item.facts for item in stored if item.kind == "dicom"]
     study_ids = _index_rows(Study, "study_uid", case, {
         f.study_uid: {"modality": f.modality} for f in dicoms})
@@ -499,14 +507,16 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
                        "series_number": f.series_number} for f in dicoms})
     uid_map: dict[str, str] = {}
     instances: list[dict] = []
+    entries: dict[str, tuple[Prepared, dict]] = {}  # SOP Instance UID -> the file and its accepted entry
     for item in stored:
         if item.kind != "dicom":
-            att = Attachment(case_id=case.id, filename=item.filename, kind=item.kind,
-                             content_type=item.content_type, object_key=item.key, size=item.size,
-                             sha256=item.sha256, source_sha256=item.source_sha256, uploaded_by_id=user.id)
-            db.session.add(att)
-            db.session.flush()
-            accepted.append(_accepted(item, attachment_id=att.id))
+            ids = _insert_missing(Attachment, ("case_id", "sha256"), [dict(
+                case_id=case.id, filename=item.filename, kind=item.kind, content_type=item.content_type,
+                object_key=item.key, size=item.size, sha256=item.sha256, source_sha256=item.source_sha256,
+                uploaded_by_id=user.id)], returning=Attachment.__table__.c.id)
+            if not ids:  # the same file, uploaded by a concurrent request that indexed it first
+                raced.append(item)
+            accepted.append(_accepted(item, duplicate=not ids, attachment_id=ids[0] if ids else None))
             continue
         f = item.facts
         instances.append(dict(
@@ -518,14 +528,20 @@ def _record(case: Case, user: User, stored: list[Prepared]) -> list[dict]:
             object_key=item.key, size=item.size, sha256=item.sha256, source_sha256=item.source_sha256,
             uploaded_by_id=user.id, created_at=utcnow()))
         uid_map.update(item.uid_map)
-        accepted.append(_accepted(item))
+        accepted.append(entry := _accepted(item))
+        entries[f.sop_instance_uid] = (item, entry)
     if instances:
         # One multi-row INSERT for the request's instances: no ORM objects, no per-row round trip.
-        db.session.execute(sa.insert(Instance.__table__), instances)
+        inserted = set(_insert_missing(Instance, ("case_id", "sop_instance_uid"), instances,
+                                       returning=Instance.__table__.c.sop_instance_uid))
+        for sop in entries.keys() - inserted:
+            item, entry = entries[sop]
+            entry["duplicate"] = True
+            raced.append(item)
     _insert_missing(UidMap, ("case_id", "original_uid"),
                     [{"case_id": case.id, "original_uid": old, "new_uid": new} for old, new in uid_map.items()])
     db.session.flush()
-    return accepted
+    return accepted, raced
 
 
 def _index_rows(model: type[Study] | type[Series], uid: str, case: Case, rows: dict[str, dict]) -> dict[str, int]:
@@ -551,15 +567,21 @@ def _index_rows(model: type[Study] | type[Series], uid: str, case: Case, rows: d
     return read()
 
 
-def _insert_missing(model: type[db.Model], unique: tuple[str, ...], rows: list[dict]) -> None:
-    """Insert the rows whose unique columns are not taken yet, waiting for a concurrent writer of the same."""
+def _insert_missing(model: type[db.Model], unique: tuple[str, ...], rows: list[dict], *,
+                    returning: sa.Column | None = None) -> list:
+    """Insert the rows whose unique columns are not taken yet, waiting for a concurrent writer of the same;
+    with ``returning``, return that column of the rows inserted."""
     if not rows:
-        return
+        return []
     dialect = db.session.get_bind().dialect.name
     insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}.get(dialect)
     if insert is None:
         raise RuntimeError(f"ingest supports SQLite and PostgreSQL, not {dialect}")
-    db.session.execute(insert(model.__table__).on_conflict_do_nothing(index_elements=list(unique)), rows)
+    statement = insert(model.__table__).on_conflict_do_nothing(index_elements=list(unique))
+    if returning is None:
+        db.session.execute(statement, rows)
+        return []
+    return list(db.session.scalars(statement.returning(returning), rows))
 
 
 def _discard(store: ObjectStore, keys: list[str]) -> None:
