@@ -249,7 +249,10 @@ def share(*, case: Case, actor: User, specialist_id: int, message: str = "") -> 
 
 def accept(*, case: Case, actor: User) -> Case:
     """The specialist takes the case: status accepted."""
-    workflow.apply(case, Action.ACCEPT, actor=actor, values={"accepted_at": utcnow()})
+    # Still theirs when the UPDATE lands: a coordinator may have rerouted the pooled case since the
+    # access check, and an accepted case nobody holds would be stuck.
+    workflow.apply(case, Action.ACCEPT, actor=actor, values={"accepted_at": utcnow()},
+                   where=(Case.consultant_id == actor.id,))
     notify(users=[case.owner], case_id=case.id, kind="accepted", actor=actor)
     return case
 
