@@ -383,7 +383,22 @@ def canonical(content: dict) -> str:
 
 
 def _versions(case: Case) -> list[Opinion]:
-    return list(db.session.scalars(sa.select(Opinion).where(Opinion.case_id == case.id).order_by(Opinion.version)))
+    return list(db.session.scalars(sa.select(Opinion).where(Opinion.case_id == case.id).order_by(Opinion.version)
+                                   .execution_options(populate_existing=True)))
+
+
+def _lock_opinion(case: Case) -> None:
+    """Take the case row's write lock before an opinion write reads the versions, and reload the case.
+
+    Two writes to one opinion (a draft save from another tab and the signature, two amendments)
+    then run one after the other and the second sees what the first wrote: without it a late draft
+    save rewrote the content of the version just signed (its hash no longer matching), and two
+    amendments both took the next version number (a unique violation, a 500). An UPDATE that
+    changes nothing rather than SELECT FOR UPDATE: it takes the lock on SQLite too.
+    """
+    db.session.execute(sa.update(Case).where(Case.id == case.id).values(updated_at=Case.updated_at)
+                       .execution_options(synchronize_session=False))
+    db.session.refresh(case)
 
 
 def draft_of(case: Case) -> Opinion | None:
@@ -404,6 +419,7 @@ def _merge(base: dict, update: OpinionIn) -> dict:
 
 def save_draft(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Create or update the consultant's draft opinion."""
+    _lock_opinion(case)
     # A draft also prepares an amendment once the opinion is signed.
     workflow.require_status(case, Action.WRITE_OPINION, Action.AMEND_OPINION)
     draft = draft_of(case)
@@ -446,6 +462,7 @@ def _freeze(case: Case, actor: User, data: OpinionIn, reason: str | None) -> Opi
 
 def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Sign and send the opinion (the draft plus these fields): status answered, content frozen."""
+    _lock_opinion(case)
     workflow.require_status(case, Action.SIGN_OPINION)
     opinion = _freeze(case, actor, data, None)
     workflow.apply(case, Action.SIGN_OPINION, actor=actor,
@@ -458,6 +475,7 @@ def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
 
 def amend_opinion(*, case: Case, actor: User, data: OpinionIn, reason: str) -> Opinion:
     """Sign a new version of an already signed opinion; the earlier versions are kept."""
+    _lock_opinion(case)
     workflow.require_status(case, Action.AMEND_OPINION)
     opinion = _freeze(case, actor, data, reason)
     workflow.record(case, "opinion_amended", actor=actor, note=reason,
