@@ -78,7 +78,7 @@ def get_case(case):
 @api_doc(responses={200: "every transition and recorded action, oldest first"})
 def timeline(case):
     """Return the case's timeline: who did what, when, and why."""
-    return jsonify({"items": [event_json(e) for e in service.timeline(case)]})
+    return jsonify({"items": [event_json(e) for e in service.timeline(case, viewer=current_user)]})
 
 
 def _done(case, status: int = 200):

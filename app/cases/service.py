@@ -27,6 +27,7 @@ from app.cases.permissions import (
     Action,
     Reach,
     reach_of,
+    reads_note,
     role_filter,
     role_of,
     visible_case_filter,
@@ -301,9 +302,16 @@ def close(*, case: Case, actor: User, rating: int, comment: str = "", outcome: s
     return case
 
 
-def timeline(case: Case) -> list[CaseEvent]:
-    """Return the case's timeline, oldest first."""
-    return list(db.session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)))
+def timeline(case: Case, *, viewer: User) -> list[CaseEvent]:
+    """Return the case's timeline as the viewer may read it, oldest first: a step whose note they may
+    not read (an amendment's reason, to a triage coordinator) comes without it."""
+    events = list(db.session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                     .order_by(CaseEvent.id)))
+    for event in events:
+        if event.note is not None and not reads_note(viewer, case, event.action):
+            db.session.expunge(event)  # a copy for this viewer: the stored note is never touched
+            event.note = None
+    return events
 
 
 # ---- participants and reports ---------------------------------------------------------------

@@ -296,3 +296,25 @@ def test_consortium_due_hours_set_the_due_time(app, world, make_case, api_as):
     with app.app_context():
         case = db.session.get(Case, case_id)
         assert abs((case.due_at - case.submitted_at) - timedelta(hours=10)) < timedelta(seconds=1)
+
+
+def test_the_coordinator_does_not_read_an_amendments_reason_in_the_timeline(world, pooled_case, api_as):
+    coord, gyn, gp = api_as(world["coord"]), api_as(world["gyn"]), api_as(world["gp"])
+    assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn"]}).status_code == 200
+    assert gyn.post(f"/api/cases/{pooled_case}/accept").status_code == 200
+    assert gyn.post(f"/api/cases/{pooled_case}/opinion", json={"diagnosis": "子宫肌瘤",
+                                                               "recommendations": "随访"}).status_code == 200
+    reason = "病理回报：诊断更正为子宫肉瘤"  # the opinion's own words, which the coordinator may not read
+    assert gyn.post(f"/api/cases/{pooled_case}/opinion/amendments",
+                    json={"reason": reason, "diagnosis": "子宫肉瘤"}).status_code == 201
+    assert coord.get(f"/api/cases/{pooled_case}/opinion").status_code == 403
+    for path in (f"/api/cases/{pooled_case}/timeline", f"/cases/{pooled_case}"):
+        seen = coord.get(path)
+        assert seen.status_code == 200, path
+        assert "子宫肉瘤" not in (str(seen.json) if seen.is_json else seen.get_data(as_text=True)), path
+    amended = [e for e in coord.get(f"/api/cases/{pooled_case}/timeline").json["items"]
+               if e["action"] == "opinion_amended"]
+    assert [e["note"] for e in amended] == [None]  # the step is shown, not its reason
+    owner_sees = [e["note"] for e in gp.get(f"/api/cases/{pooled_case}/timeline").json["items"]]
+    assert reason in owner_sees
+    assert reason in gp.get(f"/cases/{pooled_case}").get_data(as_text=True)
