@@ -318,3 +318,24 @@ def test_the_coordinator_does_not_read_an_amendments_reason_in_the_timeline(worl
     owner_sees = [e["note"] for e in gp.get(f"/api/cases/{pooled_case}/timeline").json["items"]]
     assert reason in owner_sees
     assert reason in gp.get(f"/cases/{pooled_case}").get_data(as_text=True)
+
+
+def test_a_specialist_removed_from_the_pool_loses_the_case_waiting_for_them(app, world, pooled_case, api_as):
+    coord, gyn, cadmin = api_as(world["coord"]), api_as(world["gyn"]), api_as(world["cadmin"])
+    assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn"]}).status_code == 200
+    assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['gyn']}").status_code == 204
+    # Not accepted yet: the case goes back to the pool's queue rather than wait on someone who left
+    # (the coordinator could neither reassign it nor return it; only the specialist could decline).
+    assert gyn.get(f"/api/cases/{pooled_case}").status_code == 404
+    assert gyn.post(f"/api/cases/{pooled_case}/accept").status_code == 404
+    assert [i["id"] for i in coord.get(f"/api/orgs/{world['pool']}/queue").json["items"]] == [pooled_case]
+    case = api_as(world["gp"]).get(f"/api/cases/{pooled_case}").json
+    assert (case["status"], case["consultant"], case["pool"]["id"]) == ("submitted", None, world["pool"])
+    last = api_as(world["gp"]).get(f"/api/cases/{pooled_case}/routing").json["items"][-1]
+    assert (last["kind"], last["chosen_user_id"], last["actor_id"]) == ("returned", world["gyn"], world["cadmin"])
+    assert kinds_of(app, world["coord"]).count("pool_queued") == 2
+    assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn2"]}).status_code == 200
+    # A case they had accepted stays theirs: the consultation is under way.
+    assert api_as(world["gyn2"]).post(f"/api/cases/{pooled_case}/accept").status_code == 200
+    assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['gyn2']}").status_code == 204
+    assert api_as(world["gyn2"]).get(f"/api/cases/{pooled_case}").json["status"] == "accepted"
