@@ -330,10 +330,12 @@ def reroute(*, case: Case, actor: User, org_id: int, note: str = "") -> Case:
     data = {"from_pool_id": current.id, "from_pool_name": current.name, "org_id": target.id, "reason": reason,
             "pool_id": route.pool.id if route.pool else None,
             "specialist_id": route.specialist.id if route.specialist else None}
+    # Still where it was and with whom it was (an assignment landing first is not dropped unseen).
+    held = Case.consultant_id.is_(None) if dropped is None else Case.consultant_id == dropped.id
     workflow.apply(case, Action.REROUTE, actor=actor, note=note or None, data=data,
                    values={"pool_id": route.pool.id if route.pool else None,
                            "consultant_id": route.specialist.id if route.specialist else None},
-                   where=(Case.pool_id == current.id,))
+                   where=(Case.pool_id == current.id, held))
     _decide(case, kind="rerouted", actor=actor, reason=reason, org=target, pool=route.pool, rule=route.rule,
             chosen=route.specialist)
     _into_place(case, route, actor=actor)
