@@ -1,16 +1,19 @@
 """The state machine: every transition not in the table is a 409 that changes nothing."""
 
 import hashlib
+import json
 import re
 import threading
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from app.cases.service import canonical
 from app.cases.workflow import TRANSITIONS
 from app.extensions import db
 from tests.conftest import ApiClient
+from tests.support.live import ThreadServer
 
 # How to reach each status from a fresh draft, as (who, method, path, body) steps.
 PATHS = {
@@ -276,3 +279,32 @@ def test_two_amendments_at_once_are_two_versions_not_a_500(app, people, make_cas
     versions = _signed_intact(consultant, case_id)
     assert [v["version"] for v in versions] == [1, 2, 3][:len(versions)]
     assert len(versions) == (3 if r.status_code == 201 else 2)
+
+
+def test_a_chunked_body_is_read_not_ignored(app, people, make_case, token_for):
+    """A body sent without Content-Length (Transfer-Encoding: chunked, as a streaming client sends it)
+    is the request's body too: signing must not silently sign the saved draft without it."""
+    case_id = case_in(people, make_case, "accepted")
+    consultant = people["consultant"]
+    assert consultant.put(f"/api/cases/{case_id}/opinion/draft", json={"diagnosis": "良性",
+                                                                       "recommendations": "随访"}).status_code == 200
+    headers = {"Authorization": f"Bearer {token_for(people['ids'][1])}", "Content-Type": "application/json"}
+
+    def chunked(body: dict):
+        yield json.dumps(body, ensure_ascii=False).encode()
+
+    with ThreadServer(app) as server:
+        r = requests.post(f"{server.url}/api/cases/{case_id}/opinion", headers=headers, timeout=30,
+                          data=chunked({"diagnosis": "交界性肿瘤"}))
+        assert r.status_code == 200, r.text
+        assert r.json()["opinion"]["diagnosis"] == "交界性肿瘤"
+        bad = requests.post(f"{server.url}/api/cases/{case_id}/opinion/amendments", headers=headers, timeout=30,
+                            data=chunked({"reason": "x", "differential": "not a list"}))
+        assert bad.status_code == 400
+    owner_case = case_in(people, make_case, "submitted")
+    with ThreadServer(app) as server:
+        r = requests.post(f"{server.url}/api/cases/{owner_case}/decline", headers=headers, timeout=30,
+                          data=chunked({"reason": "超出专业范围"}))
+        assert r.status_code == 200, r.text
+    steps = people["owner"].get(f"/api/cases/{owner_case}/timeline").json["items"]
+    assert steps[-1]["note"] == "超出专业范围"
