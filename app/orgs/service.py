@@ -223,7 +223,7 @@ def _route(org: Org, case: Case) -> routing.Route:
             raise Unroutable(f"no routing rule of {org.name} matches specialty {specialty}",
                              {"specialty": case.specialty, "urgency": case.urgency, "org_id": org.id})
         return route
-    if not routing.coordinators(org):
+    if not routing.watched_for(org, case):
         raise Unroutable(f"{org.name} has no coordinator to triage the case", {"org_id": org.id})
     return routing.Route(pool=org, reason=f"→ {org.name} (shared to the pool)")
 

@@ -339,3 +339,21 @@ def test_a_specialist_removed_from_the_pool_loses_the_case_waiting_for_them(app,
     assert api_as(world["gyn2"]).post(f"/api/cases/{pooled_case}/accept").status_code == 200
     assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['gyn2']}").status_code == 204
     assert api_as(world["gyn2"]).get(f"/api/cases/{pooled_case}").json["status"] == "accepted"
+
+
+def test_a_pool_only_the_cases_owner_coordinates_is_not_watched_for_it(world, make_case, api_as):
+    cadmin, gp = api_as(world["cadmin"]), api_as(world["gp"])
+    # The referring doctor coordinates the pool, alone: nobody could assign their case (an owner
+    # may not assign their own), so it must not wait in that queue.
+    assert cadmin.post(f"/api/orgs/{world['pool']}/members", json={"user_id": world["gp"],
+                                                                   "role": "coordinator"}).status_code == 201
+    assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['coord']}").status_code == 204
+    for org in (world["consortium"], world["pool"]):
+        case_id = make_case(world["gp"], specialty="gynecology")
+        r = gp.post(f"/api/cases/{case_id}/share", json={"org_id": org})
+        assert r.status_code == 422, (org, r.json)
+        assert gp.get(f"/api/cases/{case_id}").json["status"] == "draft"
+    # Another doctor's case does go there: the gp can triage it.
+    theirs = make_case(world["gyn"], specialty="gynecology")
+    assert api_as(world["gyn"]).post(f"/api/cases/{theirs}/share", json={"org_id": world["pool"]}).status_code == 200
+    assert [i["id"] for i in gp.get(f"/api/orgs/{world['pool']}/queue").json["items"]] == [theirs]
