@@ -194,6 +194,16 @@ def allowed_actions(user: User, case: Case) -> list[str]:
     return sorted(ALLOWED[role]) if role else []
 
 
+# Timeline steps whose note is the opinion's own words (an amendment's reason): the note is read as
+# the opinion is, with READ_OPINION; the step itself is shown to whoever sees the timeline.
+OPINION_NOTES = frozenset({"opinion_amended"})
+
+
+def reads_note(user: User, case: Case, step: str) -> bool:
+    """Tell whether the user may read the note of a timeline step of this kind on the case."""
+    return step not in OPINION_NOTES or can(user, case, Action.READ_OPINION)
+
+
 def available_actions(user: User, case: Case) -> frozenset[Action]:
     """Return the actions the user may take on the case now: their role's, in the case's status.
 

@@ -1,6 +1,6 @@
 """Cases API: create, list, detail, the consultation workflow, participants, reports, opinions."""
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from flask_login import current_user
 
 from app.accounts.auth import api_login_required
@@ -32,7 +32,7 @@ from app.cases.schemas import (
 )
 from app.core.errors import NotFound
 from app.core.openapi import api_doc
-from app.core.schemas import parse_body, parse_query
+from app.core.schemas import parse_body, parse_optional_body, parse_query
 from app.extensions import db
 from app.orgs import service as orgs
 from app.orgs.schemas import AssignIn, RerouteIn
@@ -78,7 +78,7 @@ def get_case(case):
 @api_doc(responses={200: "every transition and recorded action, oldest first"})
 def timeline(case):
     """Return the case's timeline: who did what, when, and why."""
-    return jsonify({"items": [event_json(e) for e in service.timeline(case)]})
+    return jsonify({"items": [event_json(e) for e in service.timeline(case, viewer=current_user)]})
 
 
 def _done(case, status: int = 200):
@@ -112,7 +112,7 @@ def accept(case):
 @api_doc(body=ReasonIn, responses={200: "status declined", 409: "invalid transition"})
 def decline(case):
     """Decline the consultation, with a reason (the designated specialist)."""
-    body = parse_body(ReasonIn) if request.content_length else ReasonIn()
+    body = parse_optional_body(ReasonIn)
     return _done(service.decline(case=case, actor=current_user, reason=body.reason))
 
 
@@ -121,7 +121,7 @@ def decline(case):
 @api_doc(body=ReasonIn, responses={200: "status withdrawn", 409: "invalid transition"})
 def withdraw(case):
     """Withdraw a draft or a case not yet accepted (the owner)."""
-    body = parse_body(ReasonIn) if request.content_length else ReasonIn()
+    body = parse_optional_body(ReasonIn)
     return _done(service.withdraw(case=case, actor=current_user, reason=body.reason))
 
 
@@ -225,7 +225,7 @@ def save_draft(case):
                                     400: "diagnosis or recommendations missing", 409: "invalid transition"})
 def sign_opinion(case):
     """Sign and send the opinion (the saved draft plus the fields given): status answered."""
-    data = parse_body(OpinionIn) if request.content_length else OpinionIn()
+    data = parse_optional_body(OpinionIn)
     service.sign_opinion(case=case, actor=current_user, data=data)
     return _done(case)
 

@@ -27,6 +27,7 @@ from app.cases.permissions import (
     Action,
     Reach,
     reach_of,
+    reads_note,
     role_filter,
     role_of,
     visible_case_filter,
@@ -249,7 +250,10 @@ def share(*, case: Case, actor: User, specialist_id: int, message: str = "") -> 
 
 def accept(*, case: Case, actor: User) -> Case:
     """The specialist takes the case: status accepted."""
-    workflow.apply(case, Action.ACCEPT, actor=actor, values={"accepted_at": utcnow()})
+    # Still theirs when the UPDATE lands: a coordinator may have rerouted the pooled case since the
+    # access check, and an accepted case nobody holds would be stuck.
+    workflow.apply(case, Action.ACCEPT, actor=actor, values={"accepted_at": utcnow()},
+                   where=(Case.consultant_id == actor.id,))
     notify(users=[case.owner], case_id=case.id, kind="accepted", actor=actor)
     return case
 
@@ -298,9 +302,16 @@ def close(*, case: Case, actor: User, rating: int, comment: str = "", outcome: s
     return case
 
 
-def timeline(case: Case) -> list[CaseEvent]:
-    """Return the case's timeline, oldest first."""
-    return list(db.session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.id)))
+def timeline(case: Case, *, viewer: User) -> list[CaseEvent]:
+    """Return the case's timeline as the viewer may read it, oldest first: a step whose note they may
+    not read (an amendment's reason, to a triage coordinator) comes without it."""
+    events = list(db.session.scalars(sa.select(CaseEvent).where(CaseEvent.case_id == case.id)
+                                     .order_by(CaseEvent.id)))
+    for event in events:
+        if event.note is not None and not reads_note(viewer, case, event.action):
+            db.session.expunge(event)  # a copy for this viewer: the stored note is never touched
+            event.note = None
+    return events
 
 
 # ---- participants and reports ---------------------------------------------------------------
@@ -380,7 +391,22 @@ def canonical(content: dict) -> str:
 
 
 def _versions(case: Case) -> list[Opinion]:
-    return list(db.session.scalars(sa.select(Opinion).where(Opinion.case_id == case.id).order_by(Opinion.version)))
+    return list(db.session.scalars(sa.select(Opinion).where(Opinion.case_id == case.id).order_by(Opinion.version)
+                                   .execution_options(populate_existing=True)))
+
+
+def _lock_opinion(case: Case) -> None:
+    """Take the case row's write lock before an opinion write reads the versions, and reload the case.
+
+    Two writes to one opinion (a draft save from another tab and the signature, two amendments)
+    then run one after the other and the second sees what the first wrote: without it a late draft
+    save rewrote the content of the version just signed (its hash no longer matching), and two
+    amendments both took the next version number (a unique violation, a 500). An UPDATE that
+    changes nothing rather than SELECT FOR UPDATE: it takes the lock on SQLite too.
+    """
+    db.session.execute(sa.update(Case).where(Case.id == case.id).values(updated_at=Case.updated_at)
+                       .execution_options(synchronize_session=False))
+    db.session.refresh(case)
 
 
 def draft_of(case: Case) -> Opinion | None:
@@ -401,6 +427,7 @@ def _merge(base: dict, update: OpinionIn) -> dict:
 
 def save_draft(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Create or update the consultant's draft opinion."""
+    _lock_opinion(case)
     # A draft also prepares an amendment once the opinion is signed.
     workflow.require_status(case, Action.WRITE_OPINION, Action.AMEND_OPINION)
     draft = draft_of(case)
@@ -443,6 +470,7 @@ def _freeze(case: Case, actor: User, data: OpinionIn, reason: str | None) -> Opi
 
 def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Sign and send the opinion (the draft plus these fields): status answered, content frozen."""
+    _lock_opinion(case)
     workflow.require_status(case, Action.SIGN_OPINION)
     opinion = _freeze(case, actor, data, None)
     workflow.apply(case, Action.SIGN_OPINION, actor=actor,
@@ -455,6 +483,7 @@ def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
 
 def amend_opinion(*, case: Case, actor: User, data: OpinionIn, reason: str) -> Opinion:
     """Sign a new version of an already signed opinion; the earlier versions are kept."""
+    _lock_opinion(case)
     workflow.require_status(case, Action.AMEND_OPINION)
     opinion = _freeze(case, actor, data, reason)
     workflow.record(case, "opinion_amended", actor=actor, note=reason,

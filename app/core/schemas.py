@@ -106,6 +106,17 @@ def parse_body(model: type[M]) -> M:
     return validate(model, data)
 
 
+def parse_optional_body(model: type[M]) -> M:
+    """Validate the JSON body against the model if one was sent, else return the model's defaults.
+
+    Whether there is a body is read from the body itself, not Content-Length: a chunked request
+    (Transfer-Encoding, no length) has one too, and ignoring it would act on what it did not say.
+    """
+    if not request.get_data(cache=True).strip():
+        return model()
+    return parse_body(model)
+
+
 def parse_query(model: type[M]) -> M:
     """Validate the query string against the model."""
     return validate(model, request.args.to_dict())

@@ -102,7 +102,7 @@ def add_member(org_id: int):
 def remove_member(org_id: int, user_id: int):
     """Remove someone from the org (org admins)."""
     org = require_org(current_user, org_id, OrgAction.MANAGE)
-    service.remove_member(org=org, user_id=user_id)
+    service.remove_member(org=org, user_id=user_id, actor=current_user)
     db.session.commit()
     return "", 204
 

@@ -1,8 +1,9 @@
 """Triage routing: which pool (or specialist) a consortium's rules pick, and whom to suggest.
 
 Rules are tried by priority, regular rules before fallback ones. A rule naming a specialist who
-is away, inactive or overloaded is skipped, and so is a pool nobody triages (no coordinator):
-a case must never wait in a queue nobody watches. Every skip is written into the reason.
+is away, inactive or overloaded is skipped, and so is a pool nobody triages (no coordinator but
+the case's owner): a case must never wait in a queue nobody watches. Every skip is written into
+the reason.
 """
 
 from dataclasses import dataclass, field
@@ -50,6 +51,12 @@ def coordinators(pool: Org) -> list[User]:
         OrgMember.org_id == pool.id, OrgMember.role == COORDINATOR, User.active.is_(True)).order_by(User.id)))
 
 
+def watched_for(pool: Org, case: Case) -> bool:
+    """Tell whether someone can triage the case in the pool: a coordinator other than its owner
+    (an owner may not assign their own case, so a queue only they watch would hold it forever)."""
+    return any(u.id != case.owner_id for u in coordinators(pool))
+
+
 def unavailable_reason(user: User, case: Case) -> str | None:
     """Say why the specialist cannot take the case now (away, inactive, overloaded, the owner), or None."""
     if not user.active or user.is_admin:
@@ -84,7 +91,7 @@ def pick(consortium: Org, case: Case) -> Route | None:
             why = unavailable_reason(rule.target_user, case)
             target = rule.target_user.name
         else:
-            why = None if coordinators(rule.target_org) else "no coordinator"
+            why = None if watched_for(rule.target_org, case) else "no coordinator"
             target = rule.target_org.name
         if why:
             skipped.append(f"rule {rule.priority} skipped: {target} {why}")

@@ -1,6 +1,6 @@
 """Request bodies and JSON forms of organizations, routing rules and routing decisions."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import sqlalchemy as sa
@@ -89,9 +89,22 @@ class RerouteIn(Schema):
     note: str = Field(default="", max_length=4000)
 
 
+# Away periods end within these years: past them a time zone shift leaves the calendar (OverflowError).
+AWAY_YEARS = (1900, 2999)
+
+
 class AwayIn(Schema):
-    until: datetime | None = None  # None: available again
+    until: datetime | None = None  # None: available again; stored as naive UTC like every timestamp
     note: str = Field(default="", max_length=200)
+
+    @field_validator("until")
+    @classmethod
+    def _naive_utc_within_the_calendar(cls, v):
+        if v is None:
+            return v
+        if not AWAY_YEARS[0] <= v.year <= AWAY_YEARS[1]:
+            raise ValueError(f"must be between the years {AWAY_YEARS[0]} and {AWAY_YEARS[1]}")
+        return v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo is not None else v
 
 
 def pool_ref(pool_id: int | None) -> dict | None:

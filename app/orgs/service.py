@@ -131,9 +131,18 @@ def set_member(*, org: Org, user_id: int, role: str) -> tuple[OrgMember, bool]:
     return _upsert(OrgMember, key={"org_id": org.id, "user_id": user_id}, values={"role": role})
 
 
-def remove_member(*, org: Org, user_id: int) -> None:
-    """Remove the user from the org; what the role gave them (a queue, pooled cases) ends at once."""
+def remove_member(*, org: Org, user_id: int, actor: User) -> None:
+    """Remove the user from the org; what the role gave them (a queue, pooled cases) ends at once.
+
+    The pool's cases designated to them and not yet accepted go back to the pool's queue: nobody
+    else could move them (the coordinators cannot reassign a designated case, only the specialist
+    can decline it). A case they accepted stays theirs: the consultation is under way.
+    """
     _delete_one(OrgMember, "member not found", org_id=org.id, user_id=user_id)
+    waiting = db.session.scalars(sa.select(Case).where(Case.pool_id == org.id, Case.consultant_id == user_id,
+                                                       Case.status == "submitted").order_by(Case.id)).all()
+    for case in waiting:
+        _release(case, pool=org, specialist=case.consultant, actor=actor)
 
 
 def set_institution(*, org: Org, institution_id: int, side: str) -> tuple[ConsortiumInstitution, bool]:
@@ -214,7 +223,7 @@ def _route(org: Org, case: Case) -> routing.Route:
             raise Unroutable(f"no routing rule of {org.name} matches specialty {specialty}",
                              {"specialty": case.specialty, "urgency": case.urgency, "org_id": org.id})
         return route
-    if not routing.coordinators(org):
+    if not routing.watched_for(org, case):
         raise Unroutable(f"{org.name} has no coordinator to triage the case", {"org_id": org.id})
     return routing.Route(pool=org, reason=f"→ {org.name} (shared to the pool)")
 
@@ -282,6 +291,17 @@ def assign(*, case: Case, actor: User, specialist_id: int, note: str = "") -> Ca
     return case
 
 
+def _release(case: Case, *, pool: Org, specialist: User, actor: User) -> None:
+    """Take a designated, not yet accepted case from a specialist who left the pool: back to its queue."""
+    workflow.apply(case, Action.RETURN_TO_POOL, actor=actor,
+                   data={"pool_id": pool.id, "pool_name": pool.name, "left_pool": specialist.name},
+                   values={"consultant_id": None}, where=(Case.consultant_id == specialist.id, Case.pool_id == pool.id))
+    _decide(case, kind="returned", actor=actor, pool=pool, chosen=specialist,
+            reason=f"{specialist.name} left {pool.name} → back to the queue")
+    notify(users=routing.coordinators(pool), case_id=case.id, kind="pool_queued", actor=actor)
+    notify(users=[specialist], case_id=case.id, kind="removed", actor=actor)
+
+
 def return_to_pool(*, case: Case, actor: User, reason: str = "") -> Case:
     """The designated specialist declines a pooled case: it waits in the pool's queue again."""
     pool = _pool(case)
@@ -310,10 +330,12 @@ def reroute(*, case: Case, actor: User, org_id: int, note: str = "") -> Case:
     data = {"from_pool_id": current.id, "from_pool_name": current.name, "org_id": target.id, "reason": reason,
             "pool_id": route.pool.id if route.pool else None,
             "specialist_id": route.specialist.id if route.specialist else None}
+    # Still where it was and with whom it was (an assignment landing first is not dropped unseen).
+    held = Case.consultant_id.is_(None) if dropped is None else Case.consultant_id == dropped.id
     workflow.apply(case, Action.REROUTE, actor=actor, note=note or None, data=data,
                    values={"pool_id": route.pool.id if route.pool else None,
                            "consultant_id": route.specialist.id if route.specialist else None},
-                   where=(Case.pool_id == current.id,))
+                   where=(Case.pool_id == current.id, held))
     _decide(case, kind="rerouted", actor=actor, reason=reason, org=target, pool=route.pool, rule=route.rule,
             chosen=route.specialist)
     _into_place(case, route, actor=actor)

@@ -182,8 +182,8 @@ def case_page(case):
     actions = set(detail["actions_now"])  # the template offers these and decides nothing itself
     draft = cases.draft_of(case) if Action.WRITE_OPINION in actions else None
     trail = [decision_json(d) for d in orgs.decisions(case)]
-    return render_template("case.html", case=detail, timeline=cases.timeline(case), specialties=SPECIALTIES,
-                           draft=draft, actions=actions, trail=trail)
+    return render_template("case.html", case=detail, timeline=cases.timeline(case, viewer=current_user),
+                           specialties=SPECIALTIES, draft=draft, actions=actions, trail=trail)
 
 
 @bp.get("/cases/<int:case_id>/viewer")

@@ -1,11 +1,19 @@
 """The state machine: every transition not in the table is a 409 that changes nothing."""
 
+import hashlib
+import json
+import re
 import threading
 
 import pytest
+import requests
+import sqlalchemy as sa
 
+from app.cases.service import canonical
 from app.cases.workflow import TRANSITIONS
+from app.extensions import db
 from tests.conftest import ApiClient
+from tests.support.live import ThreadServer
 
 # How to reach each status from a fresh draft, as (who, method, path, body) steps.
 PATHS = {
@@ -189,3 +197,114 @@ def test_concurrent_accepts_leave_one_winner(app, people, make_case, token_for):
     assert sorted(codes) == [200, 409, 409, 409]
     timeline = people["owner"].get(f"/api/cases/{case_id}/timeline").json["items"]
     assert [e["action"] for e in timeline].count("accept") == 1
+
+
+WRITES_OPINION = re.compile(r"\s*(INSERT\s+INTO|UPDATE)\s+opinions\b", re.IGNORECASE)
+
+
+def _just_before_writing_the_opinion(app, make_request):
+    """Run ``make_request`` (another request, its own thread and connection) right before the next
+    request of this thread writes to the opinions table; wait for it at most a couple of seconds
+    (a correct server may hold it back until the first request commits). Return (its answers,
+    whether it ran, and a function to call once the first request is done)."""
+    answers, me, fired = [], threading.get_ident(), []
+
+    def other():
+        answers.append(make_request())
+
+    def before_execute(conn, cursor, statement, *_args):
+        if fired or threading.get_ident() != me or not WRITES_OPINION.match(statement):
+            return
+        fired.append(threading.Thread(target=other))
+        fired[0].start()
+        fired[0].join(2)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", before_execute)
+    return answers, fired, lambda: (sa.event.remove(engine, "before_cursor_execute", before_execute),
+                                    fired and fired[0].join(30))
+
+
+OPINION_META = {"version", "state", "signed_by", "signed_at", "sha256", "amendment_reason", "pdf"}
+
+
+def _signed_intact(api, case_id):
+    versions = api.get(f"/api/cases/{case_id}/opinion").json["versions"]
+    for v in versions:
+        content = {k: x for k, x in v.items() if k not in OPINION_META}
+        assert v["sha256"] == hashlib.sha256(canonical(content).encode()).hexdigest(), v
+    return versions
+
+
+def test_a_draft_saved_while_the_opinion_is_signed_never_changes_the_signed_version(app, people, make_case):
+    case_id = case_in(people, make_case, "accepted")
+    consultant = people["consultant"]
+    assert consultant.put(f"/api/cases/{case_id}/opinion/draft", json={"diagnosis": "良性"}).status_code == 200
+    token = consultant.token
+
+    def sign():
+        return ApiClient(app.test_client(), token).post(f"/api/cases/{case_id}/opinion",
+                                                         json={"recommendations": "随访"}).status_code
+
+    answers, fired, done = _just_before_writing_the_opinion(app, sign)
+    try:  # the draft save (another tab) is about to write the draft it read when the signature lands
+        r = consultant.put(f"/api/cases/{case_id}/opinion/draft", json={"diagnosis": "恶性可能"})
+    finally:
+        done()
+    assert fired
+    assert answers == [200]
+    assert r.status_code in (200, 409), r.json
+    # Signed once, and the signed content is what its hash covers (before: the late save rewrote it).
+    assert [v["version"] for v in _signed_intact(consultant, case_id)] == [1]
+
+
+def test_two_amendments_at_once_are_two_versions_not_a_500(app, people, make_case):
+    case_id = case_in(people, make_case, "answered")
+    consultant = people["consultant"]
+    token = consultant.token
+
+    def amend():
+        return ApiClient(app.test_client(), token).post(f"/api/cases/{case_id}/opinion/amendments",
+                                                        json={"reason": "病理回报", "diagnosis": "交界性"}).status_code
+
+    answers, fired, done = _just_before_writing_the_opinion(app, amend)
+    try:
+        r = consultant.post(f"/api/cases/{case_id}/opinion/amendments", json={"reason": "复核", "diagnosis": "恶性"})
+    finally:
+        done()
+    assert fired
+    assert answers == [201]
+    assert r.status_code in (201, 409), r.json
+    versions = _signed_intact(consultant, case_id)
+    assert [v["version"] for v in versions] == [1, 2, 3][:len(versions)]
+    assert len(versions) == (3 if r.status_code == 201 else 2)
+
+
+def test_a_chunked_body_is_read_not_ignored(app, people, make_case, token_for):
+    """A body sent without Content-Length (Transfer-Encoding: chunked, as a streaming client sends it)
+    is the request's body too: signing must not silently sign the saved draft without it."""
+    case_id = case_in(people, make_case, "accepted")
+    consultant = people["consultant"]
+    assert consultant.put(f"/api/cases/{case_id}/opinion/draft", json={"diagnosis": "良性",
+                                                                       "recommendations": "随访"}).status_code == 200
+    headers = {"Authorization": f"Bearer {token_for(people['ids'][1])}", "Content-Type": "application/json"}
+
+    def chunked(body: dict):
+        yield json.dumps(body, ensure_ascii=False).encode()
+
+    with ThreadServer(app) as server:
+        r = requests.post(f"{server.url}/api/cases/{case_id}/opinion", headers=headers, timeout=30,
+                          data=chunked({"diagnosis": "交界性肿瘤"}))
+        assert r.status_code == 200, r.text
+        assert r.json()["opinion"]["diagnosis"] == "交界性肿瘤"
+        bad = requests.post(f"{server.url}/api/cases/{case_id}/opinion/amendments", headers=headers, timeout=30,
+                            data=chunked({"reason": "x", "differential": "not a list"}))
+        assert bad.status_code == 400
+    owner_case = case_in(people, make_case, "submitted")
+    with ThreadServer(app) as server:
+        r = requests.post(f"{server.url}/api/cases/{owner_case}/decline", headers=headers, timeout=30,
+                          data=chunked({"reason": "超出专业范围"}))
+        assert r.status_code == 200, r.text
+    steps = people["owner"].get(f"/api/cases/{owner_case}/timeline").json["items"]
+    assert steps[-1]["note"] == "超出专业范围"

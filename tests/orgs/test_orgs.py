@@ -164,3 +164,14 @@ def test_away_switch(api_as, world):
     assert r.json == {"away_until": "2099-01-02T00:00:00.000Z", "note": "休假"}
     assert gyn.put("/api/me/away", json={"until": None}).json["away_until"] is None
     assert gyn.put("/api/me/away", json={"until": "someday"}).status_code == 400
+
+
+@pytest.mark.parametrize("until", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+05:00", "9999-12-31T23:59:59",
+                                   "0001-01-01T00:00:00"])
+def test_away_until_the_calendars_ends_is_a_400_naming_the_field(api_as, world, until):
+    # In UTC the first two fall outside the calendar (an OverflowError, a 500, before the fix).
+    gyn = api_as(world["gyn"])
+    r = gyn.put("/api/me/away", json={"until": until, "note": "休假"})
+    assert r.status_code == 400, r.json
+    assert r.json["detail"][0]["field"] == "until"
+    assert gyn.get("/api/me/away").json == {"away_until": None, "note": ""}

@@ -296,3 +296,64 @@ def test_consortium_due_hours_set_the_due_time(app, world, make_case, api_as):
     with app.app_context():
         case = db.session.get(Case, case_id)
         assert abs((case.due_at - case.submitted_at) - timedelta(hours=10)) < timedelta(seconds=1)
+
+
+def test_the_coordinator_does_not_read_an_amendments_reason_in_the_timeline(world, pooled_case, api_as):
+    coord, gyn, gp = api_as(world["coord"]), api_as(world["gyn"]), api_as(world["gp"])
+    assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn"]}).status_code == 200
+    assert gyn.post(f"/api/cases/{pooled_case}/accept").status_code == 200
+    assert gyn.post(f"/api/cases/{pooled_case}/opinion", json={"diagnosis": "子宫肌瘤",
+                                                               "recommendations": "随访"}).status_code == 200
+    reason = "病理回报：诊断更正为子宫肉瘤"  # the opinion's own words, which the coordinator may not read
+    assert gyn.post(f"/api/cases/{pooled_case}/opinion/amendments",
+                    json={"reason": reason, "diagnosis": "子宫肉瘤"}).status_code == 201
+    assert coord.get(f"/api/cases/{pooled_case}/opinion").status_code == 403
+    for path in (f"/api/cases/{pooled_case}/timeline", f"/cases/{pooled_case}"):
+        seen = coord.get(path)
+        assert seen.status_code == 200, path
+        assert "子宫肉瘤" not in (str(seen.json) if seen.is_json else seen.get_data(as_text=True)), path
+    amended = [e for e in coord.get(f"/api/cases/{pooled_case}/timeline").json["items"]
+               if e["action"] == "opinion_amended"]
+    assert [e["note"] for e in amended] == [None]  # the step is shown, not its reason
+    owner_sees = [e["note"] for e in gp.get(f"/api/cases/{pooled_case}/timeline").json["items"]]
+    assert reason in owner_sees
+    assert reason in gp.get(f"/cases/{pooled_case}").get_data(as_text=True)
+
+
+def test_a_specialist_removed_from_the_pool_loses_the_case_waiting_for_them(app, world, pooled_case, api_as):
+    coord, gyn, cadmin = api_as(world["coord"]), api_as(world["gyn"]), api_as(world["cadmin"])
+    assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn"]}).status_code == 200
+    assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['gyn']}").status_code == 204
+    # Not accepted yet: the case goes back to the pool's queue rather than wait on someone who left
+    # (the coordinator could neither reassign it nor return it; only the specialist could decline).
+    assert gyn.get(f"/api/cases/{pooled_case}").status_code == 404
+    assert gyn.post(f"/api/cases/{pooled_case}/accept").status_code == 404
+    assert [i["id"] for i in coord.get(f"/api/orgs/{world['pool']}/queue").json["items"]] == [pooled_case]
+    case = api_as(world["gp"]).get(f"/api/cases/{pooled_case}").json
+    assert (case["status"], case["consultant"], case["pool"]["id"]) == ("submitted", None, world["pool"])
+    last = api_as(world["gp"]).get(f"/api/cases/{pooled_case}/routing").json["items"][-1]
+    assert (last["kind"], last["chosen_user_id"], last["actor_id"]) == ("returned", world["gyn"], world["cadmin"])
+    assert kinds_of(app, world["coord"]).count("pool_queued") == 2
+    assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn2"]}).status_code == 200
+    # A case they had accepted stays theirs: the consultation is under way.
+    assert api_as(world["gyn2"]).post(f"/api/cases/{pooled_case}/accept").status_code == 200
+    assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['gyn2']}").status_code == 204
+    assert api_as(world["gyn2"]).get(f"/api/cases/{pooled_case}").json["status"] == "accepted"
+
+
+def test_a_pool_only_the_cases_owner_coordinates_is_not_watched_for_it(world, make_case, api_as):
+    cadmin, gp = api_as(world["cadmin"]), api_as(world["gp"])
+    # The referring doctor coordinates the pool, alone: nobody could assign their case (an owner
+    # may not assign their own), so it must not wait in that queue.
+    assert cadmin.post(f"/api/orgs/{world['pool']}/members", json={"user_id": world["gp"],
+                                                                   "role": "coordinator"}).status_code == 201
+    assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['coord']}").status_code == 204
+    for org in (world["consortium"], world["pool"]):
+        case_id = make_case(world["gp"], specialty="gynecology")
+        r = gp.post(f"/api/cases/{case_id}/share", json={"org_id": org})
+        assert r.status_code == 422, (org, r.json)
+        assert gp.get(f"/api/cases/{case_id}").json["status"] == "draft"
+    # Another doctor's case does go there: the gp can triage it.
+    theirs = make_case(world["gyn"], specialty="gynecology")
+    assert api_as(world["gyn"]).post(f"/api/cases/{theirs}/share", json={"org_id": world["pool"]}).status_code == 200
+    assert [i["id"] for i in gp.get(f"/api/orgs/{world['pool']}/queue").json["items"]] == [theirs]
