@@ -99,8 +99,11 @@ def consent(teaching_id: int):
     body = parse_body(ConsentIn)
     t = service.consent(user=current_user, teaching_id=teaching_id, agree=body.agree,
                         show_hospital=body.show_hospital)
+    # The answer is what this request decided, read while its row lock holds: after the commit a
+    # removal waiting on that lock may already have deleted the row (a 500 on reading it back).
+    answer = teaching_json(t)
     db.session.commit()
-    return jsonify(teaching_json(t))
+    return jsonify(answer)
 
 
 @bp.delete("/teaching/<int:teaching_id>")
