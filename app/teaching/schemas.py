@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from app.cases.permissions import Action
 from app.cases.schemas import known_specialty
@@ -51,8 +51,9 @@ class ReviewTeachingIn(Schema):
 
 
 class ConsentIn(Schema):
-    agree: bool
-    show_hospital: bool = False
+    # Strict: publishing a patient's case (and naming their hospital) takes a JSON true, not "yes" or 1.
+    agree: StrictBool
+    show_hospital: StrictBool = False
 
 
 class TeachingQuery(Query):

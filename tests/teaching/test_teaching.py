@@ -236,3 +236,17 @@ def test_consent_racing_removal_is_no_500(app, api_as, closed_case, token_for, i
         assert results["consent"].json()["state"] == "published"
     assert api_as(ids["owner"]).get(f"/api/teaching/{tid}").status_code == 404
     assert api_as(ids["colleague"]).get("/api/teaching").json["items"] == []
+
+
+@pytest.mark.parametrize("body", [{"agree": "yes"}, {"agree": 1}, {"agree": "true"}, {"agree": None},
+                                  {"agree": True, "show_hospital": "1"}, {"agree": True, "show_hospital": []}])
+def test_consent_is_a_json_boolean(api_as, closed_case, body):
+    """Publishing a patient's case takes a real ``true``: a string or a number is a 400 naming the field."""
+    ids = closed_case
+    _close(api_as, ids)
+    tid = _propose(api_as, ids).json["id"]
+    owner = api_as(ids["owner"])
+    r = owner.post(f"/api/teaching/{tid}/consent", json=body)
+    assert r.status_code == 400, r.json
+    assert r.json["detail"][0]["field"] in body
+    assert owner.get(f"/api/teaching/{tid}").json["state"] == "proposed"
