@@ -289,6 +289,13 @@ def role_filter(user: User, role: str, reach: Reach | None = None):
     raise ValueError(f"no list filter for the role {role!r}")
 
 
+def opinion_readers_filter(user: User, reach: Reach | None = None):
+    """A SQL condition selecting the cases whose reports and signed opinion the user may read: those
+    on which role_filter gives them a role that ALLOWED grants READ_OPINION (not a triage coordinator)."""
+    reach = reach or reach_of(user)
+    return sa.or_(*(role_filter(user, role, reach) for role in ROLES if Action.READ_OPINION in ALLOWED[role]))
+
+
 def case_ids_route(action: Action, *, audit: str):
     """Declare a hot case route, one a viewer calls hundreds of times (a series' frames).
 

@@ -96,6 +96,22 @@ def init_app(app: Flask) -> None:
             event.listen(orm.Session, name, listener)
 
 
+def in_case_texts(q: str):
+    """Return a SQL condition on Case: every term of q occurs in the case's own texts (title, clinical
+    question, summary), case-insensitively; None if q has no terms.
+
+    The search document also holds the reports and the signed opinion, which some who see a case
+    (a triage coordinator) may not read: for them a match must come from these texts, or a search
+    would tell whether an opinion says a word. A term is looked for as a substring, so it may match
+    a little more than the index (a word's middle), never less: found only in a report, it is not."""
+    terms = fulltext.query_terms(q)
+    if not terms:
+        return None
+    texts = sa.func.lower(sa.func.coalesce(Case.title, "") + "\n" + sa.func.coalesce(Case.clinical_question, "")
+                          + "\n" + sa.func.coalesce(Case.summary, ""))
+    return sa.and_(*(texts.contains(term, autoescape=True) for term, _prefix in terms))
+
+
 def matching(q: str, *, indexed: bool = True):
     """Return (condition, score, join) selecting the cases whose documents match q, higher score
     better, or None if q has no terms. ``join`` is a subquery (id, score) to join cases with

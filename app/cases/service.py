@@ -26,6 +26,7 @@ from app.cases.permissions import (
     PARTICIPANT,
     Action,
     Reach,
+    opinion_readers_filter,
     reach_of,
     reads_note,
     role_filter,
@@ -109,6 +110,8 @@ def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = No
     ids = sa.select(Case.id)
     ranked = []
     if match is not None:
+        # Reports and the signed opinion are searched only where the viewer may read them.
+        conditions.append(sa.or_(opinion_readers_filter(viewer, reach), search.in_case_texts(query.q)))
         condition, score, hits = match
         if hits is None:
             conditions.append(condition)

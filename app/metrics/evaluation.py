@@ -132,6 +132,11 @@ def review(*, case_id: int, reviewer: User, score: str, teaching_note: str) -> P
         raise Conflict("you already reviewed this opinion")
     entry = PeerReview(case_id=case.id, opinion_id=opinion.id, reviewer_id=reviewer.id, reviewee_id=opinion.author_id,
                        score=score, teaching_note=teaching_note or None)
-    db.session.add(entry)
-    db.session.flush()
+    try:
+        # A double tap: both requests passed the look-up above; uq_peer_reviews_opinion_reviewer
+        # lets one in, and the other is the same 409, not a 500.
+        with db.session.begin_nested():
+            db.session.add(entry)
+    except sa.exc.IntegrityError:
+        raise Conflict("you already reviewed this opinion") from None
     return entry

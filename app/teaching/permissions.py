@@ -46,6 +46,28 @@ def reads_images_of(user: User, case_id: int) -> bool:
         TeachingCase.case_id == case_id, published_for(user)).limit(1)) is not None
 
 
+def reads_copy(user: User, t: TeachingCase) -> bool:
+    """Tell whether the user may read the teaching case's copy of the case (title, question, patient,
+    studies, reports, opinion), given that they may see the teaching case at all.
+
+    Once published, its readers may. Before that, and once refused, the referring doctor's consent
+    has not let it out: only they (who decide) and those who read the case's opinion anyway (its
+    consultant and participants) may. Someone who proposed it from a peer review without that (the
+    blinded reviewer, a pool coordinator, a consortium admin) sees the proposal, not the case.
+    """
+    if t.state == "published":
+        return True
+    case = db.session.get(Case, t.case_id)
+    if case is None:
+        return False
+    if user.id == case.owner_id:
+        return True
+    # Imported here: app.cases.permissions imports this module (for the teaching viewer's images).
+    from app.cases.permissions import Action, can
+
+    return can(user, case, Action.READ_OPINION)
+
+
 def acting_orgs(user: User) -> set[int]:
     """The ids of the orgs whose cases' peer reviews the user may act on: the pools they coordinate,
     and the orgs they administer with every org below them (a consortium admin: its pools)."""

@@ -10,6 +10,7 @@ from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
 from app.extensions import db
 from app.teaching import service
+from app.teaching.permissions import reads_copy
 from app.teaching.schemas import (
     ConsentIn,
     ProposeIn,
@@ -50,8 +51,9 @@ def propose_from_review(review_id: int):
     the reviewer, or a coordinator/admin of the case's pool or consortium)."""
     body = parse_body(ReviewTeachingIn)
     t = service.propose_from_review(review_id=review_id, actor=current_user, org_id=body.org_id, tags=body.tags)
+    answer = teaching_json(t, copy=reads_copy(current_user, t))
     db.session.commit()
-    return jsonify(teaching_json(t)), 201
+    return jsonify(answer), 201
 
 
 @bp.get("/peer-reviews/teachable")
@@ -78,7 +80,8 @@ def collection():
 @api_doc(responses={200: "proposals awaiting the caller's consent, or that the caller made"}, tag="teaching")
 def pending():
     """List the proposals waiting for the caller's consent and those they proposed."""
-    return jsonify({"items": [teaching_json(t) for t in service.awaiting_consent(user=current_user)]})
+    return jsonify({"items": [teaching_json(t, copy=reads_copy(current_user, t))
+                              for t in service.awaiting_consent(user=current_user)]})
 
 
 @bp.get("/teaching/<int:teaching_id>")
@@ -87,7 +90,7 @@ def pending():
 def get(teaching_id: int):
     """Return one teaching case (readers of its collection, its consultant, the referring doctor)."""
     t, _role = service.get(user=current_user, teaching_id=teaching_id)
-    return jsonify(teaching_json(t))
+    return jsonify(teaching_json(t, copy=reads_copy(current_user, t)))
 
 
 @bp.post("/teaching/<int:teaching_id>/consent")
@@ -99,8 +102,11 @@ def consent(teaching_id: int):
     body = parse_body(ConsentIn)
     t = service.consent(user=current_user, teaching_id=teaching_id, agree=body.agree,
                         show_hospital=body.show_hospital)
+    # The answer is what this request decided, read while its row lock holds: after the commit a
+    # removal waiting on that lock may already have deleted the row (a 500 on reading it back).
+    answer = teaching_json(t)
     db.session.commit()
-    return jsonify(teaching_json(t))
+    return jsonify(answer)
 
 
 @bp.delete("/teaching/<int:teaching_id>")

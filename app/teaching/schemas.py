@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictBool, field_validator, model_validator
 
 from app.cases.permissions import Action
 from app.cases.schemas import known_specialty
@@ -51,8 +51,9 @@ class ReviewTeachingIn(Schema):
 
 
 class ConsentIn(Schema):
-    agree: bool
-    show_hospital: bool = False
+    # Strict: publishing a patient's case (and naming their hospital) takes a JSON true, not "yes" or 1.
+    agree: StrictBool
+    show_hospital: StrictBool = False
 
 
 class TeachingQuery(Query):
@@ -62,19 +63,24 @@ class TeachingQuery(Query):
     difficulty: Literal["basic", "intermediate", "advanced"] | None = None
 
 
-def teaching_json(t: TeachingCase) -> dict:
-    """Serialise a teaching case: the copy, its tags and note; never chat, audit or people's names."""
+COPY_FIELDS = ("title", "question", "summary", "patient", "studies", "reports", "opinion")
+
+
+def teaching_json(t: TeachingCase, *, copy: bool = True) -> dict:
+    """Serialise a teaching case: the copy, its tags and note; never chat, audit or people's names.
+    Without ``copy`` (app.teaching.permissions.reads_copy says no) the copy's fields are null."""
     from app.extensions import db
     from app.orgs.models import Org
 
     org = db.session.get(Org, t.org_id)
+    content = t.content if copy else dict.fromkeys(COPY_FIELDS)
     return {
         "id": t.id, "case_id": t.case_id, "state": t.state,
         "org": {"id": org.id, "name": org.name, "kind": org.kind} if org else None,
         "note": t.note, "tags": {"specialty": t.specialty, "keywords": t.keywords or [], "difficulty": t.difficulty},
         # From a blinded peer review: its score only (the note above is the review's); never who reviewed.
         "peer_review": {"score": t.disagreement} if t.disagreement else None,
-        **t.content, "hospital": t.hospital_name,
+        **content, "copy_withheld": not copy, "hospital": t.hospital_name,
         "images": f"/teaching/{t.id}/viewer" if t.state == "published" else None,
         "created_at": isoformat(t.created_at), "decided_at": isoformat(t.decided_at),
     }

@@ -167,9 +167,18 @@ def consent(*, user: User, teaching_id: int, agree: bool, show_hospital: bool) -
         raise Forbidden("only the referring doctor consents")
     if t.state != "proposed":
         raise Conflict("already decided", {"state": t.state})
-    t.state, t.decided_at = ("published" if agree else "refused"), utcnow()
-    t.hospital_name = user.institution.name if agree and show_hospital else None
-    db.session.flush()
+    # Decided only if still undecided and still there: of two answers at once (agree in one tab,
+    # refuse in another) one stands and the other is told, and a removal meanwhile is a 404.
+    decided = db.session.execute(sa.update(TeachingCase).where(
+        TeachingCase.id == t.id, TeachingCase.state == "proposed").values(
+        state="published" if agree else "refused", decided_at=utcnow(),
+        hospital_name=user.institution.name if agree and show_hospital else None))
+    if decided.rowcount != 1:
+        state = db.session.scalar(sa.select(TeachingCase.state).where(TeachingCase.id == t.id))
+        if state is None:
+            raise NotFound("teaching case not found")
+        raise Conflict("already decided", {"state": state})
+    db.session.refresh(t)
     return t
 
 

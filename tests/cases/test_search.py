@@ -165,3 +165,25 @@ def test_documents_follow_edits_and_are_removed_with_the_case(doctor, make_case,
         db.session.execute(sa.delete(Case).where(Case.id == case_id))
         db.session.commit()
         assert db.session.scalar(sa.select(sa.func.count()).select_from(CaseSearch)) == 0
+
+
+def test_a_triage_coordinator_finds_pool_cases_by_their_texts_never_by_reports_or_opinion(world, make_case, api_as):
+    """A coordinator sees a pooled case (title, question, summary) but not its reports or opinion: a
+    search must not answer "does its opinion say X?" for them, by the list or by its count."""
+    case_id = make_case(world["gp"], specialty="gynecology", title="盆腔包块待查", clinical_question="请会诊：性质？",
+                        summary="绝经后 CA125 Elevated")
+    case = f"/api/cases/{case_id}"
+    gp, coord, gyn = api_as(world["gp"]), api_as(world["coord"]), api_as(world["gyn"])
+    assert gp.post(f"{case}/share", json={"org_id": world["consortium"]}).status_code == 200
+    assert coord.post(f"{case}/assign", json={"specialist_id": world["gyn"]}).status_code == 200
+    assert gyn.post(f"{case}/accept").status_code == 200
+    r = gyn.post(f"{case}/opinion", json={"diagnosis": "浆液性囊腺癌 Malignant", "recommendations": "肿瘤细胞减灭术"})
+    assert r.status_code == 200, r.json
+    assert coord.get(f"{case}/opinion").status_code == 403
+    for q in ("盆腔", "性质", "绝经 包块", "ca125", "elev"):
+        assert ids(coord.get("/api/cases", query_string={"q": q})) == [case_id], q
+    for q in ("囊腺癌", "减灭术", "盆腔 囊腺癌", "malig", "ca125 malignant"):
+        r = coord.get("/api/cases", query_string={"q": q})
+        assert (ids(r), r.json["total"]) == ([], 0), q
+    for who in (gp, gyn):  # the case's own people search its opinion
+        assert ids(who.get("/api/cases", query_string={"q": "囊腺癌 malig"})) == [case_id]

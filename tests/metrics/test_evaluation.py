@@ -92,3 +92,42 @@ def test_blinded_peer_review(make_case_in_progress, api_as, make_user):
     assert reviewer.get("/api/peer-reviews/next").json["item"] is None
     ev = consultant.get(f"/api/users/{ids['consultant']}/evaluation").json
     assert ev["peer_review"] == {"n": 1, "agree": 0, "minor": 0, "major": 1, "agreement_pct": 0.0}
+
+
+def test_a_double_submitted_review_is_one_review_and_a_409(app, make_case_in_progress, api_as, make_user,
+                                                           token_for, monkeypatch):
+    """Two identical reviews at once (a double tap): one is recorded, the other is told it exists, no 500."""
+    import threading
+    import time
+
+    from app.metrics import evaluation
+    from tests.support.live import ThreadServer, race
+
+    case_id, ids = make_case_in_progress()
+    r = api_as(ids["consultant"]).post(f"/api/cases/{case_id}/opinion",
+                                       json={"diagnosis": "子宫肌瘤", "recommendations": "随访"})
+    assert r.status_code == 200, r.json
+    reviewer = make_user(specialty="gynecology")
+    # Both requests pass the eligibility and the "already reviewed?" look-up before either inserts.
+    both_checked = threading.Barrier(2)
+    eligible = evaluation._eligible_opinion
+
+    def in_step(user, case):
+        opinion = eligible(user, case)
+        try:
+            both_checked.wait(5)
+        except threading.BrokenBarrierError:
+            time.sleep(0.2)
+        return opinion
+
+    monkeypatch.setattr(evaluation, "_eligible_opinion", in_step)
+    token = token_for(reviewer)
+    body = {"case_id": case_id, "score": "major", "teaching_note": "应先排除子宫肉瘤"}
+    with ThreadServer(app) as server:
+        results = race(server, {n: (token, "POST", "/api/peer-reviews", body) for n in ("a", "b")})
+    statuses = sorted(r.status_code for r in results.values())
+    assert statuses == [201, 409], {n: (r.status_code, r.text[:200]) for n, r in results.items()}
+    loser = next(r for r in results.values() if r.status_code == 409)
+    assert loser.json()["error"] == "you already reviewed this opinion"
+    ev = api_as(ids["consultant"]).get(f"/api/users/{ids['consultant']}/evaluation").json
+    assert ev["peer_review"]["n"] == 1

@@ -230,3 +230,55 @@ def test_pages_offer_the_proposal_and_show_the_note_beside_the_opinion(app, api_
     assert 'data-disagreement="major"' in pair
     assert REVIEWER_NAME not in page
     assert 'id="teaching-note"' not in page  # the note is shown once, beside the opinion
+
+
+COPY = ("title", "question", "summary", "patient", "studies", "reports", "opinion")
+
+
+@pytest.mark.parametrize("proposer", ["reviewer", "coord", "cadmin"])
+def test_the_copy_waits_for_consent_for_a_proposer_who_cannot_read_the_case(app, api_as, reviewed, proposer):
+    """A proposer from a peer review who does not read the case's reports and opinion (the blinded
+    reviewer, a pool coordinator, a consortium admin) sees the proposal, not the patient's case, until
+    the referring doctor agrees; once they refuse, never."""
+    ids = reviewed
+    api = api_as(ids[proposer])
+    r = _propose(api, ids["review"], ids["consortium"])
+    assert r.status_code == 201, r.json
+    tid = r.json["id"]
+    seen = [r.json, api.get(f"/api/teaching/{tid}").json,
+            *[t for t in api.get("/api/teaching/pending").json["items"] if t["id"] == tid]]
+    assert len(seen) == 3
+    for item in seen:
+        assert {k: item[k] for k in COPY} == dict.fromkeys(COPY), item
+        assert item["copy_withheld"] is True
+        assert (item["state"], item["note"], item["peer_review"]) == ("proposed", NOTE, {"score": "major"})
+    text = json.dumps(seen, ensure_ascii=False)
+    for secret in ("卵巢囊肿，良性可能", "三个月后复查超声"):  # the signed opinion
+        assert secret not in text
+    email = api.get("/api/me").json["email"]
+    with app.test_client() as browser:
+        html = browser.get("/login").get_data(as_text=True)
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+        browser.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf})
+        page = browser.get(f"/teaching/{tid}").get_data(as_text=True)
+        assert "teaching-copy-withheld" in page
+        assert "卵巢囊肿，良性可能" not in page
+        assert browser.get(f"/teaching/{tid}/viewer").status_code == 404
+        assert f'data-teaching-id="{tid}"' in browser.get("/teaching").get_data(as_text=True)
+    # The referring doctor and the author (the case's own people) read it to decide.
+    for who in ("gp", "gyn"):
+        item = api_as(ids[who]).get(f"/api/teaching/{tid}").json
+        assert item["opinion"]["diagnosis"] == "卵巢囊肿，良性可能"
+        assert item["copy_withheld"] is False
+    assert api_as(ids["gp"]).post(f"/api/teaching/{tid}/consent", json={"agree": False}).json["state"] == "refused"
+    item = api.get(f"/api/teaching/{tid}").json
+    assert (item["state"], item["opinion"], item["reports"], item["patient"]) == ("refused", None, None, None)
+
+
+def test_a_published_copy_is_read_by_its_proposer_too(api_as, reviewed):
+    ids = reviewed
+    tid = _propose(api_as(ids["coord"]), ids["review"], ids["consortium"]).json["id"]
+    api_as(ids["gp"]).post(f"/api/teaching/{tid}/consent", json={"agree": True})
+    item = api_as(ids["coord"]).get(f"/api/teaching/{tid}").json
+    assert item["opinion"]["diagnosis"] == "卵巢囊肿，良性可能"
+    assert item["copy_withheld"] is False

@@ -158,3 +158,95 @@ def test_unpublishing_removes_it_at_once(api_as, closed_case, remover):
     assert colleague.get("/api/teaching").json["items"] == []
     assert colleague.get(f"/api/teaching/{tid}").status_code == 404
     assert image_routes(colleague, ids["case"]) == [404]
+
+
+@pytest.fixture
+def in_step(monkeypatch):
+    """Make the next two teaching-case look-ups (service.get) wait for each other: two requests then
+    both read the proposal before either writes."""
+    import itertools
+    import threading
+    import time
+
+    from app.teaching import service
+
+    both_read, calls, get = threading.Barrier(2), itertools.count(), service.get
+    then_wait: dict[int, float] = {}  # user id -> seconds that user's request waits once both have read
+
+    def get_in_step(**kw):
+        found = get(**kw)
+        if next(calls) < 2:  # the racing two; later look-ups go straight through
+            both_read.wait(5)
+            time.sleep(then_wait.get(kw["user"].id, 0))
+        return found
+
+    monkeypatch.setattr(service, "get", get_in_step)
+    return then_wait
+
+
+def test_agree_and_refuse_at_once_one_wins_and_the_other_is_told(app, api_as, closed_case, token_for, in_step):
+    """Two tabs, or a change of mind mid-request: one answer stands and the other is a 409, so the
+    referring doctor is never told "refused" while the case is published (or the reverse)."""
+    from tests.support.live import ThreadServer, race
+
+    ids = closed_case
+    _close(api_as, ids)
+    tid = _propose(api_as, ids).json["id"]
+    token = token_for(ids["owner"])
+    with ThreadServer(app) as server:
+        results = race(server, {agree: (token, "POST", f"/api/teaching/{tid}/consent", {"agree": agree})
+                                for agree in (True, False)})
+    statuses = sorted(r.status_code for r in results.values())
+    assert statuses == [200, 409], {a: (r.status_code, r.text[:200]) for a, r in results.items()}
+    winner = next(r.json() for r in results.values() if r.status_code == 200)
+    stored = api_as(ids["owner"]).get(f"/api/teaching/{tid}").json
+    assert (stored["state"], stored["decided_at"]) == (winner["state"], winner["decided_at"])
+    listed = [t["id"] for t in api_as(ids["colleague"]).get("/api/teaching").json["items"]]
+    assert listed == ([tid] if winner["state"] == "published" else [])
+
+
+@pytest.mark.parametrize("first", ["remove", "consent"])
+def test_consent_racing_removal_is_no_500(app, api_as, closed_case, token_for, in_step, first, monkeypatch):
+    """The referring doctor agrees while the consultant removes the proposal: whichever is committed
+    first, the other is answered plainly (the consent a 404 once it is gone), never a 500."""
+    import time
+
+    from app.teaching import routes
+    from tests.support.live import ThreadServer, race
+
+    ids = closed_case
+    _close(api_as, ids)
+    tid = _propose(api_as, ids).json["id"]
+    if first == "remove":
+        in_step[ids["owner"]] = 0.3
+    else:
+        # The removal waits on the consent's row lock, and goes through the moment the consent commits:
+        # the consent's answer must not be read back from a row that is by then gone.
+        in_step[ids["consultant"]] = 0.1
+        as_json = routes.teaching_json
+        monkeypatch.setattr(routes, "teaching_json", lambda t: time.sleep(0.3) or as_json(t))
+    with ThreadServer(app) as server:
+        results = race(server, {
+            "consent": (token_for(ids["owner"]), "POST", f"/api/teaching/{tid}/consent", {"agree": True}),
+            "remove": (token_for(ids["consultant"]), "DELETE", f"/api/teaching/{tid}", None)})
+    answers = {n: r.status_code for n, r in results.items()}
+    assert answers == {"remove": 204, "consent": 404 if first == "remove" else 200}, \
+        {n: r.text[:200] for n, r in results.items()}
+    if first == "consent":
+        assert results["consent"].json()["state"] == "published"
+    assert api_as(ids["owner"]).get(f"/api/teaching/{tid}").status_code == 404
+    assert api_as(ids["colleague"]).get("/api/teaching").json["items"] == []
+
+
+@pytest.mark.parametrize("body", [{"agree": "yes"}, {"agree": 1}, {"agree": "true"}, {"agree": None},
+                                  {"agree": True, "show_hospital": "1"}, {"agree": True, "show_hospital": []}])
+def test_consent_is_a_json_boolean(api_as, closed_case, body):
+    """Publishing a patient's case takes a real ``true``: a string or a number is a 400 naming the field."""
+    ids = closed_case
+    _close(api_as, ids)
+    tid = _propose(api_as, ids).json["id"]
+    owner = api_as(ids["owner"])
+    r = owner.post(f"/api/teaching/{tid}/consent", json=body)
+    assert r.status_code == 400, r.json
+    assert r.json["detail"][0]["field"] in body
+    assert owner.get(f"/api/teaching/{tid}").json["state"] == "proposed"
