@@ -110,8 +110,11 @@ def search_cases(*, viewer: User, query: CaseListQuery, reach: Reach | None = No
     ids = sa.select(Case.id)
     ranked = []
     if match is not None:
-        # Reports and the signed opinion are searched only where the viewer may read them.
-        conditions.append(sa.or_(opinion_readers_filter(viewer, reach), search.in_case_texts(query.q)))
+        if reach.pools:
+            # Reports and the signed opinion are searched only where the viewer may read them: a pool's
+            # coordinator sees cases whose opinion they may not read. (Anyone else sees only their own
+            # roles' cases, on which they read it: no condition to add.)
+            conditions.append(sa.or_(opinion_readers_filter(viewer, reach), search.in_case_texts(query.q)))
         condition, score, hits = match
         if hits is None:
             conditions.append(condition)
