@@ -1,6 +1,6 @@
 """Request bodies, query models and JSON forms of cases (the API and the pages share them)."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import sqlalchemy as sa
 from pydantic import ConfigDict, Field, field_validator, model_validator
@@ -301,7 +301,7 @@ class OpinionIn(Schema):
     """The structured opinion; every field optional so drafts can be saved part-written."""
 
     diagnosis: str | None = Field(default=None, max_length=4000)
-    differential: list[str] | None = Field(default=None, max_length=20)
+    differential: list[Annotated[str, Field(max_length=1000)]] | None = Field(default=None, max_length=20)
     recommendations: str | None = Field(default=None, max_length=20_000)
     follow_up: str | None = Field(default=None, max_length=4000)
     image_refs: list[ImageRef] | None = Field(default=None, max_length=100)

@@ -90,10 +90,14 @@ ACTION_NAMES = {
     "reroute": _l("转到其他会诊组"),
     "return_to_pool": _l("婉拒，病例退回分诊队列"),
 }
+# A step recorded under one action, told apart by what its data says.
+LEFT_POOL = _l("因指定专家离开会诊组，病例退回分诊队列")
 
 
-def action_name(code: str) -> str:
-    """A timeline action in the current language."""
+def action_name(code: str, data: dict | None = None) -> str:
+    """A timeline action in the current language (``data``: the step's recorded data, if any)."""
+    if code == "return_to_pool" and (data or {}).get("left_pool"):
+        return str(LEFT_POOL)  # a coordinator removed the designated specialist from the pool: nobody declined
     return str(ACTION_NAMES.get(code, code))
 
 

@@ -175,6 +175,16 @@ def test_draft_is_the_consultants_alone(people, make_case, make_user, api_as):
     assert people["owner"].get(f"/api/cases/{case_id}/opinion").json == {"versions": [], "draft": None}
 
 
+def test_each_differential_diagnosis_is_bounded_like_every_other_text(people, make_case):
+    # Twenty items of any length fitted the list's bound: a signed opinion (and its PDF) of megabytes.
+    case_id = case_in(people, make_case, "accepted")
+    r = people["consultant"].put(f"/api/cases/{case_id}/opinion/draft", json={"differential": ["甲" * 1001]})
+    assert r.status_code == 400
+    assert "differential" in str(r.json)
+    ok = people["consultant"].put(f"/api/cases/{case_id}/opinion/draft", json={"differential": ["甲" * 1000]})
+    assert ok.status_code == 200
+
+
 def test_concurrent_accepts_leave_one_winner(app, people, make_case, token_for):
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         pytest.skip("row-level concurrency is a PostgreSQL property; CI's PostgreSQL pass runs this")

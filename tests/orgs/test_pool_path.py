@@ -166,6 +166,10 @@ def test_decline_returns_to_the_queue_then_reassign_and_accept(app, world, poole
     assert gyn.get(f"/api/cases/{pooled_case}").status_code == 404
     assert [i["id"] for i in coord.get(queue).json["items"]] == [pooled_case]
     assert kinds_of(app, world["coord"]).count("pool_queued") == 2
+    # The owner's page says the specialist declined (a removal from the pool reads otherwise).
+    page = api_as(world["gp"]).get(f"/cases/{pooled_case}").get_data(as_text=True)
+    assert "婉拒，病例退回分诊队列" in page
+    assert "因指定专家离开会诊组" not in page
     assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn2"]}).status_code == 200
     r = gyn2.post(f"/api/cases/{pooled_case}/accept")
     assert r.status_code == 200
@@ -334,6 +338,10 @@ def test_a_specialist_removed_from_the_pool_loses_the_case_waiting_for_them(app,
     last = api_as(world["gp"]).get(f"/api/cases/{pooled_case}/routing").json["items"][-1]
     assert (last["kind"], last["chosen_user_id"], last["actor_id"]) == ("returned", world["gyn"], world["cadmin"])
     assert kinds_of(app, world["coord"]).count("pool_queued") == 2
+    # The owner's page says why it went back: nobody declined it.
+    page = api_as(world["gp"]).get(f"/cases/{pooled_case}").get_data(as_text=True)
+    assert "因指定专家离开会诊组，病例退回分诊队列" in page
+    assert "婉拒，病例退回分诊队列" not in page
     assert coord.post(f"/api/cases/{pooled_case}/assign", json={"specialist_id": world["gyn2"]}).status_code == 200
     # A case they had accepted stays theirs: the consultation is under way.
     assert api_as(world["gyn2"]).post(f"/api/cases/{pooled_case}/accept").status_code == 200
