@@ -4,12 +4,13 @@ Numbers from outside are finite and fit the database: every float a Schema takes
 NaN/Infinity, every int lies in the range of the database's INTEGER columns (PostgreSQL's is
 32-bit; a larger id would raise DataError there and OverflowError on SQLite past 2**63), and a
 JSON body with a ``NaN``/``Infinity`` literal (not JSON, but Python's parser takes it) is a 400.
+A JSON true/false is taken only by a field that admits a bool (pydantic's lax mode reads it as 1 or 0).
 """
 
 import json
 import math
 from datetime import date
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
 import pydantic
 from flask import request
@@ -48,10 +49,31 @@ def _check_numbers(value, path: str = "") -> None:
             _check_numbers(item, f"{path}.{key}")
 
 
+def _takes_bool(annotation) -> bool:
+    """Tell whether a field's type admits a JSON true/false anywhere in it (bool, Any, a union with bool...)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(arg) for arg in get_args(annotation))
+
+
+def _holds_bool(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, list | tuple) and any(isinstance(item, bool) for item in value)
+
+
 class Schema(pydantic.BaseModel):
     """Base for request bodies: unknown fields are ignored, strings are stripped, numbers bounded."""
 
     model_config = pydantic.ConfigDict(extra="ignore", str_strip_whitespace=True, allow_inf_nan=False)
+
+    @pydantic.field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, v, info: pydantic.ValidationInfo):
+        # pydantic's lax mode reads true as 1: {"specialist_id": true} would share a case with user 1.
+        if _holds_bool(v) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError("true/false where a number or text is expected")
+        return v
 
     @pydantic.field_validator("*", mode="after")
     @classmethod

@@ -67,3 +67,17 @@ def test_non_finite_annotation_points_over_http_are_400_and_the_list_stays_json(
     r = api.get(f"/api/cases/{case_id}/annotations")
     assert r.status_code == 200
     assert json.loads(r.data, parse_constant=lambda c: pytest.fail(f"{c} in the answer")) == {"items": []}
+
+
+def test_true_or_false_is_not_an_id(world, make_case, make_user, api_as):
+    # pydantic's lax mode read true as 1: a buggy client's {"specialist_id": true} shared the case with user 1.
+    case_id, _, api = world
+    r = api.post(f"/api/cases/{case_id}/participants", json={"user_id": True, "discipline": "radiology"})
+    assert r.status_code == 400, r.json
+    assert r.json["detail"][0]["field"] == "user_id"
+    owner = make_user()
+    draft = make_case(owner)
+    r = api_as(owner).post(f"/api/cases/{draft}/share", json={"specialist_id": True})
+    assert r.status_code == 400, r.json
+    assert r.json["detail"][0]["field"] == "specialist_id"
+    assert api_as(owner).get(f"/api/cases/{draft}").json["status"] == "draft"
