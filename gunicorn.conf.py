@@ -29,6 +29,8 @@ graceful_timeout = 10
 # several servers on one host (ports 5001, 5002, ...) would take it from each other.
 control_socket_disable = True
 accesslog = "-"
+# A share link's token is in its URL; the access lines carry it redacted (app/core/accesslog.py).
+logger_class = "app.core.gunicorn_log.RedactingLogger"
 errorlog = "-"
 
 

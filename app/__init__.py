@@ -157,10 +157,11 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from app.core import errors, headers
+    from app.core import accesslog, errors, headers
 
     errors.init_app(app)
     headers.init_app(app)
+    accesslog.init_app(app)
 
 
 def _register_cli(app: Flask) -> None:

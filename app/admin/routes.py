@@ -12,7 +12,7 @@ from app.accounts.auth import api_login_required
 from app.accounts.models import Institution, User
 from app.accounts.schemas import user_json
 from app.audit import service as audit_log
-from app.core.errors import Forbidden, NotFound
+from app.core.errors import DomainError, Forbidden, NotFound
 from app.core.openapi import api_doc
 from app.core.schemas import Schema, parse_body
 from app.extensions import db
@@ -21,14 +21,24 @@ bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
 
 def admin_required(view):
-    """Require a logged-in platform administrator; others get 403."""
+    """Require a logged-in platform administrator; others get 403. An admin request that fails is audited too."""
 
     @wraps(view)
     def wrapper(*args, **kwargs):
+        action = f"admin.{view.__name__}"
         if not current_user.is_admin:
-            audit_log.record_refusal(user_id=current_user.id, action=f"admin.{view.__name__}", status=403)
+            audit_log.record_refusal(user_id=current_user.id, action=action, status=403)
             raise Forbidden("platform administrators only")
-        return view(*args, **kwargs)
+        admin_id = current_user.id  # read now: the rollback below expires the user
+        try:
+            return view(*args, **kwargs)
+        except DomainError as exc:
+            # An administrator's failed attempt (demoting the last admin, an unknown or taken account)
+            # is an admin action too: without a row, the log showed only the attempts that succeeded.
+            db.session.rollback()
+            write = audit_log.record_refusal if exc.status in audit_log.REFUSED else audit_log.record
+            write(user_id=admin_id, action=action, status=exc.status, detail={"error": exc.error, **kwargs})
+            raise
 
     return api_login_required(wrapper)
 
@@ -55,7 +65,10 @@ class UserUpdate(Schema):
 def list_users():
     """List every account with its state."""
     users = db.session.scalars(sa.select(User).join(Institution).order_by(User.id))
-    return jsonify({"items": [{**user_json(u), "active": u.active} for u in users]})
+    items = [{**user_json(u), "active": u.active} for u in users]
+    # Every account's name, email and institution: reading them is an admin action like the others.
+    audit_log.record(user_id=current_user.id, action="admin.list_users")
+    return jsonify({"items": items})
 
 
 @bp.post("/users")

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, abort, current_app, redirect, send_from_d
 
 from app.audit import service as audit_log
 from app.cases.permissions import Action, case_route
+from app.core.errors import DomainError
 from app.dicomweb import links
 from app.dicomweb.media import public_base
 from app.ohif import assets, service
@@ -108,8 +109,19 @@ def case_config(case):
 # ---- a share link, without an account -----------------------------------------------------------
 
 def _link_case(token: str, event: str | None = None):
-    link = links.find_link(token)
-    case = links.check_link(link, Action.VIEW)
+    """Return the case a link opens to view; audit the opening (``event``) and every refusal."""
+    link = None
+    try:
+        link = links.find_link(token)
+        case = links.check_link(link, Action.VIEW)
+    except DomainError as exc:
+        # A revoked, expired or unknown link tried in the viewer is a use too, as on the DICOMweb root:
+        # it left no row, and an unknown token went uncounted by the refusal limit.
+        detail = {"error": exc.error} if link is None else {"error": exc.error, "link_id": link.id}
+        write = audit_log.record_refusal if exc.status in audit_log.REFUSED else audit_log.record
+        write(user_id=None, case_id=link.case_id if link else None, action=event or "link.viewer_page",
+              status=exc.status, detail=detail)
+        raise
     if event is not None:
         audit_log.record(user_id=None, case_id=case.id, action=event, status=200, detail={"link_id": link.id})
     return case

@@ -148,3 +148,27 @@ def test_refusals_past_the_limit_are_answered_429_on_dicomweb_and_admin_routes_t
     with app.app_context():
         rows = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.status != 200))
     assert rows == limit
+
+
+def test_every_admin_request_is_audited_including_reads_and_failed_attempts(app, api_as, make_user):
+    # Listing every account (names, emails, institutions) left no row, nor did an administrator's failed
+    # attempts: demoting the last active admin (409), a taken email (409), an unknown account (404).
+    admin_id = make_user(role="admin")
+    admin = api_as(admin_id)
+    assert admin.get("/api/admin/users").status_code == 200
+    assert admin.patch(f"/api/admin/users/{admin_id}", json={"role": "doctor"}).status_code == 409
+    body = {"email": "dup@test.huizhen", "name": "x", "password": "long-enough-1", "specialty": "radiology",
+            "institution": "院"}
+    assert admin.post("/api/admin/users", json=body).status_code == 201
+    assert admin.post("/api/admin/users", json=body).status_code == 409
+    assert admin.patch("/api/admin/users/99999", json={"active": False}).status_code == 404
+    with app.app_context():
+        rows = [(e.user_id, e.action, e.status, e.detail) for e in db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action.like("admin.%")).order_by(AuditEvent.id))]
+    assert [(r[1], r[2]) for r in rows] == [
+        ("admin.list_users", 200), ("admin.update_user", 409), ("admin.create_user", 201),
+        ("admin.create_user", 409), ("admin.update_user", 404)]
+    assert all(r[0] == admin_id for r in rows)
+    assert rows[1][3] == {"error": "the last active platform administrator cannot be deactivated or demoted",
+                          "user_id": admin_id}
+    assert rows[4][3] == {"error": "user not found", "user_id": 99999}

@@ -1,14 +1,18 @@
 """Share links: created by owner and consultant, token shown once and stored hashed, listed, revoked, audited."""
 
 import hashlib
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 
+import requests
 import sqlalchemy as sa
 
 from app.audit.models import AuditEvent
 from app.core.time import utcnow
 from app.dicomweb.models import ShareLink
 from app.extensions import db
+from tests.support.live import ThreadServer
 
 
 def test_owner_creates_a_link_shown_once_and_stored_as_a_hash(app, api_as, world, make_link):
@@ -74,3 +78,36 @@ def test_expired_link_is_401_and_unknown_token_404(app, client, world, make_link
         assert [(r.case_id, r.status, (r.detail or {}).get("link_id")) for r in rows] == [
             (world["case_id"], 401, link["id"]), (None, 404, None)]
 
+
+
+def test_the_servers_access_logs_carry_no_link_token(app, caplog, world, make_link):
+    # A link's token is its whole secret, kept only as a sha256; every request line of a link went
+    # into werkzeug's (python run.py) and gunicorn's (production) access log in clear, to anyone
+    # reading or shipping the logs, who could open the case's images until the link expired.
+    token = make_link()["token"]
+    caplog.set_level(logging.INFO, logger="werkzeug")
+    with ThreadServer(app) as server:
+        for path in (f"/dicomweb/link/{token}/studies", f"/viewer/link/{token}", f"/ohif/link/{token}/app-config.js"):
+            # The viewer's build may not be fetched here: a 404 is logged just the same.
+            requests.get(server.url + path, headers={"Referer": f"{server.url}/ohif/link/{token}/viewer"}, timeout=10)
+    lines = [r.getMessage() for r in caplog.records if r.name == "werkzeug" and "/link/" in r.getMessage()]
+    assert len(lines) >= 3  # and the viewer's page the redirect leads to
+    assert all(token not in line and "/link/[redacted]" in line for line in lines), lines
+
+    from gunicorn.config import Config
+
+    from app.core.gunicorn_log import RedactingLogger
+
+    cfg = Config()
+    logger = RedactingLogger(cfg)
+    path = f"/dicomweb/link/{token}/studies"
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": path + "?limit=1", "PATH_INFO": path, "QUERY_STRING": "limit=1",
+               "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "10.0.0.1",
+               "HTTP_REFERER": f"https://huizhen.example/ohif/link/{token}/viewer", "HTTP_USER_AGENT": "OHIF"}
+    resp = SimpleNamespace(status="200 OK", headers=[("Content-Type", "application/dicom+json")], sent=2)
+    req = SimpleNamespace(headers=[("REFERER", environ["HTTP_REFERER"])])
+    atoms = logger.atoms(resp, req, environ, datetime(2025, 1, 1, 0, 0, 1) - datetime(2025, 1, 1))
+    line = cfg.access_log_format % atoms
+    assert token not in line
+    assert token not in str(atoms)
+    assert "GET /dicomweb/link/[redacted]/studies?limit=1 HTTP/1.1" in line

@@ -124,3 +124,32 @@ def test_a_share_link_opens_ohif_read_only_until_revoked(app, client, api_as, ca
     for path in (f"/viewer/link/{token}", f"/ohif/link/{token}/", f"/ohif/link/{token}/app-config.js"):
         assert client.get(path).status_code == 404, path
     assert client.get("/viewer/link/not-a-token").status_code == 404
+
+
+def test_a_revoked_expired_or_unknown_link_tried_in_the_viewer_is_audited(app, client, api_as, case):
+    # The DICOMweb root audits every refused use of a link; the viewer's URL (viewer_url, the one
+    # people are sent) audited none: a revoked or expired link tried there left no row at all.
+    from datetime import timedelta
+
+    from app.core.time import utcnow
+    from app.dicomweb.models import ShareLink
+
+    owner = api_as(case["owner"])
+    revoked, expired = (owner.post(f"/api/cases/{case['id']}/links", json={"expires_in_hours": 1}).json
+                        for _ in range(2))
+    assert owner.delete(f"/api/cases/{case['id']}/links/{revoked['id']}").status_code == 204
+    with app.app_context():
+        db.session.get(ShareLink, expired["id"]).expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    assert client.get(f"/viewer/link/{revoked['token']}").status_code == 404
+    assert client.get(f"/viewer/link/{expired['token']}").status_code == 401
+    assert client.get("/viewer/link/hzl_unknown").status_code == 404
+    assert client.get(f"/ohif/link/{revoked['token']}/app-config.js").status_code == 404
+    with app.app_context():
+        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action.like("link.%"))
+                                  .order_by(AuditEvent.id)).all()
+        assert [(e.action, e.case_id, e.user_id, e.status, (e.detail or {}).get("link_id")) for e in rows] == [
+            ("link.viewer", case["id"], None, 404, revoked["id"]),
+            ("link.viewer", case["id"], None, 401, expired["id"]), ("link.viewer", None, None, 404, None),
+            ("link.viewer_page", case["id"], None, 404, revoked["id"])]
+        assert all(t not in str(e.detail) for e in rows for t in (revoked["token"], expired["token"]))
