@@ -22,6 +22,7 @@ from flask import current_app, has_request_context, request
 
 from app.audit.models import AuditEvent
 from app.core.errors import DomainError
+from app.core.spreadsheet import safe_cell
 from app.core.time import isoformat
 from app.extensions import db
 
@@ -108,16 +109,6 @@ def event_json(e: AuditEvent) -> dict:
 CSV_FIELDS = ("id", "at", "user_id", "case_id", "action", "status", "ip", "user_agent", "detail")
 
 
-# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value) -> str:
-    """Return a value as a CSV cell a spreadsheet shows as text: a formula prefix gets a leading '."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
-
-
 def export_csv() -> str:
     """Return the whole audit log as CSV: detail as JSON, every cell safe to open in a spreadsheet."""
     out = io.StringIO()
@@ -125,6 +116,6 @@ def export_csv() -> str:
     writer.writerow(CSV_FIELDS)
     for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
         detail = None if e.detail is None else json.dumps(e.detail, ensure_ascii=False, sort_keys=True)
-        writer.writerow([csv_cell(v) for v in (e.id, isoformat(e.at), e.user_id, e.case_id, e.action, e.status,
+        writer.writerow([safe_cell(v) for v in (e.id, isoformat(e.at), e.user_id, e.case_id, e.action, e.status,
                                                e.ip, e.user_agent, detail)])
     return out.getvalue()

@@ -8,12 +8,12 @@ from flask_babel import get_locale
 from pydantic import Field, StrictBool, field_validator
 
 from app.core.schemas import Query, QueryDate, Schema
+from app.core.spreadsheet import safe_cell
 from app.metrics.dashboard import MAX_PEERS
 from app.metrics.definitions import Metric
 from app.orgs.permissions import MAX_ID
 
 PEER_GROUPS = ("consortium", "pool", "members", "level", "region", "specialty", "institution")
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 class FollowUpIn(Schema):
@@ -75,13 +75,6 @@ def metric_json(metric: Metric) -> dict:
             "unit": metric.unit, "direction": metric.direction, "kind": metric.kind,
             "definition": definition(metric), "definition_zh": metric.definition_zh,
             "definition_en": metric.definition, "min_n": metric.min_n, "method": metric.method}
-
-
-def safe_cell(value):
-    """A CSV cell a spreadsheet will not run: text starting like a formula gets a leading quote."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return "" if value is None else value
 
 
 def _metric_columns(mv: dict) -> list:
