@@ -16,6 +16,7 @@ import io
 import json
 import threading
 import time
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context, request
@@ -109,13 +110,19 @@ def event_json(e: AuditEvent) -> dict:
 CSV_FIELDS = ("id", "at", "user_id", "case_id", "action", "status", "ip", "user_agent", "detail")
 
 
-def export_csv() -> str:
-    """Return the whole audit log as CSV: detail as JSON, every cell safe to open in a spreadsheet."""
+def export_csv(rows_per_chunk: int = 1000) -> Iterator[str]:
+    """Yield the whole audit log as CSV, a chunk of rows at a time: detail as JSON, every cell safe to open in
+    a spreadsheet. The log grows with every access, so it is never held in memory whole."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_FIELDS)
-    for e in db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id)).yield_per(1000):
+    for n, e in enumerate(db.session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id))
+                          .yield_per(rows_per_chunk), start=1):
         detail = None if e.detail is None else json.dumps(e.detail, ensure_ascii=False, sort_keys=True)
         writer.writerow([safe_cell(v) for v in (e.id, isoformat(e.at), e.user_id, e.case_id, e.action, e.status,
                                                e.ip, e.user_agent, detail)])
-    return out.getvalue()
+        if n % rows_per_chunk == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()

@@ -172,3 +172,19 @@ def test_every_admin_request_is_audited_including_reads_and_failed_attempts(app,
     assert rows[1][3] == {"error": "the last active platform administrator cannot be deactivated or demoted",
                           "user_id": admin_id}
     assert rows[4][3] == {"error": "user not found", "user_id": 99999}
+
+
+def test_the_audit_csv_is_streamed_in_chunks_with_every_row(app, api_as, make_user):
+    # The log grows with every access: the export was built whole in memory before its first byte went.
+    admin = api_as(make_user(role="admin"))
+    with app.app_context():
+        db.session.execute(sa.insert(AuditEvent), [{"action": f"bulk-{n}", "status": 200} for n in range(2500)])
+        db.session.commit()
+    r = admin.get("/api/admin/audit.csv", buffered=False)
+    assert r.status_code == 200
+    assert r.is_streamed
+    chunks = [c if isinstance(c, bytes) else c.encode() for c in r.response]
+    assert len(chunks) >= 3  # 1,000 rows a chunk
+    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode())))
+    assert [row["action"] for row in rows if row["action"].startswith("bulk-")] == [f"bulk-{n}" for n in range(2500)]
+    assert rows[-1]["action"] == "admin.audit_export"  # the export is itself in the log it exports
