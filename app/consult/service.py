@@ -99,7 +99,10 @@ def _length_mm(instance: Instance, points) -> float | None:
         return None
     row_mm, col_mm = (float(v) for v in instance.pixel_spacing.split("\\")[:2])
     (x0, y0), (x1, y1) = points
-    return round(math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm), 2)
+    length = math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm)
+    # A huge (finite) spacing can still overflow: an infinite length is sent as ``Infinity``, which
+    # no browser's JSON parser reads. Such a line is shown unmeasured, like one without a spacing.
+    return round(length, 2) if math.isfinite(length) else None
 
 
 def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> dict:
