@@ -16,7 +16,7 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import Flask, current_app, request
 from flask_login import current_user
-from flask_socketio import join_room, leave_room
+from flask_socketio import join_room, leave_room, rooms
 
 from app.accounts import service as accounts
 from app.accounts.models import User
@@ -136,7 +136,7 @@ def handler(action: Action, *, joined: bool = False):
                 return {"ok": False, "error": "too many refused requests; try again in a minute"}
             try:
                 case = authorize_case(user, _case_id(data), action, audit=f"socket.{fn.__name__}")
-                if joined and case.id not in _rooms.get(request.sid, ()):
+                if joined and not _in_room(case.id):
                     raise DomainError("join the case room first", status=409)
                 return fn(user, case, data)
             except DomainError as exc:
@@ -151,6 +151,16 @@ def handler(action: Action, *, joined: bool = False):
         return wrapper
 
     return decorate
+
+
+def _in_room(case_id: int) -> bool:
+    """Whether the sending connection is in the case's Socket.IO room now.
+
+    Read from the server's rooms, not from ``_rooms``: a connection pulled out of the room on losing
+    access (``_pull_out_who_lost_access``, on whichever process ran it) leaves the room itself, and
+    must join again, with a fresh check, before it acts in it.
+    """
+    return room_of(case_id) in rooms(request.sid, namespace=NAMESPACE)
 
 
 def _count_refusal(user_id: int) -> None:
