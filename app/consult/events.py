@@ -222,7 +222,21 @@ def join(user, case, data):
     with _lock:
         _rooms.setdefault(request.sid, set()).add(case.id)
     store = presence.store()
-    joined = store.join(case.id, request.sid, user.id)
+    case_id, user_id = case.id, user.id
+    joined = store.join(case_id, request.sid, user_id)
+    # Checked again now that the connection is in the room: a removal committed since the check
+    # above ran its pull-out (_pull_out_who_lost_access) before this join was there to be seen, and
+    # would have left the removed user listening. Either that pull-out sees this entry, or this
+    # check sees the removal. Rolled back first, so the check reads what is committed now.
+    db.session.rollback()
+    try:
+        case = authorize_case(user, case_id, Action.CHAT, audit="socket.join")
+    except DomainError:
+        leave_room(room_of(case_id))
+        with _lock:
+            _rooms.get(request.sid, set()).discard(case_id)
+        _left(case_id, request.sid)
+        raise
     messages = [message_json(m) for m in service.messages_since(case=case, since=since)]
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
