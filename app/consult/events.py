@@ -224,6 +224,16 @@ def join(user, case, data):
     store = presence.store()
     case_id, user_id = case.id, user.id
     joined = store.join(case_id, request.sid, user_id)
+    with _lock:
+        closed = request.sid not in _users
+        if closed:
+            _rooms.pop(request.sid, None)
+    if closed:
+        # The connection closed while this join ran, and its disconnect found nothing to leave:
+        # without this the dead connection would stay online in the room for good.
+        leave_room(room_of(case_id))
+        _left(case_id, request.sid)
+        return {"ok": False, "error": "the connection closed"}
     # Checked again now that the connection is in the room: a removal committed since the check
     # above ran its pull-out (_pull_out_who_lost_access) before this join was there to be seen, and
     # would have left the removed user listening. Either that pull-out sees this entry, or this

@@ -1,5 +1,8 @@
 """The consultation room over real Socket.IO connections (WebSocket) to a live server."""
 
+import threading
+import time
+
 import pytest
 import socketio
 import sqlalchemy as sa
@@ -274,3 +277,30 @@ def test_the_viewer_state_is_validated_and_only_known_fields_are_relayed(live, m
     assert len(radiology.of("viewer")) == 1  # none of the refused states was relayed
     late, ack = joined(clients, live, tokens["owner"], case_id)
     assert ack["viewer"] == seen
+
+
+def test_a_connection_that_closes_while_its_join_runs_leaves_no_one_behind(app, live, mdt, clients, monkeypatch):
+    """A page closed (or reloaded) while its join was still being handled: the disconnect ran first and
+    found nothing to leave, then the join put the dead connection in the room, where it stayed online
+    (and, had it presented, presenting) until the server restarted."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    store = app.extensions["presence"]
+    real_join, entered, closed = store.join, threading.Event(), threading.Event()
+
+    def slow_join(case, sid, user_id):
+        if user_id == ids["radiology"]:
+            entered.set()
+            closed.wait(10)
+            time.sleep(0.5)  # the server handles the disconnect meanwhile
+        return real_join(case, sid, user_id)
+
+    monkeypatch.setattr(store, "join", slow_join)
+    radiology = clients(live.url, tokens["radiology"]).connect()
+    radiology.sio.emit("join", {"case_id": case_id}, namespace="/consult")
+    assert entered.wait(10)
+    radiology.abort()
+    closed.set()
+    time.sleep(1)
+    _, ack = joined(clients, live, tokens["consultant"], case_id)
+    assert ack["online"] == sorted([ids["owner"], ids["consultant"]])
