@@ -216,7 +216,8 @@ def _left(case_id: int, sid: str) -> None:
 @socketio.on("join", namespace=NAMESPACE)
 @handler(Action.CHAT)
 def join(user, case, data):
-    """Join a case room: the ack carries the messages after ``since``, who is online and the viewer."""
+    """Join a case room: the ack carries the messages after ``since`` (``more``: a page of them, ask
+    GET /messages for the rest), who is online and the viewer."""
     since = validate(JoinIn, data).since
     join_room(room_of(case.id))
     with _lock:
@@ -247,7 +248,7 @@ def join(user, case, data):
             _rooms.get(request.sid, set()).discard(case_id)
         _left(case_id, request.sid)
         raise
-    messages = [message_json(m) for m in service.messages_since(case=case, since=since)]
+    messages, more = service.messages_since(case=case, since=since)
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
     broadcast.presence(case.id, *joined)
@@ -255,7 +256,8 @@ def join(user, case, data):
     if ended is not None:
         broadcast.presenter(case.id, None, ended)
     presenter, presenter_version, view = presence.presenter_and_view(case.id)
-    return {"ok": True, "messages": messages, "online": joined.online, "online_version": joined.version,
+    return {"ok": True, "messages": [message_json(m) for m in messages], "more": more,
+            "online": joined.online, "online_version": joined.version,
             "presenter": presenter, "presenter_version": presenter_version, "viewer": view}
 
 

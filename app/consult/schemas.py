@@ -118,6 +118,7 @@ class AnnotationDeleteIn(Schema):
 AUTHOR_SCHEMA = obj({"id": ID, "name": TEXT})
 MESSAGE_SCHEMA = obj({"case_id": ID, "seq": ID, "client_id": {"type": ["string", "null"]}, "author": AUTHOR_SCHEMA,
                       "body": TEXT, "image_ref": {"type": ["object", "null"]}, "at": AT})
+MESSAGES_PAGE_SCHEMA = obj({"items": {"type": "array", "items": MESSAGE_SCHEMA}, "more": {"type": "boolean"}})
 ANNOTATION_SCHEMA = obj({
     "id": ID, "case_id": ID, "sop_instance_uid": TEXT, "frame": ID, "kind": {"enum": list(ANNOTATION_KINDS)},
     "points": {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 2,

@@ -86,10 +86,17 @@ def _next_seq(case_id: int) -> int:
     return seq
 
 
-def messages_since(*, case: Case, since: int = 0, limit: int = 1000) -> list[Message]:
-    """Return the case's messages with seq > since, in order."""
-    return list(db.session.scalars(sa.select(Message).where(Message.case_id == case.id, Message.seq > since)
-                                   .order_by(Message.seq).limit(limit)))
+MESSAGES_PAGE = 1000
+
+
+def messages_since(*, case: Case, since: int = 0, limit: int = MESSAGES_PAGE) -> tuple[list[Message], bool]:
+    """Return the case's first ``limit`` messages with seq > since, in order, and whether more follow.
+
+    A reader asks again with the last seq it got as ``since`` while there are more.
+    """
+    rows = list(db.session.scalars(sa.select(Message).where(Message.case_id == case.id, Message.seq > since)
+                                   .order_by(Message.seq).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 # ---- annotations ----------------------------------------------------------------------------

@@ -304,3 +304,25 @@ def test_a_connection_that_closes_while_its_join_runs_leaves_no_one_behind(app, 
     time.sleep(1)
     _, ack = joined(clients, live, tokens["consultant"], case_id)
     assert ack["online"] == sorted([ids["owner"], ids["consultant"]])
+
+
+def test_a_history_longer_than_one_page_says_there_is_more(app, live, mdt, clients, api_as):
+    """The join ack and GET /messages stopped at the first 1,000 messages after ``since`` without
+    saying so: a page opened on a longer room showed the oldest 1,000, never the newest, and went on
+    from the live ones past the gap (its next ``since``), so the gap was never filled."""
+    case_id, ids, tokens = mdt
+    from app.consult.models import Message, MessageCounter
+
+    with app.app_context():
+        db.session.add_all([Message(case_id=case_id, seq=n, author_id=ids["owner"], client_id=f"c{n}", body=f"第{n}条")
+                            for n in range(1, 1002)])
+        db.session.add(MessageCounter(case_id=case_id, last_seq=1001))
+        db.session.commit()
+    c, ack = joined(clients, live, tokens["consultant"], case_id)
+    assert (len(ack["messages"]), ack["more"]) == (1000, True)
+    assert c.call("join", {"case_id": case_id, "since": 1000})["more"] is False
+    api = api_as(ids["consultant"])
+    first = api.get(f"/api/cases/{case_id}/messages").json
+    assert (len(first["items"]), first["more"]) == (1000, True)
+    rest = api.get(f"/api/cases/{case_id}/messages?since={first['items'][-1]['seq']}").json
+    assert ([m["body"] for m in rest["items"]], rest["more"]) == (["第1001条"], False)
