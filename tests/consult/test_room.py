@@ -326,3 +326,30 @@ def test_a_history_longer_than_one_page_says_there_is_more(app, live, mdt, clien
     assert (len(first["items"]), first["more"]) == (1000, True)
     rest = api.get(f"/api/cases/{case_id}/messages?since={first['items'][-1]['seq']}").json
     assert ([m["body"] for m in rest["items"]], rest["more"]) == (["第1001条"], False)
+
+
+def test_a_take_that_races_its_own_disconnect_leaves_no_absent_presenter(app, live, mdt, clients, monkeypatch):
+    """A take handled while its connection closed: the leave found no presenter to end, then the take
+    made the departed user presenter, and the room followed someone absent until the next join."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    store = app.extensions["presence"]
+    real_set, entered, closed = store.set_presenter, threading.Event(), threading.Event()
+
+    def slow_set(case, user_id, *args, **kwargs):
+        if user_id == ids["radiology"]:
+            entered.set()
+            closed.wait(10)
+            time.sleep(0.5)  # the server handles the disconnect meanwhile
+        return real_set(case, user_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "set_presenter", slow_set)
+    radiology.sio.emit("present", {"case_id": case_id, "action": "take"}, namespace="/consult")
+    assert entered.wait(10)
+    radiology.abort()
+    closed.set()
+    owner.wait_for("presence", lambda d: d["online"] == [ids["owner"]])
+    time.sleep(1)
+    assert store.presenter(case_id) is None
+    assert max(owner.of("presenter"), key=lambda d: d["version"])["user_id"] is None
