@@ -16,7 +16,7 @@ from functools import wraps
 import sqlalchemy as sa
 from flask import Flask, current_app, request
 from flask_login import current_user
-from flask_socketio import join_room, leave_room
+from flask_socketio import join_room, leave_room, rooms
 
 from app.accounts import service as accounts
 from app.accounts.models import User
@@ -136,7 +136,7 @@ def handler(action: Action, *, joined: bool = False):
                 return {"ok": False, "error": "too many refused requests; try again in a minute"}
             try:
                 case = authorize_case(user, _case_id(data), action, audit=f"socket.{fn.__name__}")
-                if joined and case.id not in _rooms.get(request.sid, ()):
+                if joined and not _in_room(case.id):
                     raise DomainError("join the case room first", status=409)
                 return fn(user, case, data)
             except DomainError as exc:
@@ -151,6 +151,16 @@ def handler(action: Action, *, joined: bool = False):
         return wrapper
 
     return decorate
+
+
+def _in_room(case_id: int) -> bool:
+    """Whether the sending connection is in the case's Socket.IO room now.
+
+    Read from the server's rooms, not from ``_rooms``: a connection pulled out of the room on losing
+    access (``_pull_out_who_lost_access``, on whichever process ran it) leaves the room itself, and
+    must join again, with a fresh check, before it acts in it.
+    """
+    return room_of(case_id) in rooms(request.sid, namespace=NAMESPACE)
 
 
 def _count_refusal(user_id: int) -> None:
@@ -206,14 +216,39 @@ def _left(case_id: int, sid: str) -> None:
 @socketio.on("join", namespace=NAMESPACE)
 @handler(Action.CHAT)
 def join(user, case, data):
-    """Join a case room: the ack carries the messages after ``since``, who is online and the viewer."""
+    """Join a case room: the ack carries the messages after ``since`` (``more``: a page of them, ask
+    GET /messages for the rest), who is online and the viewer."""
     since = validate(JoinIn, data).since
     join_room(room_of(case.id))
     with _lock:
         _rooms.setdefault(request.sid, set()).add(case.id)
     store = presence.store()
-    joined = store.join(case.id, request.sid, user.id)
-    messages = [message_json(m) for m in service.messages_since(case=case, since=since)]
+    case_id, user_id = case.id, user.id
+    joined = store.join(case_id, request.sid, user_id)
+    with _lock:
+        closed = request.sid not in _users
+        if closed:
+            _rooms.pop(request.sid, None)
+    if closed:
+        # The connection closed while this join ran, and its disconnect found nothing to leave:
+        # without this the dead connection would stay online in the room for good.
+        leave_room(room_of(case_id))
+        _left(case_id, request.sid)
+        return {"ok": False, "error": "the connection closed"}
+    # Checked again now that the connection is in the room: a removal committed since the check
+    # above ran its pull-out (_pull_out_who_lost_access) before this join was there to be seen, and
+    # would have left the removed user listening. Either that pull-out sees this entry, or this
+    # check sees the removal. Rolled back first, so the check reads what is committed now.
+    db.session.rollback()
+    try:
+        case = authorize_case(user, case_id, Action.CHAT, audit="socket.join")
+    except DomainError:
+        leave_room(room_of(case_id))
+        with _lock:
+            _rooms.get(request.sid, set()).discard(case_id)
+        _left(case_id, request.sid)
+        raise
+    messages, more = service.messages_since(case=case, since=since)
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
                           action="socket.join")
     broadcast.presence(case.id, *joined)
@@ -221,7 +256,8 @@ def join(user, case, data):
     if ended is not None:
         broadcast.presenter(case.id, None, ended)
     presenter, presenter_version, view = presence.presenter_and_view(case.id)
-    return {"ok": True, "messages": messages, "online": joined.online, "online_version": joined.version,
+    return {"ok": True, "messages": [message_json(m) for m in messages], "more": more,
+            "online": joined.online, "online_version": joined.version,
             "presenter": presenter, "presenter_version": presenter_version, "viewer": view}
 
 

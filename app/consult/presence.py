@@ -366,6 +366,13 @@ def present(*, case_id: int, user_id: int, action: str, target: int | None = Non
             raise Conflict("the presenter changed meanwhile; try again")
         if new != current:  # the kept view is always the presenter's: the new one shares theirs at once
             presence.set_viewer(case_id, None)
+    if new is not None and new != current:
+        # The new presenter may have left meanwhile (their connection closed, or they were pulled
+        # out on losing access): that leave found the role not yet theirs and ended nothing. Either
+        # it sees the role now or this check sees the leave.
+        ended = end_absent_presenter(case_id, presence.online(case_id))
+        if ended is not None:
+            return None, ended
     return new, version
 
 

@@ -8,6 +8,7 @@ from app.consult import service
 from app.consult.schemas import (
     ANNOTATION_SCHEMA,
     MESSAGE_SCHEMA,
+    MESSAGES_PAGE_SCHEMA,
     AnnotationIn,
     AnnotationsQuery,
     MessageIn,
@@ -32,12 +33,17 @@ def _body(model, case):
 
 @bp.get("/messages")
 @case_route(Action.CHAT, audit="none")
-@api_doc(query=MessagesQuery, responses={200: ("messages with seq > since, in seq order", items_of(MESSAGE_SCHEMA))},
+@api_doc(query=MessagesQuery,
+         responses={200: ("messages with seq > since, in seq order: a page, ``more`` if others follow",
+                          MESSAGES_PAGE_SCHEMA)},
          tag="consult")
 def list_messages(case):
-    """Return the room's messages after ``since`` (0 for all), as the ``message`` event sends them."""
-    since = parse_query(MessagesQuery).since
-    return jsonify({"items": [message_json(m) for m in service.messages_since(case=case, since=since)]})
+    """Return the room's messages after ``since`` (0 for all), as the ``message`` event sends them.
+
+    At most a page of them: ``more`` says to ask again from the last seq returned.
+    """
+    messages, more = service.messages_since(case=case, since=parse_query(MessagesQuery).since)
+    return jsonify({"items": [message_json(m) for m in messages], "more": more})
 
 
 @bp.post("/messages")

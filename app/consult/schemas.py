@@ -14,6 +14,10 @@ MAX_BODY = 4000
 # A client_id is echoed to every member's page, so it is held to a plain token.
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 Uid = Annotated[str, Field(max_length=64)]
+# An annotation's point in image pixels (column, row). DICOM images are at most 65,535 pixels a side;
+# the margin keeps a drag that ended off the image. Unbounded, a finite 1e308 measured an infinite line.
+POINT_LIMIT = 100_000
+Coordinate = Annotated[FiniteFloat, Field(ge=-POINT_LIMIT, le=POINT_LIMIT)]
 
 
 class CaseRef(Schema):
@@ -91,7 +95,7 @@ class AnnotationIn(Schema):
     sop_instance_uid: str = Field(min_length=1, max_length=64)
     frame: int = Field(default=1, ge=1)
     kind: str
-    points: list[tuple[FiniteFloat, FiniteFloat]] = Field(min_length=1, max_length=2)
+    points: list[tuple[Coordinate, Coordinate]] = Field(min_length=1, max_length=2)
     text: str = Field(default="", max_length=500)
 
     @field_validator("kind")
@@ -114,6 +118,7 @@ class AnnotationDeleteIn(Schema):
 AUTHOR_SCHEMA = obj({"id": ID, "name": TEXT})
 MESSAGE_SCHEMA = obj({"case_id": ID, "seq": ID, "client_id": {"type": ["string", "null"]}, "author": AUTHOR_SCHEMA,
                       "body": TEXT, "image_ref": {"type": ["object", "null"]}, "at": AT})
+MESSAGES_PAGE_SCHEMA = obj({"items": {"type": "array", "items": MESSAGE_SCHEMA}, "more": {"type": "boolean"}})
 ANNOTATION_SCHEMA = obj({
     "id": ID, "case_id": ID, "sop_instance_uid": TEXT, "frame": ID, "kind": {"enum": list(ANNOTATION_KINDS)},
     "points": {"type": "array", "items": {"type": "array", "items": {"type": "number"}, "minItems": 2,

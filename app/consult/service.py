@@ -86,10 +86,17 @@ def _next_seq(case_id: int) -> int:
     return seq
 
 
-def messages_since(*, case: Case, since: int = 0, limit: int = 1000) -> list[Message]:
-    """Return the case's messages with seq > since, in order."""
-    return list(db.session.scalars(sa.select(Message).where(Message.case_id == case.id, Message.seq > since)
-                                   .order_by(Message.seq).limit(limit)))
+MESSAGES_PAGE = 1000
+
+
+def messages_since(*, case: Case, since: int = 0, limit: int = MESSAGES_PAGE) -> tuple[list[Message], bool]:
+    """Return the case's first ``limit`` messages with seq > since, in order, and whether more follow.
+
+    A reader asks again with the last seq it got as ``since`` while there are more.
+    """
+    rows = list(db.session.scalars(sa.select(Message).where(Message.case_id == case.id, Message.seq > since)
+                                   .order_by(Message.seq).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
 
 
 # ---- annotations ----------------------------------------------------------------------------
@@ -99,7 +106,10 @@ def _length_mm(instance: Instance, points) -> float | None:
         return None
     row_mm, col_mm = (float(v) for v in instance.pixel_spacing.split("\\")[:2])
     (x0, y0), (x1, y1) = points
-    return round(math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm), 2)
+    length = math.hypot((x1 - x0) * col_mm, (y1 - y0) * row_mm)
+    # A huge (finite) spacing can still overflow: an infinite length is sent as ``Infinity``, which
+    # no browser's JSON parser reads. Such a line is shown unmeasured, like one without a spacing.
+    return round(length, 2) if math.isfinite(length) else None
 
 
 def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> dict:

@@ -6,6 +6,7 @@ deactivated, went on receiving every message of the room.
 """
 
 import re
+import threading
 import time
 
 import pytest
@@ -137,3 +138,62 @@ def test_logging_out_drops_the_sockets_that_login_opened_and_only_those(live, ap
         # database the test has already dropped.
         on_ward.close()
         on_phone.close()
+
+
+def test_a_socket_pulled_out_of_the_room_must_join_again_to_act_in_it(live, mdt, clients, api_as):
+    """A removed participant's socket was pulled out of the room but still counted as in it: invited
+    again, it could take the presenter role, share views and type without joining, and the room saw
+    a presenter who was not in it (and whose views it never got back)."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    consultant = api_as(ids["consultant"])
+    assert consultant.delete(f"/api/cases/{case_id}/participants/{ids['radiology']}").status_code == 204
+    radiology.wait_for("removed")
+    owner.wait_for("presence", lambda d: d["online"] == [ids["owner"]])
+    r = consultant.post(f"/api/cases/{case_id}/participants", json={"user_id": ids["radiology"],
+                                                                    "discipline": "radiology"})
+    assert r.status_code == 201, r.json
+    for event, payload in (("present", {"action": "take"}), ("typing", {"typing": True}),
+                           ("viewer", {"series_uid": "1.2.3", "index": 1})):
+        ack = radiology.call(event, {"case_id": case_id, **payload})
+        assert ack == {"ok": False, "error": "join the case room first"}, (event, ack)
+    time.sleep(0.3)
+    assert owner.of("presenter") == owner.of("typing") == owner.of("viewer") == []
+    # Joining again, it is back in the room.
+    assert radiology.call("join", {"case_id": case_id})["ok"]
+    assert radiology.call("present", {"case_id": case_id, "action": "take"})["ok"]
+    assert owner.wait_for("presenter")["user_id"] == ids["radiology"]
+
+
+def test_a_join_that_races_a_removal_does_not_leave_the_removed_user_listening(app, live, mdt, clients, api_as,
+                                                                              monkeypatch):
+    """A join checked just before a removal committed, and entered into the room just after the
+    pull-out had read who was in it, left the removed participant listening to the room for as long
+    as the socket stayed open (a listening socket sends nothing to be refused)."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    store = app.extensions["presence"]
+    real_join = store.join
+
+    def join_after_a_removal(case, sid, user_id):
+        if user_id == ids["radiology"]:
+            # The removal commits, and its pull-out runs, between the join's check and its entry.
+            remover = threading.Thread(target=lambda: api_as(ids["consultant"]).delete(
+                f"/api/cases/{case_id}/participants/{ids['radiology']}"))
+            remover.start()
+            remover.join(10)
+            time.sleep(0.5)
+        return real_join(case, sid, user_id)
+
+    monkeypatch.setattr(store, "join", join_after_a_removal)
+    radiology = clients(live.url, tokens["radiology"]).connect()
+    ack = radiology.call("join", {"case_id": case_id})
+    assert ack["ok"] is False, ack
+    _message(owner, case_id, "移除之后的病情")
+    owner.wait_for("message", lambda m: m["body"] == "移除之后的病情")
+    time.sleep(0.3)
+    assert radiology.of("message") == []
+    owner.wait_for("presence", lambda d: ids["radiology"] not in d["online"])
+    _, late = joined(clients, live, tokens["consultant"], case_id)
+    assert ids["radiology"] not in late["online"]

@@ -4,6 +4,9 @@ After each refused payload the connection and the room keep working: the same cl
 message that the other member receives.
 """
 
+import io
+
+import pydicom
 import pytest
 
 from tests.imaging.dicom_samples import sample, upload
@@ -139,3 +142,36 @@ def test_another_cases_id_is_refused_on_every_event(room, api_as):
         assert ack["error"] in ("forbidden", "case not found"), (event, ack)
     _still_works(owner, consultant, case_id)
     assert api_as(ids["outsider"]).get(f"/api/cases/{other_case}/messages").json["items"] == []
+
+
+def _uploaded(api, case_id, spacing):
+    """Upload CT_small.dcm with its PixelSpacing set to ``spacing``; return the instance's sop uid."""
+    ds = pydicom.dcmread(sample("CT_small.dcm"))
+    ds.SOPInstanceUID = pydicom.uid.generate_uid()
+    ds.PixelSpacing = spacing
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    r = api.post(f"/api/cases/{case_id}/files", data={"files": [(io.BytesIO(buffer.getvalue()), "wide.dcm")]},
+                 content_type="multipart/form-data")
+    return r.json["accepted"][0]["sop_instance_uid"]
+
+
+def test_annotation_points_are_bounded_and_no_length_is_infinite(room, api_as):
+    """Finite but huge points (or a huge PixelSpacing) once measured an infinite line: stored, then sent
+    to every member as ``Infinity``, which no browser's JSON parser reads (their annotation list broke)."""
+    case_id, ids, owner, consultant, sop, _ = room
+    for points in ([[-1e308, 0], [1e308, 0]], [[0, 0], [1e12, 1e12]], [[-5e5, 3], [4, 5]]):
+        _refused(owner.call("annotate", {"case_id": case_id, "sop_instance_uid": sop, "kind": "line",
+                                         "points": points}), points)
+    _refused(owner.call("annotate", {"case_id": case_id, "sop_instance_uid": sop, "kind": "text",
+                                     "points": [[1e300, 1]], "text": "远"}), "text")
+    api = api_as(ids["owner"])
+    huge = _uploaded(api, case_id, ["1e305", "1e305"])  # finite and positive, so kept as the spacing
+    ack = owner.call("annotate", {"case_id": case_id, "sop_instance_uid": huge, "kind": "line",
+                                  "points": [[0, 0], [60000, 60000]]})
+    assert ack["ok"] is True, ack
+    assert ack["annotation"]["length_mm"] is None  # not measurable, rather than infinite
+    r = api.get(f"/api/cases/{case_id}/annotations")
+    assert "Infinity" not in r.get_data(as_text=True)
+    assert [a["length_mm"] for a in r.json["items"]] == [None]
+    _still_works(owner, consultant, case_id)

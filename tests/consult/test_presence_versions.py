@@ -243,6 +243,7 @@ def test_a_release_raced_by_a_take_on_another_process_leaves_the_take(two_proces
     assert mine.presenter_state(7) == (2, taken[0])
 
     # A take raced by another take: decided again, and the later take wins with a higher version.
+    on_this_process.join(7, "sid-d", 4)  # a take comes from a connection in the room
     on_this_process.cut_in = lambda: taken.append(other.set_presenter(7, 3))
     new, version = presence.present(case_id=7, user_id=4, action="take")
     assert (new, version) == mine.presenter_state(7) == (4, version)

@@ -1,5 +1,8 @@
 """The consultation room over real Socket.IO connections (WebSocket) to a live server."""
 
+import threading
+import time
+
 import pytest
 import socketio
 import sqlalchemy as sa
@@ -274,3 +277,79 @@ def test_the_viewer_state_is_validated_and_only_known_fields_are_relayed(live, m
     assert len(radiology.of("viewer")) == 1  # none of the refused states was relayed
     late, ack = joined(clients, live, tokens["owner"], case_id)
     assert ack["viewer"] == seen
+
+
+def test_a_connection_that_closes_while_its_join_runs_leaves_no_one_behind(app, live, mdt, clients, monkeypatch):
+    """A page closed (or reloaded) while its join was still being handled: the disconnect ran first and
+    found nothing to leave, then the join put the dead connection in the room, where it stayed online
+    (and, had it presented, presenting) until the server restarted."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    store = app.extensions["presence"]
+    real_join, entered, closed = store.join, threading.Event(), threading.Event()
+
+    def slow_join(case, sid, user_id):
+        if user_id == ids["radiology"]:
+            entered.set()
+            closed.wait(10)
+            time.sleep(0.5)  # the server handles the disconnect meanwhile
+        return real_join(case, sid, user_id)
+
+    monkeypatch.setattr(store, "join", slow_join)
+    radiology = clients(live.url, tokens["radiology"]).connect()
+    radiology.sio.emit("join", {"case_id": case_id}, namespace="/consult")
+    assert entered.wait(10)
+    radiology.abort()
+    closed.set()
+    time.sleep(1)
+    _, ack = joined(clients, live, tokens["consultant"], case_id)
+    assert ack["online"] == sorted([ids["owner"], ids["consultant"]])
+
+
+def test_a_history_longer_than_one_page_says_there_is_more(app, live, mdt, clients, api_as):
+    """The join ack and GET /messages stopped at the first 1,000 messages after ``since`` without
+    saying so: a page opened on a longer room showed the oldest 1,000, never the newest, and went on
+    from the live ones past the gap (its next ``since``), so the gap was never filled."""
+    case_id, ids, tokens = mdt
+    from app.consult.models import Message, MessageCounter
+
+    with app.app_context():
+        db.session.add_all([Message(case_id=case_id, seq=n, author_id=ids["owner"], client_id=f"c{n}", body=f"第{n}条")
+                            for n in range(1, 1002)])
+        db.session.add(MessageCounter(case_id=case_id, last_seq=1001))
+        db.session.commit()
+    c, ack = joined(clients, live, tokens["consultant"], case_id)
+    assert (len(ack["messages"]), ack["more"]) == (1000, True)
+    assert c.call("join", {"case_id": case_id, "since": 1000})["more"] is False
+    api = api_as(ids["consultant"])
+    first = api.get(f"/api/cases/{case_id}/messages").json
+    assert (len(first["items"]), first["more"]) == (1000, True)
+    rest = api.get(f"/api/cases/{case_id}/messages?since={first['items'][-1]['seq']}").json
+    assert ([m["body"] for m in rest["items"]], rest["more"]) == (["第1001条"], False)
+
+
+def test_a_take_that_races_its_own_disconnect_leaves_no_absent_presenter(app, live, mdt, clients, monkeypatch):
+    """A take handled while its connection closed: the leave found no presenter to end, then the take
+    made the departed user presenter, and the room followed someone absent until the next join."""
+    case_id, ids, tokens = mdt
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    store = app.extensions["presence"]
+    real_set, entered, closed = store.set_presenter, threading.Event(), threading.Event()
+
+    def slow_set(case, user_id, *args, **kwargs):
+        if user_id == ids["radiology"]:
+            entered.set()
+            closed.wait(10)
+            time.sleep(0.5)  # the server handles the disconnect meanwhile
+        return real_set(case, user_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "set_presenter", slow_set)
+    radiology.sio.emit("present", {"case_id": case_id, "action": "take"}, namespace="/consult")
+    assert entered.wait(10)
+    radiology.abort()
+    closed.set()
+    owner.wait_for("presence", lambda d: d["online"] == [ids["owner"]])
+    time.sleep(1)
+    assert store.presenter(case_id) is None
+    assert max(owner.of("presenter"), key=lambda d: d["version"])["user_id"] is None

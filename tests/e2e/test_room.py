@@ -86,3 +86,22 @@ def test_taking_the_presenter_role_as_the_page_loads_waits_for_the_join(open_as,
     expect(gyn.locator("#conn-state")).to_have_class("ok")
     expect(gyn.locator("#presenter-info")).to_have_attribute("data-presenter", str(demo["gyn"]))
     expect(gyn.locator("#chat-error")).to_have_text("")
+
+
+def test_a_history_longer_than_the_joins_page_is_shown_in_full(app, open_as, demo, api_as, make_case):
+    """The page showed only the first 1,000 messages of a longer room (the join's page), never the newest."""
+    from app.consult.models import Message, MessageCounter
+    from app.extensions import db
+
+    case_id = make_case(demo["gp"])
+    api_as(demo["gp"]).post(f"/api/cases/{case_id}/share", json={"specialist_id": demo["gyn"]})
+    api_as(demo["gyn"]).post(f"/api/cases/{case_id}/accept")
+    with app.app_context():
+        db.session.add_all([Message(case_id=case_id, seq=n, author_id=demo["gp"], client_id=f"c{n}", body=f"第{n}条")
+                            for n in range(1, 1003)])
+        db.session.add(MessageCounter(case_id=case_id, last_seq=1002))
+        db.session.commit()
+    gyn = open_as("gyn")
+    gyn.goto(f"/cases/{case_id}/viewer")
+    expect(gyn.locator("#messages li[data-seq]")).to_have_count(1002, timeout=20_000)
+    expect(gyn.locator("#messages li[data-seq] .body").last).to_have_text("第1002条")

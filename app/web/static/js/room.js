@@ -1,7 +1,7 @@
 // The consultation room beside the viewer: chat with catch-up after reconnecting, who is online,
 // typing, the presenter, and the annotation events. Socket.IO namespace /consult.
 import { io } from "/vendor/socket.io.esm.min.js";
-import { el, t } from "./common.js";
+import { api, el, t } from "./common.js";
 
 function newClientId() {
   if (window.crypto?.randomUUID) return window.crypto.randomUUID().replace(/-/g, "");
@@ -59,11 +59,27 @@ export class Room {
     this.inRoom = true;
     this.enteredRoom();
     ack.messages.forEach((m) => this.addMessage(m));
+    if (ack.more) this.catchUp(ack.messages.at(-1).seq);
     this.onPresence(ack.online, ack.online_version);
     this.onPresenter(ack.presenter ?? null, ack.presenter_version);
     // The presenter's view only: a newer presenter event may have come before this ack.
     if (ack.viewer && ack.viewer.user_id === this.presenter && this.presenter !== this.me) this.onViewer(ack.viewer);
     for (const payload of this.pending.values()) this.send(payload); // same client_id: no duplicates
+  }
+
+  /** The rest of a history longer than the join's page, from after ``since`` (live messages may
+   *  already have raised lastSeq past the gap, so the pages keep their own place). */
+  async catchUp(since) {
+    try {
+      for (let more = true; more;) {
+        const page = await api(`/api/cases/${this.caseId}/messages?since=${since}`);
+        page.items.forEach((m) => this.addMessage(m));
+        more = page.more && page.items.length > 0;
+        if (page.items.length) since = page.items.at(-1).seq;
+      }
+    } catch (error) {
+      document.getElementById("chat-error").textContent = error.message;
+    }
   }
 
   leftRoom() {
