@@ -3,6 +3,7 @@
 import io
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -264,8 +265,12 @@ def spacing_text(values) -> str | None:
     """A pixel spacing as the index keeps it, or None unless every value is a finite, positive size in mm.
 
     ``inf`` or ``nan`` would reach the instance list as JSON no browser parses, and measurements in
-    mm as infinite lengths: such a file is kept, without a spacing, as one that has none.
+    mm as infinite lengths: such a file is kept, without a spacing, as one that has none. So is one
+    whose spacing is a single value (pydicom gives a number, not a list): which axis it measures is
+    unknown (an upload of one failed with a TypeError).
     """
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        return None
     floats = [float(v) for v in values]
     if not all(math.isfinite(v) and v > 0 for v in floats):
         return None

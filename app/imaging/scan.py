@@ -454,7 +454,7 @@ def _spacing(text) -> str | None:
             continue
         parts = value.rstrip(" \x00").split("\\")
         if len(parts) < 2:
-            raise NotPlain  # a single value: the reference fails on it
+            raise NotPlain  # a single value: the reference decides (kept without a spacing)
         floats = _floats(value)
         if floats is None:
             raise NotPlain

@@ -251,6 +251,18 @@ def test_a_file_whose_pixel_spacing_is_infinite_is_kept_without_one(api, case_id
     assert [item["pixel_spacing"] for item in items] == [None]
 
 
+def test_a_file_whose_pixel_spacing_is_one_value_is_kept_without_one(api, case_id):
+    """pydicom reads a one-valued PixelSpacing as a number, not a list: the upload failed with a TypeError."""
+    ds = read(sample("CT_small.dcm").read_bytes())
+    ds.PixelSpacing = ["0.5"]
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    r = post_files(api, case_id, [(io.BytesIO(out.getvalue()), "one.dcm")])
+    assert r.status_code == 200, r.json
+    assert r.json["rejected"] == []
+    assert [item["pixel_spacing"] for item in api.get(f"/api/cases/{case_id}/instances").json["items"]] == [None]
+
+
 def test_an_encapsulated_pdf_without_the_preamble_is_deidentified_as_dicom(api, case_id):
     """Its "%PDF-" lies within the first KB: it was taken for a PDF and stored with the patient's data."""
     from pydicom.dataset import Dataset
