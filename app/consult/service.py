@@ -126,6 +126,8 @@ def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> dict:
     needed = 1 if data.kind == "text" else 2
     if len(data.points) != needed:
         raise DomainError(f"a {data.kind} needs {needed} point(s)", status=400)
+    if data.kind == "text" and not data.text:
+        raise DomainError("a text annotation needs its text", status=400)  # else an invisible mark
     points = [list(p) for p in data.points]
     annotation = Annotation(case_id=case.id, sop_instance_uid=data.sop_instance_uid, frame=data.frame,
                             kind=data.kind, points=points, text=data.text, author_id=author.id,

@@ -175,3 +175,12 @@ def test_annotation_points_are_bounded_and_no_length_is_infinite(room, api_as):
     assert "Infinity" not in r.get_data(as_text=True)
     assert [a["length_mm"] for a in r.json["items"]] == [None]
     _still_works(owner, consultant, case_id)
+
+
+def test_a_text_annotation_without_text_is_refused(room):
+    """It was stored and sent as an invisible mark that nobody could see to delete."""
+    case_id, _ids, owner, consultant, sop, _ = room
+    for text in ("", "   "):
+        _refused(owner.call("annotate", {"case_id": case_id, "sop_instance_uid": sop, "kind": "text",
+                                         "points": [[10, 10]], "text": text}), text)
+    _still_works(owner, consultant, case_id)
