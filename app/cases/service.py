@@ -38,6 +38,7 @@ from app.core.errors import BadRequest, Conflict, NotFound
 from app.core.signals import send_after_commit
 from app.core.time import utcnow
 from app.extensions import db
+from app.imaging import service as imaging
 from app.imaging.models import Series
 from app.notifications.service import notify
 from app.orgs.models import Org
@@ -415,6 +416,12 @@ def _lock_opinion(case: Case) -> None:
     db.session.refresh(case)
 
 
+def _check_image_refs(case: Case, data: OpinionIn) -> None:
+    """The opinion's key images must be images of the case (the PDF and the page link to them)."""
+    if data.image_refs:
+        imaging.check_image_refs(case, data.image_refs)
+
+
 def draft_of(case: Case) -> Opinion | None:
     """Return the case's unsigned draft, if any."""
     return next((o for o in _versions(case) if o.state == "draft"), None)
@@ -433,6 +440,7 @@ def _merge(base: dict, update: OpinionIn) -> dict:
 
 def save_draft(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Create or update the consultant's draft opinion."""
+    _check_image_refs(case, data)
     _lock_opinion(case)
     # A draft also prepares an amendment once the opinion is signed.
     workflow.require_status(case, Action.WRITE_OPINION, Action.AMEND_OPINION)
@@ -476,6 +484,7 @@ def _freeze(case: Case, actor: User, data: OpinionIn, reason: str | None) -> Opi
 
 def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Sign and send the opinion (the draft plus these fields): status answered, content frozen."""
+    _check_image_refs(case, data)
     _lock_opinion(case)
     workflow.require_status(case, Action.SIGN_OPINION)
     opinion = _freeze(case, actor, data, None)
@@ -489,6 +498,7 @@ def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
 
 def amend_opinion(*, case: Case, actor: User, data: OpinionIn, reason: str) -> Opinion:
     """Sign a new version of an already signed opinion; the earlier versions are kept."""
+    _check_image_refs(case, data)
     _lock_opinion(case)
     workflow.require_status(case, Action.AMEND_OPINION)
     opinion = _freeze(case, actor, data, reason)

@@ -18,6 +18,7 @@ from app.core.errors import DomainError, Forbidden, NotFound
 from app.core.ratelimit import RateLimiter
 from app.core.time import utcnow
 from app.extensions import db
+from app.imaging import service as imaging
 from app.imaging.models import Instance
 
 
@@ -40,6 +41,8 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bo
     existing = _by_client_id(case.id, author.id, data.client_id)
     if existing is not None:
         return message_json(existing), False
+    if data.image_ref is not None:
+        imaging.check_image_refs(case, [data.image_ref])  # the link under the message must open an image
     limiter = _limiter()
     if not limiter.allow(author.id):
         raise TooManyMessages(detail=f"at most {limiter.limit} messages in {limiter.window:.0f} seconds")

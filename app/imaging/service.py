@@ -96,6 +96,42 @@ def frame_source(case_id: int, sop_instance_uid: str) -> sa.Row:
     return row
 
 
+def check_image_refs(case: Case, refs: list) -> None:
+    """Raise BadRequest unless every reference (study_uid, series_uid, sop_instance_uid, frame; each optional)
+    names images of this case, consistently: a chat message's or an opinion's link to an image must open one."""
+    sops = {r.sop_instance_uid for r in refs if r.sop_instance_uid}
+    series_uids = {r.series_uid for r in refs if r.series_uid}
+    study_uids = {r.study_uid for r in refs if r.study_uid}
+    if not (sops or series_uids or study_uids):
+        return
+    instances = {sop: (series, study, frames) for sop, series, study, frames in db.session.execute(
+        sa.select(Instance.sop_instance_uid, Series.series_uid, Study.study_uid, Instance.frames)
+        .join(Series, Series.id == Instance.series_id).join(Study, Study.id == Series.study_id)
+        .where(Instance.case_id == case.id, Instance.sop_instance_uid.in_(sorted(sops))))} if sops else {}
+    series = dict(db.session.execute(
+        sa.select(Series.series_uid, Study.study_uid).join(Study, Study.id == Series.study_id)
+        .where(Series.case_id == case.id, Series.series_uid.in_(sorted(series_uids)))).all()) if series_uids else {}
+    studies = set(db.session.scalars(sa.select(Study.study_uid).where(
+        Study.case_id == case.id, Study.study_uid.in_(sorted(study_uids))))) if study_uids else set()
+    for i, ref in enumerate(refs):
+        found = instances.get(ref.sop_instance_uid) if ref.sop_instance_uid else None
+        problem = None
+        if ref.sop_instance_uid and found is None:
+            problem = "sop_instance_uid names no instance of this case"
+        elif ref.series_uid and ref.series_uid not in series:
+            problem = "series_uid names no series of this case"
+        elif ref.study_uid and ref.study_uid not in studies:
+            problem = "study_uid names no study of this case"
+        elif found and ref.series_uid not in (None, found[0]) or found and ref.study_uid not in (None, found[1]):
+            problem = "the instance is not in that series or study"
+        elif ref.series_uid and ref.study_uid and series[ref.series_uid] != ref.study_uid:
+            problem = "the series is not in that study"
+        elif ref.frame is not None and found and ref.frame > (found[2] or 1):
+            problem = "frame out of range"
+        if problem:
+            raise BadRequest(f"image reference: {problem}", {"index": i})
+
+
 def get_attachment(case: Case, attachment_id: int) -> Attachment:
     """Return one attachment of the case, or raise NotFound."""
     att = db.session.scalar(

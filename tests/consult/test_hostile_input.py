@@ -184,3 +184,31 @@ def test_a_text_annotation_without_text_is_refused(room):
         _refused(owner.call("annotate", {"case_id": case_id, "sop_instance_uid": sop, "kind": "text",
                                          "points": [[10, 10]], "text": text}), text)
     _still_works(owner, consultant, case_id)
+
+
+def test_an_image_reference_must_name_an_image_of_the_case(room, api_as):
+    """A message's or an opinion's link to an image was stored whatever it named: a link that opens nothing,
+    or names another case's image to everyone in this room."""
+    case_id, ids, owner, consultant, sop, other_case = room
+    outsider = api_as(ids["outsider"])
+    r = outsider.post(f"/api/cases/{other_case}/files", data={"files": upload([sample("MR_small.dcm")])},
+                      content_type="multipart/form-data")
+    foreign = r.json["accepted"][0]
+    series = api_as(ids["owner"]).get(f"/api/cases/{case_id}").json["studies"][0]["series"][0]["series_uid"]
+    bad = [{"sop_instance_uid": "1.2.3.4"}, {"sop_instance_uid": foreign["sop_instance_uid"]},
+           {"series_uid": foreign["series_uid"]}, {"sop_instance_uid": sop, "frame": 2},
+           {"sop_instance_uid": sop, "series_uid": foreign["series_uid"]}]
+    for ref in bad:
+        _refused(owner.call("message", {"case_id": case_id, "body": "看这里", "client_id": client_id(),
+                                        "image_ref": ref}), ref)
+        r = api_as(ids["consultant"]).put(f"/api/cases/{case_id}/opinion/draft",
+                                          json={"diagnosis": "x", "image_refs": [{"sop_instance_uid": sop}, ref]})
+        assert r.status_code == 400, (ref, r.json)
+        assert r.json["detail"] == {"index": 1}
+    good = {"series_uid": series, "sop_instance_uid": sop, "frame": 1}
+    ack = owner.call("message", {"case_id": case_id, "body": "看这里", "client_id": client_id(), "image_ref": good})
+    assert ack["ok"] is True, ack
+    r = api_as(ids["consultant"]).put(f"/api/cases/{case_id}/opinion/draft", json={"image_refs": [good]})
+    assert r.status_code == 200, r.json
+    assert [m["image_ref"] for m in api_as(ids["owner"]).get(f"/api/cases/{case_id}/messages").json["items"]
+            if m["image_ref"]] == [good]
