@@ -36,8 +36,8 @@ def admin_required(view):
             # An administrator's failed attempt (demoting the last admin, an unknown or taken account)
             # is an admin action too: without a row, the log showed only the attempts that succeeded.
             db.session.rollback()
-            write = audit_log.record_refusal if exc.status in audit_log.REFUSED else audit_log.record
-            write(user_id=admin_id, action=action, status=exc.status, detail={"error": exc.error, **kwargs})
+            audit_log.record_outcome(user_id=admin_id, action=action, status=exc.status,
+                                     detail={"error": exc.error, **kwargs})
             raise
 
     return api_login_required(wrapper)

@@ -77,6 +77,14 @@ def record_refusal(*, user_id: int | None, action: str, status: int, case_id: in
     record(user_id=user_id, action=action, case_id=case_id, status=status, detail=detail)
 
 
+def record_outcome(*, user_id: int | None, action: str, status: int, case_id: int | None = None,
+                   detail: dict | None = None) -> None:
+    """Audit a request's outcome: a refusal (REFUSED) through record_refusal and its limit, anything else
+    with record."""
+    write = record_refusal if status in REFUSED else record
+    write(user_id=user_id, action=action, case_id=case_id, status=status, detail=detail)
+
+
 def record_once(*, key: tuple, window: float = AGGREGATE_SECONDS, **kwargs) -> None:
     """Record unless the same key was recorded within the window (seconds)."""
     now = time.monotonic()

@@ -234,8 +234,8 @@ def _rollback_and_audit(user_id: int, case_id: int, action: str, exc: DomainErro
 
     # Rolled back first: on SQLite the session's open read would block the audit row's own write.
     db.session.rollback()
-    write = audit_log.record_refusal if exc.status in audit_log.REFUSED else audit_log.record
-    write(user_id=user_id, case_id=case_id, action=action, status=exc.status, detail={"error": exc.error})
+    audit_log.record_outcome(user_id=user_id, case_id=case_id, action=action, status=exc.status,
+                             detail={"error": exc.error})
 
 
 def _failed(user_id: int, case_id: int, action: str, exc: DomainError, *, audit_any: bool) -> None:

@@ -128,10 +128,8 @@ def _audit(name: str, status: int, *, user_id: int | None, case_id: int | None, 
     if once is not None:
         audit_log.record_once(key=(user_id, link.id if link else None, case_id, *once), user_id=user_id,
                               case_id=case_id, action=name, status=status, detail=detail, window=window)
-    elif status in audit_log.REFUSED:
-        audit_log.record_refusal(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail)
     else:
-        audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail)
+        audit_log.record_outcome(user_id=user_id, case_id=case_id, action=name, status=status, detail=detail)
 
 
 def dicomweb_route(rule: str, action: Action, *, methods=("GET",), aggregate: bool = False, search: bool = False,

@@ -118,9 +118,8 @@ def _link_case(token: str, event: str | None = None):
         # A revoked, expired or unknown link tried in the viewer is a use too, as on the DICOMweb root:
         # it left no row, and an unknown token went uncounted by the refusal limit.
         detail = {"error": exc.error} if link is None else {"error": exc.error, "link_id": link.id}
-        write = audit_log.record_refusal if exc.status in audit_log.REFUSED else audit_log.record
-        write(user_id=None, case_id=link.case_id if link else None, action=event or "link.viewer_page",
-              status=exc.status, detail=detail)
+        audit_log.record_outcome(user_id=None, case_id=link.case_id if link else None,
+                                 action=event or "link.viewer_page", status=exc.status, detail=detail)
         raise
     if event is not None:
         audit_log.record(user_id=None, case_id=case.id, action=event, status=200, detail={"link_id": link.id})
