@@ -243,10 +243,7 @@ def join(user, case, data):
     try:
         case = authorize_case(user, case_id, Action.CHAT, audit="socket.join")
     except DomainError:
-        leave_room(room_of(case_id))
-        with _lock:
-            _rooms.get(request.sid, set()).discard(case_id)
-        _left(case_id, request.sid)
+        _leave(case_id)
         raise
     messages, more = service.messages_since(case=case, since=since)
     audit_log.record_once(key=("join", user.id, case.id, request.sid), user_id=user.id, case_id=case.id,
@@ -268,13 +265,18 @@ def leave(data=None):
         case_id = _case_id(data)
     except DomainError as exc:
         return {"ok": False, "error": exc.error}
+    _leave(case_id)
+    return {"ok": True}
+
+
+def _leave(case_id: int) -> None:
+    """Take the sending connection out of the case's room: Socket.IO's, this process's record, presence."""
     leave_room(room_of(case_id))
     with _lock:
         joined = case_id in _rooms.get(request.sid, set())
         _rooms.get(request.sid, set()).discard(case_id)
     if joined:
         _left(case_id, request.sid)
-    return {"ok": True}
 
 
 @socketio.on("message", namespace=NAMESPACE)

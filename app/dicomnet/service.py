@@ -107,7 +107,7 @@ class Received:
     case_id: int
     holder_id: int  # whose node the sender called: the instances are theirs
     calling_ae: str
-    max_bytes: int = 0  # an instance's data set may be at most this large as it arrives (MAX_UPLOAD_MB)
+    max_bytes: int  # an instance may be at most this large (MAX_CONTENT_LENGTH when the association began)
     stored: int = 0
     duplicates: int = 0
     reasons: Counter = field(default_factory=Counter)  # rejection reason -> count
@@ -152,8 +152,8 @@ def receive(*, session: Received, stream: BinaryIO, size: int, name: str) -> tup
         session.reasons["the case no longer takes images"] += 1
         return NOT_AUTHORISED, "the case no longer takes images"
     # Bounded as an upload request is (MAX_UPLOAD_MB), before anything is read.
-    if size > current_app.config["MAX_CONTENT_LENGTH"]:
-        reason = size_refusal(current_app.config["MAX_CONTENT_LENGTH"])
+    if size > session.max_bytes:
+        reason = size_refusal(session.max_bytes)
         session.reasons[reason] += 1
         return OUT_OF_RESOURCES, reason
     try:

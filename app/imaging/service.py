@@ -122,7 +122,7 @@ def check_image_refs(case: Case, refs: list) -> None:
             problem = "series_uid names no series of this case"
         elif ref.study_uid and ref.study_uid not in studies:
             problem = "study_uid names no study of this case"
-        elif found and ref.series_uid not in (None, found[0]) or found and ref.study_uid not in (None, found[1]):
+        elif found and not (ref.series_uid in (None, found[0]) and ref.study_uid in (None, found[1])):
             problem = "the instance is not in that series or study"
         elif ref.series_uid and ref.study_uid and series[ref.series_uid] != ref.study_uid:
             problem = "the series is not in that study"

@@ -60,8 +60,7 @@ def reads_copy(user: User, t: TeachingCase) -> bool:
     case = db.session.get(Case, t.case_id)
     if case is None:
         return False
-    if user.id == case.owner_id:
-        return True
+    # The referring doctor is the case's owner, who reads its opinion as the others named above do.
     # Imported here: app.cases.permissions imports this module (for the teaching viewer's images).
     from app.cases.permissions import Action, can
 
