@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import wraps
 
 import sqlalchemy as sa
-from flask import request
+from flask import g, request
 from flask_login import current_user
 
 from app.accounts.models import User
@@ -228,34 +228,54 @@ def require(user: User, case_id: int, action: Action) -> Case:
     return case
 
 
-def _rollback_and_audit(user_id: int, case_id: int, action: str, exc: DomainError) -> None:
-    """Audit a refusal as ``action`` (the caller reads the user's id first: the rollback expires the user)."""
+def _rollback_and_audit(user_id: int, case_id: int, action: str, exc: DomainError,
+                        target: dict | None = None) -> None:
+    """Audit a refusal as ``action`` (the caller reads the user's id first: the rollback expires the user).
+
+    ``target`` names what in the case the request was about (see :func:`audit_target`)."""
     from app.audit import service as audit_log
 
     # Rolled back first: on SQLite the session's open read would block the audit row's own write.
     db.session.rollback()
     audit_log.record_outcome(user_id=user_id, case_id=case_id, action=action, status=exc.status,
-                             detail={"error": exc.error})
+                             detail={"error": exc.error, **(target or {})})
 
 
-def _failed(user_id: int, case_id: int, action: str, exc: DomainError, *, audit_any: bool) -> None:
+def _failed(user_id: int, case_id: int, action: str, exc: DomainError, *, audit_any: bool,
+            target: dict | None = None) -> None:
     """Roll back a case route whose view failed; audit the failure as ``action`` if it is a refusal
     (404/403), or whatever it is if ``audit_any``."""
     from app.audit.service import REFUSED
 
     if audit_any or exc.status in REFUSED:
-        _rollback_and_audit(user_id, case_id, action, exc)
+        _rollback_and_audit(user_id, case_id, action, exc, target)
     else:
         db.session.rollback()
 
 
-def authorize_case(user: User, case_id: int, action: Action, *, audit: str) -> Case:
+def authorize_case(user: User, case_id: int, action: Action, *, audit: str,
+                   target: dict | None = None) -> Case:
     """Return the case if the user may take the action; audit a refusal as ``audit`` and re-raise it."""
     try:
         return require(user, case_id, action)
     except DomainError as exc:
-        _rollback_and_audit(user.id, case_id, audit, exc)
+        _rollback_and_audit(user.id, case_id, audit, exc, target)
         raise
+
+
+def audit_made(**ids: int) -> None:
+    """Name in this case route's audit row what the view made (e.g. ``link_id`` of a new share link)."""
+    g.audit_made = ids
+
+
+def audit_target(url_ids: dict, made: dict | None = None) -> dict | None:
+    """What a case route's audit row names besides the case: the ids in its URL (a link, an attachment,
+    a participant, an annotation) and any a view reports it made (``made``, e.g. a new link's id).
+
+    Only integer ids: a URL's text parts (a UID) are the caller's words and can be any length."""
+    ids = {name: value for name, value in url_ids.items() if isinstance(value, int)}
+    ids.update(made or {})
+    return ids or None
 
 
 def visible_case_filter(user: User, reach: Reach | None = None):
@@ -331,7 +351,8 @@ def case_route(action: Action, *, audit: str | None = None):
 
     The view receives the Case instead of its id. Denied attempts (404/403) are audited too.
     ``audit`` names the logged action (default: the endpoint name); "none" skips logging,
-    for routes that log in their own aggregated way.
+    for routes that log in their own aggregated way. The row's detail names the URL's other ids
+    and any the view reported with :func:`audit_made`.
     """
 
     def decorate(view):
@@ -343,16 +364,18 @@ def case_route(action: Action, *, audit: str | None = None):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             name = audit or request.endpoint.split(".")[-1]
-            case = authorize_case(current_user, case_id, action, audit=name)
+            target = audit_target(kwargs)
+            case = authorize_case(current_user, case_id, action, audit=name, target=target)
             user_id = current_user.id  # read now: a view that commits expires the user (a reload to audit)
             try:
                 response = view(case, **kwargs)
             except DomainError as exc:
-                _failed(user_id, case_id, name, exc, audit_any=name != "none")
+                _failed(user_id, case_id, name, exc, audit_any=name != "none", target=target)
                 raise
             if name != "none":
                 status = response[1] if isinstance(response, tuple) else getattr(response, "status_code", 200)
-                audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status)
+                audit_log.record(user_id=user_id, case_id=case_id, action=name, status=status,
+                                 detail=audit_target(kwargs, g.pop("audit_made", None)))
             return response
 
         wrapper.case_action = action

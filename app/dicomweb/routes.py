@@ -17,7 +17,7 @@ from app.accounts.auth import SAFE_METHODS, bearer_token
 from app.accounts.models import User
 from app.audit import service as audit_log
 from app.cases.models import Case
-from app.cases.permissions import Action, case_route, require, require_ids
+from app.cases.permissions import Action, audit_made, case_route, require, require_ids
 from app.cases.workflow import require_status
 from app.core.errors import DomainError, Unauthorized
 from app.core.openapi import api_doc
@@ -43,6 +43,7 @@ def create_link(case):
     body = parse_body(LinkIn)
     token, link = links.create_link(case=case, user=current_user, scope=body.scope,
                                     expires_in_hours=body.expires_in_hours, label=body.label)
+    audit_made(link_id=link.id)
     base = public_base()
     return jsonify({**link_json(link), "token": token, "dicomweb_url": f"{base}/dicomweb/link/{token}",
                     "viewer_url": f"{base}/viewer/link/{token}"}), 201

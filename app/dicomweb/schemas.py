@@ -12,7 +12,8 @@ from app.dicomweb.models import ShareLink
 
 class LinkIn(Schema):
     scope: Literal["read", "read_write"] = "read"
-    expires_in_hours: float = Field(default=168, gt=0, le=24 * 365, allow_inf_nan=False)
+    # At least 6 minutes: a link that expires before its receiver can paste it is a mistake.
+    expires_in_hours: float = Field(default=168, ge=0.1, le=24 * 365, allow_inf_nan=False)
     label: str = Field(default="", max_length=200)
 
 

@@ -42,8 +42,28 @@ def test_consultant_may_manage_links_participant_and_outsider_may_not(api_as, wo
 
 def test_bad_link_bodies_are_400(api_as, world):
     api = api_as(world["ids"]["owner"])
-    for body in ({"scope": "admin"}, {"expires_in_hours": 0}, {"expires_in_hours": "NaN"}, {"label": "x" * 201}):
-        assert api.post(f"/api/cases/{world['case_id']}/links", json=body).status_code == 400, body
+    for body in ({"scope": "admin"}, {"expires_in_hours": 0}, {"expires_in_hours": "NaN"}, {"label": "x" * 201},
+                 {"expires_in_hours": 0.001}, {"expires_in_hours": 0.09}):
+        r = api.post(f"/api/cases/{world['case_id']}/links", json=body)
+        assert r.status_code == 400, body
+        assert next(iter(body)) in str(r.json), r.json
+    assert api.post(f"/api/cases/{world['case_id']}/links", json={"expires_in_hours": 0.1}).status_code == 201
+
+
+def test_the_audit_rows_of_creating_and_revoking_a_link_name_the_link(app, api_as, world, make_link):
+    first, second = make_link(), make_link()
+    api = api_as(world["ids"]["owner"])
+    assert api.delete(f"/api/cases/{world['case_id']}/links/{second['id']}").status_code == 204
+    assert api_as(world["ids"]["participant"]).delete(
+        f"/api/cases/{world['case_id']}/links/{first['id']}").status_code == 403
+    with app.app_context():
+        rows = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action.in_(["create_link", "revoke_link"]))
+                                  .order_by(AuditEvent.id)).all()
+        assert [(r.action, r.user_id, r.status, (r.detail or {}).get("link_id")) for r in rows] == [
+            ("create_link", world["ids"]["owner"], 201, first["id"]),
+            ("create_link", world["ids"]["owner"], 201, second["id"]),
+            ("revoke_link", world["ids"]["owner"], 204, second["id"]),
+            ("revoke_link", world["ids"]["participant"], 403, first["id"])]
 
 
 def test_revoked_link_stops_at_once_and_uses_are_audited(app, client, api_as, world, make_link):
