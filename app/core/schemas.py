@@ -4,13 +4,16 @@ Numbers from outside are finite and fit the database: every float a Schema takes
 NaN/Infinity, every int lies in the range of the database's INTEGER columns (PostgreSQL's is
 32-bit; a larger id would raise DataError there and OverflowError on SQLite past 2**63), and a
 JSON body with a ``NaN``/``Infinity`` literal (not JSON, but Python's parser takes it) is a 400.
-A JSON true/false is taken only by a field that admits a bool (pydantic's lax mode reads it as 1 or 0).
+A JSON true/false is taken only by a field that admits a bool (pydantic's lax mode reads it as 1 or 0),
+and a body's yes/no field takes only a JSON true/false (lax mode reads "no", "off", 0 as false); a query
+string's flags (``?waiting_for_me=1``) stay lax, as a query has no booleans of its own.
 """
 
 import json
 import math
+import types
 from datetime import date
-from typing import Annotated, Any, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, TypeVar, Union, get_args, get_origin
 
 import pydantic
 from flask import request
@@ -56,6 +59,16 @@ def _takes_bool(annotation) -> bool:
     return any(_takes_bool(arg) for arg in get_args(annotation))
 
 
+def _only_bool(annotation) -> bool:
+    """Tell whether a field is a yes/no: bool, or bool or None."""
+    if annotation is bool:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = set(get_args(annotation))
+        return bool in args and args <= {bool, type(None)}
+    return False
+
+
 def _holds_bool(value) -> bool:
     if isinstance(value, bool):
         return True
@@ -66,13 +79,18 @@ class Schema(pydantic.BaseModel):
     """Base for request bodies: unknown fields are ignored, strings are stripped, numbers bounded."""
 
     model_config = pydantic.ConfigDict(extra="ignore", str_strip_whitespace=True, allow_inf_nan=False)
+    lax_booleans: ClassVar[bool] = False  # Query: "1"/"true" in a query string are its booleans
 
     @pydantic.field_validator("*", mode="before")
     @classmethod
-    def _no_bool_for_a_number(cls, v, info: pydantic.ValidationInfo):
+    def _booleans_are_booleans(cls, v, info: pydantic.ValidationInfo):
+        annotation = cls.model_fields[info.field_name].annotation
         # pydantic's lax mode reads true as 1: {"specialist_id": true} would share a case with user 1.
-        if _holds_bool(v) and not _takes_bool(cls.model_fields[info.field_name].annotation):
+        if _holds_bool(v) and not _takes_bool(annotation):
             raise ValueError("true/false where a number or text is expected")
+        # ...and "no" or 0 as false: {"active": "yes"} is a client's mistake, not a decision.
+        if not cls.lax_booleans and v is not None and not isinstance(v, bool) and _only_bool(annotation):
+            raise ValueError("must be true or false")
         return v
 
     @pydantic.field_validator("*", mode="after")
@@ -91,6 +109,8 @@ QueryDate = Annotated[date, pydantic.Field(ge=date(1900, 1, 1), le=date(2999, 12
 
 class Query(Schema):
     """Base for query strings: a parameter given empty (``?status=``) counts as not given."""
+
+    lax_booleans: ClassVar[bool] = True
 
     @pydantic.model_validator(mode="before")
     @classmethod

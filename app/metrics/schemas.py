@@ -5,7 +5,7 @@ import io
 from typing import Literal
 
 from flask_babel import get_locale
-from pydantic import Field, StrictBool, field_validator
+from pydantic import Field, field_validator
 
 from app.core.schemas import Query, QueryDate, Schema
 from app.core.spreadsheet import safe_cell
@@ -17,7 +17,7 @@ PEER_GROUPS = ("consortium", "pool", "members", "level", "region", "specialty", 
 
 
 class FollowUpIn(Schema):
-    followed: StrictBool
+    followed: bool
 
 
 class PeriodQuery(Query):

@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import Field, StrictBool, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from app.cases.permissions import Action
 from app.cases.schemas import known_specialty
@@ -52,8 +52,8 @@ class ReviewTeachingIn(Schema):
 
 class ConsentIn(Schema):
     # Strict: publishing a patient's case (and naming their hospital) takes a JSON true, not "yes" or 1.
-    agree: StrictBool
-    show_hospital: StrictBool = False
+    agree: bool
+    show_hospital: bool = False
 
 
 class TeachingQuery(Query):

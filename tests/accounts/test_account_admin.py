@@ -27,6 +27,16 @@ def test_a_reactivated_account_gets_none_of_its_old_tokens_or_logins_back(app, a
     assert api_as(uid).get("/api/me").status_code == 200
 
 
+@pytest.mark.parametrize("active", ["no", "false", 0, 1, "yes", "true"])
+def test_an_account_is_deactivated_only_by_a_json_boolean(api_as, make_user, active):
+    admin = api_as(make_user(role="admin"))
+    uid = make_user()
+    r = admin.patch(f"/api/admin/users/{uid}", json={"active": active})
+    assert r.status_code == 400, r.json
+    assert "active" in str(r.json)
+    assert api_as(uid).get("/api/me").status_code == 200  # still active
+
+
 @pytest.mark.parametrize("change", [{"active": False}, {"role": "doctor"}], ids=["deactivate", "demote"])
 def test_the_last_active_administrator_can_be_neither_deactivated_nor_demoted(api_as, make_user, change):
     first = make_user(role="admin")

@@ -81,3 +81,21 @@ def test_true_or_false_is_not_an_id(world, make_case, make_user, api_as):
     assert r.status_code == 400, r.json
     assert r.json["detail"][0]["field"] == "specialist_id"
     assert api_as(owner).get(f"/api/cases/{draft}").json["status"] == "draft"
+
+
+def test_a_yes_no_field_of_a_body_takes_only_true_or_false_a_query_flag_stays_lax(world, api_as, make_user):
+    # pydantic's lax mode read "no", "off" and 0 as false and "yes", 1 as true in JSON bodies.
+    # {"name_peers_ok": "yes"} named the org to its peers on every dashboard.
+    _, _, api = world
+    admin = api_as(make_user(role="admin"))
+    for value in ("yes", 1, "off"):
+        r = admin.post("/api/orgs", json={"kind": "doctor_group", "name": "影像会诊组", "name_peers_ok": value})
+        assert r.status_code == 400, (value, r.json)
+        assert r.json["detail"] == [{"field": "name_peers_ok", "message": "Value error, must be true or false"}]
+    assert admin.get("/api/orgs").json["items"] == []
+    r = admin.post("/api/orgs", json={"kind": "doctor_group", "name": "影像会诊组", "name_peers_ok": True})
+    assert r.status_code == 201, r.json
+    assert admin.get(f"/api/orgs/{r.json['id']}").json["name_peers_ok"] is True
+    for flag in ("1", "true", "yes"):
+        assert api.get(f"/api/cases?waiting_for_me={flag}").status_code == 200, flag
+    assert api.get("/api/cases?waiting_for_me=maybe").status_code == 400

@@ -31,8 +31,8 @@ def after_the_check(monkeypatch, action, request) -> list:
     receives that request's answer."""
     real, answers = permissions.authorize_case, []
 
-    def authorize_then_let_the_other_in(user, case_id, checked, *, audit):
-        case = real(user, case_id, checked, audit=audit)
+    def authorize_then_let_the_other_in(user, case_id, checked, **kwargs):
+        case = real(user, case_id, checked, **kwargs)
         if checked is action and not answers:
             t = threading.Thread(target=lambda: answers.append(request()))
             t.start()
