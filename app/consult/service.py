@@ -141,6 +141,8 @@ def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> dict:
                             kind=data.kind, points=points, text=data.text, author_id=author.id,
                             length_mm=_length_mm(instance, points) if data.kind == "line" else None)
     db.session.add(annotation)
+    db.session.flush()  # first: on SQLite this write takes the lock the check below needs
+    require_ids(author.id, case.id, Action.CHAT, lock=True)  # again, as post_message does
     db.session.commit()
     payload = annotation_json(annotation)
     broadcast.to_case("annotation", payload, payload["case_id"])

@@ -1,4 +1,4 @@
-"""A chat message racing its author's removal: stored before the removal commits, or refused.
+"""A chat message (or annotation) racing its author's removal: stored before the removal commits, or refused.
 
 The message's handler checks access when the event arrives; without a second check in the
 message's own transaction, under a lock the removal also takes, a removal committed between that
@@ -17,9 +17,10 @@ import pytest
 import sqlalchemy as sa
 
 from app.consult import service
-from app.consult.models import Message
+from app.consult.models import Annotation, Message
 from app.extensions import db
 from tests.consult.test_room import joined
+from tests.imaging.dicom_samples import sample, upload
 from tests.support.live import client_id
 
 
@@ -132,3 +133,33 @@ def test_a_message_checked_just_before_its_author_declined_the_case_is_not_store
     assert declined[0].status_code == 200, declined[0].json
     assert ack == {"ok": False, "error": "case not found"}
     assert _stored(app, case_id, specialist) == []
+
+
+def test_an_annotation_checked_just_before_its_authors_removal_is_not_stored(
+        app, live, mdt, clients, api_as, monkeypatch):
+    """The same race for the room's other stored change."""
+    case_id, ids, tokens = mdt
+    r = api_as(ids["owner"]).post(f"/api/cases/{case_id}/files", data={"files": upload([sample("CT_small.dcm")])},
+                                  content_type="multipart/form-data")
+    sop = r.json["accepted"][0]["sop_instance_uid"]
+    owner, _ = joined(clients, live, tokens["owner"], case_id)
+    radiology, _ = joined(clients, live, tokens["radiology"], case_id)
+    real, removals = service._length_mm, []
+
+    def removed_meanwhile(instance, points):
+        if not removals:
+            t = threading.Thread(target=lambda: removals.append(
+                api_as(ids["consultant"]).delete(f"/api/cases/{case_id}/participants/{ids['radiology']}")))
+            t.start()
+            t.join(15)
+        return real(instance, points)
+
+    monkeypatch.setattr(service, "_length_mm", removed_meanwhile)
+    ack = radiology.call("annotate", {"case_id": case_id, "sop_instance_uid": sop, "frame": 1, "kind": "line",
+                                      "points": [[10, 20], [70, 100]]})
+    assert removals[0].status_code == 204
+    assert ack == {"ok": False, "error": "case not found"}
+    with app.app_context():
+        assert db.session.scalars(sa.select(Annotation).where(Annotation.case_id == case_id)).all() == []
+    time.sleep(0.3)
+    assert owner.of("annotation") == []
