@@ -53,6 +53,10 @@ class Config:
     GIL_SWITCH_INTERVAL_MS = float(_env("GIL_SWITCH_INTERVAL_MS", "1"))
     # Chat messages one user may send per 10 seconds (per server process).
     CHAT_RATE_LIMIT = int(_env("CHAT_RATE_LIMIT", "20"))
+    # `typing` and `viewer` events (together) one user may send per second (per server process); past
+    # that they are not relayed to the room. The viewer sends one per wheel step or key repeat, at most
+    # the display's frame rate (60-144 a second), typing a few a second: this is well above both.
+    SOCKET_RELAY_EVENTS_PER_SECOND = int(_env("SOCKET_RELAY_EVENTS_PER_SECOND", "250"))
     # How often each process drops its sockets whose account was deactivated or whose API token was
     # revoked or expired (their events are refused at once; this bounds how long they still receive
     # the room's broadcasts).

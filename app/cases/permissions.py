@@ -158,14 +158,43 @@ _ROLE_FACTS = (
 )
 
 
-def require_ids(user_id: int, case_id: int, action: Action) -> str:
+# The same facts with the case row's share lock (FOR SHARE OF cases, PostgreSQL; nothing on SQLite),
+# which may not be taken on the nullable side of an outer join: an inner join, no row without the case.
+_LOCKED_ROLE_FACTS = (
+    sa.select(*_ROLE_FACTS.selected_columns)
+    .select_from(_users.join(_cases, _cases.c.id == sa.bindparam("case_id")))
+    .where(_users.c.id == sa.bindparam("user_id"))
+    .with_for_update(read=True, of=_cases)
+)
+
+
+def lock_access(case_id: int) -> None:
+    """Take the case row's lock that a check with ``lock=True`` waits for, until the transaction ends.
+
+    A change that takes away someone's access to the case without writing the case row (a
+    participant removed) takes it first; one that writes the row (a status, the consultant) holds it
+    already. A write checked under the lock before the change commits is committed before it, and
+    one checked after it sees it. FOR NO KEY UPDATE on PostgreSQL; on SQLite writers are serialised.
+    """
+    db.session.execute(sa.select(Case.id).where(Case.id == case_id).with_for_update(key_share=True))
+
+
+def require_ids(user_id: int, case_id: int, action: Action, *, lock: bool = False) -> str:
     """Return the role of an active user on the case if it allows the action, from ids alone (one query).
 
     The same rule and errors as :func:`require` (NotFound, Forbidden), without loading the user or
     the case: for hot API paths that have only the token's user id. An unknown or deactivated user
     raises Unauthorized.
+
+    ``lock``: also take the case row's share lock until the transaction ends, so that no loss of
+    access (see :func:`lock_access`) commits between this check and the caller's commit. Several
+    such checks of one case do not wait for each other. On SQLite, where a read takes no lock, the
+    caller writes first: the database's write lock, held to the commit, does the same.
     """
-    facts = db.session.execute(_ROLE_FACTS, {"user_id": user_id, "case_id": case_id}).one_or_none()
+    ids = {"user_id": user_id, "case_id": case_id}
+    facts = db.session.execute(_LOCKED_ROLE_FACTS if lock else _ROLE_FACTS, ids).one_or_none()
+    if facts is None and lock:
+        facts = db.session.execute(_ROLE_FACTS, ids).one_or_none()  # no such case: tell which error
     if facts is None or not facts.active:
         raise Unauthorized(detail="invalid or expired token")
     role = None

@@ -26,6 +26,7 @@ from app.cases.permissions import (
     PARTICIPANT,
     Action,
     Reach,
+    lock_access,
     opinion_readers_filter,
     reach_of,
     reads_note,
@@ -355,6 +356,8 @@ def invite(*, case: Case, actor: User, user_id: int, discipline: str) -> Partici
 
 def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
     """End a participant's access to the case at once; ``participant_removed`` is sent after commit."""
+    # A message of theirs being stored now is committed first, or checked again after this commit.
+    lock_access(case.id)
     p = db.session.scalar(sa.select(Participant).where(
         Participant.case_id == case.id, Participant.user_id == user_id, Participant.removed_at.is_(None)))
     if p is None:

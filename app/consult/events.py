@@ -116,18 +116,23 @@ def _case_id(data) -> int:
     return validate(CaseRef, data).case_id
 
 
-def handler(action: Action, *, joined: bool = False):
+def handler(action: Action, *, joined: bool = False, relayed: bool = False):
     """Wrap an event handler: the caller must be connected and allowed ``action`` on the case.
 
     ``joined``: the connection must also be in the case's room (events about being in the room:
-    typing, the shared view, the presenter). The handler gets (user, case, data); its return value
-    is the ack. Errors become ``{"ok": false, "error", "detail"}`` acks; denials are audited like
-    HTTP ones.
+    typing, the shared view, the presenter). ``relayed``: an event relayed to the room and stored
+    nowhere (typing, the shared view), of which a user may send SOCKET_RELAY_EVENTS_PER_SECOND.
+    The handler gets (user, case, data); its return value is the ack. Errors become
+    ``{"ok": false, "error", "detail"}`` acks; denials are audited like HTTP ones.
     """
 
     def decorate(fn):
         @wraps(fn)
         def wrapper(data=None):
+            if relayed and _relayed_too_often():
+                limit = current_app.extensions["relay_limiter"].limit
+                return {"ok": False, "error": "too many typing and viewer events",
+                        "detail": f"at most {limit} a second; this one was not relayed"}
             user = _user()
             if user is None:
                 return {"ok": False, "error": "authentication required"}
@@ -161,6 +166,17 @@ def _in_room(case_id: int) -> bool:
     must join again, with a fresh check, before it acts in it.
     """
     return room_of(case_id) in rooms(request.sid, namespace=NAMESPACE)
+
+
+def _relayed_too_often() -> bool:
+    """Count a relayed event of the sending connection's user; whether it is past their bound.
+
+    Checked before anything else (by the user id this process holds for the connection, no query):
+    a flood costs neither the database nor the room. Per user, not per connection, so a client
+    opening more connections gets no more; per process, so no store is shared.
+    """
+    user_id = _users.get(request.sid)
+    return user_id is not None and not current_app.extensions["relay_limiter"].allow(user_id)
 
 
 def _count_refusal(user_id: int) -> None:
@@ -288,7 +304,7 @@ def message(user, case, data):
 
 
 @socketio.on("typing", namespace=NAMESPACE)
-@handler(Action.CHAT, joined=True)
+@handler(Action.CHAT, joined=True, relayed=True)
 def typing(user, case, data):
     """Tell the others in the room that the sender is (or stopped) typing."""
     typing = validate(TypingIn, data).typing
@@ -298,7 +314,7 @@ def typing(user, case, data):
 
 
 @socketio.on("viewer", namespace=NAMESPACE)
-@handler(Action.VIEW, joined=True)
+@handler(Action.VIEW, joined=True, relayed=True)
 def viewer(user, case, data):
     """Share the sender's view (series, slice, window, zoom/pan) with the others in the room."""
     sid = request.sid

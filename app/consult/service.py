@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from app.accounts.models import User
 from app.cases.models import Case
+from app.cases.permissions import Action, require_ids
 from app.consult import broadcast
 from app.consult.models import Annotation, Message, MessageCounter
 from app.consult.schemas import AnnotationIn, MessageIn, annotation_json, message_json
@@ -47,7 +48,11 @@ def post_message(*, case: Case, author: User, data: MessageIn) -> tuple[dict, bo
     if not limiter.allow(author.id):
         raise TooManyMessages(detail=f"at most {limiter.limit} messages in {limiter.window:.0f} seconds")
     try:
-        seq = _next_seq(case.id)
+        seq = _next_seq(case.id)  # first: on SQLite this write takes the lock the check below needs
+        # Checked again in this transaction, under the case row's lock that a removal takes too: an
+        # author removed (or a case moved on) since the handler's check is refused here, and one
+        # removed after this is removed after the message is stored.
+        require_ids(author.id, case.id, Action.CHAT, lock=True)
         message = Message(case_id=case.id, seq=seq, author_id=author.id, client_id=data.client_id,
                           body=data.body, image_ref=data.image_ref.model_dump(exclude_defaults=True)
                           if data.image_ref else None)
@@ -136,6 +141,8 @@ def add_annotation(*, case: Case, author: User, data: AnnotationIn) -> dict:
                             kind=data.kind, points=points, text=data.text, author_id=author.id,
                             length_mm=_length_mm(instance, points) if data.kind == "line" else None)
     db.session.add(annotation)
+    db.session.flush()  # first: on SQLite this write takes the lock the check below needs
+    require_ids(author.id, case.id, Action.CHAT, lock=True)  # again, as post_message does
     db.session.commit()
     payload = annotation_json(annotation)
     broadcast.to_case("annotation", payload, payload["case_id"])

@@ -12,12 +12,22 @@ class RateLimiter:
         self.limit, self.window = limit, window
         self._events: dict = defaultdict(deque)
         self._lock = threading.Lock()
+        self._swept = time.monotonic()
 
     def _recent(self, key, now: float) -> deque:
+        if now - self._swept > self.window:
+            self._sweep(now)
         events = self._events[key]
         while events and now - events[0] > self.window:
             events.popleft()
         return events
+
+    def _sweep(self, now: float) -> None:
+        # Keys come and go (users, connections): once a window, forget those with no recent event,
+        # so the counter holds only the keys active in the last two windows.
+        self._swept = now
+        for key in [k for k, events in self._events.items() if not events or now - events[-1] > self.window]:
+            del self._events[key]
 
     def allow(self, key) -> bool:
         """Count an event and return True, or return False (not counted) when the key has had ``limit``."""
