@@ -1,0 +1,293 @@
+"""Every page as its users meet it: a 360-px phone, in Chinese (the default) and in English.
+
+One app, one demo world and one browser serve the whole module (a world per page would cost
+minutes): the pages are only read here, and the failures are faked in the browser (page.route), so
+no test changes what another one sees. Each page must fit the phone's width and run without script
+errors; the other tests each pin a defect a doctor on a phone met.
+"""
+
+import io
+
+import pytest
+import sqlalchemy as sa
+from fpdf import FPDF
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.conftest import ApiClient, app_on_empty_tables
+from tests.e2e.conftest import PASSWORD, PHONE
+from tests.imaging.dicom_samples import ct_series, sample, upload
+from tests.support.live import ThreadServer
+
+pytestmark = pytest.mark.timeout(300)
+
+WIDTH = PHONE["viewport"]["width"]
+TIMEZONE = "Asia/Shanghai"  # where the doctors are: UTC+8, no daylight saving
+
+
+def _photo() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 160)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def _pdf() -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.cell(0, 10, "CA-125: 35 U/mL")
+    return bytes(pdf.output())
+
+
+@pytest.fixture(scope="module")
+def phone_app(database_url, tmp_path_factory):
+    """One app on empty tables for the module."""
+    yield from app_on_empty_tables(database_url, tmp_path_factory.mktemp("phone"))
+
+
+@pytest.fixture(scope="module")
+def world(phone_app):
+    """The demo accounts and consortium, with a case at each step a doctor meets: a draft with images
+    and documents, one answered (reports, a question, chat, a signed opinion), one accepted, one in
+    the pool's queue, a published teaching case, one awaiting the gp's consent, and history for the
+    dashboards. Returns the ids the page paths name."""
+    from app.accounts import service as accounts
+    from app.accounts.demo import seed_demo
+    from app.accounts.models import User
+    from app.extensions import db
+    from app.metrics.history import seed_history
+    from app.orgs.models import Org
+
+    with phone_app.app_context():
+        seed_demo()
+        db.session.commit()
+        users = {email.split("@")[0]: uid for email, uid in db.session.execute(sa.select(User.email, User.id))}
+        tokens = {who: accounts.issue_token(user=db.session.get(User, uid), ttl=None)[0] for who, uid in users.items()}
+        db.session.commit()
+        orgs = dict(db.session.execute(sa.select(Org.name, Org.id)).all())
+    client = phone_app.test_client()
+    gp, gyn, rad = (ApiClient(client, tokens[w]) for w in ("gp", "gyn", "radiology"))
+    ids = {"consortium": orgs["湘江妇儿医联体"], "pool": orgs["妇科会诊组"]}
+
+    def new(**body):
+        r = gp.post("/api/cases", json={"title": "卵巢囊实性包块待查（46岁，绝经前）",
+                                        "clinical_question": "左附件区囊实性包块，良恶性如何判断？是否需要手术？",
+                                        "specialty": "gynecology", **body})
+        assert r.status_code == 201, r.json
+        return r.json["id"]
+
+    def do(api, case_id, path, body=None):
+        r = api.post(f"/api/cases/{case_id}/{path}", json=body)
+        assert r.status_code in (200, 201), (path, r.json)
+
+    def with_ct(case_id, files=None):
+        r = gp.post(f"/api/cases/{case_id}/files", data={"files": files or upload([sample("CT_small.dcm")])},
+                    content_type="multipart/form-data")
+        assert r.json["accepted"], r.json
+
+    ids["draft"] = new(summary="超声：左附件区 5 cm 囊实性包块，CA-125 35 U/mL。", urgency="urgent",
+                       patient={"age": 46, "sex": "female"})
+    with_ct(ids["draft"], upload([sample("CT_small.dcm")])
+            + [(io.BytesIO(b), n) for n, b in ct_series(3, series_uid="1.2.826.0.1.3680043.2.1125.77")]
+            + [(io.BytesIO(_photo()), "slide-photo-2026-12-07-left-adnexa.jpg"),
+               (io.BytesIO(_pdf()), "lab-report.pdf")])
+
+    ids["answered"] = case_id = new(patient={"age": 46, "sex": "female"})
+    with_ct(case_id)
+    do(gp, case_id, "share", {"specialist_id": users["gyn"], "message": "麻烦您看看，谢谢！"})
+    do(gyn, case_id, "accept")
+    do(gyn, case_id, "participants", {"user_id": users["radiology"], "discipline": "radiology"})
+    do(rad, case_id, "reports", {"body": "左附件区见囊实性包块，大小约 5.1×4.3 cm，实性部分可见血流信号。"})
+    do(gyn, case_id, "questions", {"question": "既往有无手术史？"})
+    do(gp, case_id, "answers", {"answer": "无手术史"})
+    for n, (api, body) in enumerate(((gp, "您好，影像已上传"), (gyn, "收到，我看一下实性成分"))):
+        r = api.post(f"/api/cases/{case_id}/messages", json={"body": body, "client_id": f"phone-pages-{n}"})
+        assert r.status_code == 201, r.json
+    do(gyn, case_id, "opinion", {"diagnosis": "卵巢交界性肿瘤可能", "differential": ["浆液性囊腺瘤", "卵巢癌"],
+                                 "recommendations": "建议腹腔镜手术，术中冰冻病理。", "follow_up": "术后 3 个月复查"})
+
+    ids["accepted"] = case_id = new()
+    do(gp, case_id, "share", {"specialist_id": users["gyn"]})
+    do(gyn, case_id, "accept")
+
+    ids["queued"] = case_id = new(urgency="urgent")
+    with_ct(case_id)
+    do(gp, case_id, "share", {"org_id": ids["consortium"]})
+
+    def closed_and_proposed(key):
+        case_id = new()
+        with_ct(case_id)
+        do(gp, case_id, "share", {"specialist_id": users["gyn"]})
+        do(gyn, case_id, "accept")
+        do(gyn, case_id, "opinion", {"diagnosis": "卵巢交界性肿瘤可能", "recommendations": "腹腔镜手术"})
+        do(gp, case_id, "close", {"rating": 4})
+        r = gyn.post(f"/api/cases/{case_id}/teaching", json={
+            "org_id": ids["pool"], "note": "交界性肿瘤的影像特点：实性成分与血流",
+            "tags": {"specialty": "gynecology", "keywords": ["交界性肿瘤"], "difficulty": "advanced"}})
+        assert r.status_code == 201, r.json
+        ids[key] = r.json["id"]
+        return case_id
+
+    reviewed = closed_and_proposed("teaching")
+    r = gp.post(f"/api/teaching/{ids['teaching']}/consent", json={"agree": True})
+    assert r.status_code == 200, r.json
+    r = ApiClient(client, tokens["gyn2"]).post("/api/peer-reviews", json={
+        "case_id": reviewed, "score": "major", "teaching_note": "应先考虑交界性肿瘤"})
+    assert r.status_code == 201, r.json
+    closed_and_proposed("proposed")
+
+    with phone_app.app_context():
+        seed_history(cases=120)
+        db.session.commit()
+    return ids
+
+
+@pytest.fixture(scope="module")
+def server(phone_app, world):
+    live = ThreadServer(phone_app).start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="module")
+def phone_as(browser, server):
+    """A logged-in phone page per demo user (None: logged out), kept for the module: ``phone_as("gp")``."""
+    pages, contexts = {}, []
+
+    def page_for(who):
+        if who not in pages:
+            context = browser.new_context(base_url=server.url, locale="zh-CN", timezone_id=TIMEZONE, **PHONE)
+            context.set_default_timeout(15_000)
+            contexts.append(context)
+            page = context.new_page()
+            if who is not None:
+                page.goto("/login")
+                page.fill("input[name=email]", f"{who}@demo.huizhen")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("button[type=submit]")
+                page.wait_for_url(f"{server.url}/")
+            pages[who] = page
+        return pages[who]
+
+    yield page_for
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def problems():
+    """Script errors and failed requests a page reports while a test runs (pages are shared)."""
+    found: list[str] = []
+    watched = []
+
+    def watch(page, *, allow=()):
+        def on_error(exc):
+            found.append(f"page error: {exc}")
+
+        def on_console(msg):
+            if msg.type == "error" and not any(a in msg.text for a in allow):
+                found.append(f"console: {msg.text}")
+
+        page.on("pageerror", on_error)
+        page.on("console", on_console)
+        watched.append((page, on_error, on_console))
+        return page
+
+    watch.found = found
+    yield watch
+    for page, on_error, on_console in watched:
+        page.remove_listener("pageerror", on_error)
+        page.remove_listener("console", on_console)
+
+
+def open_in(page, lang: str, path: str) -> None:
+    """Go to ``path`` in ``lang`` (the language switch sets the session's language and redirects)."""
+    page.goto(f"/lang/{lang}?next={path}")
+    page.wait_for_load_state("networkidle")
+
+
+LANGS = ["zh", "en"]
+PAGES = {
+    "login": (None, "/login"),
+    "inbox": ("gp", "/"),
+    "inbox-specialist": ("gyn", "/"),
+    "new-case": ("gp", "/cases/new"),
+    "case-draft-upload-share": ("gp", "/cases/{draft}"),
+    "case-opinion-close": ("gp", "/cases/{answered}"),
+    "case-opinion-editor": ("gyn", "/cases/{accepted}"),
+    "case-participant": ("radiology", "/cases/{answered}"),
+    "case-in-pool": ("coordinator", "/cases/{queued}"),
+    "viewer-room": ("gyn", "/cases/{answered}/viewer"),
+    "teaching": ("gyn2", "/teaching"),
+    "teaching-case": ("gyn", "/teaching/{teaching}"),
+    "teaching-consent": ("gp", "/teaching/{proposed}"),
+    "teaching-viewer": ("gyn", "/teaching/{teaching}/viewer"),
+    "orgs": ("coordinator", "/orgs"),
+    "consortium-admin": ("consortium", "/orgs/{consortium}"),
+    "pool-admin": ("consortium", "/orgs/{pool}"),
+    "triage-queue": ("coordinator", "/orgs/{pool}/queue"),
+    "group-inbox": ("coordinator", "/orgs/{pool}/cases"),
+    "consortium-dashboard": ("consortium", "/orgs/{consortium}/dashboard"),
+    "pool-dashboard": ("coordinator", "/orgs/{pool}/dashboard"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("name", PAGES)
+def test_page_fits_a_phone_without_script_errors(phone_as, world, problems, name, lang):
+    who, path = PAGES[name]
+    page = problems(phone_as(who))
+    open_in(page, lang, path.format(**world))
+    assert page.evaluate("document.documentElement.lang") == ("zh-CN" if lang == "zh" else "en")
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+    assert problems.found == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(("who", "path"), [("gp", "/"), ("gyn2", "/teaching")], ids=["inbox", "teaching"])
+def test_search_box_keeps_the_phone_width_and_filters_go_below_it(phone_as, lang, who, path):
+    """The search form was a flex row: the filters sat beside the words box and squeezed it to a
+    few characters (once the inbox's filters were opened, to 60 px beside a column of selects)."""
+    page = phone_as(who)
+    open_in(page, lang, path)
+    form = page.locator("form.search")
+    if form.locator("details").count():
+        form.locator("summary").click()
+    box = form.locator("input[type=search]").bounding_box()
+    row = form.locator(".search-row").bounding_box()
+    assert box["width"] >= WIDTH / 2
+    for other in form.locator(":scope > :not(.search-row)").all():
+        assert other.bounding_box()["y"] >= row["y"] + row["height"] - 1  # below the words box, not beside it
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_close_form_radios_sit_beside_their_labels(phone_as, world, lang):
+    """Each radio of the close-out survey sat centred on a line of its own above its words, so the
+    referring doctor could not tell which circle answered which choice."""
+    page = phone_as("gp")
+    open_in(page, lang, f"/cases/{world['answered']}")
+    labels = page.locator("#close label:has(input[type=radio])")
+    assert labels.count() == 12
+    for label in labels.all():
+        radio = label.locator("input").bounding_box()
+        whole = label.bounding_box()
+        assert whole["height"] <= 48, label.inner_text()  # one line: radio and words
+        middle = whole["y"] + whole["height"] / 2
+        assert abs(radio["y"] + radio["height"] / 2 - middle) < 6, label.inner_text()  # not above its words
+        assert radio["x"] - whole["x"] < 8, label.inner_text()  # but before them
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_gap_table_cells_stay_readable(phone_as, world, lang):
+    """The dashboard's gap table squeezed its seven columns into 360 px: names and metrics broke
+    after every character ("一/位/匿/名/同/行" down the cell). It now scrolls sideways in its frame."""
+    page = phone_as("consortium")
+    open_in(page, lang, f"/orgs/{world['consortium']}/dashboard")
+    expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "consortium")
+    cells = page.locator("#gap-table td, #gap-table th")
+    assert cells.count() > 7
+    tallest = max(cells.evaluate_all("cells => cells.map(c => c.getBoundingClientRect().height)"))
+    line = page.locator("#gap-table td").first.evaluate("c => parseFloat(getComputedStyle(c).lineHeight)")
+    assert tallest < 2.5 * line + 8  # at most two lines
+    assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
