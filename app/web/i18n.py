@@ -51,6 +51,8 @@ JS_STRINGS = {
     "presenter": _l("主讲人"),
     "you_present": _l("您正在主讲"),
     "nobody_presents": _l("无人主讲"),
+    "present_take": _l("我来主讲"),
+    "present_release": _l("结束主讲"),
     "following": _l("跟随主讲人"),
     "slice": _l("层面"),
     "frame": _l("帧"),

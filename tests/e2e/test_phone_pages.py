@@ -291,3 +291,22 @@ def test_gap_table_cells_stay_readable(phone_as, world, lang):
     line = page.locator("#gap-table td").first.evaluate("c => parseFloat(getComputedStyle(c).lineHeight)")
     assert tallest < 2.5 * line + 8  # at most two lines
     assert page.evaluate("document.documentElement.scrollWidth") <= WIDTH
+
+
+@pytest.mark.parametrize(("lang", "take", "release"),
+                         [("zh", "我来主讲", "结束主讲"), ("en", "Present", "Stop presenting")])
+def test_present_button_says_what_it_does_in_the_page_language(phone_as, world, lang, take, release):
+    """Once the room was joined the button's words gave way to a bare "▶" (a play button, on a
+    phone) whose only explanation was an English tooltip, "take" or "release", that a phone never shows."""
+    page = phone_as("gyn")
+    open_in(page, lang, f"/cases/{world['answered']}/viewer")
+    expect(page.locator("#room")).to_have_attribute("data-connected", "true")
+    button = page.locator("#present-btn")
+    expect(button).to_have_text(take)
+    button.click()
+    expect(page.locator("#presenter-info")).to_have_attribute("data-presenter", str(page.evaluate(
+        "JSON.parse(document.getElementById('viewer-data').textContent).me")))
+    expect(button).to_have_text(release)
+    assert button.get_attribute("title") in (None, take, release)
+    button.click()  # the room is shared by the module's tests: nobody presents afterwards
+    expect(page.locator("#presenter-info")).to_have_attribute("data-presenter", "")
