@@ -7,6 +7,7 @@ errors; the other tests each pin a defect a doctor on a phone met.
 """
 
 import io
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -310,3 +311,65 @@ def test_present_button_says_what_it_does_in_the_page_language(phone_as, world, 
     assert button.get_attribute("title") in (None, take, release)
     button.click()  # the room is shared by the module's tests: nobody presents afterwards
     expect(page.locator("#presenter-info")).to_have_attribute("data-presenter", "")
+
+
+def _refuse(page, pattern: str, message: str, *, status: int = 409) -> None:
+    """Make the server answer requests matching ``pattern`` with a JSON error (only for this page)."""
+    page.route(pattern, lambda route: route.fulfill(status=status, content_type="application/json",
+                                                    body=json.dumps({"error": message})))
+
+
+@pytest.fixture
+def fresh_page(phone_as):
+    """A new tab in a user's logged-in phone context, closed after the test (its routes go with it)."""
+    opened = []
+
+    def open_tab(who):
+        page = phone_as(who).context.new_page()
+        opened.append(page)
+        return page
+
+    yield open_tab
+    for page in opened:
+        page.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_refused_remove_button_says_why(fresh_page, problems, world, lang):
+    """A button without a form (remove a member, mark all read) put the server's refusal in its
+    tooltip only: on a phone the tap did nothing visible."""
+    page = problems(fresh_page("consortium"))
+    _refuse(page, "**/api/orgs/*/members/*", "an org keeps at least one admin")
+    page.on("dialog", lambda dialog: dialog.accept())
+    open_in(page, lang, f"/orgs/{world['pool']}")
+    expect(page.locator("html")).to_have_attribute("data-actions", "ready")
+    member = page.locator("#members li[data-user-id]").first
+    member.locator("button[data-method=DELETE]").click()
+    expect(member.get_by_role("alert")).to_have_text("an org keeps at least one admin")
+    expect(member.locator("button[data-method=DELETE]")).to_be_enabled()
+    assert problems.found == [] or all("409" in p for p in problems.found)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_refused_teaching_consent_says_why(fresh_page, problems, world, lang):
+    """The referring doctor's agree / refuse buttons dropped a refused request: nothing on the screen
+    changed, and the page threw an unhandled rejection."""
+    page = problems(fresh_page("gp"))
+    _refuse(page, "**/api/teaching/*/consent", "the proposal was withdrawn")
+    open_in(page, lang, f"/teaching/{world['proposed']}")
+    expect(page.locator("html")).to_have_attribute("data-teaching", "ready")
+    page.locator("#teaching-consent [data-consent=true]").click()
+    expect(page.locator("#teaching-consent").get_by_role("alert")).to_have_text("the proposal was withdrawn")
+    expect(page.locator("#teaching-consent [data-consent=true]")).to_be_enabled()
+    assert all("409" in p for p in problems.found), problems.found
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_series_that_cannot_be_loaded_says_why(fresh_page, problems, world, lang):
+    """When the series' list of images could not be fetched (a dropped link, a store down) the
+    viewer stayed black with no word, and the page threw an unhandled rejection."""
+    page = problems(fresh_page("gyn"))
+    _refuse(page, "**/api/cases/*/instances?*", "object store unavailable", status=503)
+    open_in(page, lang, f"/cases/{world['answered']}/viewer")
+    expect(page.locator("#slice-info")).to_have_text("object store unavailable")
+    assert all("503" in p for p in problems.found), problems.found
