@@ -8,6 +8,8 @@ errors; the other tests each pin a defect a doctor on a phone met.
 
 import io
 import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -373,3 +375,28 @@ def test_a_series_that_cannot_be_loaded_says_why(fresh_page, problems, world, la
     open_in(page, lang, f"/cases/{world['answered']}/viewer")
     expect(page.locator("#slice-info")).to_have_text("object store unavailable")
     assert all("503" in p for p in problems.found), problems.found
+
+
+SHAPES = [(re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"), "%Y-%m-%d %H:%M"),
+          (re.compile(r"\d{2}-\d{2} \d{2}:\d{2}"), "%m-%d %H:%M"), (re.compile(r"\d{4}-\d{2}-\d{2}"), "%Y-%m-%d")]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize(("who", "path"), [
+    ("gp", "/"), ("gp", "/cases/{answered}"), ("coordinator", "/orgs/{pool}/queue"),
+    ("coordinator", "/orgs/{pool}/cases"), ("coordinator", "/cases/{queued}"),
+], ids=["inbox", "case", "queue", "group", "trail"])
+def test_times_are_the_readers_local_times(phone_as, world, lang, who, path):
+    """Timelines, notifications, opinions, due times and case dates were printed in UTC, unmarked:
+    a doctor in China (UTC+8) read 15:32 in the timeline for what the room's chat, in local time,
+    showed at 23:32, and a case created in the evening carried the previous day's date."""
+    page = phone_as(who)
+    open_in(page, lang, path.format(**world))
+    times = page.locator("main time[datetime]").evaluate_all(
+        "nodes => nodes.map(n => [n.getAttribute('datetime'), n.textContent])")
+    assert times
+    local = timezone(timedelta(hours=8))  # Asia/Shanghai
+    for stamp, text in times:
+        at = datetime.fromisoformat(stamp.removesuffix("Z")).replace(tzinfo=UTC).astimezone(local)
+        shape, fmt = next((s, f) for s, f in SHAPES if s.search(text))
+        assert shape.search(text).group() == at.strftime(fmt), (stamp, text)
