@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.accounts.specialties import specialty_names
 from app.extensions import babel
+from app.notifications.service import text_in
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,11 @@ def action_name(code: str, data: dict | None = None) -> str:
     return str(ACTION_NAMES.get(code, code))
 
 
+def notification_text(notification) -> str:
+    """A notification's text in the current language."""
+    return text_in(notification, select_locale())
+
+
 def select_locale() -> str:
     """The language the user picked (kept in the session), else Chinese."""
     lang = session.get("lang")
@@ -137,7 +143,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     babel.init_app(app, locale_selector=select_locale)
 
-    app.jinja_env.globals.update(action_name=action_name, specialty_names=specialty_names)
+    app.jinja_env.globals.update(action_name=action_name, specialty_names=specialty_names,
+                                notification_text=notification_text)
 
     @app.context_processor
     def _i18n_globals():

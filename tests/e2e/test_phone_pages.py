@@ -400,3 +400,17 @@ def test_times_are_the_readers_local_times(phone_as, world, lang, who, path):
         at = datetime.fromisoformat(stamp.removesuffix("Z")).replace(tzinfo=UTC).astimezone(local)
         shape, fmt = next((s, f) for s, f in SHAPES if s.search(text))
         assert shape.search(text).group() == at.strftime(fmt), (stamp, text)
+
+
+@pytest.mark.parametrize(("lang", "other_language"), [("zh", re.compile(r"case #|opinion|asked|accepted", re.I)),
+                                                      ("en", re.compile(r"病例|会诊|问题"))])
+def test_notifications_read_in_the_page_language(phone_as, lang, other_language):
+    """Each notification was printed in both languages at once ("王静怡 已接受病例 #2 的会诊 / 王静怡
+    accepted case #2"): twice the words to read on a phone, half of them in the other language."""
+    page = phone_as("gp")
+    open_in(page, lang, "/")
+    notes = page.locator("#notifications .notes a").all_inner_texts()
+    assert len(notes) >= 3
+    for text in notes:
+        assert "#" in text  # the case number is kept
+        assert not other_language.search(text), text
