@@ -414,3 +414,22 @@ def test_notifications_read_in_the_page_language(phone_as, lang, other_language)
     for text in notes:
         assert "#" in text  # the case number is kept
         assert not other_language.search(text), text
+
+
+@pytest.mark.parametrize(("who", "path", "labelled"), [
+    ("gp", "/cases/{answered}", ".case-head .people"),
+    ("gyn", "/teaching/{teaching}", "#teaching-opinion strong"),
+    ("gyn2", "/teaching", ".review-row p.muted"),
+    ("consortium", "/orgs/{consortium}", ".org-head .meta"),
+    ("coordinator", "/orgs/{pool}/cases", ".holder"),
+], ids=["case", "teaching-case", "teaching", "org", "group"])
+def test_english_labels_end_with_an_english_colon(phone_as, world, who, path, labelled):
+    """English labels ended with the Chinese full-width colon ("Referring doctor：李春梅")."""
+    page = phone_as(who)
+    open_in(page, "en", path.format(**world))
+    texts = page.locator(labelled).all_inner_texts()
+    assert texts
+    assert [t for t in texts if "：" in t] == []
+    assert any(": " in t for t in texts)
+    open_in(page, "zh", path.format(**world))
+    assert all("：" in t for t in page.locator(labelled).all_inner_texts())
