@@ -433,3 +433,13 @@ def test_english_labels_end_with_an_english_colon(phone_as, world, who, path, la
     assert any(": " in t for t in texts)
     open_in(page, "zh", path.format(**world))
     assert all("：" in t for t in page.locator(labelled).all_inner_texts())
+
+
+@pytest.mark.parametrize(("lang", "unit"), [("zh", " 小时"), ("en", " h")])
+def test_dashboard_hours_in_the_page_language(phone_as, world, lang, unit):
+    """The dashboard's hours were "24.0 h" on the Chinese page too."""
+    page = phone_as("consortium")
+    open_in(page, lang, f"/orgs/{world['consortium']}/dashboard")
+    expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "consortium")
+    figure = page.locator("#key-figures [data-code=median_hours_to_opinion] strong").inner_text()
+    assert re.fullmatch(r"\d+\.\d" + unit, figure), figure
