@@ -42,6 +42,10 @@ JS_STRINGS = {
     "resuming": _l("已上传 {done}/{total}，正在续传"),
     "waiting_network": _l("等待网络恢复…"),
     "files": _l("个文件"),
+    # what an uploaded file was received as (the API's "kind")
+    "file_dicom": _l("DICOM 影像"),
+    "file_image": _l("照片"),
+    "file_document": _l("文档"),
     "no_specialists": _l("没有找到合适的专家"),
     "choose": _l("选择"),
     "open_cases": _l("在办会诊"),

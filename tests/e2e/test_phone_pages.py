@@ -443,3 +443,23 @@ def test_dashboard_hours_in_the_page_language(phone_as, world, lang, unit):
     expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "consortium")
     figure = page.locator("#key-figures [data-code=median_hours_to_opinion] strong").inner_text()
     assert re.fullmatch(r"\d+\.\d" + unit, figure), figure
+
+
+@pytest.mark.parametrize(("lang", "shown"), [("zh", {"dicom": "DICOM 影像", "image": "照片"}),
+                                             ("en", {"dicom": "DICOM image", "image": "Photo"})])
+def test_upload_says_what_was_received_in_the_page_language(phone_as, world, tmp_path, lang, shown):
+    """Each uploaded file's line ended with the server's code for its kind: "已接收 · dicom",
+    "已接收 · image" on the Chinese page."""
+    page = phone_as("gp")
+    open_in(page, lang, f"/cases/{world['draft']}")
+    files, n = [], LANGS.index(lang) + 1
+    for name, data in ct_series(1, series_uid=f"1.2.826.0.1.3680043.2.1125.8{n}", first=10 * n):
+        files.append(tmp_path / f"{lang}-{name}")
+        files[-1].write_bytes(data)
+    photo = tmp_path / f"{lang}-photo.jpg"
+    Image.new("RGB", (64, 48), (10, 40 * n, 30)).save(photo, "JPEG")  # new bytes: not a duplicate
+    page.set_input_files("#pick-files", [*map(str, files), str(photo)])
+    expect(page.locator(".upload-item.accepted")).to_have_count(2, timeout=30_000)
+    statuses = page.locator(".upload-item .upload-status").all_inner_texts()
+    assert any(text.endswith(f" · {shown['dicom']}") for text in statuses), statuses
+    assert any(text.endswith(f" · {shown['image']}") for text in statuses), statuses
