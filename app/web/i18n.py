@@ -29,6 +29,7 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent / "translations"
 # Strings the browser scripts show, keyed by the names the scripts use.
 JS_STRINGS = {
     "network_error": _l("网络错误，请重试"),
+    "preparing_download": _l("正在生成文件…"),
     "saved": _l("已保存"),
     "uploading": _l("上传中"),
     "queued": _l("等待上传"),

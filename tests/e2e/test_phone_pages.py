@@ -463,3 +463,27 @@ def test_upload_says_what_was_received_in_the_page_language(phone_as, world, tmp
     statuses = page.locator(".upload-item .upload-status").all_inner_texts()
     assert any(text.endswith(f" · {shown['dicom']}") for text in statuses), statuses
     assert any(text.endswith(f" · {shown['image']}") for text in statuses), statuses
+
+
+@pytest.mark.parametrize(("lang", "waiting"), [("zh", "正在生成文件…"), ("en", "Preparing the file…")], ids=LANGS)
+def test_a_generated_download_shows_it_is_coming_and_why_it_failed(fresh_page, world, lang, waiting):
+    """The opinion PDF and the dashboard's report and CSV are made on request: on a slow link a tap
+    showed nothing until the file arrived, and a refusal (a month out of range) ended as a failed
+    download, its reason never shown."""
+    page = fresh_page("consortium")
+    held = []
+    page.route("**/report.pdf?*", lambda route: held.append(route))  # the server takes its time
+    open_in(page, lang, f"/orgs/{world['consortium']}/dashboard")
+    expect(page.locator("#dashboard")).to_have_attribute("data-loaded", "consortium")
+    page.click("#report-link")
+    status = page.locator("#report-link + [role=status]")
+    expect(status).to_have_text(waiting)
+    assert len(held) == 1
+    with page.expect_download() as download:
+        held[0].continue_()
+    assert download.value.path().read_bytes()[:5] == b"%PDF-"
+    expect(status).to_have_text("")
+    page.unroute("**/report.pdf?*")
+    _refuse(page, "**/report.pdf?*", "month must be between 2000-01 and the current month", status=400)
+    page.click("#report-link")
+    expect(page.locator("#report-link + [role=status]")).to_have_text(re.compile("^month must be between"))
