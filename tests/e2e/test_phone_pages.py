@@ -487,3 +487,20 @@ def test_a_generated_download_shows_it_is_coming_and_why_it_failed(fresh_page, w
     _refuse(page, "**/report.pdf?*", "month must be between 2000-01 and the current month", status=400)
     page.click("#report-link")
     expect(page.locator("#report-link + [role=status]")).to_have_text(re.compile("^month must be between"))
+
+
+@pytest.mark.parametrize(("who", "path"), [
+    ("coordinator", "/orgs"), ("consortium", "/orgs/{consortium}"), ("consortium", "/orgs/{consortium}/dashboard"),
+    ("gp", "/cases/{draft}"), ("gyn", "/cases/{answered}/viewer"), ("gp", "/login"),
+], ids=["orgs", "org-admin", "dashboard", "case-attachments", "viewer-room", "login"])
+def test_links_and_checkboxes_standing_alone_are_finger_sized(phone_as, world, who, path):
+    """An org's links (查看, 分诊队列, 科室/集团收件箱), the dashboard's downloads, a case's attachments
+    and the checkbox labels (跟随主讲人, 附上当前图像, 保持登录) were 19-22 px tall: below the 24 px
+    a finger needs (WCAG 2.5.8), packed beside one another."""
+    page = phone_as(None if path == "/login" else who)
+    open_in(page, "zh", path.format(**world))
+    targets = page.locator("main :is(.org-links a, .downloads a, .attachments a, label.check)")
+    heights = targets.evaluate_all(
+        "nodes => nodes.filter(n => n.offsetParent).map(n => [n.textContent.trim(), n.getBoundingClientRect().height])")
+    assert heights
+    assert [(text, h) for text, h in heights if h < 24] == []
