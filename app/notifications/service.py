@@ -5,6 +5,7 @@ leaves our control, so the doctor follows the link and logs in to see the case.
 """
 
 import logging
+import re
 import smtplib
 import threading
 from email.message import EmailMessage
@@ -47,6 +48,34 @@ TEXTS = {
                                  "A peer-review disagreement on case #{case} is proposed for the teaching "
                                  "collection: agree or refuse"),
 }
+
+
+def _pattern(template: str, named: set[str]) -> str:
+    # The template's words literally, its {actor} and {case} as groups: named the first time, then
+    # back-references, so that both languages must name the same actor and case.
+    out = []
+    for part in re.split(r"(\{actor\}|\{case\})", template):
+        name = part[1:-1] if part in ("{actor}", "{case}") else None
+        if name is None:
+            out.append(re.escape(part))
+        elif name in named:
+            out.append(f"(?P={name})")
+        else:
+            named.add(name)
+            out.append(f"(?P<{name}>" + (r"\d+" if name == "case" else ".+?") + ")")
+    return "".join(out)
+
+
+def text_in(notification: Notification, lang: str) -> str:
+    """The notification's text in one language (its stored text holds both, "中文 / English"); the
+    stored text when it is not of its kind's shape (cut at 300 characters, or of a retired kind)."""
+    if notification.kind not in TEXTS:
+        return notification.text
+    zh, en = TEXTS[notification.kind]
+    named: set[str] = set()
+    found = re.fullmatch(f"(?P<zh>{_pattern(zh, named)}) / (?P<en>{_pattern(en, named)})",
+                         notification.text, re.DOTALL)
+    return found["en" if lang == "en" else "zh"] if found else notification.text
 
 
 def notify(*, users: list[User], case_id: int, kind: str, actor: User | None) -> list[Notification]:

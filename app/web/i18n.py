@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 
 from app.accounts.specialties import specialty_names
 from app.extensions import babel
+from app.notifications.service import text_in
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,7 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent / "translations"
 # Strings the browser scripts show, keyed by the names the scripts use.
 JS_STRINGS = {
     "network_error": _l("网络错误，请重试"),
+    "preparing_download": _l("正在生成文件…"),
     "saved": _l("已保存"),
     "uploading": _l("上传中"),
     "queued": _l("等待上传"),
@@ -41,6 +43,10 @@ JS_STRINGS = {
     "resuming": _l("已上传 {done}/{total}，正在续传"),
     "waiting_network": _l("等待网络恢复…"),
     "files": _l("个文件"),
+    # what an uploaded file was received as (the API's "kind")
+    "file_dicom": _l("DICOM 影像"),
+    "file_image": _l("照片"),
+    "file_document": _l("文档"),
     "no_specialists": _l("没有找到合适的专家"),
     "choose": _l("选择"),
     "open_cases": _l("在办会诊"),
@@ -51,6 +57,8 @@ JS_STRINGS = {
     "presenter": _l("主讲人"),
     "you_present": _l("您正在主讲"),
     "nobody_presents": _l("无人主讲"),
+    "present_take": _l("我来主讲"),
+    "present_release": _l("结束主讲"),
     "following": _l("跟随主讲人"),
     "slice": _l("层面"),
     "frame": _l("帧"),
@@ -101,6 +109,11 @@ def action_name(code: str, data: dict | None = None) -> str:
     return str(ACTION_NAMES.get(code, code))
 
 
+def notification_text(notification) -> str:
+    """A notification's text in the current language."""
+    return text_in(notification, select_locale())
+
+
 def select_locale() -> str:
     """The language the user picked (kept in the session), else Chinese."""
     lang = session.get("lang")
@@ -135,7 +148,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     babel.init_app(app, locale_selector=select_locale)
 
-    app.jinja_env.globals.update(action_name=action_name, specialty_names=specialty_names)
+    app.jinja_env.globals.update(action_name=action_name, specialty_names=specialty_names,
+                                notification_text=notification_text)
 
     @app.context_processor
     def _i18n_globals():

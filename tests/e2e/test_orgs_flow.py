@@ -67,7 +67,9 @@ def test_share_to_consortium_triage_decline_reassign_accept(open_as, demo, conso
     item = coord.locator(f".queue-item[data-case-id='{case_id}']")
     expect(item).to_contain_text("内膜增厚 8 mm")
     expect(item.locator(".thumbs img")).to_have_count(1)
-    assert item.locator(".thumbs img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # A lazy image: wait for it to arrive (checked at once, it was still loading in 1 run of a few).
+    coord.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                            arg=item.locator(".thumbs img").element_handle())
     expect(item.locator(f"li.suggestion[data-user-id='{demo['gyn']}'] .reasons li").first).to_be_visible()
     expect(item.locator(f"li.suggestion[data-user-id='{demo['gyn2']}']")).to_be_visible()
     assert coord.evaluate("document.documentElement.scrollWidth") <= 360  # nothing wider than the phone

@@ -10,7 +10,8 @@ from app.accounts.models import User
 from app.cases.models import Case
 from app.core.time import utcnow
 from app.extensions import db
-from app.notifications.service import notify
+from app.notifications.models import Notification
+from app.notifications.service import TEXTS, notify, text_in
 from tests.conftest import free_port
 
 
@@ -136,3 +137,17 @@ def test_mail_queued_in_a_rolled_back_transaction_is_never_sent(app, make_user, 
         db.session.commit()
     _wait_for_mail(handler, 2, seconds=1.5)
     assert [recipients for recipients, _ in handler.messages] == [["kept@test.huizhen"]]
+
+
+@pytest.mark.parametrize("kind", sorted(TEXTS))
+@pytest.mark.parametrize("actor", ["王静怡", "Li / Wang", "a #3 / b"])
+def test_the_inbox_shows_each_notification_in_the_page_language(kind, actor):
+    """The stored text holds both languages ("中文 / English"); the page shows the one it is in,
+    even when the actor's name holds the separator; a text cut at 300 characters is shown whole."""
+    zh, en = TEXTS[kind]
+    n = Notification(kind=kind, text=f"{zh.format(actor=actor, case=12)} / {en.format(actor=actor, case=12)}")
+    assert text_in(n, "zh") == zh.format(actor=actor, case=12)
+    assert text_in(n, "en") == en.format(actor=actor, case=12)
+    cut = Notification(kind=kind, text=n.text[:20])
+    assert text_in(cut, "en") == cut.text
+    assert text_in(Notification(kind="retired", text="旧 / old"), "en") == "旧 / old"

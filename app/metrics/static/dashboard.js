@@ -15,7 +15,7 @@ let board = null;
 function fmt(value, unit) {
   if (value === null || value === undefined) return "–";
   const n = Number(value);
-  return unit === "%" ? `${n.toFixed(1)}%` : unit === "hours" ? `${n.toFixed(1)} h` : `${+n.toFixed(2)}`;
+  return unit === "%" ? `${n.toFixed(1)}%` : unit === "hours" ? `${n.toFixed(1)} ${defs.hours}` : `${+n.toFixed(2)}`;
 }
 
 function el(tag, attrs = {}, ...children) {

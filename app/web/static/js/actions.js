@@ -1,6 +1,6 @@
 // Forms marked data-api post their fields as JSON to that API route, then reload the page.
 // A submit button may carry its own data-api / data-method / data-confirm.
-import { api, csrfToken, t } from "./common.js";
+import { api, csrfToken, el, t } from "./common.js";
 
 function fieldValue(field) {
   const type = field.dataset.type;
@@ -80,6 +80,13 @@ document.addEventListener("click", async (event) => {
   } catch (error) {
     button.disabled = false;
     button.title = error.message;
+    // Said beside the button: a tooltip never shows on a phone.
+    let box = button.nextElementSibling;
+    if (!box?.classList.contains("form-error")) {
+      box = el("span", { class: "form-error", role: "alert" });
+      button.after(box);
+    }
+    box.textContent = error.message;
   }
 });
 

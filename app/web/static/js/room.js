@@ -158,8 +158,7 @@ export class Room {
     info.dataset.presenter = userId ?? "";
     const button = document.getElementById("present-btn");
     button.dataset.action = userId === this.me ? "release" : "take";
-    button.textContent = userId === this.me ? "■" : "▶";
-    button.title = userId === this.me ? "release" : "take";
+    button.textContent = userId === this.me ? t("present_release") : t("present_take");
     if (this.online) this.showOnline(this.online);
     if (userId === this.me && this.onPresent) this.onPresent(); // followers get my view at once
   }

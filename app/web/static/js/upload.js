@@ -239,7 +239,7 @@ export class Uploader {
       const accepted = (body.accepted || []).filter(mine);
       const rejected = (body.rejected || []).filter(mine);
       if (accepted.length && !rejected.length) {
-        item.set("accepted", `${t("accepted")}${accepted.length > 1 ? ` (${accepted.length})` : ` · ${accepted[0].kind}`}`);
+        item.set("accepted", `${t("accepted")}${accepted.length > 1 ? ` (${accepted.length})` : ` · ${t(`file_${accepted[0].kind}`)}`}`);
       } else if (rejected.length && !accepted.length) {
         item.set("rejected", `${t("rejected")}: ${rejected.map((r) => r.error).join("; ")}`);
       } else if (accepted.length) {

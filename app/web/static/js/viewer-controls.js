@@ -11,7 +11,7 @@ export class Controls {
     stage.addEventListener("wheel", (event) => this.wheel(event), { passive: false });
     stage.addEventListener("keydown", (event) => this.key(event));
     slider.addEventListener("input", () => viewer.show(Number(slider.value)));
-    seriesSelect.addEventListener("change", () => viewer.openSeries(seriesSelect.value));
+    seriesSelect.addEventListener("change", () => viewer.pickSeries(seriesSelect.value));
     document.getElementById("tools").addEventListener("click", (event) => {
       const button = event.target.closest("button[data-tool]");
       if (!button) return;

@@ -136,10 +136,18 @@ export class Viewer {
     return true;
   }
 
+  /** Open a series the reader asked for; if it cannot be loaded, say why on the image (resolves false). */
+  pickSeries(seriesUid, options = {}) {
+    return this.openSeries(seriesUid, options).catch((error) => {
+      document.getElementById("slice-info").textContent = error.message;
+      return false;
+    });
+  }
+
   /** Open the series the page was asked for, or say there is none. */
   start() {
     this.drawing.resize();
-    if (this.seriesSelect.options.length) this.openSeries(this.seriesSelect.value);
+    if (this.seriesSelect.options.length) this.pickSeries(this.seriesSelect.value);
     else document.getElementById("slice-info").textContent = "—";
   }
 
@@ -238,7 +246,7 @@ export class Viewer {
   }
 
   async openImage(ref) {
-    if (ref.series_uid !== this.state.seriesUid && !await this.openSeries(ref.series_uid, { broadcast: false })) return;
+    if (ref.series_uid !== this.state.seriesUid && !await this.pickSeries(ref.series_uid, { broadcast: false })) return;
     const index = this.state.slices.findIndex(
       (s) => s.instance.sop_instance_uid === ref.sop_instance_uid && s.frame === (ref.frame || 1));
     if (index >= 0) this.show(index);
