@@ -271,7 +271,10 @@ def decline(*, case: Case, actor: User, reason: str = "") -> Case:
         from app.orgs.service import return_to_pool  # the pool path; imported here: orgs builds on cases
 
         return return_to_pool(case=case, actor=actor, reason=reason)
-    workflow.apply(case, Action.DECLINE, actor=actor, note=reason or None, values={"consultant_id": None})
+    # Still theirs when the UPDATE lands: a decline sent twice could otherwise land on the case the
+    # owner has meanwhile shared with someone else, and decline it on that colleague's behalf.
+    workflow.apply(case, Action.DECLINE, actor=actor, note=reason or None, values={"consultant_id": None},
+                   where=(Case.consultant_id == actor.id,))
     notify(users=[case.owner], case_id=case.id, kind="declined", actor=actor)
     return case
 
@@ -291,9 +294,13 @@ def answer(*, case: Case, actor: User, text: str) -> Case:
 
 
 def withdraw(*, case: Case, actor: User, reason: str = "") -> Case:
-    """The owner withdraws a draft or a case not yet accepted."""
+    """The owner withdraws a draft or a case not yet accepted; the specialist it was shared with,
+    who never took it, loses access to it (as one who declines does)."""
     consultant = case.consultant
-    workflow.apply(case, Action.WITHDRAW, actor=actor, note=reason or None)
+    # The specialist told is the one the UPDATE takes it from: a share from another tab landing
+    # first makes this a 409, not a withdrawal that the newly asked specialist never hears of.
+    workflow.apply(case, Action.WITHDRAW, actor=actor, note=reason or None, values={"consultant_id": None},
+                   where=(Case.consultant_id.is_not_distinct_from(case.consultant_id),))
     notify(users=[consultant], case_id=case.id, kind="withdrawn", actor=actor)
     return case
 
