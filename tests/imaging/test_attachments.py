@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.actions import JavaScript
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject, TextStringObject
 
+from tests.conftest import ApiClient
 from tests.imaging.documents import report_pdf
+from tests.support.races import just_before
 
 GPS_IFD = 0x8825
 XMP_OF_SCAN = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description pdf:Keywords="ZHANG SAN"/>'
@@ -314,3 +317,48 @@ def test_a_pdf_that_cannot_be_opened_here_is_refused_alone(api, case_id):
     assert [a["filename"] for a in r.json["accepted"]] == ["ok.pdf"]
     assert r.json["rejected"][0]["filename"] == "cert.pdf"
     assert r.json["rejected"][0]["error"].startswith("encrypted PDF of a kind that cannot be opened here")
+
+
+def _stored_files(app) -> list:
+    return [p for p in Path(app.config["UPLOAD_FOLDER"]).rglob("*") if p.is_file()]
+
+
+def test_a_photo_arriving_after_the_opinion_is_signed_is_refused_and_not_kept(app, make_case_in_progress, api_as):
+    """The upload was let in while the case was being worked on; the opinion was signed before its
+    last bytes arrived. It was recorded all the same (200): a photo added after the answer, that the
+    specialist never saw, and the doctor told it was part of the case."""
+    case_id, ids = make_case_in_progress()
+    owner, consultant = api_as(ids["owner"]), api_as(ids["consultant"])
+
+    def sign():
+        return ApiClient(app.test_client(), consultant.token).post(
+            f"/api/cases/{case_id}/opinion", json={"diagnosis": "良性", "recommendations": "随访"}).status_code
+
+    # Signed while the request reads what the case holds: after it was let in, before anything is recorded.
+    with just_before(app, "SELECT attachments.sha256", sign) as (answers, fired):
+        r = post(owner, case_id, [(io.BytesIO(photo("JPEG")), "late.jpg")])
+    assert fired
+    assert answers == [200]
+    assert r.status_code == 409, r.json
+    assert r.json["detail"]["status"] == "answered"
+    assert owner.get(f"/api/cases/{case_id}").json["attachments"] == []
+    assert _stored_files(app) == []  # its stored copy deleted
+
+
+def test_an_upload_of_a_specialist_who_lost_the_case_meanwhile_is_not_kept(app, make_user, make_case, api_as):
+    """A specialist uploads to a case shared with them; the owner withdraws it before the upload ends."""
+    owner_id, specialist_id = make_user(), make_user(specialty="gynecology")
+    owner, specialist = api_as(owner_id), api_as(specialist_id)
+    case_id = make_case(owner_id)
+    assert owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id}).status_code == 200
+
+    def withdraw():
+        return ApiClient(app.test_client(), owner.token).post(f"/api/cases/{case_id}/withdraw").status_code
+
+    with just_before(app, "SELECT attachments.sha256", withdraw) as (answers, fired):
+        r = post(specialist, case_id, [(io.BytesIO(report_pdf()), "report.pdf")])
+    assert fired
+    assert answers == [200]
+    assert r.status_code == 404, r.json
+    assert owner.get(f"/api/cases/{case_id}").json["attachments"] == []
+    assert _stored_files(app) == []
