@@ -74,6 +74,36 @@ def test_rotated_phone_photo_is_turned_upright(api, case_id):
     assert b"Zhang San" not in data  # re-encoded to turn it: the JPEG comment is not carried over
 
 
+def _exif_with_an_odd_gps_version(orientation) -> bytes:
+    """EXIF (little-endian TIFF) with an orientation and a GPS version written as a FLOAT, not BYTEs:
+    any reader takes it, but Pillow cannot write it back."""
+    if isinstance(orientation, int):
+        entry = struct.pack("<HHII", 0x0112, 3, 1, orientation)  # SHORT, in the entry itself
+    else:
+        entry = struct.pack("<HHII", 0x0112, 3, len(orientation), 50)  # SHORTs, after the GPS IFD
+    ifd0 = struct.pack("<H", 2) + entry + struct.pack("<HHII", 0x8825, 4, 1, 38) + struct.pack("<I", 0)
+    gps = struct.pack("<H", 1) + struct.pack("<HHI", 0, 11, 1) + struct.pack("<f", 0.0) + struct.pack("<I", 0)
+    extra = b"" if isinstance(orientation, int) else struct.pack(f"<{len(orientation)}H", *orientation)
+    return b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd0 + gps + extra
+
+
+@pytest.mark.parametrize(("orientation", "size"), [(6, (48, 64)), ((6, 6), (64, 48))])
+def test_a_rotated_photo_with_an_unusual_exif_entry_is_kept_not_a_500(api, case_id, orientation, size):
+    """Turning the photo upright went through Pillow's exif_transpose, which writes the EXIF back and
+    raised TypeError on an entry of an unexpected type: the whole upload answered 500, every file of it
+    lost. (An orientation of two values, which no viewer reads, is left as it is.)"""
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB")
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90, exif=_exif_with_an_odd_gps_version(orientation))
+    r = post(api, case_id, [(io.BytesIO(out.getvalue()), "odd-exif.jpg"), (io.BytesIO(report_pdf()), "report.pdf")])
+    assert r.status_code == 200, r.json
+    assert [a["kind"] for a in r.json["accepted"]] == ["image", "document"]
+    data = api.get(f"/api/cases/{case_id}/attachments/{r.json['accepted'][0]['id']}").data
+    stored = Image.open(io.BytesIO(data))
+    assert stored.size == size
+    assert len(stored.getexif()) == 0
+
+
 def test_png_text_chunks_are_stripped(api, case_id):
     raw = photo("PNG")
     accepted = post(api, case_id, [(io.BytesIO(raw), "ecg.png")]).json["accepted"][0]
