@@ -14,6 +14,7 @@ from app.cases.service import open_case_counts
 from app.core.errors import BadRequest, NotFound, Unauthorized
 from app.core.openapi import api_doc
 from app.core.schemas import parse_body, parse_query
+from app.core.time import isoformat
 from app.extensions import db, limiter
 
 bp = Blueprint("accounts", __name__, url_prefix="/api")
@@ -89,7 +90,7 @@ def specialists():
     ranked = matching.rank(users, specialty=specialty)[:query.limit]
     return jsonify({"items": [
         {**user_json(r.user), "open_cases": r.open_cases, "score": r.score, "reasons": r.reasons,
-         "stats": r.stats.as_json(), "track_record": r.stats.metrics_json()}
+         "away_until": isoformat(r.away_until), "stats": r.stats.as_json(), "track_record": r.stats.metrics_json()}
         for r in ranked
     ]})
 

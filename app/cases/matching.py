@@ -13,7 +13,7 @@ helps nor hurts — and the reasons say "样本不足".
 """
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -25,6 +25,7 @@ from app.extensions import db
 from app.metrics.dashboard import Period, period
 from app.metrics.definitions import BY_CODE, LOWER, Metric
 from app.metrics.service import Stat, compute, shown, stat_of
+from app.orgs.models import Availability
 
 LEVEL_TEXT = {"tertiary": "三级医院", "provincial": "省级医院", "county": "县级医院", "community": "社区卫生服务中心"}
 WINDOW_ZH, WINDOW_EN = "近12个月", "last 12 months"
@@ -114,6 +115,15 @@ class Ranked:
     stats: TrackRecord
     score: float
     reasons: list[str] = field(default_factory=list)
+    away_until: datetime | None = None
+
+
+def away_until(user_ids: list[int]) -> dict[int, datetime]:
+    """Return, for the users who are away now, until when (one query)."""
+    if not user_ids:
+        return {}
+    return dict(db.session.execute(sa.select(Availability.user_id, Availability.away_until).where(
+        Availability.user_id.in_(user_ids), Availability.away_until > utcnow())).all())
 
 
 def _fmt(x: float) -> str:
@@ -152,14 +162,18 @@ def _record_terms(record: TrackRecord) -> tuple[float, list[str]]:
 
 
 def rank(users: list[User], *, specialty: str | None, workload: dict[int, int] | None = None,
-         records: dict[int, TrackRecord] | None = None) -> list[Ranked]:
+         records: dict[int, TrackRecord] | None = None, away: dict[int, datetime] | None = None) -> list[Ranked]:
     """Rank the candidate specialists for a case asking for ``specialty``, best first (ties by id).
 
-    ``workload`` and ``records`` may be given when ranking the same people for many cases (the queue).
+    Those away now come last, whatever their score, with a reason saying until when: away specialists
+    are not suggested, and the share picker preselects the first. ``workload``, ``records`` and
+    ``away`` may be given when ranking the same people for many cases (the queue, whose candidates
+    are the available ones).
     """
     ids = [u.id for u in users]
     workload = open_case_counts(ids) if workload is None else workload
     records = records_for(users) if records is None else records
+    away = away_until(ids) if away is None else away
     ranked = []
     for user in users:
         score, reasons = 0.0, []
@@ -176,6 +190,11 @@ def rank(users: list[User], *, specialty: str | None, workload: dict[int, int] |
         points, why = _record_terms(record)
         score += points
         reasons += why
-        ranked.append(Ranked(user=user, open_cases=open_cases, stats=record, score=round(score, 2), reasons=reasons))
-    ranked.sort(key=lambda r: (-r.score, r.open_cases, r.user.id))
+        until = away.get(user.id)
+        if until is not None:
+            day = until.date().isoformat()
+            reasons.append(f"外出至 {day}，暂不接诊 (away until {day})")
+        ranked.append(Ranked(user=user, open_cases=open_cases, stats=record, score=round(score, 2), reasons=reasons,
+                             away_until=until))
+    ranked.sort(key=lambda r: (r.away_until is not None, -r.score, r.open_cases, r.user.id))
     return ranked

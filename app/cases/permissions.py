@@ -169,14 +169,16 @@ _LOCKED_ROLE_FACTS = (
 
 
 def lock_access(case_id: int) -> None:
-    """Take the case row's lock that a check with ``lock=True`` waits for, until the transaction ends.
+    """Take the case row's write lock until the transaction ends: what a check with ``lock=True`` waits for.
 
     A change that takes away someone's access to the case without writing the case row (a
     participant removed) takes it first; one that writes the row (a status, the consultant) holds it
     already. A write checked under the lock before the change commits is committed before it, and
-    one checked after it sees it. FOR NO KEY UPDATE on PostgreSQL; on SQLite writers are serialised.
+    one checked after it sees it. An UPDATE that changes nothing rather than SELECT FOR UPDATE: it
+    takes the lock on SQLite too (the database's write lock).
     """
-    db.session.execute(sa.select(Case.id).where(Case.id == case_id).with_for_update(key_share=True))
+    db.session.execute(sa.update(Case).where(Case.id == case_id).values(updated_at=Case.updated_at)
+                       .execution_options(synchronize_session=False))
 
 
 def require_ids(user_id: int, case_id: int, action: Action, *, lock: bool = False) -> str:

@@ -272,7 +272,10 @@ def decline(*, case: Case, actor: User, reason: str = "") -> Case:
         from app.orgs.service import return_to_pool  # the pool path; imported here: orgs builds on cases
 
         return return_to_pool(case=case, actor=actor, reason=reason)
-    workflow.apply(case, Action.DECLINE, actor=actor, note=reason or None, values={"consultant_id": None})
+    # Still theirs when the UPDATE lands: a decline sent twice could otherwise land on the case the
+    # owner has meanwhile shared with someone else, and decline it on that colleague's behalf.
+    workflow.apply(case, Action.DECLINE, actor=actor, note=reason or None, values={"consultant_id": None},
+                   where=(Case.consultant_id == actor.id,))
     notify(users=[case.owner], case_id=case.id, kind="declined", actor=actor)
     return case
 
@@ -292,9 +295,13 @@ def answer(*, case: Case, actor: User, text: str) -> Case:
 
 
 def withdraw(*, case: Case, actor: User, reason: str = "") -> Case:
-    """The owner withdraws a draft or a case not yet accepted."""
+    """The owner withdraws a draft or a case not yet accepted; the specialist it was shared with,
+    who never took it, loses access to it (as one who declines does)."""
     consultant = case.consultant
-    workflow.apply(case, Action.WITHDRAW, actor=actor, note=reason or None)
+    # The specialist told is the one the UPDATE takes it from: a share from another tab landing
+    # first makes this a 409, not a withdrawal that the newly asked specialist never hears of.
+    workflow.apply(case, Action.WITHDRAW, actor=actor, note=reason or None, values={"consultant_id": None},
+                   where=(Case.consultant_id.is_not_distinct_from(case.consultant_id),))
     notify(users=[consultant], case_id=case.id, kind="withdrawn", actor=actor)
     return case
 
@@ -332,6 +339,7 @@ def participants(case: Case) -> list[Participant]:
 
 def invite(*, case: Case, actor: User, user_id: int, discipline: str) -> Participant:
     """Bring a colleague into the case for a discipline."""
+    _lock_case(case)
     workflow.require_status(case, Action.INVITE)
     user = db.session.get(User, user_id)
     if user is None or not user.active or user.is_admin:
@@ -356,8 +364,9 @@ def invite(*, case: Case, actor: User, user_id: int, discipline: str) -> Partici
 
 def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
     """End a participant's access to the case at once; ``participant_removed`` is sent after commit."""
-    # A message of theirs being stored now is committed first, or checked again after this commit.
-    lock_access(case.id)
+    # A second removal sent at the same moment finds them removed (404), not again; a message of
+    # theirs being stored now is committed first, or checked again after this commit.
+    _lock_case(case)
     p = db.session.scalar(sa.select(Participant).where(
         Participant.case_id == case.id, Participant.user_id == user_id, Participant.removed_at.is_(None)))
     if p is None:
@@ -370,6 +379,7 @@ def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
 
 def add_report(*, case: Case, actor: User, body: str, discipline: str | None) -> DisciplineReport:
     """Add a discipline report (one per author; a second call replaces the text)."""
+    _lock_case(case)
     workflow.require_status(case, Action.REPORT)
     if discipline is None:
         p = db.session.scalar(sa.select(Participant).where(
@@ -405,17 +415,18 @@ def _versions(case: Case) -> list[Opinion]:
                                    .execution_options(populate_existing=True)))
 
 
-def _lock_opinion(case: Case) -> None:
-    """Take the case row's write lock before an opinion write reads the versions, and reload the case.
+def _lock_case(case: Case) -> None:
+    """Take the case row's write lock before a write reads what it is about to change, and reload the case.
 
-    Two writes to one opinion (a draft save from another tab and the signature, two amendments)
-    then run one after the other and the second sees what the first wrote: without it a late draft
-    save rewrote the content of the version just signed (its hash no longer matching), and two
-    amendments both took the next version number (a unique violation, a 500). An UPDATE that
-    changes nothing rather than SELECT FOR UPDATE: it takes the lock on SQLite too.
+    Two writes to one opinion (a draft save from another tab and the signature, two amendments),
+    two invitations of one colleague, two saves of one report, then run one after the other and the
+    second sees what the first wrote: without it a late draft save rewrote the content of the
+    version just signed (its hash no longer matching), two amendments both took the next version
+    number and two invitations both inserted the participant (unique violations, 500s), and two
+    saves of a report made two reports. It is also the lock that a check with ``lock=True`` waits
+    for (:func:`app.cases.permissions.lock_access`).
     """
-    db.session.execute(sa.update(Case).where(Case.id == case.id).values(updated_at=Case.updated_at)
-                       .execution_options(synchronize_session=False))
+    lock_access(case.id)
     db.session.refresh(case)
 
 
@@ -444,7 +455,7 @@ def _merge(base: dict, update: OpinionIn) -> dict:
 def save_draft(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Create or update the consultant's draft opinion."""
     _check_image_refs(case, data)
-    _lock_opinion(case)
+    _lock_case(case)
     # A draft also prepares an amendment once the opinion is signed.
     workflow.require_status(case, Action.WRITE_OPINION, Action.AMEND_OPINION)
     draft = draft_of(case)
@@ -488,7 +499,7 @@ def _freeze(case: Case, actor: User, data: OpinionIn, reason: str | None) -> Opi
 def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Sign and send the opinion (the draft plus these fields): status answered, content frozen."""
     _check_image_refs(case, data)
-    _lock_opinion(case)
+    _lock_case(case)
     workflow.require_status(case, Action.SIGN_OPINION)
     opinion = _freeze(case, actor, data, None)
     workflow.apply(case, Action.SIGN_OPINION, actor=actor,
@@ -502,7 +513,7 @@ def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
 def amend_opinion(*, case: Case, actor: User, data: OpinionIn, reason: str) -> Opinion:
     """Sign a new version of an already signed opinion; the earlier versions are kept."""
     _check_image_refs(case, data)
-    _lock_opinion(case)
+    _lock_case(case)
     workflow.require_status(case, Action.AMEND_OPINION)
     opinion = _freeze(case, actor, data, reason)
     workflow.record(case, "opinion_amended", actor=actor, note=reason,

@@ -19,6 +19,7 @@ from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case
 from app.cases.permissions import Action, available_actions
+from app.core.errors import DomainError
 from app.extensions import db
 from app.imaging import ingest
 from app.notifications.service import notify
@@ -161,6 +162,11 @@ def receive(*, session: Received, stream: BinaryIO, size: int, name: str) -> tup
         result = ingest.ingest(case=case, user=holder, files=[(name, stream)])
     except StorageUnavailable:
         status, reason = OUT_OF_RESOURCES, "object store unavailable"
+    except DomainError as exc:
+        if exc.status == 409 and exc.error != "invalid transition":
+            raise  # a concurrent sender's rows won (ingest's 409): a processing failure, as before
+        # Asked again as the instance is recorded: withdrawn, answered or off the case since the check above.
+        status, reason = NOT_AUTHORISED, "the case no longer takes images"
     except sa.exc.SQLAlchemyError as exc:
         db.session.rollback()
         # The type only: the database's own message may quote values (PostgreSQL's "Key (...)=(...)").

@@ -5,7 +5,7 @@ import logging
 import struct
 import zlib
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from pypdf import PdfReader, PdfWriter
 from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
@@ -65,9 +65,12 @@ def clean_photo(data: bytes, fmt: str, *, max_pixels: int = MAX_PIXELS) -> tuple
             orientation = img.getexif().get(0x0112, 1)
             if img.format not in ("JPEG", "PNG"):
                 raise RejectedFile("not a JPEG or PNG image")
-            if orientation not in (None, 1):
-                # Phones record rotation in EXIF; apply it before the EXIF goes, re-encoding once.
-                return _reencode(ImageOps.exif_transpose(img), img.format)
+            turn = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+            if turn is not None:
+                # Phones record rotation in EXIF; apply it before the EXIF goes, re-encoding once. Not
+                # with ImageOps.exif_transpose: it writes the EXIF back, and raises on an entry of an
+                # unexpected type (a TypeError, the whole upload a 500) for metadata dropped anyway.
+                return _reencode(img.transpose(turn), img.format)
     except Image.DecompressionBombError as exc:  # Pillow's own header check came first
         raise RejectedFile(f"image too large: a decompression bomb, at most {max_pixels / 1e6:g} megapixels") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -75,6 +78,12 @@ def clean_photo(data: bytes, fmt: str, *, max_pixels: int = MAX_PIXELS) -> tuple
     if fmt == "jpeg":
         return _strip_jpeg(data), "image/jpeg"
     return _strip_png(data), "image/png"
+
+
+# EXIF orientation (2-8) → the turn that shows the image upright, as ImageOps.exif_transpose applies it.
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 
 
 def _reencode(img: Image.Image, fmt: str) -> tuple[bytes, str]:

@@ -38,8 +38,10 @@ from pydicom.errors import BytesLengthException
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.accounts.models import User
+from app.cases import workflow
 from app.cases.models import Case
-from app.core.errors import Conflict
+from app.cases.permissions import Action, require
+from app.core.errors import Conflict, Unauthorized
 from app.core.time import utcnow
 from app.extensions import db
 from app.imaging import attachments as photos
@@ -257,6 +259,7 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
     finally:
         entries.close()  # a failure leaves the file in hand open: closing gives back its shared memory
     try:
+        _still_takes_files(case, user)
         accepted, raced = _record(case, user, stored.items)
         db.session.commit()
     except BaseException as exc:
@@ -268,6 +271,25 @@ def ingest(*, case: Case, user: User, files: Iterable[tuple[str, BinaryIO]]) -> 
     # Files a concurrent upload indexed first are theirs: the copies stored here are nobody's.
     _discard(store, [item.key for item in raced])
     return IngestResult(accepted=stored.duplicates + accepted, rejected=[r._asdict() for r in stored.rejected])
+
+
+def _still_takes_files(case: Case, user: User) -> None:
+    """Check again, with the case row locked until the commit, that the case takes files from the user.
+
+    The request was let in when it began, but an upload can take minutes to arrive: meanwhile the
+    opinion may have been signed or the case withdrawn (files then land after the answer, unseen by
+    the specialist, the uploader told they were added), or the uploader lost access (a specialist who
+    declined, a deactivated account). A transition waits for the lock, so the status read here is
+    the one the files land in. Raises the route's own answers: 404 off the case, 409 for the status.
+    """
+    db.session.execute(sa.update(Case).where(Case.id == case.id).values(updated_at=Case.updated_at)
+                       .execution_options(synchronize_session=False))
+    db.session.refresh(case)
+    db.session.refresh(user)
+    if not user.active:
+        raise Unauthorized(detail="the account is deactivated")
+    require(user, case.id, Action.UPLOAD)
+    workflow.require_status(case, Action.UPLOAD)
 
 
 class _Pending(NamedTuple):

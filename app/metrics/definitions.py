@@ -53,6 +53,16 @@ class Metric:
     definition_zh: str = ""  # the definition as Chinese users read it (``definition`` is the English)
 
 
+def _responded():
+    """A specialist's answer to a case put to them: an accept or a decline (by name, or back to the pool).
+
+    A case taken back from a designated specialist who left the pool is recorded as a return to the
+    pool too, by whoever removed them (``left_pool`` in its data): nobody answered, so it counts for
+    no one, neither as the remover's decline nor as the pool's or the hospital's."""
+    return sa.and_(CaseEvent.action.in_(RESPONSES), sa.or_(
+        CaseEvent.action != "return_to_pool", CaseEvent.data["left_pool"].as_string().is_(None)))
+
+
 def _received():
     return Case.status.notin_(("draft", "withdrawn"))
 
@@ -131,7 +141,7 @@ METRICS: tuple[Metric, ...] = (
            definition_zh="在应答期限内答复的病例占比（期限由紧急程度决定，补充资料期间顺延），分母为已答复或已超期的病例。"),
     Metric("acceptance_pct", "接诊率", "Acceptance rate", "%", HIGHER, "rate", "events", 10,
            "Share of the cases put to the specialist (shared or assigned) that they accepted rather than "
-           "declined, by the date of their answer.", WILSON, lambda: CaseEvent.action.in_(RESPONSES),
+           "declined, by the date of their answer.", WILSON, _responded,
            lambda: CaseEvent.action == "accept",
            definition_zh="分享或指派给该专家的病例中，专家接诊而非拒绝的比例，按其答复日期统计。"),
     Metric("info_request_pct", "补充资料率", "Information requested", "%", LOWER, "rate", "cases", 10,

@@ -79,12 +79,14 @@ def text_in(notification: Notification, lang: str) -> str:
 
 
 def notify(*, users: list[User], case_id: int, kind: str, actor: User | None) -> list[Notification]:
-    """Add a notification for each user (never the actor; None is the DICOM listener) and queue the emails."""
+    """Add a notification for each active user (never the actor; None is the DICOM listener) and queue
+    the emails. A deactivated account is told nothing more: it can act on nothing, and its address may
+    no longer be the doctor's (who left the hospital)."""
     zh, en = TEXTS[kind]
     name, actor_id = (actor.name, actor.id) if actor is not None else ("DICOM", None)
     text = f"{zh.format(actor=name, case=case_id)} / {en.format(actor=name, case=case_id)}"
     created = []
-    for user in {u.id: u for u in users if u is not None and u.id != actor_id}.values():
+    for user in {u.id: u for u in users if u is not None and u.id != actor_id and u.active}.values():
         n = Notification(user_id=user.id, case_id=case_id, kind=kind, text=text[:300])
         db.session.add(n)
         created.append(n)

@@ -15,9 +15,9 @@ from app.accounts.specialties import specialty_names
 from app.cases import matching
 from app.cases.models import Case
 from app.cases.service import open_case_counts
-from app.core.time import isoformat, utcnow
+from app.core.time import isoformat
 from app.extensions import db
-from app.orgs.models import Availability, Org, OrgMember, RoutingRule
+from app.orgs.models import Org, OrgMember, RoutingRule
 from app.orgs.permissions import COORDINATOR, MEMBER
 
 # A specialist with this many open cases is not suggested and is skipped by rules.
@@ -36,13 +36,7 @@ class Route:
     skipped: list[str] = field(default_factory=list)
 
 
-def away_until(user_ids: list[int]) -> dict[int, object]:
-    """Return, for the users who are away now, until when."""
-    if not user_ids:
-        return {}
-    rows = db.session.execute(sa.select(Availability.user_id, Availability.away_until).where(
-        Availability.user_id.in_(user_ids), Availability.away_until > utcnow())).all()
-    return dict(rows)
+away_until = matching.away_until  # who is away now, and until when: the rule the share picker ranks by too
 
 
 def coordinators(pool: Org) -> list[User]:
@@ -140,7 +134,7 @@ def suggest(pool: Org, case: Case, *, limit: int = SUGGESTIONS,
     """
     ready = ready or available(pool)
     ranked = matching.rank(candidates(pool, case, ready=ready), specialty=case.specialty, workload=ready.load,
-                           records=ready.records)[:limit]
+                           records=ready.records, away={})[:limit]  # the available members: none away
     for r in ranked:
         r.reasons.append("可接诊 (available)")
     return ranked

@@ -102,6 +102,24 @@ def test_picker_ranks_by_the_metrics_with_reasons(api_as, world, records, make_c
                                               "to": today.isoformat()}
 
 
+def test_the_picker_puts_an_away_specialist_last_and_says_until_when(api_as, world, records, make_case):
+    """Away specialists are not suggested (README); the picker ranked one first all the same, and the
+    page preselects the first: an urgent case shared with a doctor on leave for three weeks."""
+    until = utcnow() + timedelta(days=21)
+    assert api_as(records["fast"]).put("/api/me/away", json={"until": until.isoformat()}).status_code == 200
+    case_id = make_case(world["gp"], specialty="gynecology", urgency="urgent")
+    items = api_as(world["gp"]).get(f"/api/specialists?case_id={case_id}").json["items"]
+    assert [i["id"] for i in items] == [records["new"], records["slow"], records["fast"]]
+    away = items[-1]
+    assert away["away_until"].startswith(until.date().isoformat())
+    assert f"外出至 {until.date().isoformat()}，暂不接诊 (away until {until.date().isoformat()})" in away["reasons"]
+    assert [i["away_until"] for i in items[:-1]] == [None, None]
+    # Back: ranked first again, with the same score (only the order and the reason said away).
+    assert api_as(records["fast"]).put("/api/me/away", json={"until": None}).status_code == 200
+    back = api_as(world["gp"]).get(f"/api/specialists?case_id={case_id}").json["items"][0]
+    assert (back["id"], back["score"], back["away_until"]) == (records["fast"], away["score"], None)
+
+
 def test_queue_suggestions_rank_the_same_way(api_as, world, records, pooled_case):
     r = api_as(world["coord"]).get(f"/api/orgs/{world['pool']}/queue")
     assert r.status_code == 200, r.json

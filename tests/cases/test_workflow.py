@@ -129,6 +129,27 @@ def test_redeclined_case_can_be_shared_with_someone_else(people, make_case, make
     assert api_as(other).post(f"/api/cases/{case_id}/accept").json["status"] == "accepted"
 
 
+def test_a_case_withdrawn_after_sharing_is_no_longer_the_specialists(people, make_case):
+    """Shared with the wrong doctor and withdrawn at once: they never took it, and keep nothing of it
+    (before: the case, its images and attachments, chat, its audit log and share links, for good)."""
+    owner, specialist = people["owner"], people["consultant"]
+    case_id = case_in(people, make_case, "submitted")
+    link = specialist.post(f"/api/cases/{case_id}/links", json={"scope": "read", "expires_in_hours": 24})
+    assert link.status_code == 201, link.json
+    assert specialist.get(link.json["dicomweb_url"] + "/studies").status_code == 200
+    r = owner.post(f"/api/cases/{case_id}/withdraw", json={"reason": "发错了医生"})
+    assert r.status_code == 200
+    assert (r.json["status"], r.json["consultant"]) == ("withdrawn", None)
+    for path in ("", "/timeline", "/participants", "/audit", "/links"):
+        assert specialist.get(f"/api/cases/{case_id}{path}").status_code == 404, path
+    assert specialist.get("/api/cases").json["items"] == []
+    assert specialist.get(link.json["dicomweb_url"] + "/studies").status_code == 404  # their link died too
+    assert [n["kind"] for n in specialist.get("/api/notifications").json["items"]] == ["withdrawn", "shared"]
+    # The owner's record keeps who it was sent to.
+    share = [e for e in owner.get(f"/api/cases/{case_id}/timeline").json["items"] if e["action"] == "share"]
+    assert share[0]["data"]["specialist_id"] == people["ids"][1]
+
+
 def test_share_with_unknown_or_self_is_400(people, make_case):
     case_id = make_case(people["ids"][0])
     r = people["owner"].post(f"/api/cases/{case_id}/share", json={"specialist_id": 999999})

@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,9 @@ from pypdf import PdfReader, PdfWriter
 from pypdf.actions import JavaScript
 from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject, TextStringObject
 
+from tests.conftest import ApiClient
 from tests.imaging.documents import report_pdf
+from tests.support.races import just_before
 
 GPS_IFD = 0x8825
 XMP_OF_SCAN = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description pdf:Keywords="ZHANG SAN"/>'
@@ -69,6 +72,36 @@ def test_rotated_phone_photo_is_turned_upright(api, case_id):
     assert img.size == (48, 64)
     assert len(img.getexif()) == 0
     assert b"Zhang San" not in data  # re-encoded to turn it: the JPEG comment is not carried over
+
+
+def _exif_with_an_odd_gps_version(orientation) -> bytes:
+    """EXIF (little-endian TIFF) with an orientation and a GPS version written as a FLOAT, not BYTEs:
+    any reader takes it, but Pillow cannot write it back."""
+    if isinstance(orientation, int):
+        entry = struct.pack("<HHII", 0x0112, 3, 1, orientation)  # SHORT, in the entry itself
+    else:
+        entry = struct.pack("<HHII", 0x0112, 3, len(orientation), 50)  # SHORTs, after the GPS IFD
+    ifd0 = struct.pack("<H", 2) + entry + struct.pack("<HHII", 0x8825, 4, 1, 38) + struct.pack("<I", 0)
+    gps = struct.pack("<H", 1) + struct.pack("<HHI", 0, 11, 1) + struct.pack("<f", 0.0) + struct.pack("<I", 0)
+    extra = b"" if isinstance(orientation, int) else struct.pack(f"<{len(orientation)}H", *orientation)
+    return b"Exif\x00\x00II*\x00" + struct.pack("<I", 8) + ifd0 + gps + extra
+
+
+@pytest.mark.parametrize(("orientation", "size"), [(6, (48, 64)), ((6, 6), (64, 48))])
+def test_a_rotated_photo_with_an_unusual_exif_entry_is_kept_not_a_500(api, case_id, orientation, size):
+    """Turning the photo upright went through Pillow's exif_transpose, which writes the EXIF back and
+    raised TypeError on an entry of an unexpected type: the whole upload answered 500, every file of it
+    lost. (An orientation of two values, which no viewer reads, is left as it is.)"""
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 255, (48, 64, 3), dtype=np.uint8), "RGB")
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90, exif=_exif_with_an_odd_gps_version(orientation))
+    r = post(api, case_id, [(io.BytesIO(out.getvalue()), "odd-exif.jpg"), (io.BytesIO(report_pdf()), "report.pdf")])
+    assert r.status_code == 200, r.json
+    assert [a["kind"] for a in r.json["accepted"]] == ["image", "document"]
+    data = api.get(f"/api/cases/{case_id}/attachments/{r.json['accepted'][0]['id']}").data
+    stored = Image.open(io.BytesIO(data))
+    assert stored.size == size
+    assert len(stored.getexif()) == 0
 
 
 def test_png_text_chunks_are_stripped(api, case_id):
@@ -314,3 +347,48 @@ def test_a_pdf_that_cannot_be_opened_here_is_refused_alone(api, case_id):
     assert [a["filename"] for a in r.json["accepted"]] == ["ok.pdf"]
     assert r.json["rejected"][0]["filename"] == "cert.pdf"
     assert r.json["rejected"][0]["error"].startswith("encrypted PDF of a kind that cannot be opened here")
+
+
+def _stored_files(app) -> list:
+    return [p for p in Path(app.config["UPLOAD_FOLDER"]).rglob("*") if p.is_file()]
+
+
+def test_a_photo_arriving_after_the_opinion_is_signed_is_refused_and_not_kept(app, make_case_in_progress, api_as):
+    """The upload was let in while the case was being worked on; the opinion was signed before its
+    last bytes arrived. It was recorded all the same (200): a photo added after the answer, that the
+    specialist never saw, and the doctor told it was part of the case."""
+    case_id, ids = make_case_in_progress()
+    owner, consultant = api_as(ids["owner"]), api_as(ids["consultant"])
+
+    def sign():
+        return ApiClient(app.test_client(), consultant.token).post(
+            f"/api/cases/{case_id}/opinion", json={"diagnosis": "良性", "recommendations": "随访"}).status_code
+
+    # Signed while the request reads what the case holds: after it was let in, before anything is recorded.
+    with just_before(app, "SELECT attachments.sha256", sign) as (answers, fired):
+        r = post(owner, case_id, [(io.BytesIO(photo("JPEG")), "late.jpg")])
+    assert fired
+    assert answers == [200]
+    assert r.status_code == 409, r.json
+    assert r.json["detail"]["status"] == "answered"
+    assert owner.get(f"/api/cases/{case_id}").json["attachments"] == []
+    assert _stored_files(app) == []  # its stored copy deleted
+
+
+def test_an_upload_of_a_specialist_who_lost_the_case_meanwhile_is_not_kept(app, make_user, make_case, api_as):
+    """A specialist uploads to a case shared with them; the owner withdraws it before the upload ends."""
+    owner_id, specialist_id = make_user(), make_user(specialty="gynecology")
+    owner, specialist = api_as(owner_id), api_as(specialist_id)
+    case_id = make_case(owner_id)
+    assert owner.post(f"/api/cases/{case_id}/share", json={"specialist_id": specialist_id}).status_code == 200
+
+    def withdraw():
+        return ApiClient(app.test_client(), owner.token).post(f"/api/cases/{case_id}/withdraw").status_code
+
+    with just_before(app, "SELECT attachments.sha256", withdraw) as (answers, fired):
+        r = post(specialist, case_id, [(io.BytesIO(report_pdf()), "report.pdf")])
+    assert fired
+    assert answers == [200]
+    assert r.status_code == 404, r.json
+    assert owner.get(f"/api/cases/{case_id}").json["attachments"] == []
+    assert _stored_files(app) == []

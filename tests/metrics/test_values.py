@@ -1,9 +1,10 @@
 """Exact metric values on the hand-made world, computed in SQL (run on SQLite and PostgreSQL)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
+from app.core.time import utcnow
 from app.metrics.definitions import BY_CODE
 from app.metrics.service import compute, stat_of
 
@@ -98,3 +99,30 @@ def test_rollup_matches_separate_passes(app, mworld):
                 assert got[key][code].value == pytest.approx(stat.value), (key, code)
                 if code.startswith("median") and key and not isinstance(key[0], str):
                     assert (got[key][code].lo, got[key][code].hi) == (pytest.approx(stat.lo), pytest.approx(stat.hi))
+
+
+def test_a_case_taken_back_from_a_specialist_who_left_the_pool_is_nobodys_answer(app, world, pooled_case, api_as):
+    """Removing a designated specialist from the pool records a return to the pool by whoever removed
+    them: it counted as that person's decline (a consortium admin who was never asked), and as the
+    hospital's and the pool's. A designated specialist's own decline back to the pool still counts."""
+    coord, cadmin = api_as(world["coord"]), api_as(world["cadmin"])
+    url = f"/api/cases/{pooled_case}"
+    assert coord.post(f"{url}/assign", json={"specialist_id": world["gyn2"]}).status_code == 200
+    assert api_as(world["gyn2"]).post(f"{url}/decline", json={"reason": "外出"}).status_code == 200
+    assert coord.post(f"{url}/assign", json={"specialist_id": world["gyn"]}).status_code == 200
+    assert cadmin.delete(f"/api/orgs/{world['pool']}/members/{world['gyn']}").status_code == 204
+    assert [e["action"] for e in coord.get(f"{url}/timeline").json["items"]][-4:] == [
+        "assign", "return_to_pool", "assign", "return_to_pool"]
+    now = utcnow()
+    span = (now - timedelta(days=1), now + timedelta(days=1))
+
+    def acceptance(level, unit):
+        return stat_of(_values(app, level, [unit], span=span, codes=["acceptance_pct"]), (unit,),
+                       BY_CODE["acceptance_pct"])
+
+    assert acceptance("doctor", world["cadmin"]).n == 0
+    assert acceptance("doctor", world["gyn"]).n == 0  # nobody asked them to answer either
+    gyn2 = acceptance("doctor", world["gyn2"])
+    assert (gyn2.n, gyn2.value) == (1, 0.0)
+    assert acceptance("institution", world["tertiary"]).n == 1  # gyn2's decline, not the removal
+    assert acceptance("pool", world["pool"]).n == 1

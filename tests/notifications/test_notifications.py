@@ -4,6 +4,7 @@ import time
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
 from app.accounts.models import User
@@ -151,3 +152,25 @@ def test_the_inbox_shows_each_notification_in_the_page_language(kind, actor):
     cut = Notification(kind=kind, text=n.text[:20])
     assert text_in(cut, "en") == cut.text
     assert text_in(Notification(kind="retired", text="旧 / old"), "en") == "旧 / old"
+
+
+def test_a_deactivated_account_is_notified_of_nothing_more(app, make_case_in_progress, make_user, api_as, smtp):
+    """An account deactivated (a doctor who left the hospital) kept receiving the case's notices,
+    and their mail: who did what on which case, to an address the hospital no longer controls."""
+    controller, handler = smtp
+    app.config.update(MAIL_SERVER="127.0.0.1", MAIL_PORT=controller.port, MAIL_SENDER="noreply@huizhen.test")
+    case_id, ids = make_case_in_progress(users={"left": {"specialty": "radiology", "email": "left@test.huizhen"},
+                                                "owner": {"email": "owner@test.huizhen"}},
+                                         participants={"left": "radiology"})
+    _wait_for_mail(handler, 3)  # the share, the acceptance and the invitation
+    admin = api_as(make_user(role="admin"))
+    assert admin.patch(f"/api/admin/users/{ids['left']}", json={"active": False}).status_code == 200
+    handler.messages.clear()
+    r = api_as(ids["consultant"]).post(f"/api/cases/{case_id}/opinion",
+                                       json={"diagnosis": "良性", "recommendations": "随访"})
+    assert r.status_code == 200
+    _wait_for_mail(handler, 2, seconds=1.5)
+    assert [recipients for recipients, _ in handler.messages] == [["owner@test.huizhen"]]
+    with app.app_context():
+        kinds = db.session.scalars(sa.select(Notification.kind).where(Notification.user_id == ids["left"])).all()
+    assert kinds == ["invited"]
