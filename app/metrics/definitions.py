@@ -18,7 +18,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy import orm as so
 
+from app.accounts.models import User
 from app.cases.models import Case, CaseEvent, Participant
 from app.core.time import utcnow
 from app.metrics.sql import hours_between
@@ -113,9 +115,16 @@ def _asked():
 
 
 def _mdt():
+    """A colleague of another discipline than the consultant's own was brought in (a second
+    gynecologist asked in by the gynecologist is not a multidisciplinary consultation)."""
+    consultant = so.aliased(User)
     if _PROBE.get():
-        return _one(sa.select(1).where(Participant.case_id == Case.id))
-    return Case.id.in_(sa.select(Participant.case_id))
+        return _one(sa.select(1).where(Participant.case_id == Case.id, consultant.id == Case.consultant_id,
+                                       Participant.discipline != consultant.specialty))
+    brought = so.aliased(Case)
+    return Case.id.in_(sa.select(Participant.case_id).join(brought, brought.id == Participant.case_id)
+                       .join(consultant, consultant.id == brought.consultant_id)
+                       .where(Participant.discipline != consultant.specialty))
 
 
 METRICS: tuple[Metric, ...] = (

@@ -1,5 +1,5 @@
-"""metrics: a case taken back from a designated specialist who left the pool is nobody's answer
-(stored months dropped)
+"""metrics: a case taken back from a designated specialist who left the pool is nobody's answer;
+an MDT needs a colleague of another discipline (stored months dropped)
 
 Revision ID: f2b6d8a13c57
 Revises: e4a1c7b95d23
@@ -18,8 +18,9 @@ depends_on = None
 
 def upgrade():
     # The acceptance rate counted that release (a return to the pool recorded by whoever removed the
-    # specialist) as that person's, their hospital's and the pool's decline. The stored months are a
-    # cache of the old definition: dropped here and built again on first use.
+    # specialist) as that person's, their hospital's and the pool's decline, and mdt_pct counted a
+    # colleague of the consultant's own discipline. The stored months are a cache of the old
+    # definitions: dropped here and built again on first use.
     op.execute('DELETE FROM metric_dirty')
     op.execute('DELETE FROM metric_cells')
     op.execute('DELETE FROM metric_months')

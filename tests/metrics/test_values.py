@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from app.core.time import utcnow
-from app.metrics.definitions import BY_CODE
+from app.metrics.definitions import BY_CODE, probing
+from app.metrics.rollup import live_cells
 from app.metrics.service import compute, stat_of
 
 JAN = (datetime(2025, 1, 1), datetime(2025, 2, 1))
@@ -126,3 +127,24 @@ def test_a_case_taken_back_from_a_specialist_who_left_the_pool_is_nobodys_answer
     assert (gyn2.n, gyn2.value) == (1, 0.0)
     assert acceptance("institution", world["tertiary"]).n == 1  # gyn2's decline, not the removal
     assert acceptance("pool", world["pool"]).n == 1
+
+
+def test_mdt_counts_a_colleague_of_another_discipline_only(app, make_user, make_case, api_as):
+    """mdt_pct is defined as the accepted cases into which the specialist brought a colleague of
+    another discipline; a second gynecologist asked in by the gynecologist counted too."""
+    owner, consultant = make_user(), make_user(specialty="gynecology")
+    colleagues = {"gynecology": make_user(specialty="gynecology"), "radiology": make_user(specialty="radiology")}
+    gyn = api_as(consultant)
+    for discipline, colleague in colleagues.items():
+        case_id = make_case(owner, specialty="gynecology")
+        assert api_as(owner).post(f"/api/cases/{case_id}/share", json={"specialist_id": consultant}).status_code == 200
+        assert gyn.post(f"/api/cases/{case_id}/accept").status_code == 200
+        r = gyn.post(f"/api/cases/{case_id}/participants", json={"user_id": colleague, "discipline": discipline})
+        assert r.status_code == 201, r.json
+    now = utcnow()
+    span = (now - timedelta(days=1), now + timedelta(days=1))
+    got = _values(app, "doctor", [consultant], span=span, codes=["mdt_pct"])[(consultant,)]["mdt_pct"]
+    assert (got.n, got.value) == (2, pytest.approx(50.0))
+    with app.app_context(), probing():  # as a stored month's few dirty units are rebuilt: case by case
+        cells = live_cells(level="doctor", start=span[0], end=span[1], ids=[consultant])
+    assert (sum(c["mdt_pct"].n for c in cells.values()), sum(c["mdt_pct"].k for c in cells.values())) == (2, 1)
