@@ -5,7 +5,7 @@ from pydantic import Field
 from app.accounts.models import Institution, User
 from app.accounts.specialties import specialty_names
 from app.core.openapi import AT, ID, TEXT, obj
-from app.core.schemas import Schema
+from app.core.schemas import Query, Schema
 from app.core.time import isoformat
 
 
@@ -14,7 +14,7 @@ class TokenRequest(Schema):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class SpecialistQuery(Schema):
+class SpecialistQuery(Query):
     specialty: str | None = Field(default=None, max_length=50)
     q: str | None = Field(default=None, max_length=100)
     case_id: int | None = None

@@ -349,10 +349,9 @@ def find_doctors(*, viewer: User, specialty: str | None = None, q: str | None = 
         stmt = stmt.where(User.specialty == specialty)
     q = (q or "").strip()
     if q:
-        pattern = f"%{q}%"
-        text_match = [User.name.ilike(pattern), User.title.ilike(pattern),
-                      Institution.name.ilike(pattern), Institution.region.ilike(pattern),
-                      User.specialty.ilike(pattern)]
+        # The words literally: "%" and "_" in them are not wildcards.
+        text_match = [column.icontains(q, autoescape=True)
+                      for column in (User.name, User.title, Institution.name, Institution.region, User.specialty)]
         # Chinese or English specialty names match too, e.g. q=放射.
         codes = [c for c, (zh, en) in SPECIALTIES.items() if q.lower() in zh.lower() or q.lower() in en.lower()]
         if codes:

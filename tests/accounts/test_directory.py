@@ -37,6 +37,21 @@ def test_text_search_matches_name_hospital_and_chinese_specialty(api_as, make_us
     assert api.get("/api/specialists?specialty=radiology&q=赵").json["items"] == []
 
 
+def test_search_words_are_taken_literally_and_empty_parameters_ignored(api_as, make_user):
+    # "%" and "_" acted as SQL wildcards: q=% listed every doctor, q=陈_远 found 陈志远.
+    me = make_user()
+    b = make_user(specialty="radiology", name="陈志远")
+    c = make_user(specialty="radiology", name="Dr. 100%_sure")
+    api = api_as(me)
+    assert [i["id"] for i in api.get("/api/specialists?q=%25").json["items"]] == [c]
+    assert api.get("/api/specialists?q=陈_远").json["items"] == []
+    assert [i["id"] for i in api.get("/api/specialists?q=%25_").json["items"]] == [c]
+    # An empty parameter (a form's blank field) counts as not given, as in the other lists.
+    r = api.get("/api/specialists?limit=&case_id=&specialty=&q=")
+    assert r.status_code == 200, r.json
+    assert {i["id"] for i in r.json["items"]} == {b, c}
+
+
 def test_directory_leaves_out_self_admins_and_inactive(api_as, make_user):
     me = make_user(specialty="radiology")
     make_user(specialty="radiology", role="admin")
