@@ -168,17 +168,24 @@ _LOCKED_ROLE_FACTS = (
 )
 
 
-def lock_access(case_id: int) -> None:
-    """Take the case row's write lock until the transaction ends: what a check with ``lock=True`` waits for.
+def lock_case(case: Case) -> None:
+    """Take the case row's write lock until the transaction ends, and reload the case.
 
-    A change that takes away someone's access to the case without writing the case row (a
-    participant removed) takes it first; one that writes the row (a status, the consultant) holds it
-    already. A write checked under the lock before the change commits is committed before it, and
-    one checked after it sees it. An UPDATE that changes nothing rather than SELECT FOR UPDATE: it
-    takes the lock on SQLite too (the database's write lock).
+    Writes that read what they are about to change take it first, so that two of them run one after
+    the other and the second sees what the first wrote: a draft save from another tab and the
+    signature (a late save rewrote the signed version, its hash no longer matching), two amendments
+    (both took the next version number), two invitations of one colleague (both inserted the
+    participant: unique violations, 500s), two saves of a report (two reports).
+
+    It is also what a check with ``lock=True`` waits for. A change that takes away someone's access
+    without writing the case row (a participant removed) takes it first; one that writes the row
+    (a status, the consultant) holds it already. A write checked under the lock before the change
+    commits is committed before it, and one checked after it sees it. An UPDATE that changes nothing
+    rather than SELECT FOR UPDATE: it takes the lock on SQLite too (the database's write lock).
     """
-    db.session.execute(sa.update(Case).where(Case.id == case_id).values(updated_at=Case.updated_at)
+    db.session.execute(sa.update(Case).where(Case.id == case.id).values(updated_at=Case.updated_at)
                        .execution_options(synchronize_session=False))
+    db.session.refresh(case)
 
 
 def require_ids(user_id: int, case_id: int, action: Action, *, lock: bool = False) -> str:
@@ -189,7 +196,7 @@ def require_ids(user_id: int, case_id: int, action: Action, *, lock: bool = Fals
     raises Unauthorized.
 
     ``lock``: also take the case row's share lock until the transaction ends, so that no loss of
-    access (see :func:`lock_access`) commits between this check and the caller's commit. Several
+    access (see :func:`lock_case`) commits between this check and the caller's commit. Several
     such checks of one case do not wait for each other. On SQLite, where a read takes no lock, the
     caller writes first: the database's write lock, held to the commit, does the same.
     """

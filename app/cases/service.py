@@ -26,7 +26,7 @@ from app.cases.permissions import (
     PARTICIPANT,
     Action,
     Reach,
-    lock_access,
+    lock_case,
     opinion_readers_filter,
     reach_of,
     reads_note,
@@ -339,7 +339,7 @@ def participants(case: Case) -> list[Participant]:
 
 def invite(*, case: Case, actor: User, user_id: int, discipline: str) -> Participant:
     """Bring a colleague into the case for a discipline."""
-    _lock_case(case)
+    lock_case(case)
     workflow.require_status(case, Action.INVITE)
     user = db.session.get(User, user_id)
     if user is None or not user.active or user.is_admin:
@@ -366,7 +366,7 @@ def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
     """End a participant's access to the case at once; ``participant_removed`` is sent after commit."""
     # A second removal sent at the same moment finds them removed (404), not again; a message of
     # theirs being stored now is committed first, or checked again after this commit.
-    _lock_case(case)
+    lock_case(case)
     p = db.session.scalar(sa.select(Participant).where(
         Participant.case_id == case.id, Participant.user_id == user_id, Participant.removed_at.is_(None)))
     if p is None:
@@ -379,7 +379,7 @@ def remove_participant(*, case: Case, actor: User, user_id: int) -> None:
 
 def add_report(*, case: Case, actor: User, body: str, discipline: str | None) -> DisciplineReport:
     """Add a discipline report (one per author; a second call replaces the text)."""
-    _lock_case(case)
+    lock_case(case)
     workflow.require_status(case, Action.REPORT)
     if discipline is None:
         p = db.session.scalar(sa.select(Participant).where(
@@ -415,21 +415,6 @@ def _versions(case: Case) -> list[Opinion]:
                                    .execution_options(populate_existing=True)))
 
 
-def _lock_case(case: Case) -> None:
-    """Take the case row's write lock before a write reads what it is about to change, and reload the case.
-
-    Two writes to one opinion (a draft save from another tab and the signature, two amendments),
-    two invitations of one colleague, two saves of one report, then run one after the other and the
-    second sees what the first wrote: without it a late draft save rewrote the content of the
-    version just signed (its hash no longer matching), two amendments both took the next version
-    number and two invitations both inserted the participant (unique violations, 500s), and two
-    saves of a report made two reports. It is also the lock that a check with ``lock=True`` waits
-    for (:func:`app.cases.permissions.lock_access`).
-    """
-    lock_access(case.id)
-    db.session.refresh(case)
-
-
 def _check_image_refs(case: Case, data: OpinionIn) -> None:
     """The opinion's key images must be images of the case (the PDF and the page link to them)."""
     if data.image_refs:
@@ -455,7 +440,7 @@ def _merge(base: dict, update: OpinionIn) -> dict:
 def save_draft(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Create or update the consultant's draft opinion."""
     _check_image_refs(case, data)
-    _lock_case(case)
+    lock_case(case)
     # A draft also prepares an amendment once the opinion is signed.
     workflow.require_status(case, Action.WRITE_OPINION, Action.AMEND_OPINION)
     draft = draft_of(case)
@@ -499,7 +484,7 @@ def _freeze(case: Case, actor: User, data: OpinionIn, reason: str | None) -> Opi
 def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
     """Sign and send the opinion (the draft plus these fields): status answered, content frozen."""
     _check_image_refs(case, data)
-    _lock_case(case)
+    lock_case(case)
     workflow.require_status(case, Action.SIGN_OPINION)
     opinion = _freeze(case, actor, data, None)
     workflow.apply(case, Action.SIGN_OPINION, actor=actor,
@@ -513,7 +498,7 @@ def sign_opinion(*, case: Case, actor: User, data: OpinionIn) -> Opinion:
 def amend_opinion(*, case: Case, actor: User, data: OpinionIn, reason: str) -> Opinion:
     """Sign a new version of an already signed opinion; the earlier versions are kept."""
     _check_image_refs(case, data)
-    _lock_case(case)
+    lock_case(case)
     workflow.require_status(case, Action.AMEND_OPINION)
     opinion = _freeze(case, actor, data, reason)
     workflow.record(case, "opinion_amended", actor=actor, note=reason,

@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from app.accounts.models import User
 from app.cases import workflow
 from app.cases.models import Case
-from app.cases.permissions import Action, lock_access, require
+from app.cases.permissions import Action, lock_case, require
 from app.core.errors import Conflict, Unauthorized
 from app.core.time import utcnow
 from app.extensions import db
@@ -282,8 +282,7 @@ def _still_takes_files(case: Case, user: User) -> None:
     declined, a deactivated account). A transition waits for the lock, so the status read here is
     the one the files land in. Raises the route's own answers: 404 off the case, 409 for the status.
     """
-    lock_access(case.id)
-    db.session.refresh(case)
+    lock_case(case)
     db.session.refresh(user)
     if not user.active:
         raise Unauthorized(detail="the account is deactivated")

@@ -36,9 +36,6 @@ class Route:
     skipped: list[str] = field(default_factory=list)
 
 
-away_until = matching.away_until  # who is away now, and until when: the rule the share picker ranks by too
-
-
 def coordinators(pool: Org) -> list[User]:
     """Return the pool's coordinators."""
     return list(db.session.scalars(sa.select(User).join(OrgMember, OrgMember.user_id == User.id).where(
@@ -57,7 +54,7 @@ def unavailable_reason(user: User, case: Case) -> str | None:
         return "inactive"
     if user.id == case.owner_id:
         return "the case's owner"
-    away = away_until([user.id]).get(user.id)
+    away = matching.away_until([user.id]).get(user.id)
     if away is not None:
         return f"away until {isoformat(away)}"
     if open_case_counts([user.id]).get(user.id, 0) >= OVERLOADED_AT:
@@ -114,7 +111,7 @@ def available(pool: Org) -> Available:
     """
     users = list(db.session.scalars(sa.select(User).join(OrgMember, OrgMember.user_id == User.id).where(
         OrgMember.org_id == pool.id, OrgMember.role == MEMBER, User.active.is_(True)).order_by(User.id)))
-    away = away_until([u.id for u in users])
+    away = matching.away_until([u.id for u in users])
     load = open_case_counts([u.id for u in users])
     users = [u for u in users if u.id not in away and load.get(u.id, 0) < OVERLOADED_AT]
     return Available(users, load, matching.records_for(users))
